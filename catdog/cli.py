@@ -1,0 +1,202 @@
+"""Command line: `python -m catdog …` or `catdog …`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import IO, Sequence
+
+from catdog import config
+from catdog.errors import CatdogError
+
+
+def _add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a model on a dataset folder")
+    p.add_argument("--data", required=True, help="dataset folder (cats/ + dogs/, train/ + test/, or cat.N.jpg files)")
+    val = p.add_mutually_exclusive_group()
+    val.add_argument("--val-data", help="a separate labelled validation folder")
+    val.add_argument("--val-split", type=float, help="fraction of --data held out for validation (default 0.2 when no validation folder exists)")
+    p.add_argument("--model", default=config.DEFAULT_PRESET, help="preset name (see `catdog models`)")
+    p.add_argument("--epochs", type=int, default=None, help="default: the preset's (10 for seed)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the preset's (32 for seed)")
+    p.add_argument("--image-size", type=int, default=None, help="default: the preset's (256 for seed)")
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"])
+    p.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement; restores the best weights")
+    p.add_argument("--no-checkpoint", action="store_true", help="do not save checkpoint/last.keras after each epoch")
+    p.add_argument("--cache", default="auto", choices=["auto", "memory", "disk"], help="where decoded images are kept")
+    p.add_argument("--seed", type=int, default=config.SEED)
+    p.add_argument("--runs-dir", default=None, help=f"parent folder of run folders (default {config.runs_dir()})")
+    p.add_argument("--run-id", default=None, help="name of the run folder (default: time and preset)")
+    p.add_argument("--no-lock", action="store_true", help=argparse.SUPPRESS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="catdog", description="Train and serve a cats-vs-dogs classifier.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("models", help="list the model presets")
+    _add_train_parser(sub)
+
+    p = sub.add_parser("predict", help="classify images")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--model", default=None, help="run folder, run id or .keras file (default: the active or bundled model)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = sub.add_parser("evaluate", help="measure a model on a labelled folder")
+    p.add_argument("--model", default=None, help="run folder, run id or .keras file (default: the active or bundled model)")
+    p.add_argument("--data", required=True, help="labelled folder (the validation part of a train/test layout)")
+    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--json", action="store_true", help="end with one JSON object")
+
+    p = sub.add_parser("runs", help="list runs")
+    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("stop", help="ask a running training to stop cleanly")
+    p.add_argument("run", help="run folder or id")
+
+    p = sub.add_parser("use", help="make a run's model the default for predict, evaluate and the app")
+    p.add_argument("run", help="run folder, run id or .keras file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    """Run the CLI. Returns the exit status."""
+    out, err = out or sys.stdout, err or sys.stderr
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return COMMANDS[args.command](args, out)
+    except (CatdogError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=err)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return 130
+
+
+def cmd_models(args, out) -> int:
+    from catdog.models import PRESETS, count_params
+
+    print(f"{'preset':<14}{'parameters':>14}{'input':>10}  description", file=out)
+    for name, spec in PRESETS.items():
+        print(f"{name:<14}{count_params(name):>14,}{spec.image_size:>6}x{spec.image_size:<3}  {spec.description}", file=out)
+    return 0
+
+
+def cmd_train(args, out) -> int:
+    from catdog.models import get_preset
+    from catdog.training import TrainConfig, train
+
+    spec = get_preset(args.model)
+    cfg = TrainConfig(
+        data=args.data,
+        val_data=args.val_data,
+        val_split=args.val_split,
+        model=args.model,
+        epochs=args.epochs or spec.epochs,
+        batch_size=args.batch_size or spec.batch_size,
+        image_size=args.image_size,
+        learning_rate=args.learning_rate,
+        precision=args.precision,
+        early_stopping=args.early_stopping,
+        checkpoint=not args.no_checkpoint,
+        seed=args.seed,
+        cache=args.cache,
+    )
+    run = train(cfg, runs_dir=args.runs_dir, run_id=args.run_id, stream=out, lock=not args.no_lock)
+    print(run.path, file=out)
+    return 0
+
+
+def cmd_predict(args, out) -> int:
+    from catdog.predict import Predictor
+
+    predictor = Predictor.load(args.model)
+    failed = 0
+    for result in predictor.predict(args.images):
+        failed += not result.ok
+        if args.json:
+            print(json.dumps(result.as_dict()), file=out)
+        elif result.ok:
+            print(f"{result.file}\t{result.label}\t{result.confidence:.1%}\t(p_dog={result.p_dog:.4f})", file=out)
+        else:
+            print(f"{result.file}\terror: {result.error}", file=out)
+    return 1 if failed else 0
+
+
+def cmd_evaluate(args, out) -> int:
+    from catdog.evaluate import evaluate
+    from catdog.predict import Predictor
+
+    predictor = Predictor.load(args.model)
+    report = evaluate(predictor, args.data, threshold=args.threshold)
+    summary = report.summary()
+    names = report.class_names
+    (tn, fp), (fn, tp) = report.confusion
+    print(f"model: {report.model}\ndata: {report.data}\nimages: {report.n} (skipped {len(report.skipped)})", file=out)
+    print(f"accuracy {report.accuracy:.4f}  precision {report.precision:.4f}  recall {report.recall:.4f}  f1 {report.f1:.4f}  log loss {report.log_loss:.4f}", file=out)
+    print(f"confusion (rows true, columns predicted: {names[0]}, {names[1]}):", file=out)
+    print(f"  {names[0]:>6}: {tn:6d} {fp:6d}\n  {names[1]:>6}: {fn:6d} {tp:6d}", file=out)
+    wrong = summary["misclassified"]
+    print(f"misclassified: {len(wrong)}", file=out)
+    for row in wrong:
+        print(f"  {row['file']}\ttrue {row['true']}\tpredicted {row['predicted']}\tp_dog={row['p_dog']:.4f}", file=out)
+    for f, e in report.skipped:
+        print(f"  skipped {f}: {e}", file=out)
+    if args.json:
+        print(json.dumps(summary), file=out)
+    return 0
+
+
+def cmd_runs(args, out) -> int:
+    from catdog.runs import list_runs
+
+    rows = []
+    for run in list_runs(args.runs_dir):
+        cfg, status = run.config(), run.status()
+        rows.append({"id": run.id, "preset": cfg.get("model"), "state": status.get("state"), "epochs": len(run.metrics()), "best_val_accuracy": run.best_val_accuracy(), "path": str(run.path)})
+    for row in rows:
+        if args.json:
+            print(json.dumps(row), file=out)
+        else:
+            best = f"{row['best_val_accuracy']:.4f}" if row["best_val_accuracy"] is not None else "-"
+            print(f"{row['id']:<40}{row['preset'] or '-':<14}{row['state']:<10}{row['epochs']:>4} epochs  best val acc {best}", file=out)
+    if not rows and not args.json:
+        print("no runs yet; start one with `catdog train --data DIR`", file=out)
+    return 0
+
+
+def cmd_stop(args, out) -> int:
+    from catdog.runs import open_run
+
+    run = open_run(args.run)
+    run.request_stop()
+    print(f"stop requested for {run.path}", file=out)
+    return 0
+
+
+def cmd_use(args, out) -> int:
+    from catdog.predict import set_active_model
+
+    model_file = set_active_model(args.run)
+    print(f"active model: {model_file}", file=out)
+    return 0
+
+
+COMMANDS = {
+    "models": cmd_models,
+    "train": cmd_train,
+    "predict": cmd_predict,
+    "evaluate": cmd_evaluate,
+    "runs": cmd_runs,
+    "stop": cmd_stop,
+    "use": cmd_use,
+}
+
+
+def main_entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Defaults in one place: the notebook's settings, folders, and limits."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# The notebook's settings.
+IMAGE_SIZE = 256
+BATCH_SIZE = 32
+EPOCHS = 10
+CLASS_NAMES = ("cat", "dog")  # index 0 = cat, 1 = dog, as in the notebook
+THRESHOLD = 0.5
+DEFAULT_PRESET = "seed"
+SEED = 1337
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+# Pillow refuses images over this many pixels (decompression bombs).
+MAX_IMAGE_PIXELS = 64_000_000
+
+MODEL_FILENAME = "model.keras"
+
+
+def home() -> Path:
+    """The folder that holds runs, datasets and caches (`CATDOG_HOME`)."""
+    return Path(os.environ.get("CATDOG_HOME", "catdog-data")).expanduser().resolve()
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("CATDOG_RUNS_DIR", home() / "runs")).expanduser().resolve()
+
+
+def datasets_dir() -> Path:
+    return home() / "datasets"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CATDOG_CACHE_DIR", home() / "cache")).expanduser().resolve()
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def assets_dir() -> Path:
+    return project_root() / "assets"

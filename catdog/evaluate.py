@@ -1,0 +1,108 @@
+"""Evaluate a model on a labelled folder: metrics, confusion matrix, mistakes."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from catdog import data
+from catdog.predict import Predictor
+
+
+@dataclass
+class EvalReport:
+    """Metrics at one threshold, plus every file's P(class 1)."""
+
+    n: int
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    log_loss: float
+    confusion: list[list[int]]  # rows: true class, columns: predicted class
+    threshold: float
+    class_names: list[str]
+    files: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    probs: list[float] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    model: str = ""
+    data: str = ""
+
+    def misclassified(self) -> list[dict]:
+        """Wrong predictions, most confidently wrong first."""
+        rows = []
+        for f, y, p in zip(self.files, self.labels, self.probs):
+            pred = int(p >= self.threshold)
+            if pred != y:
+                rows.append({"file": f, "true": self.class_names[y], "predicted": self.class_names[pred], "p_dog": round(p, 6), "wrongness": abs(p - y)})
+        return sorted(rows, key=lambda r: -r["wrongness"])
+
+    def summary(self) -> dict:
+        return {
+            "accuracy": self.accuracy,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "log_loss": self.log_loss,
+            "n": self.n,
+            "confusion": self.confusion,
+            "threshold": self.threshold,
+            "class_names": self.class_names,
+            "misclassified": [{k: v for k, v in r.items() if k != "wrongness"} for r in self.misclassified()],
+            "skipped": [{"file": f, "error": e} for f, e in self.skipped],
+            "model": self.model,
+            "data": self.data,
+        }
+
+
+def metrics_at(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict:
+    """Accuracy, precision, recall, F1, log loss and confusion for class 1 = positive."""
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    pred = (probs >= threshold).astype(np.int64)
+    tp = int(((pred == 1) & (labels == 1)).sum())
+    tn = int(((pred == 0) & (labels == 0)).sum())
+    fp = int(((pred == 1) & (labels == 0)).sum())
+    fn = int(((pred == 0) & (labels == 1)).sum())
+    n = len(labels)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    eps = 1e-7
+    clipped = np.clip(probs, eps, 1 - eps)
+    log_loss = float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))) if n else math.nan
+    return {
+        "n": n,
+        "accuracy": (tp + tn) / n if n else 0.0,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "log_loss": log_loss,
+        "confusion": [[tn, fp], [fn, tp]],
+    }
+
+
+def evaluate(predictor: Predictor, data_dir: str | os.PathLike, threshold: float | None = None, batch_size: int = 64) -> EvalReport:
+    """Run a model over every labelled image in a folder (the validation part of a split layout)."""
+    images, names = data.load_labelled_folder(data_dir, predictor.class_names)
+    decoded = data.decode_images(images, predictor.image_size, cache="memory")
+    probs = np.concatenate(
+        [predictor.predict_arrays(np.asarray(decoded.images[i : i + batch_size])) for i in range(0, len(decoded), batch_size)]
+    ) if len(decoded) else np.zeros(0)
+    t = predictor.threshold if threshold is None else float(threshold)
+    m = metrics_at(decoded.labels, probs, t)
+    return EvalReport(
+        threshold=t,
+        class_names=names,
+        files=[str(p) for p in decoded.paths],
+        labels=decoded.labels.tolist(),
+        probs=probs.astype(float).tolist(),
+        skipped=[(str(p), r) for p, r in decoded.skipped],
+        model=predictor.source,
+        data=str(data_dir),
+        **m,
+    )

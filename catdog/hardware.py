@@ -1,0 +1,71 @@
+"""What the machine can do: CPU features, GPUs, and the precision to train in."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_has_fast_bf16(flags: set[str] | None = None) -> bool:
+    """AMX or AVX-512 BF16: the CPU has bfloat16 matrix instructions."""
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
+def gpu_count() -> int:
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+def resolve_precision(precision: str = "auto", flags: set[str] | None = None, gpus: int | None = None) -> str:
+    """The Keras dtype policy to train in.
+
+    auto: mixed_float16 on a GPU, mixed_bfloat16 on a CPU with AMX/AVX-512 BF16,
+    float32 otherwise (bfloat16 is emulated, and slower, without them).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if (gpu_count() if gpus is None else gpus) > 0:
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_fast_bf16(flags) else "float32"
+
+
+def describe() -> dict:
+    """Machine facts for run configs and benchmark output."""
+    import tensorflow as tf
+
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "fast_bf16": cpu_has_fast_bf16(),
+        "gpus": gpu_count(),
+        "tensorflow": tf.__version__,
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,123 @@
+"""Model presets. Adding one is one decorated function.
+
+Every preset takes uint8-valued RGB input of shape (size, size, 3) and starts
+with `Rescaling(1/255)`, so the saved model carries the notebook's [0, 1]
+scaling with it. The output is one float32 sigmoid unit: P(class 1 = dog).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable
+
+from catdog import config
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named architecture with its training defaults."""
+
+    name: str
+    build: Callable[[int], "object"]
+    image_size: int
+    description: str
+    learning_rate: float = 1e-3
+    epochs: int = config.EPOCHS
+    batch_size: int = config.BATCH_SIZE
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def preset(name: str, image_size: int, description: str, **defaults) -> Callable:
+    """Register `fn(image_size) -> keras.Model` (uncompiled) as a preset."""
+
+    def register(fn: Callable) -> Callable:
+        PRESETS[name] = Preset(name, fn, image_size, description, **defaults)
+        return fn
+
+    return register
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+@contextmanager
+def dtype_policy(policy: str):
+    """Build layers under a Keras dtype policy, then restore the old one."""
+    import keras
+
+    old = keras.mixed_precision.dtype_policy().name
+    keras.mixed_precision.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy(old)
+
+
+def build_model(name: str, image_size: int | None = None, precision: str = "float32", learning_rate: float | None = None, compile: bool = True):
+    """Build (and compile) a preset.
+
+    Args:
+        name: a key of `PRESETS`.
+        image_size: input size in pixels; the preset's own when None.
+        precision: a Keras dtype policy: float32, mixed_bfloat16 or mixed_float16.
+        learning_rate: Adam's learning rate; the preset's own when None.
+        compile: compile with adam, binary cross-entropy and accuracy.
+    """
+    import keras
+
+    spec = get_preset(name)
+    size = image_size or spec.image_size
+    if not isinstance(size, int) or size < 32:
+        raise ValueError(f"image_size must be an integer >= 32, got {size!r}")
+    with dtype_policy(precision):
+        model = spec.build(size)
+    if compile:
+        lr = learning_rate if learning_rate is not None else spec.learning_rate
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=lr),
+            loss="binary_crossentropy",
+            metrics=["accuracy"],
+        )
+    return model
+
+
+def count_params(name: str, image_size: int | None = None) -> int:
+    return int(build_model(name, image_size, compile=False).count_params())
+
+
+def _inputs(image_size: int):
+    import keras
+
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    return inputs, keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+
+
+def _output(x):
+    import keras
+
+    return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="p_dog")(x)
+
+
+@preset("seed", image_size=256, description="The original notebook's CNN, unchanged (3 conv blocks, 14.8M params)")
+def build_seed(image_size: int):
+    """Exactly the notebook's network."""
+    import keras
+    from keras import layers
+
+    inputs, x = _inputs(image_size)
+    for filters in (32, 64, 128):
+        x = layers.Conv2D(filters, kernel_size=(3, 3), padding="valid", activation="relu")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.MaxPooling2D(pool_size=(2, 2), strides=2, padding="valid")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    x = layers.Dropout(0.1)(x)
+    x = layers.Dense(64, activation="relu")(x)
+    x = layers.Dropout(0.1)(x)
+    return keras.Model(inputs, _output(x), name="seed")

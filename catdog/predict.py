@@ -1,0 +1,193 @@
+"""Prediction: find a model, load it once, classify images in batches."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from catdog import config
+from catdog.errors import CatdogError, ImageError, RunError
+from catdog.preprocess import ImageSource, load_array
+from catdog.runs import read_json
+
+
+@dataclass
+class Prediction:
+    """One image's result: a label and P(dog), or an error."""
+
+    file: str
+    label: str | None = None
+    p_dog: float | None = None
+    confidence: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def as_dict(self) -> dict:
+        if self.error is not None:
+            return {"file": self.file, "error": self.error}
+        return {"file": self.file, "label": self.label, "p_dog": round(self.p_dog, 6), "confidence": round(self.confidence, 6)}
+
+
+def bundled_model_dir() -> Path | None:
+    """The run folder shipped under assets/ (None if it is not there)."""
+    folder = config.assets_dir() / "model"
+    return folder if (folder / config.MODEL_FILENAME).exists() else None
+
+
+def active_model_file() -> Path:
+    return config.home() / "active_model.json"
+
+
+def set_active_model(run_or_file: str | os.PathLike) -> Path:
+    """Make a run's model the default one for the app, `predict` and `evaluate`."""
+    from catdog.runs import atomic_write_json
+
+    model_file, _ = resolve_model(run_or_file)
+    active_model_file().parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(active_model_file(), {"model": str(model_file)})
+    return model_file
+
+
+def default_model() -> Path | None:
+    """The active model if one was chosen and still exists, else the bundled one."""
+    chosen = (read_json(active_model_file(), {}) or {}).get("model")
+    if chosen and Path(chosen).exists():
+        return Path(chosen)
+    return bundled_model_dir()
+
+
+def resolve_model(model: str | os.PathLike | None = None) -> tuple[Path, dict]:
+    """Find a model file and its settings (class names, image size, threshold).
+
+    Args:
+        model: a run folder, a run id, a `.keras` file, or None for the default.
+
+    Raises:
+        RunError: nothing usable was found; the message says how to get a model.
+    """
+    if model is None:
+        model = default_model()
+        if model is None:
+            raise RunError("no trained model yet: train one with `catdog train --data DIR` (or on the Train page)")
+    path = Path(model).expanduser()
+    if not path.exists() and not path.is_absolute() and (config.runs_dir() / str(model)).exists():
+        path = config.runs_dir() / str(model)
+    if path.is_dir():
+        model_file = path / config.MODEL_FILENAME
+        if not model_file.exists():
+            raise RunError(f"run {str(model)!r} has no {config.MODEL_FILENAME} yet (still training, or it failed)")
+        settings = read_json(path / "config.json", {}) or {}
+    elif path.is_file():
+        model_file = path
+        settings = read_json(path.parent / "config.json", {}) or {}
+    else:
+        raise RunError(f"model {str(model)!r} not found; pass a run folder or a .keras file")
+    return model_file.resolve(), settings
+
+
+class Predictor:
+    """A loaded model with its class names, image size and threshold.
+
+    `predict_arrays` is a compiled `tf.function`; calls are thread-safe.
+    """
+
+    def __init__(self, model=None, class_names: Sequence[str] | None = None, image_size: int | None = None, threshold: float | None = None, source: str = ""):
+        self.model = model
+        self.class_names = list(class_names or config.CLASS_NAMES)
+        self.image_size = int(image_size or model.input_shape[1])
+        self.threshold = float(config.THRESHOLD if threshold is None else threshold)
+        self.source = source
+        self._lock = threading.Lock()
+        self._fn = None
+
+    @classmethod
+    def load(cls, model: str | os.PathLike | None = None) -> "Predictor":
+        """Load a model (a run folder, a .keras file, or the default) once."""
+        import keras
+
+        model_file, settings = resolve_model(model)
+        try:
+            keras_model = keras.saving.load_model(model_file, compile=False)
+        except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+            raise RunError(f"cannot load model {str(model_file)!r}: {exc}; retrain it or pick another run") from exc
+        return cls(
+            keras_model,
+            settings.get("class_names"),
+            settings.get("image_size"),
+            settings.get("threshold"),
+            source=str(model_file),
+        )
+
+    def _compiled(self):
+        with self._lock:
+            if self._fn is None:
+                import tensorflow as tf
+
+                spec = tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.uint8)
+                model = self.model
+
+                @tf.function(input_signature=[spec], reduce_retracing=True)
+                def infer(x):
+                    return tf.cast(tf.reshape(model(tf.cast(x, tf.float32), training=False), (-1,)), tf.float32)
+
+                self._fn = infer
+            return self._fn
+
+    def preprocess(self, source: ImageSource) -> np.ndarray:
+        """The model input for one image: the shared preprocessing path."""
+        return load_array(source, self.image_size)
+
+    def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """P(class 1) for a uint8 batch (n, size, size, 3)."""
+        batch = np.asarray(batch, dtype=np.uint8)
+        if batch.ndim == 3:
+            batch = batch[None]
+        if batch.shape[1:] != (self.image_size, self.image_size, 3):
+            raise ValueError(f"batch must have shape (n, {self.image_size}, {self.image_size}, 3), got {batch.shape}")
+        return self._compiled()(batch).numpy()
+
+    def predict(self, sources: Iterable[ImageSource], names: Sequence[str] | None = None, batch_size: int = 64) -> list[Prediction]:
+        """Classify images; each bad file gets its own error, the rest still get results."""
+        sources = list(sources)
+        names = list(names) if names is not None else [_name_of(s, i) for i, s in enumerate(sources)]
+        results: list[Prediction] = [Prediction(file=n) for n in names]
+        arrays, index = [], []
+        for i, source in enumerate(sources):
+            try:
+                arrays.append(self.preprocess(source))
+                index.append(i)
+            except (ImageError, CatdogError) as exc:
+                results[i].error = str(exc)
+        for start in range(0, len(arrays), batch_size):
+            probs = self.predict_arrays(np.stack(arrays[start : start + batch_size]))
+            for i, p in zip(index[start : start + batch_size], probs):
+                self._fill(results[i], float(p))
+        return results
+
+    def predict_one(self, source: ImageSource, name: str | None = None) -> Prediction:
+        return self.predict([source], [name or _name_of(source, 0)])[0]
+
+    def label_for(self, p: float) -> str:
+        return self.class_names[1] if p >= self.threshold else self.class_names[0]
+
+    def _fill(self, result: Prediction, p: float) -> None:
+        if not np.isfinite(p):
+            result.error = "the model returned NaN for this image; the model may be broken"
+            return
+        result.p_dog = p
+        result.label = self.label_for(p)
+        result.confidence = p if p >= self.threshold else 1.0 - p
+
+
+def _name_of(source, i: int) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return getattr(source, "name", None) or f"image {i + 1}"

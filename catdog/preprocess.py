@@ -1,0 +1,182 @@
+"""The one preprocessing path: path, bytes or PIL image -> model input.
+
+Training, evaluation, prediction, the CLI and the app all call `load_array`.
+The model itself rescales pixels to [0, 1] with a `Rescaling` layer, so the
+array handed to a model is always uint8 RGB at the model's size, and the saved
+model applies the same scaling wherever it is loaded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+from pathlib import Path
+from typing import IO, Union
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from catdog import config
+from catdog.errors import ImageError
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, IO[bytes]]
+
+# One resize method everywhere. Bilinear with Pillow's antialiasing on downscale.
+RESIZE_METHOD = Image.Resampling.BILINEAR
+
+# A truncated JPEG must be reported, not silently padded with grey.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+Image.MAX_IMAGE_PIXELS = config.MAX_IMAGE_PIXELS
+
+# Largest file we read at all: far above any photo, far below a memory problem.
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+
+def read_bytes(source: ImageSource) -> bytes:
+    """Return the raw bytes of a path, a bytes object or a binary file object."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise ImageError(f"{str(path)!r} does not exist; check the path")
+        if not path.is_file():
+            raise ImageError(f"{str(path)!r} is not a file")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ImageError(f"file is {size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise ImageError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from exc
+    if hasattr(source, "getvalue"):
+        return bytes(source.getvalue())
+    if hasattr(source, "read"):
+        return bytes(source.read(MAX_FILE_BYTES + 1))
+    raise ImageError(f"cannot read an image from a {type(source).__name__}")
+
+
+def open_image(source: ImageSource, draft_size: int | None = None) -> Image.Image:
+    """Open and fully decode an image, with EXIF orientation applied.
+
+    Args:
+        source: a path, raw bytes, a binary file object or a PIL image.
+        draft_size: let a JPEG decode at a reduced scale that is still at least
+            this many pixels on each side (much faster for large photos).
+
+    Raises:
+        ImageError: with a message a user can act on, for anything that is
+            not a readable image of acceptable size.
+    """
+    if isinstance(source, Image.Image):
+        return _oriented(source)
+    data = read_bytes(source)
+    if not data:
+        raise ImageError("file is empty (0 bytes); re-export or re-download it")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            _check_pixels(img)
+            img.seek(0)  # animated images: the first frame
+            if draft_size and img.format == "JPEG":
+                img.draft(img.mode, (draft_size, draft_size))
+            img.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"image is too large to decode safely ({exc}); resize it first") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"not a supported image ({_sniff(data)}); use JPEG, PNG, GIF, BMP, TIFF or WebP") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, MemoryError) as exc:
+        raise ImageError(f"corrupt or truncated image: {exc}; re-export or re-download it") from exc
+    except Exception as exc:  # noqa: BLE001 - Pillow plugins raise many types on hostile input
+        raise ImageError(f"corrupt image ({type(exc).__name__}: {exc})") from exc
+    return _oriented(img)
+
+
+def _check_pixels(img: Image.Image) -> None:
+    width, height = img.size
+    if width < 1 or height < 1:
+        raise ImageError(f"image has no pixels ({width}x{height})")
+    if width * height > config.MAX_IMAGE_PIXELS:
+        raise ImageError(
+            f"image is {width}x{height} = {width * height / 1e6:.0f} megapixels; the limit is "
+            f"{config.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (decompression-bomb guard); resize it first"
+        )
+
+
+def _oriented(img: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the picture
+        return img
+
+
+def _sniff(data: bytes) -> str:
+    head = data[:512].lstrip().lower()
+    if head.startswith(b"<?xml") or b"<svg" in head:
+        return "looks like SVG, a vector format"
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif", b"ftyphevc"):
+        return "looks like HEIC/AVIF"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in data[:256]):
+        return "looks like text"
+    return "unknown format"
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB. Transparency is composited on white."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if mode.startswith("I;16") or arr.max(initial=0) > 255:
+            arr = arr / 257.0
+        arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("LA", "PA", "La", "RGBa"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, img).convert("RGB")
+    return img.convert("RGB")
+
+
+def resize(img: Image.Image, image_size: int) -> Image.Image:
+    """Squash to image_size x image_size, as the notebook did (no crop)."""
+    if img.size == (image_size, image_size):
+        return img
+    return img.resize((image_size, image_size), RESIZE_METHOD)
+
+
+def load_array(source: ImageSource, image_size: int = config.IMAGE_SIZE) -> np.ndarray:
+    """Return the model input for one image: uint8 RGB array (image_size, image_size, 3).
+
+    Args:
+        source: a path, raw bytes, a binary file object or a PIL image.
+        image_size: the model's input size in pixels.
+
+    Raises:
+        ImageError: the file is missing, empty, corrupt, unsupported or too large.
+    """
+    if not isinstance(image_size, int) or image_size < 8:
+        raise ValueError(f"image_size must be an integer >= 8, got {image_size!r}")
+    img = open_image(source, draft_size=image_size)
+    return np.asarray(resize(to_rgb(img), image_size), dtype=np.uint8)
+
+
+def load_display_image(source: ImageSource, max_side: int = 512) -> Image.Image:
+    """An RGB thumbnail for display (orientation applied); not model input."""
+    img = to_rgb(open_image(source))
+    img.thumbnail((max_side, max_side))
+    return img
+
+
+def scale_to_unit(array: np.ndarray) -> np.ndarray:
+    """Pixels scaled to [0, 1] as the notebook's `process` did (for inspection)."""
+    return np.asarray(array, dtype=np.float32) / 255.0

@@ -1,0 +1,299 @@
+"""The run folder: create, read, list, and write its files atomically.
+
+runs/<id>/
+  config.json     every setting, the data path, class names, package versions
+  status.json     state (running/stopped/finished/failed), pid, error, times
+  metrics.jsonl   one JSON line per epoch
+  progress.json   epoch, batch, batches, ETA
+  model.keras     the trained model (replaced atomically)
+  checkpoint/     last.keras + state.json, for resume
+  accuracy.png, loss.png   the notebook's Matplotlib plots
+  train.log       the training process's output (when started by the app)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from catdog import config
+from catdog.errors import RunError, TrainingBusyError
+
+STATES = ("queued", "running", "stopped", "finished", "failed")
+ACTIVE_STATES = ("queued", "running")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+STOP_FILE = "STOP"
+LOCK_NAME = "train.lock"
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a file so that a reader sees the old content or the new, never half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def read_json(path: str | os.PathLike, default: Any = None) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True if a process with this pid exists and is not a zombie."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def new_run_id(preset: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{preset}"
+
+
+def check_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or run_id in (".", ".."):
+        raise ValueError(f"run id must be letters, digits, '.', '_' or '-' (at most 100), got {run_id!r}")
+    return run_id
+
+
+@dataclass
+class Run:
+    """A run folder and what is written in it."""
+
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / config.MODEL_FILENAME
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoint"
+
+    @property
+    def stop_file(self) -> Path:
+        return self.path / STOP_FILE
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "train.log"
+
+    def config(self) -> dict:
+        return read_json(self.path / "config.json", {}) or {}
+
+    def raw_status(self) -> dict:
+        return read_json(self.path / "status.json", {}) or {}
+
+    def status(self) -> dict:
+        """status.json, with a dead training process detected as failed (`stale`)."""
+        status = dict(self.raw_status())
+        if status.get("state") in ACTIVE_STATES and status.get("host", socket.gethostname()) == socket.gethostname():
+            if not pid_alive(status.get("pid")):
+                status.update(
+                    state="failed",
+                    stale=True,
+                    error=status.get("error")
+                    or f"the training process (pid {status.get('pid')}) ended without recording a result; it was probably killed",
+                )
+        status.setdefault("state", "unknown")
+        return status
+
+    def metrics(self) -> list[dict]:
+        rows: list[dict] = []
+        try:
+            lines = (self.path / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return rows
+        for line in lines:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+        return rows
+
+    def progress(self) -> dict:
+        return read_json(self.path / "progress.json", {}) or {}
+
+    def write_config(self, data: dict) -> None:
+        atomic_write_json(self.path / "config.json", data)
+
+    def write_status(self, state: str, **fields: Any) -> dict:
+        if state not in STATES:
+            raise ValueError(f"state must be one of {STATES}, got {state!r}")
+        status = self.raw_status()
+        status.update(fields, state=state, updated=time.time())
+        status.setdefault("host", socket.gethostname())
+        atomic_write_json(self.path / "status.json", status)
+        return status
+
+    def write_metrics(self, rows: list[dict]) -> None:
+        atomic_write_text(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+
+    def write_progress(self, data: dict) -> None:
+        atomic_write_json(self.path / "progress.json", data)
+
+    def request_stop(self) -> None:
+        """Ask the training process to stop cleanly after the current batch."""
+        atomic_write_text(self.stop_file, f"stop requested at {time.time()}\n")
+        pid = self.raw_status().get("pid")
+        if self.raw_status().get("state") in ACTIVE_STATES and pid_alive(pid):
+            import signal
+
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+
+    def stop_requested(self) -> bool:
+        return self.stop_file.exists()
+
+    def best_val_accuracy(self) -> float | None:
+        values = [m["val_accuracy"] for m in self.metrics() if m.get("val_accuracy") is not None]
+        return max(values) if values else None
+
+
+def create_run(runs_dir: str | os.PathLike | None = None, run_id: str | None = None, preset: str = config.DEFAULT_PRESET) -> Run:
+    """Make a new, empty run folder. An existing run is never overwritten."""
+    root = Path(runs_dir) if runs_dir else config.runs_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create runs folder {str(root)!r}: {exc.strerror or exc}; pick another --runs-dir") from exc
+    if not os.access(root, os.W_OK):
+        raise RunError(f"runs folder {str(root)!r} is not writable; pick another --runs-dir or fix its permissions")
+    run_id = check_run_id(run_id or new_run_id(preset))
+    path = root / run_id
+    try:
+        path.mkdir()
+    except FileExistsError:
+        raise RunError(f"run {run_id!r} already exists in {str(root)!r}; choose another --run-id (or --resume it)") from None
+    except OSError as exc:
+        raise RunError(f"cannot create run folder {str(path)!r}: {exc.strerror or exc}") from exc
+    return Run(path)
+
+
+def open_run(path: str | os.PathLike) -> Run:
+    """An existing run folder, given by path or by id under the runs folder."""
+    candidate = Path(path).expanduser()
+    if not candidate.is_dir() and not candidate.is_absolute():
+        by_id = config.runs_dir() / str(path)
+        if by_id.is_dir():
+            candidate = by_id
+    if not candidate.is_dir():
+        raise RunError(f"run folder {str(path)!r} does not exist; list runs with `catdog runs`")
+    if not (candidate / "config.json").exists() and not (candidate / config.MODEL_FILENAME).exists():
+        raise RunError(f"{str(path)!r} is not a catdog run folder (no config.json or model.keras)")
+    return Run(candidate.resolve())
+
+
+def list_runs(runs_dir: str | os.PathLike | None = None) -> list[Run]:
+    """Every run folder, newest first."""
+    root = Path(runs_dir) if runs_dir else config.runs_dir()
+    if not root.is_dir():
+        return []
+    runs = [Run(p) for p in root.iterdir() if p.is_dir() and (p / "config.json").exists()]
+    return sorted(runs, key=lambda r: (r.config().get("created", 0), r.id), reverse=True)
+
+
+def delete_run(run: Run) -> None:
+    """Delete a run folder. A running training is refused."""
+    if run.status().get("state") in ACTIVE_STATES:
+        raise RunError(f"run {run.id!r} is still running; stop it first")
+    shutil.rmtree(run.path)
+
+
+# --- one training at a time --------------------------------------------------
+
+
+def lock_path(runs_dir: str | os.PathLike | None = None) -> Path:
+    return (Path(runs_dir) if runs_dir else config.runs_dir()) / LOCK_NAME
+
+
+def read_lock(runs_dir: str | os.PathLike | None = None) -> dict | None:
+    """The holder of the training lock, or None if free (stale locks are ignored)."""
+    data = read_json(lock_path(runs_dir))
+    if not data or not pid_alive(data.get("pid")):
+        return None
+    return data
+
+
+def acquire_lock(run: Run, runs_dir: str | os.PathLike | None = None, pid: int | None = None) -> None:
+    """Take the machine-wide training lock for `run`, or raise TrainingBusyError."""
+    path = lock_path(runs_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps({"pid": pid or os.getpid(), "run": str(run.path), "since": time.time()})
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = read_json(path)
+            if holder is None and path.exists() and time.time() - path.stat().st_mtime < 5:
+                time.sleep(0.2)  # being written by its owner right now
+                continue
+            if holder and pid_alive(holder.get("pid")):
+                raise TrainingBusyError(
+                    f"another training is running (run {Path(holder.get('run', '?')).name}, pid {holder['pid']}); "
+                    "wait for it to finish or stop it"
+                ) from None
+            _remove_stale_lock(path, holder)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(payload)
+        return
+    raise TrainingBusyError("could not take the training lock; try again")
+
+
+def _remove_stale_lock(path: Path, holder: dict | None) -> None:
+    # Rename first so two processes cannot both remove and re-create it.
+    grave = path.with_name(f".{path.name}.stale.{os.getpid()}")
+    try:
+        os.replace(path, grave)
+    except FileNotFoundError:
+        return
+    current = read_json(grave)
+    if current != holder and current and pid_alive(current.get("pid")):
+        os.replace(grave, path)  # someone else's fresh lock; put it back
+        return
+    grave.unlink(missing_ok=True)
+
+
+def release_lock(runs_dir: str | os.PathLike | None = None, pid: int | None = None) -> None:
+    path = lock_path(runs_dir)
+    data = read_json(path)
+    if data and data.get("pid") == (pid or os.getpid()):
+        path.unlink(missing_ok=True)

@@ -1,0 +1,354 @@
+"""Training: `train(config, ...)` and the callbacks that write the run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Sequence
+
+from catdog import config as defaults
+from catdog import data, runs
+from catdog.errors import CatdogError, DatasetError
+from catdog.hardware import resolve_precision
+from catdog.models import build_model, get_preset
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of one training. Saved as config.json in the run folder."""
+
+    data: str
+    val_data: str | None = None
+    val_split: float | None = None
+    model: str = defaults.DEFAULT_PRESET
+    epochs: int = defaults.EPOCHS
+    batch_size: int = defaults.BATCH_SIZE
+    image_size: int | None = None  # the preset's own when None
+    learning_rate: float | None = None  # the preset's own when None
+    precision: str = "auto"
+    early_stopping: int | None = None  # patience in epochs; None = off
+    checkpoint: bool = True
+    seed: int = defaults.SEED
+    cache: str = "auto"
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        spec = get_preset(self.model)
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 4096:
+            raise ValueError(f"batch_size must be an integer from 1 to 4096, got {self.batch_size!r}")
+        size = self.image_size or spec.image_size
+        if not isinstance(size, int) or not 32 <= size <= 1024:
+            raise ValueError(f"image_size must be an integer from 32 to 1024, got {self.image_size!r}")
+        if self.val_split is not None and not 0.0 < self.val_split < 1.0:
+            raise ValueError(f"val_split must be between 0 and 1 (exclusive), got {self.val_split!r}")
+        if self.val_data and self.val_split:
+            raise ValueError("give either val_data or val_split, not both")
+        if self.learning_rate is not None and not 0 < self.learning_rate < 10:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise ValueError(f"early_stopping patience must be >= 1, got {self.early_stopping!r}")
+
+
+class StopRequested:
+    """Set by SIGINT/SIGTERM or the run's STOP file; read by `StopOnRequest`."""
+
+    def __init__(self, run: runs.Run):
+        self.run = run
+        self.event = threading.Event()
+
+    def __call__(self, signum=None, frame=None) -> None:
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set() or self.run.stop_requested()
+
+
+def _keras_callbacks():
+    import keras
+
+    class RunRecorder(keras.callbacks.Callback):
+        """Writes progress.json per batch and metrics.jsonl + plots per epoch."""
+
+        def __init__(self, run: runs.Run, epochs: int, steps: int, initial_rows: Sequence[dict] = (), min_interval: float = 0.5):
+            super().__init__()
+            self.run, self.epochs, self.steps = run, epochs, steps
+            self.rows = list(initial_rows)
+            self.min_interval = min_interval
+            self._last_write = 0.0
+            self._epoch_start = time.time()
+            self._epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch, self._epoch_start = epoch, time.time()
+            self._write_progress(0, "train", force=True)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._write_progress(batch + 1, "train")
+
+        def on_test_begin(self, logs=None):
+            self._write_progress(self.steps, "validate", force=True)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            row = {"epoch": epoch + 1, "seconds": round(time.time() - self._epoch_start, 3)}
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                row[key] = float(logs[key]) if key in logs else None
+            if "learning_rate" in logs:
+                row["learning_rate"] = float(logs["learning_rate"])
+            if getattr(self.model, "stop_training", False):
+                row["partial"] = True
+            self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+            self.run.write_metrics(self.rows)
+            self._write_progress(self.steps, "epoch_end", force=True)
+            from catdog.plots import save_notebook_plots
+
+            save_notebook_plots(self.run)
+
+        def _write_progress(self, batch: int, phase: str, force: bool = False):
+            now = time.time()
+            if not force and now - self._last_write < self.min_interval and batch < self.steps:
+                return
+            self._last_write = now
+            elapsed = now - self._epoch_start
+            done_epochs = [r["seconds"] for r in self.rows if not r.get("partial")]
+            per_epoch = (sum(done_epochs) / len(done_epochs)) if done_epochs else (elapsed / batch * self.steps if batch else None)
+            remaining_epochs = self.epochs - self._epoch - 1
+            eta = None
+            if per_epoch is not None:
+                if phase == "epoch_end":
+                    in_epoch = 0.0
+                elif done_epochs:
+                    in_epoch = max(0.0, per_epoch - elapsed)
+                else:
+                    in_epoch = elapsed / batch * (self.steps - batch) if batch else 0.0
+                eta = round(in_epoch + remaining_epochs * per_epoch, 1)
+            self.run.write_progress(
+                {
+                    "epoch": self._epoch + 1,
+                    "epochs": self.epochs,
+                    "batch": batch,
+                    "batches": self.steps,
+                    "phase": phase,
+                    "elapsed_epoch": round(elapsed, 2),
+                    "eta_seconds": eta,
+                    "updated": now,
+                }
+            )
+
+    class StopOnRequest(keras.callbacks.Callback):
+        """Ends training after the current batch when a stop was requested."""
+
+        def __init__(self, request: StopRequested):
+            super().__init__()
+            self.request = request
+            self.stopped = False
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.request.is_set():
+                self.stopped = True
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.on_train_batch_end(0)
+
+    class AtomicCheckpoint(keras.callbacks.Callback):
+        """Saves checkpoint/last.keras (and best.keras) atomically every epoch."""
+
+        def __init__(self, run: runs.Run, monitor: str = "val_accuracy"):
+            super().__init__()
+            self.run, self.monitor = run, monitor
+            self.best: float | None = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            folder = self.run.checkpoint_dir
+            folder.mkdir(exist_ok=True)
+            save_model_atomic(self.model, folder / "last.keras")
+            value = logs.get(self.monitor)
+            improved = value is not None and (self.best is None or value > self.best)
+            if improved:
+                self.best = float(value)
+                save_model_atomic(self.model, folder / "best.keras")
+            runs.atomic_write_json(folder / "state.json", {"epoch": epoch + 1, "best": self.best, "monitor": self.monitor})
+
+    return RunRecorder, StopOnRequest, AtomicCheckpoint
+
+
+def save_model_atomic(model, path: str | os.PathLike) -> Path:
+    """Save a Keras model so that readers see the old file or the new one."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        model.save(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def prepare_data(cfg: TrainConfig, image_size: int, log=print):
+    """Discover, split and decode the training and validation images."""
+    layout = data.discover(cfg.data)
+    train_set, val_set = layout.train, layout.validation
+    if cfg.val_data:
+        val_set, _ = data.load_labelled_folder(cfg.val_data, layout.class_names)
+    elif cfg.val_split:
+        train_set, val_set = data.split(layout.train if layout.validation is None else layout.train, cfg.val_split, cfg.seed)
+    elif val_set is None:
+        train_set, val_set = data.split(layout.train, 0.2, cfg.seed)
+        log("No validation folder given: holding out 20% of the training images (--val-split 0.2).")
+    log(f"Dataset {layout.root} ({layout.kind} layout): classes {layout.class_names}")
+    log(f"  train: {len(train_set)} files {train_set.counts(layout.class_names)}")
+    log(f"  validation: {len(val_set)} files {val_set.counts(layout.class_names)}")
+    decoded = []
+    for name, images in (("train", train_set), ("validation", val_set)):
+        t0 = time.time()
+        ds = data.decode_images(images, image_size, cache=cfg.cache)
+        log(f"  decoded {len(ds)} {name} images at {image_size}x{image_size} in {time.time() - t0:.1f}s")
+        for path, reason in ds.skipped:
+            log(f"  skipped {path}: {reason}")
+        decoded.append(ds)
+    train_dec, val_dec = decoded
+    for name, ds in (("train", train_dec), ("validation", val_dec)):
+        present = set(ds.labels.tolist())
+        if len(present) < 2:
+            raise DatasetError(f"after skipping unreadable files, the {name} set has only one class; add images of both classes")
+    return layout, train_dec, val_dec
+
+
+def train(
+    cfg: TrainConfig,
+    runs_dir: str | os.PathLike | None = None,
+    run_id: str | None = None,
+    callbacks: Sequence = (),
+    verbose: int | str = "auto",
+    stream: IO[str] | None = None,
+    lock: bool = True,
+    handle_signals: bool = True,
+) -> runs.Run:
+    """Train a preset on a dataset folder and write everything to a run folder.
+
+    Args:
+        cfg: the settings.
+        runs_dir: parent of the run folder (default `catdog.config.runs_dir()`).
+        run_id: the run folder's name (default: timestamp and preset).
+        callbacks: extra Keras callbacks.
+        verbose: Keras `fit` verbosity (1 = progress bar).
+        stream: where messages go (default stdout).
+        lock: take the one-training-per-machine lock.
+        handle_signals: turn SIGINT/SIGTERM into a clean stop (main thread only).
+
+    Returns:
+        The run, whose status is finished or stopped.
+
+    Raises:
+        CatdogError or ValueError: bad settings or data; the run is marked failed.
+    """
+    stream = stream or sys.stdout
+
+    def log(msg: str) -> None:
+        print(msg, file=stream, flush=True)
+
+    cfg.validate()
+    spec = get_preset(cfg.model)
+    image_size = cfg.image_size or spec.image_size
+    run = runs.create_run(runs_dir, run_id, cfg.model)
+    root = Path(runs_dir) if runs_dir else None
+    locked = False
+    request = StopRequested(run)
+    old_handlers = {}
+    try:
+        run.write_config(_config_record(cfg, image_size, spec))
+        run.write_status("queued", pid=os.getpid(), started=time.time())
+        if lock:
+            runs.acquire_lock(run, root)
+            locked = True
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old_handlers[sig] = signal.signal(sig, request)
+        _fit(run, cfg, spec, image_size, request, callbacks, verbose, log)
+    except BaseException as exc:
+        message = str(exc) if isinstance(exc, (CatdogError, ValueError)) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, KeyboardInterrupt):
+            message = "interrupted"
+        run.write_status("failed", error=message, ended=time.time(), traceback=traceback.format_exc(limit=20))
+        raise
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        if locked:
+            runs.release_lock(root)
+    return run
+
+
+def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log) -> None:
+    import keras
+
+    keras.utils.set_random_seed(cfg.seed)
+    layout, train_dec, val_dec = prepare_data(cfg, image_size, log)
+    config = run.config()
+    config.update(
+        class_names=layout.class_names,
+        layout=layout.kind,
+        n_train=len(train_dec),
+        n_validation=len(val_dec),
+        skipped=[[str(p), r] for p, r in train_dec.skipped + val_dec.skipped],
+    )
+    run.write_config(config)
+    precision = config["precision"]
+    model = build_model(cfg.model, image_size, precision=precision, learning_rate=cfg.learning_rate)
+    train_ds = data.make_tf_dataset(train_dec, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    val_ds = data.make_tf_dataset(val_dec, cfg.batch_size)
+    steps = -(-len(train_dec) // cfg.batch_size)
+
+    RunRecorder, StopOnRequest, AtomicCheckpoint = _keras_callbacks()
+    stopper = StopOnRequest(request)
+    callbacks = [RunRecorder(run, cfg.epochs, steps), stopper]
+    if cfg.checkpoint:
+        callbacks.append(AtomicCheckpoint(run))
+    if cfg.early_stopping:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping, restore_best_weights=True, verbose=1)
+        )
+    callbacks.extend(extra_callbacks)
+
+    run.write_status("running", pid=os.getpid())
+    log(f"Training {cfg.model} ({model.count_params():,} parameters, {precision}) for {cfg.epochs} epochs, batch {cfg.batch_size}")
+    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+    save_model_atomic(model, run.model_path)
+    rows = run.metrics()
+    state = "stopped" if stopper.stopped else "finished"
+    run.write_status(state, ended=time.time(), epochs_done=len(rows), error=None)
+    log(f"Run {state} after {len(rows)} epoch(s); model saved to {run.model_path}")
+
+
+def _config_record(cfg: TrainConfig, image_size: int, spec) -> dict:
+    import keras
+    import tensorflow as tf
+
+    record = dataclasses.asdict(cfg)
+    record.update(
+        data=str(Path(cfg.data).expanduser().resolve()),
+        val_data=str(Path(cfg.val_data).expanduser().resolve()) if cfg.val_data else None,
+        image_size=image_size,
+        learning_rate=cfg.learning_rate if cfg.learning_rate is not None else spec.learning_rate,
+        precision=resolve_precision(cfg.precision),
+        preset=spec.name,
+        class_names=list(defaults.CLASS_NAMES),
+        threshold=defaults.THRESHOLD,
+        preprocessing={"resize": "PIL bilinear, squash to square", "scale": "Rescaling(1/255) inside the model", "input": "uint8 RGB"},
+        versions={"tensorflow": tf.__version__, "keras": keras.__version__, "python": sys.version.split()[0]},
+        created=time.time(),
+    )
+    return record
