@@ -171,7 +171,9 @@ class Run:
         """Ask the training process to stop cleanly after the current batch."""
         atomic_write_text(self.stop_file, f"stop requested at {time.time()}\n")
         pid = self.raw_status().get("pid")
-        if self.raw_status().get("state") in ACTIVE_STATES and pid_alive(pid):
+        # The STOP file is enough for a training in this process; a signal also
+        # reaches a child that is still decoding images, before its first batch.
+        if self.raw_status().get("state") in ACTIVE_STATES and pid != os.getpid() and pid_alive(pid):
             import signal
 
             try:
@@ -196,7 +198,7 @@ def create_run(runs_dir: str | os.PathLike | None = None, run_id: str | None = N
         raise RunError(f"cannot create runs folder {str(root)!r}: {exc.strerror or exc}; pick another --runs-dir") from exc
     if not os.access(root, os.W_OK):
         raise RunError(f"runs folder {str(root)!r} is not writable; pick another --runs-dir or fix its permissions")
-    run_id = check_run_id(run_id or new_run_id(preset))
+    run_id = check_run_id(new_run_id(preset) if run_id is None else run_id)
     path = root / run_id
     try:
         path.mkdir()

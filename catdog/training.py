@@ -78,8 +78,9 @@ def _keras_callbacks():
     class RunRecorder(keras.callbacks.Callback):
         """Writes progress.json per batch and metrics.jsonl + plots per epoch."""
 
-        def __init__(self, run: runs.Run, epochs: int, steps: int, initial_rows: Sequence[dict] = (), min_interval: float = 0.5):
+        def __init__(self, run: runs.Run, epochs: int, steps: int, initial_rows: Sequence[dict] = (), min_interval: float = 0.5, log=None):
             super().__init__()
+            self.log = log
             self.run, self.epochs, self.steps = run, epochs, steps
             self.rows = list(initial_rows)
             self.min_interval = min_interval
@@ -109,6 +110,9 @@ def _keras_callbacks():
             self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
             self.run.write_metrics(self.rows)
             self._write_progress(self.steps, "epoch_end", force=True)
+            if self.log is not None:
+                shown = " - ".join(f"{k}: {row[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if row[k] is not None)
+                self.log(f"epoch {epoch + 1}/{self.epochs} - {row['seconds']:.1f}s - {shown}")
             from catdog.plots import save_notebook_plots
 
             save_notebook_plots(self.run)
@@ -314,7 +318,7 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log) -> 
 
     RunRecorder, StopOnRequest, AtomicCheckpoint = _keras_callbacks()
     stopper = StopOnRequest(request)
-    callbacks = [RunRecorder(run, cfg.epochs, steps), stopper]
+    callbacks = [RunRecorder(run, cfg.epochs, steps, log=log), stopper]
     if cfg.checkpoint:
         callbacks.append(AtomicCheckpoint(run))
     if cfg.early_stopping:

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Install catdog and open the studio in the browser.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install -q -r requirements.txt
+exec python3 -m streamlit run streamlit_app.py "$@"

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from catdog.cli import main
+from tests.conftest import CAT_COLOUR, DOG_COLOUR, REPO, make_class_folders, write_image
+
+
+def run_cli(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    code = main([str(a) for a in argv], out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_models_lists_presets_with_parameter_counts():
+    code, out, _ = run_cli("models")
+    assert code == 0
+    assert "seed" in out and "14,848,193" in out and "256x256" in out
+
+
+def test_predict_json_has_one_line_per_file_and_fails_on_a_bad_file(tmp_path, tiny_run):
+    cat = write_image(tmp_path / "cat.jpg", colour=CAT_COLOUR, seed=5)
+    dog = write_image(tmp_path / "dog.png", colour=DOG_COLOUR, seed=6)
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    code, out, _ = run_cli("predict", cat, bad, dog, "--model", tiny_run.path, "--json")
+    lines = [json.loads(line) for line in out.strip().splitlines()]
+    assert code == 1
+    assert [l["file"] for l in lines] == [str(cat), str(bad), str(dog)]
+    assert lines[0]["label"] in ("cat", "dog") and 0.0 <= lines[0]["p_dog"] <= 1.0
+    assert set(lines[0]) >= {"file", "label", "p_dog"}
+    assert set(lines[1]) == {"file", "error"} and "not a supported image" in lines[1]["error"]
+    assert lines[2]["label"] in ("cat", "dog")
+
+
+def test_predict_all_good_exits_zero(tmp_path, tiny_run):
+    img = write_image(tmp_path / "a.jpg")
+    code, out, _ = run_cli("predict", img, "--model", tiny_run.model_path)
+    assert code == 0 and str(img) in out
+
+
+def test_predict_without_any_model_says_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.setattr("catdog.predict.default_model", lambda: None)
+    code, _, err = run_cli("predict", write_image(tmp_path / "a.jpg"))
+    assert code == 2 and "catdog train" in err
+
+
+def test_evaluate_json_ends_with_summary(tmp_path, tiny_run):
+    data = make_class_folders(tmp_path / "val", n=3)
+    (data / "cats" / "junk.jpg").write_bytes(b"junk")
+    code, out, _ = run_cli("evaluate", "--model", tiny_run.path, "--data", data, "--json")
+    assert code == 0
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["n"] == 6
+    assert 0.0 <= summary["accuracy"] <= 1.0
+    assert sum(map(sum, summary["confusion"])) == 6
+    assert summary["skipped"][0]["file"].endswith("junk.jpg")
+    assert "confusion" in out and "misclassified" in out
+
+
+def test_train_with_wrong_path_is_a_clear_error_not_a_traceback(tmp_path):
+    code, _, err = run_cli("train", "--data", tmp_path / "missing", "--runs-dir", tmp_path / "runs")
+    assert code == 2 and "does not exist" in err and "Traceback" not in err
+
+
+def test_python_dash_m_catdog_trains_and_prints_the_run_folder_last(tmp_path, tiny_dataset):
+    proc = subprocess.run(
+        [sys.executable, "-m", "catdog", "train", "--data", tiny_dataset, "--model", "seed", "--epochs", "1",
+         "--batch-size", "8", "--image-size", "32", "--val-split", "0.25", "--runs-dir", tmp_path, "--run-id", "cli"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(tmp_path / "cli")
+    assert "epoch 1/1 - " in proc.stdout and "val_accuracy: " in proc.stdout
