@@ -23,9 +23,11 @@ def save_notebook_plots(run: Run) -> list[Path]:
     for name, (train_key, val_key) in METRIC_PAIRS.items():
         fig, ax = plt.subplots(figsize=(6.4, 4.8))
         epochs = [r["epoch"] for r in rows]
-        ax.plot(epochs, [r.get(train_key) for r in rows], color="red", label="train")
+        ax.plot(epochs, [r.get(train_key) for r in rows], "o-", color="red", label="train")
         if any(r.get(val_key) is not None for r in rows):
-            ax.plot(epochs, [r.get(val_key) for r in rows], color="blue", label="validation")
+            ax.plot(epochs, [r.get(val_key) for r in rows], "o-", color="blue", label="validation")
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs)
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.set_title(f"{name} ({run.id})")
