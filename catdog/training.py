@@ -181,24 +181,41 @@ def _keras_callbacks():
             improved = value is not None and (self.best is None or value > self.best)
             if improved:
                 self.best = float(value)
-                save_model_atomic(self.model, folder / "best.keras")
+                save_model_atomic(self.model, folder / "best.keras", include_optimizer=False)
             runs.atomic_write_json(folder / "state.json", {"epoch": epoch + 1, "best": self.best, "monitor": self.monitor})
 
     return RunRecorder, StopOnRequest, AtomicCheckpoint
 
 
-def save_model_atomic(model, path: str | os.PathLike) -> Path:
-    """Save a Keras model so that readers see the old file or the new one."""
+def save_model_atomic(model, path: str | os.PathLike, include_optimizer: bool = True) -> Path:
+    """Save a Keras model so that readers see the old file or the new one.
+
+    Args:
+        model: the model.
+        path: the target `.keras` file.
+        include_optimizer: keep Adam's state (needed to resume; it doubles
+            the file size, so the final model and best checkpoint leave it out).
+    """
     path = Path(path)
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     try:
-        model.save(tmp)
+        (model if include_optimizer else _inference_copy(model)).save(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _inference_copy(model):
+    """The same architecture and weights, with no optimizer attached."""
+    import keras
+
+    # clone_model would compile the copy with the same optimizer; from_config does not.
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def prepare_data(cfg: TrainConfig, image_size: int, log=print):
@@ -330,7 +347,7 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log) -> 
     run.write_status("running", pid=os.getpid())
     log(f"Training {cfg.model} ({model.count_params():,} parameters, {precision}) for {cfg.epochs} epochs, batch {cfg.batch_size}")
     model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
-    save_model_atomic(model, run.model_path)
+    save_model_atomic(model, run.model_path, include_optimizer=False)
     rows = run.metrics()
     state = "stopped" if stopper.stopped else "finished"
     run.write_status(state, ended=time.time(), epochs_done=len(rows), error=None)
