@@ -203,7 +203,9 @@ def create_run(runs_dir: str | os.PathLike | None = None, run_id: str | None = N
     try:
         path.mkdir()
     except FileExistsError:
-        raise RunError(f"run {run_id!r} already exists in {str(root)!r}; choose another --run-id (or --resume it)") from None
+        # catdog.jobs makes the folder and opens train.log before the child starts.
+        if not path.is_dir() or {p.name for p in path.iterdir()} != {"train.log"}:
+            raise RunError(f"run {run_id!r} already exists in {str(root)!r}; choose another --run-id (or --resume it)") from None
     except OSError as exc:
         raise RunError(f"cannot create run folder {str(path)!r}: {exc.strerror or exc}") from exc
     return Run(path)
