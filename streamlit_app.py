@@ -1,22 +1,91 @@
-"""catdog studio: the Streamlit entry point (minimal until the pages land)."""
+"""catdog studio: the Streamlit entry point (`streamlit run streamlit_app.py`).
+
+It sets up the page, the navigation and the Home view. Each page lives in
+pages/; Data and Evaluate join the navigation when their files exist.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from catdog import config
+from catdog import config, jobs
 from catdog.predict import default_model
+from catdog.runs import Run
+from pages._ui import default_dataset, format_pct, format_time, nav_link, page_path
+
+OPTIONAL_PAGES = (("data", "Data", ":material/folder_open:"), ("evaluate", "Evaluate", ":material/analytics:"))
+
+
+def home() -> None:
+    """Which dataset and model are active, whether a training runs, and where to go."""
+    st.title("🐾 catdog studio")
+    st.caption("Train a cats-vs-dogs classifier, watch it learn, and try it on your own photos.")
+    left, middle, right = st.columns(3)
+    with left, st.container(border=True):
+        _model_card()
+    with middle, st.container(border=True):
+        _dataset_card()
+    with right, st.container(border=True):
+        _training_card()
+    st.subheader("Where to next")
+    cols = st.columns(4)
+    links = [("data", "Get a dataset", "📂"), ("train", "Train a model", "🏋️"), ("predict", "Classify photos", "🔮"), ("runs", "Compare runs", "📈")]
+    for col, (name, label, icon) in zip(cols, [link for link in links if page_path(link[0]).exists()]):
+        with col:
+            nav_link(name, label, icon)
+
+
+def _model_card() -> None:
+    st.markdown("**Active model**")
+    model = default_model()
+    if model is None:
+        st.info("No model yet. Train one on the Train page, then choose *Use this model for Predict*.")
+        return
+    run = Run(Path(model).parent)
+    cfg = run.config()
+    st.markdown(f"`{run.id}`")
+    st.caption(
+        f"preset **{cfg.get('model', '?')}** · {cfg.get('image_size', '?')}px · "
+        f"best val acc **{format_pct(run.best_val_accuracy())}** · trained {format_time(cfg.get('created'))}"
+    )
+
+
+def _dataset_card() -> None:
+    st.markdown("**Dataset**")
+    dataset = default_dataset()
+    if dataset:
+        st.markdown(f"`{dataset}`")
+        st.caption("Suggested on the Train page; change it there.")
+    else:
+        st.info("No dataset chosen yet. Point the Train page at a folder with cats/ and dogs/ in it.")
+
+
+def _training_card() -> None:
+    st.markdown("**Training**")
+    run = jobs.active_run()
+    if run is None:
+        st.caption(f"Idle. Runs are kept in `{config.runs_dir()}`.")
+        return
+    status = jobs.job_status(run)
+    rows = run.metrics()
+    st.markdown(f"🟢 `{run.id}` is {status.state}")
+    st.caption(f"{len(rows)}/{run.config().get('epochs', '?')} epochs done. Watch it on the Train page.")
+
+
+def build_pages() -> list:
+    pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
+    main = [("train", "Train", ":material/model_training:"), ("predict", "Predict", ":material/image_search:"), ("runs", "Runs", ":material/history:")]
+    for name, title, icon in OPTIONAL_PAGES[:1] + tuple(main) + OPTIONAL_PAGES[1:]:
+        if page_path(name).exists():
+            pages.append(st.Page(f"pages/{name}.py", title=title, icon=icon))
+    return pages
 
 
 def main() -> None:
     st.set_page_config(page_title="catdog studio", page_icon="🐾", layout="wide")
-    st.title("catdog studio")
-    model = default_model()
-    st.write(f"Runs folder: `{config.runs_dir()}`")
-    if model is None:
-        st.info("No trained model yet. Train one with `python -m catdog train --data DIR`.")
-    else:
-        st.write(f"Active model: `{model}`")
+    st.navigation(build_pages()).run()
 
 
 main()

@@ -1,0 +1,118 @@
+"""Small helpers shared by the studio's pages: formatting and run summaries.
+
+Everything here is plain Python or draws a little Streamlit; the work itself
+lives in `catdog`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import streamlit as st
+
+from catdog import config
+from catdog.runs import Run
+
+PAGES_DIR = Path(__file__).resolve().parent
+STATE_ICONS = {
+    "starting": "⏳", "queued": "⏳", "running": "🟢", "finished": "✅",
+    "stopped": "⏹️", "failed": "❌", "unknown": "❔",
+}
+CLASS_ICONS = {"cat": "🐱", "cats": "🐱", "dog": "🐶", "dogs": "🐶"}
+
+
+def page_path(name: str) -> Path:
+    """A page file next to this one (pages/<name>.py)."""
+    return PAGES_DIR / f"{name}.py"
+
+
+def format_duration(seconds: float | None) -> str:
+    """'1h 02m', '3m 05s', '12s', or '–' for None."""
+    if seconds is None:
+        return "–"
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def format_time(timestamp: float | None) -> str:
+    if not timestamp:
+        return "–"
+    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def format_pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def class_icon(label: str | None) -> str:
+    return CLASS_ICONS.get((label or "").lower(), "🏷️")
+
+
+def run_duration(run: Run) -> float | None:
+    """Seconds from start to end (or to now while it runs)."""
+    status = run.status()
+    started = status.get("started") or run.config().get("created")
+    if not started:
+        return None
+    ended = status.get("ended") or (None if status.get("state") in ("failed", "stopped", "finished") else dt.datetime.now().timestamp())
+    return (ended or status.get("updated") or started) - started
+
+
+def run_summary(run: Run) -> dict:
+    """One row of the runs table: what a person compares runs by."""
+    cfg, status = run.config(), run.status()
+    rows = run.metrics()
+    lr = cfg.get("learning_rate")
+    return {
+        "run": run.id,
+        "date": format_time(cfg.get("created")),
+        "preset": cfg.get("model", "–"),
+        "settings": f"{cfg.get('image_size', '?')}px · batch {cfg.get('batch_size', '?')} · lr {lr:g}" if lr else f"{cfg.get('image_size', '?')}px · batch {cfg.get('batch_size', '?')}",
+        "epochs": f"{len(rows)}/{cfg.get('epochs', '?')}",
+        "best val acc": run.best_val_accuracy(),
+        "status": f"{STATE_ICONS.get(status.get('state'), '')} {status.get('state')}",
+        "duration": format_duration(run_duration(run)),
+    }
+
+
+def model_label(model_path: Path, active: Path | None = None) -> str:
+    """A model file named by its run, with the preset and best validation accuracy."""
+    run = Run(model_path.parent)
+    cfg = run.config()
+    best = run.best_val_accuracy()
+    parts = [run.id]
+    if cfg.get("model"):
+        parts.append(str(cfg["model"]))
+    if best is not None:
+        parts.append(f"val acc {best:.1%}")
+    label = " · ".join(parts)
+    return f"{label} (active)" if active is not None and model_path == active else label
+
+
+def default_dataset() -> str:
+    """The dataset folder to suggest: the Data page's choice when catdog has one."""
+    from catdog import data
+
+    chosen = getattr(data, "active_dataset", None)
+    if callable(chosen):
+        try:
+            path = chosen()
+        except Exception:  # noqa: BLE001 - a broken saved choice must not break the page
+            path = None
+        if path:
+            return str(path)
+    found = sorted(p for p in config.datasets_dir().glob("*") if p.is_dir()) if config.datasets_dir().is_dir() else []
+    return str(found[0]) if found else ""
+
+
+def nav_link(name: str, label: str, icon: str) -> None:
+    """A link to a page, drawn only if that page exists."""
+    if page_path(name).exists():
+        st.page_link(f"pages/{name}.py", label=label, icon=icon)

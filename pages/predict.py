@@ -1,0 +1,192 @@
+"""Predict page: drop photos (or take one), get a label and a confidence for each.
+
+Every image goes through `catdog.preprocess` inside `Predictor.predict`, at the
+size and threshold saved with the model; a bad file gets its own error card.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from catdog import config
+from catdog.errors import CatdogError
+from catdog.predict import Prediction, Predictor, default_model
+from catdog.preprocess import load_display_image
+from catdog.runs import list_runs
+from pages._ui import class_icon, model_label
+
+CARDS_PER_ROW = 4
+THUMBNAIL_SIDE = 320  # display only; the model's own size comes from its settings
+SAMPLES_KEY = "predict_samples"
+
+
+@dataclass
+class Upload:
+    """One image to classify: a display name and its raw bytes."""
+
+    name: str
+    data: bytes
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def load_predictor(model_path: str, mtime: float) -> Predictor:
+    """Load a model once per file version (the mtime makes a retrained file reload)."""
+    return Predictor.load(model_path)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def classify(model_key: tuple[str, float], _predictor: Predictor, names: tuple[str, ...], blobs: tuple[bytes, ...]) -> list[Prediction]:
+    """Predictions for these files with this model version (cached across reruns)."""
+    return _predictor.predict(list(blobs), list(names))
+
+
+def model_choices() -> list[Path]:
+    """The active model first, then every run that saved a model, newest first."""
+    choices: list[Path] = []
+    active = default_model()
+    if active is not None:
+        choices.append(_model_file(active))
+    for run in list_runs():
+        if run.model_path.exists() and run.status().get("state") in ("finished", "stopped") and run.model_path.resolve() not in choices:
+            choices.append(run.model_path.resolve())
+    return choices
+
+
+def _model_file(model: Path) -> Path:
+    model = Path(model)
+    return (model / config.MODEL_FILENAME if model.is_dir() else model).resolve()
+
+
+def model_ui() -> Predictor | None:
+    """The model selector; returns the loaded predictor or None (with a message drawn)."""
+    choices = model_choices()
+    if not choices:
+        st.info(
+            "**No trained model yet.** Train one on the **Train** page and press *Use this model for Predict*, "
+            "or from a terminal: `catdog train --data PHOTOS` then `catdog use <run>`.",
+            icon="🧠",
+        )
+        st.page_link("pages/train.py", label="Go to Train", icon="🏋️")
+        return None
+    active = _model_file(default_model()) if default_model() else None
+    path = st.selectbox("Model", choices, format_func=lambda p: model_label(p, active), key="predict_model")
+    try:
+        predictor = load_predictor(str(path), path.stat().st_mtime)
+    except (CatdogError, OSError) as exc:
+        st.error(f"Cannot use this model: {exc}")
+        return None
+    st.caption(f"Classes {' / '.join(predictor.class_names)} · input {predictor.image_size}px · threshold {predictor.threshold:g}")
+    return predictor
+
+
+def sample_images() -> list[Path]:
+    """Example photos shipped under assets/samples/ (none if the folder is absent)."""
+    folder = config.assets_dir() / "samples"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in config.IMAGE_EXTENSIONS)
+
+
+def inputs_ui() -> list[Upload]:
+    """Uploads, an optional camera snapshot, and example photos, as plain bytes."""
+    files = st.file_uploader(
+        "Drop photos here", accept_multiple_files=True, key="predict_files",
+        help="JPEG, PNG, GIF, BMP, TIFF or WebP. Each file is checked on its own; a broken one does not stop the rest.",
+    )
+    items = [Upload(f.name, f.getvalue()) for f in files or []]
+    if st.toggle("Take a photo with the camera", key="predict_camera_on"):
+        shot = st.camera_input("Camera", key="predict_camera")
+        if shot is not None:
+            items.append(Upload("camera snapshot", shot.getvalue()))
+    items += samples_ui()
+    return items
+
+
+def samples_ui() -> list[Upload]:
+    samples = sample_images()
+    if not samples:
+        return []
+    st.caption("No photo at hand? Try an example:")
+    chosen = st.session_state.setdefault(SAMPLES_KEY, [])
+    cols = st.columns(min(len(samples), 8) + 1)
+    for i, path in enumerate(samples):
+        if cols[i % (len(cols) - 1)].button(path.stem, key=f"sample_{path.name}") and str(path) not in chosen:
+            chosen.append(str(path))
+    if chosen and cols[-1].button("Clear examples", key="samples_clear"):
+        chosen.clear()
+    return [Upload(Path(p).name, Path(p).read_bytes()) for p in chosen if Path(p).is_file()]
+
+
+def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -> None:
+    """One bordered card: thumbnail, label, confidence bar (or the file's error).
+
+    Other features (e.g. explanations) can add to a card by extending this function.
+    """
+    with st.container(border=True):
+        if not result.ok:
+            st.markdown(f"**{item.name}**")
+            st.error(result.error, icon="🚫")
+            return
+        st.image(load_display_image(item.data, THUMBNAIL_SIDE), width="stretch")
+        st.markdown(f"### {class_icon(result.label)} {result.label.capitalize()}")
+        st.progress(min(1.0, result.confidence), text=f"{result.confidence:.1%} confident")
+        st.caption(f"{item.name} · P({predictor.class_names[1]}) = {result.p_dog:.3f}")
+
+
+def results_table(results: list[Prediction], predictor: Predictor) -> list[dict]:
+    """Rows for the table and the CSV: one per file, errors included."""
+    key = f"p_{predictor.class_names[1]}"
+    return [
+        {"file": r.file, "label": r.label or "", "confidence": r.confidence, key: r.p_dog, "error": r.error or ""}
+        for r in results
+    ]
+
+
+def to_csv(rows: list[dict]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
+def results_ui(results: list[Prediction], items: list[Upload], predictor: Predictor) -> None:
+    ok = sum(r.ok for r in results)
+    counts = {name: sum(r.label == name for r in results) for name in predictor.class_names}
+    summary = " · ".join(f"{class_icon(n)} {c} {n}" for n, c in counts.items())
+    st.subheader(f"Results: {ok} of {len(results)} classified")
+    st.caption(summary + (f" · 🚫 {len(results) - ok} unreadable" if ok < len(results) else ""))
+    for start in range(0, len(results), CARDS_PER_ROW):
+        cols = st.columns(CARDS_PER_ROW)
+        for col, result, item in zip(cols, results[start : start + CARDS_PER_ROW], items[start : start + CARDS_PER_ROW]):
+            with col:
+                render_result_card(result, item, predictor)
+    if len(results) > 1:
+        rows = results_table(results, predictor)
+        st.dataframe(rows, hide_index=True, key="predict_table", column_config={
+            "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="percent"),
+        })
+        st.download_button("Download results (CSV)", to_csv(rows), "catdog-predictions.csv", "text/csv", icon="⬇️", key="predict_csv")
+
+
+def main() -> None:
+    st.title("Predict")
+    st.caption("Drop one or many photos of cats and dogs. Each gets a label and how sure the model is.")
+    predictor = model_ui()
+    if predictor is None:
+        return
+    items = inputs_ui()
+    if not items:
+        return
+    model_key = (predictor.source, Path(predictor.source).stat().st_mtime)
+    with st.spinner(f"Classifying {len(items)} image(s)…"):
+        results = classify(model_key, predictor, tuple(i.name for i in items), tuple(i.data for i in items))
+    results_ui(results, items, predictor)
+
+
+main()

@@ -1,0 +1,120 @@
+"""Runs page: every training on this machine, compared side by side.
+
+A table of runs, a chart that overlays the validation curves of the runs you
+pick, and one run's details with its curves, log, and delete (confirmed).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from catdog import jobs, predict
+from catdog.errors import CatdogError
+from catdog.plots import compare_figure, curves_figure
+from catdog.runs import Run, delete_run, list_runs
+from pages._ui import run_summary
+
+COMPARE_METRICS = {"val_accuracy": "Validation accuracy", "val_loss": "Validation loss", "accuracy": "Train accuracy", "loss": "Train loss"}
+CONFIRM_KEY = "runs_confirm_delete"
+
+
+def table_ui(runs: list[Run]) -> None:
+    rows = [run_summary(run) for run in runs]
+    st.dataframe(rows, hide_index=True, key="runs_table", column_config={
+        "best val acc": st.column_config.NumberColumn("best val acc", format="percent"),
+    })
+
+
+def compare_ui(runs: list[Run]) -> None:
+    """Overlay one metric of several runs on one chart."""
+    with_metrics = [run for run in runs if run.metrics()]
+    if not with_metrics:
+        st.caption("No run has finished an epoch yet.")
+        return
+    ids = [run.id for run in with_metrics]
+    c1, c2 = st.columns([3, 1])
+    picked = c1.multiselect("Runs to compare", ids, default=ids[:3], key="runs_compare")
+    metric = c2.selectbox("Metric", list(COMPARE_METRICS), format_func=COMPARE_METRICS.get, key="runs_metric")
+    if not picked:
+        st.caption("Pick one or more runs.")
+        return
+    chosen = [run for run in with_metrics if run.id in picked]
+    fig = compare_figure(chosen, metric)
+    fig.update_layout(title=f"{COMPARE_METRICS[metric]} by run")
+    st.plotly_chart(fig)
+
+
+def details_ui(runs: list[Run]) -> None:
+    """One run: its curves, settings, log, and actions."""
+    by_id = {run.id: run for run in runs}
+    run = by_id[st.selectbox("Run", list(by_id), key="runs_detail")]
+    status = jobs.job_status(run)
+    rows = run.metrics()
+    if rows:
+        left, right = st.columns(2)
+        left.plotly_chart(curves_figure(rows, "accuracy", f"Accuracy · {run.id}"))
+        right.plotly_chart(curves_figure(rows, "loss", f"Loss · {run.id}"))
+    if status.state == "failed":
+        st.error(f"This run failed: {status.error or 'no reason recorded'}")
+    with st.expander("Settings (config.json)"):
+        st.json(run.config(), expanded=False)
+    log = jobs.log_tail(run)
+    if log:
+        with st.expander("Training log (last lines)"):
+            st.code(log, language="text")
+    actions_ui(run, status)
+
+
+def actions_ui(run: Run, status: jobs.JobStatus) -> None:
+    c1, c2, _ = st.columns([1, 1, 2])
+    if run.model_path.exists() and not status.active:
+        if c1.button("Use for Predict", icon="🔮", key=f"runs_use_{run.id}"):
+            try:
+                predict.set_active_model(run.path)
+                st.toast(f"Predict now uses {run.id}")
+            except CatdogError as exc:
+                st.error(str(exc))
+    if status.active:
+        c2.caption("Running: stop it on the Train page before deleting.")
+        return
+    if c2.button("Delete run", icon="🗑️", key=f"runs_delete_{run.id}"):
+        st.session_state[CONFIRM_KEY] = run.id
+    if st.session_state.get(CONFIRM_KEY) == run.id:
+        confirm_delete_ui(run)
+
+
+def confirm_delete_ui(run: Run) -> None:
+    with st.container(border=True):
+        st.warning(f"Delete run `{run.id}` and its model for good? This cannot be undone.", icon="⚠️")
+        yes, no, _ = st.columns([1, 1, 3])
+        if yes.button("Yes, delete", type="primary", key="runs_delete_yes"):
+            try:
+                delete_run(run)
+            except (CatdogError, OSError) as exc:
+                st.error(f"Could not delete: {exc}")
+                return
+            st.session_state.pop(CONFIRM_KEY, None)
+            st.session_state.pop("runs_detail", None)
+            st.toast(f"Deleted {run.id}")
+            st.rerun()
+        if no.button("Cancel", key="runs_delete_no"):
+            st.session_state.pop(CONFIRM_KEY, None)
+            st.rerun()
+
+
+def main() -> None:
+    st.title("Runs")
+    runs = list_runs()
+    if not runs:
+        st.info("No runs yet. Start one on the **Train** page, or with `catdog train --data DIR`.")
+        st.page_link("pages/train.py", label="Go to Train", icon="🏋️")
+        return
+    st.caption(f"{len(runs)} run(s), newest first.")
+    table_ui(runs)
+    st.subheader("Compare")
+    compare_ui(runs)
+    st.subheader("Details")
+    details_ui(runs)
+
+
+main()

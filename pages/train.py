@@ -1,0 +1,228 @@
+"""Train page: choose settings, start a background training, watch it live.
+
+The training runs as a child process (`catdog.jobs`), so reruns, page switches
+and closed tabs never touch it. This page only reads the run folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from catdog import config, jobs, predict
+from catdog.data import discover
+from catdog.errors import CatdogError
+from catdog.models import PRESETS, get_preset
+from catdog.plots import curves_figure
+from catdog.runs import Run
+from catdog.training import TrainConfig
+from pages._ui import STATE_ICONS, default_dataset, format_duration, run_duration
+
+POLL_SECONDS = 1.5
+WATCH_KEY = "train_run"
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def dataset_summary(folder: str) -> tuple[str | None, dict]:
+    """(error, facts) for a dataset folder; cached because big folders take a moment to list."""
+    try:
+        layout = discover(folder)
+    except (CatdogError, OSError) as exc:
+        return str(exc), {}
+    facts = {"kind": layout.kind, "classes": list(layout.class_names), "train": len(layout.train)}
+    facts["validation"] = len(layout.validation) if layout.validation is not None else None
+    return None, facts
+
+
+def dataset_ui(disabled: bool) -> tuple[str, dict | None]:
+    """The dataset folder input and a one-line report on what is in it."""
+    if "train_data" not in st.session_state:
+        st.session_state["train_data"] = default_dataset()
+    folder = st.text_input(
+        "Dataset folder", key="train_data", disabled=disabled, placeholder="/path/to/photos (cats/ + dogs/, or train/ + test/)",
+        help="A folder on this machine: cats/ and dogs/ folders, Kaggle's train/ + test/ layout, or cat.N.jpg files.",
+    ).strip()
+    if not folder:
+        st.caption("Enter the folder that holds your photos.")
+        return folder, None
+    error, facts = dataset_summary(folder)
+    if error:
+        st.error(error, icon="📂")
+        return folder, None
+    val = f"{facts['validation']:,} validation images" if facts["validation"] is not None else "no validation folder"
+    st.caption(f"✓ {facts['kind']} layout · classes {', '.join(facts['classes'])} · {facts['train']:,} training images · {val}")
+    return folder, facts
+
+
+def settings_ui(facts: dict | None, disabled: bool) -> dict:
+    """Preset and hyperparameters; returns TrainConfig keyword arguments."""
+    names = list(PRESETS)
+    default = names.index(config.DEFAULT_PRESET) if config.DEFAULT_PRESET in names else 0
+    c1, c2, c3, c4 = st.columns(4)
+    preset = c1.selectbox("Model preset", names, index=default, disabled=disabled, key="train_preset")
+    spec = get_preset(preset)
+    c1.caption(spec.description)
+    # Keys include the preset so switching presets resets its own defaults.
+    epochs = c2.number_input("Epochs", 1, 1000, spec.epochs, disabled=disabled, key=f"train_epochs_{preset}")
+    batch = c3.number_input("Batch size", 1, 4096, spec.batch_size, disabled=disabled, key=f"train_batch_{preset}")
+    size = c4.number_input("Image size (px)", 32, 1024, spec.image_size, step=16, disabled=disabled, key=f"train_size_{preset}")
+    c1, c2, c3, c4 = st.columns(4)
+    lr = c2.number_input("Learning rate", 1e-6, 1.0, float(spec.learning_rate), step=1e-4, format="%.5f", disabled=disabled, key=f"train_lr_{preset}")
+    own_val = bool(facts and facts.get("validation"))
+    hold_out = c1.toggle("Hold out part of the training images", value=not own_val, disabled=disabled or not own_val, key=f"train_hold_out_{own_val}",
+                         help="Off: validate on the dataset's own validation/test folder.")
+    split = c3.slider("Validation split", 0.05, 0.5, 0.2, 0.05, disabled=disabled or not hold_out, key="train_split")
+    early = c4.toggle("Early stopping", value=False, disabled=disabled, key="train_early",
+                      help="Stop when validation loss has not improved for this many epochs, and keep the best weights.")
+    patience = c4.number_input("Patience (epochs)", 1, 100, 3, disabled=disabled or not early, key="train_patience")
+    return {
+        "model": preset, "epochs": int(epochs), "batch_size": int(batch), "image_size": int(size),
+        "learning_rate": float(lr), "val_split": float(split) if hold_out else None,
+        "early_stopping": int(patience) if early else None,
+    }
+
+
+def start(folder: str, settings: dict) -> None:
+    """Launch the training and remember it in this session."""
+    try:
+        run = jobs.start_training(TrainConfig(data=folder, **settings))
+    except (CatdogError, ValueError) as exc:
+        st.error(f"Could not start: {exc}")
+        return
+    st.session_state[WATCH_KEY] = str(run.path)
+    st.rerun()
+
+
+def watched_run() -> Run | None:
+    """The machine's running job, else the run this session started last."""
+    active = jobs.active_run()
+    if active is not None:
+        st.session_state[WATCH_KEY] = str(active.path)
+        return active
+    path = st.session_state.get(WATCH_KEY)
+    return Run(Path(path)) if path and Path(path).is_dir() else None
+
+
+def progress_ui(run: Run, status: jobs.JobStatus) -> None:
+    """Progress bar within the epoch, ETA, and the Stop button."""
+    prog = run.progress()
+    if status.state == "starting" or not prog:
+        st.progress(0.0, text="Starting: loading TensorFlow and decoding the images…")
+    else:
+        batches = max(1, int(prog.get("batches") or 1))
+        batch = min(int(prog.get("batch") or 0), batches)
+        phase = {"validate": " · validating", "epoch_end": " · epoch done"}.get(prog.get("phase"), "")
+        text = f"Epoch {prog.get('epoch')}/{prog.get('epochs')} · batch {batch}/{batches}{phase} · ETA {format_duration(prog.get('eta_seconds'))}"
+        st.progress(batch / batches, text=text)
+    stopping = run.stop_requested()
+    if st.button("Stop training" if not stopping else "Stopping after this batch…", icon="⏹️", disabled=stopping, key="train_stop"):
+        jobs.stop_training(run)
+        st.toast("Stop requested: the model so far will be saved.")
+
+
+def metrics_ui(rows: list[dict]) -> None:
+    """The latest epoch's metrics, with the change since the epoch before."""
+    last, prev = rows[-1], (rows[-2] if len(rows) > 1 else {})
+    cols = st.columns(5)
+    cols[0].metric("Epoch", f"{last['epoch']}", help="Epochs finished so far")
+    for col, key, label in zip(cols[1:], ("accuracy", "val_accuracy", "loss", "val_loss"), ("Train accuracy", "Val accuracy", "Train loss", "Val loss")):
+        value, before = last.get(key), prev.get(key)
+        if value is None:
+            col.metric(label, "–")
+            continue
+        is_acc = "accuracy" in key
+        delta = None if before is None else (f"{value - before:+.1%}" if is_acc else f"{value - before:+.3f}")
+        col.metric(label, f"{value:.1%}" if is_acc else f"{value:.3f}", delta, delta_color="normal" if is_acc else "inverse")
+
+
+def curves_ui(run: Run, rows: list[dict]) -> None:
+    left, right = st.columns(2)
+    left.plotly_chart(curves_figure(rows, "accuracy", "Accuracy"))
+    right.plotly_chart(curves_figure(rows, "loss", "Loss"))
+
+
+def outcome_ui(run: Run, status: jobs.JobStatus) -> None:
+    """What a finished, stopped or failed run leaves: plots, downloads, the model."""
+    if status.state == "failed":
+        st.error(f"Training failed: {status.error or 'no reason recorded'}", icon="❌")
+        if status.log_tail:
+            with st.expander("Last lines of the training log", expanded=True):
+                st.code(status.log_tail, language="text")
+        return
+    done = len(run.metrics())
+    if status.state == "stopped":
+        st.warning(f"Stopped on request after {done} epoch(s). The model trained so far was saved.", icon="⏹️")
+    else:
+        st.success(f"Finished {done} epoch(s) in {format_duration(run_duration(run))}.", icon="✅")
+    plots = [(name, run.path / f"{name}.png") for name in ("accuracy", "loss")]
+    cols = st.columns(2)
+    for col, (name, png) in zip(cols, plots):
+        if png.exists():
+            col.image(str(png), caption=f"{name} (the notebook's plot)")
+            col.download_button(f"Download {name}.png", png.read_bytes(), f"{run.id}-{name}.png", "image/png", key=f"dl_{name}_{run.id}")
+    use_model_ui(run)
+
+
+def use_model_ui(run: Run) -> None:
+    if not run.model_path.exists():
+        st.info("This run saved no model.")
+        return
+    if predict.default_model() == run.model_path.resolve():
+        st.caption("✓ This is the model the Predict page uses.")
+        return
+    if st.button("Use this model for Predict", type="primary", icon="🔮", key=f"use_{run.id}"):
+        try:
+            predict.set_active_model(run.path)
+        except CatdogError as exc:
+            st.error(str(exc))
+            return
+        st.success("The Predict page now uses this model.")
+
+
+def monitor_ui(run_path: str, live: bool) -> None:
+    """The watched run: progress, metrics, curves; redrawn on a timer while it trains."""
+
+    @st.fragment(run_every=POLL_SECONDS if live else None)
+    def monitor() -> None:
+        run = Run(Path(run_path))
+        status = jobs.job_status(run)
+        st.subheader(f"{STATE_ICONS.get(status.state, '')} Run `{run.id}` · {status.state}")
+        if status.active:
+            progress_ui(run, status)
+        rows = run.metrics()
+        if rows:
+            metrics_ui(rows)
+            curves_ui(run, rows)
+        elif status.active:
+            st.caption("Curves appear after the first epoch.")
+        if not status.active:
+            outcome_ui(run, status)
+        if live and jobs.active_run() is None:
+            st.rerun()  # the job is over: redraw the whole page so Start comes back
+
+    monitor()
+
+
+def main() -> None:
+    st.title("Train")
+    run = watched_run()
+    busy = jobs.active_run() is not None
+    with st.container(border=True):
+        folder, facts = dataset_ui(disabled=busy)
+        settings = settings_ui(facts, disabled=busy)
+        c1, c2 = st.columns([1, 3], vertical_alignment="center")
+        clicked = c1.button("Start training", type="primary", icon="▶️", disabled=busy or facts is None, key="train_start")
+        if busy:
+            c2.caption(f"A training is running on this machine (`{run.id if run else '?'}`): one at a time. Watch it below or stop it.")
+        else:
+            c2.caption("Training runs in the background: you can switch pages or close the tab and come back.")
+    if clicked and not busy:
+        start(folder, settings)
+    if run is not None:
+        monitor_ui(str(run.path), live=busy)
+    else:
+        st.info("No training in this session yet. Pick a dataset and press **Start training**; earlier runs are on the Runs page.")
+
+
+main()
