@@ -1,0 +1,95 @@
+"""Predict page (AppTest): uploads, a corrupt file, the camera, examples, no model."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from catdog import config, predict
+from tests.conftest import CAT_COLOUR, DOG_COLOUR, REPO, image_bytes, write_image
+
+TIMEOUT = 120  # the first run loads TensorFlow and the model
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CATDOG_RUNS_DIR", raising=False)
+    monkeypatch.setattr(config, "assets_dir", lambda: tmp_path / "assets")  # no bundled model, no samples
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def active_model(home, tiny_run):
+    predict.set_active_model(tiny_run.path)
+    return tiny_run
+
+
+def open_predict_page() -> AppTest:
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT).run()
+    return at.switch_page("pages/predict.py").run()
+
+
+def cards(at: AppTest) -> list[str]:
+    """The label headings of the result cards."""
+    return [m.value for m in at.markdown if m.value.startswith("### ")]
+
+
+def test_without_a_model_the_page_says_how_to_get_one(home):
+    at = open_predict_page()
+    assert not at.exception
+    assert "No trained model yet" in at.info[0].value and "Train" in at.info[0].value
+    assert not at.file_uploader
+
+
+def test_upload_of_a_photo_and_a_corrupt_file_gives_a_card_each(active_model):
+    at = open_predict_page()
+    assert "tiny-seed" in at.selectbox(key="predict_model").format_func(at.selectbox(key="predict_model").value)
+    at.file_uploader(key="predict_files").set_value([
+        ("dog.jpg", image_bytes(colour=DOG_COLOUR, seed=5), "image/jpeg"),
+        ("broken.jpg", b"\xff\xd8\xff\xe0 this is not really a jpeg", "image/jpeg"),
+    ]).run()
+    assert not at.exception
+    labels = cards(at)
+    assert len(labels) == 1 and labels[0].split()[-1].lower() in ("cat", "dog")
+    assert len(at.error) == 1 and ("corrupt" in at.error[0].value or "not a supported image" in at.error[0].value)
+    assert "1 of 2 classified" in at.subheader[0].value
+    table = at.dataframe[0].value
+    assert list(table["file"]) == ["dog.jpg", "broken.jpg"]
+    good, bad = table.iloc[0], table.iloc[1]
+    assert 0.5 <= good["confidence"] <= 1.0 and good["label"] in ("cat", "dog") and not good["error"]
+    assert bad["error"] and not bad["label"]
+    assert at.get("download_button")
+
+
+def test_page_predictions_match_the_predictor(active_model):
+    photos = [("cat.png", image_bytes(colour=CAT_COLOUR, seed=3, fmt="PNG"), "image/png"),
+              ("dog.jpg", image_bytes(colour=DOG_COLOUR, seed=4), "image/jpeg")]
+    expected = predict.Predictor.load(active_model.path).predict([p[1] for p in photos], [p[0] for p in photos])
+    at = open_predict_page()
+    at.file_uploader(key="predict_files").set_value(photos).run()
+    table = at.dataframe[0].value
+    assert list(table["label"]) == [r.label for r in expected]
+    assert list(table["p_dog"]) == pytest.approx([r.p_dog for r in expected], abs=1e-5)
+
+
+def test_camera_snapshot_is_classified(active_model):
+    at = open_predict_page()
+    assert not at.camera_input  # the camera asks for permission only when switched on
+    at.toggle(key="predict_camera_on").set_value(True).run()
+    at.camera_input(key="predict_camera").upload("shot.jpg", image_bytes(colour=CAT_COLOUR, seed=8)).run()
+    assert not at.exception
+    assert len(cards(at)) == 1
+    assert any("camera snapshot" in c.value for c in at.caption)
+
+
+def test_example_buttons_add_the_bundled_sample_photos(active_model, tmp_path):
+    write_image(tmp_path / "assets" / "samples" / "cat_1.jpg", colour=CAT_COLOUR)
+    write_image(tmp_path / "assets" / "samples" / "dog_1.jpg", colour=DOG_COLOUR)
+    at = open_predict_page()
+    at.button(key="sample_dog_1.jpg").click().run()
+    assert len(cards(at)) == 1
+    at.button(key="sample_cat_1.jpg").click().run()
+    assert len(cards(at)) == 2
+    at.button(key="samples_clear").click().run()
+    assert cards(at) == []

@@ -1,0 +1,112 @@
+"""Runs page (AppTest): the table, the comparison chart, and delete with confirmation."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from catdog import runs
+from tests.conftest import REPO
+
+TIMEOUT = 60
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CATDOG_RUNS_DIR", raising=False)
+    return tmp_path / "home"
+
+
+def open_runs_page() -> AppTest:
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT).run()
+    return at.switch_page("pages/runs.py").run()
+
+
+def make_run(run_id: str, val_acc: list[float], state: str = "finished", preset: str = "seed") -> runs.Run:
+    """A run folder as a training leaves it (no TensorFlow needed to read it)."""
+    run = runs.create_run(None, run_id, preset)
+    run.write_config({"model": preset, "created": time.time(), "epochs": len(val_acc), "image_size": 32, "batch_size": 8, "learning_rate": 0.001})
+    run.write_metrics([
+        {"epoch": i + 1, "accuracy": a + 0.05, "val_accuracy": a, "loss": 1 - a, "val_loss": 1.1 - a, "seconds": 1.0}
+        for i, a in enumerate(val_acc)
+    ])
+    run.write_status(state, pid=1, started=time.time() - 65, ended=time.time() - 5, error="out of memory" if state == "failed" else None)
+    return run
+
+
+def chart_traces(at: AppTest, index: int) -> list[str]:
+    return [trace["name"] for trace in json.loads(at.get("plotly_chart")[index].proto.spec)["data"]]
+
+
+def test_no_runs_points_to_the_train_page(home):
+    at = open_runs_page()
+    assert not at.exception
+    assert "No runs yet" in at.info[0].value
+
+
+def test_runs_table_lists_every_run_with_its_best_accuracy_and_status(home):
+    make_run("alpha", [0.6, 0.7, 0.65])
+    make_run("beta", [0.5], state="failed")
+    at = open_runs_page()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert set(table["run"]) == {"alpha", "beta"}
+    alpha = table[table["run"] == "alpha"].iloc[0]
+    assert alpha["best val acc"] == pytest.approx(0.7)
+    assert "finished" in alpha["status"] and alpha["preset"] == "seed" and alpha["epochs"] == "3/3"
+    assert alpha["duration"] == "1m 00s"
+    assert "failed" in table[table["run"] == "beta"].iloc[0]["status"]
+
+
+def test_comparison_chart_overlays_the_picked_runs(home):
+    make_run("alpha", [0.6, 0.7])
+    make_run("beta", [0.5, 0.55])
+    make_run("gamma", [0.8, 0.9])
+    at = open_runs_page()
+    at.multiselect(key="runs_compare").set_value(["alpha", "gamma"]).run()
+    assert sorted(chart_traces(at, 0)) == ["alpha", "gamma"]
+    at.selectbox(key="runs_metric").set_value("val_loss").run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert "Validation loss" in spec["layout"]["title"]["text"]
+    alpha = next(t for t in spec["data"] if t["name"] == "alpha")
+    assert alpha["y"] == pytest.approx([0.5, 0.4])
+
+
+def test_details_show_the_chosen_runs_curves_and_failure(home):
+    make_run("alpha", [0.6, 0.7])
+    make_run("broken", [0.5], state="failed")
+    at = open_runs_page()
+    at.selectbox(key="runs_detail").set_value("broken").run()
+    assert "Accuracy · broken" in json.loads(at.get("plotly_chart")[1].proto.spec)["layout"]["title"]["text"]
+    assert any("out of memory" in e.value for e in at.error)
+
+
+def test_delete_asks_for_confirmation_and_cancel_keeps_the_run(home):
+    keep = make_run("keep", [0.6])
+    gone = make_run("gone", [0.7])
+    at = open_runs_page()
+    at.selectbox(key="runs_detail").set_value("keep").run()
+    at.button(key="runs_delete_keep").click().run()
+    assert "cannot be undone" in at.warning[0].value
+    at.button(key="runs_delete_no").click().run()
+    assert keep.path.exists() and not at.warning
+    at.selectbox(key="runs_detail").set_value("gone").run()
+    at.button(key="runs_delete_gone").click().run()
+    assert gone.path.exists()  # nothing happens before the confirmation
+    at.button(key="runs_delete_yes").click().run()
+    assert not at.exception
+    assert not gone.path.exists() and keep.path.exists()
+    assert list(at.dataframe[0].value["run"]) == ["keep"]
+
+
+def test_a_running_run_cannot_be_deleted_from_the_page(home):
+    run = make_run("busy", [0.6], state="running")
+    run.write_status("running", pid=os.getpid())  # alive: this test process
+    at = open_runs_page()
+    assert not [b for b in at.button if b.key == "runs_delete_busy"]
+    assert any("stop it on the Train page" in c.value for c in at.caption)

@@ -1,0 +1,114 @@
+"""Train page (AppTest): start a tiny background training, watch it, stop it, use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from catdog import config, jobs, predict, runs
+from tests.conftest import REPO
+
+TIMEOUT = 60
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CATDOG_RUNS_DIR", raising=False)
+    yield tmp_path / "home"
+    holder = runs.read_lock(config.runs_dir())
+    if holder:  # never leave a detached training behind
+        os.kill(holder["pid"], signal.SIGKILL)
+
+
+def open_train_page() -> AppTest:
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT).run()
+    return at.switch_page("pages/train.py").run()
+
+
+def rerun_until(at: AppTest, predicate, timeout: float = 120.0) -> AppTest:
+    """Rerun the page (as the fragment's timer would) until predicate(at) holds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        at.run()
+        assert not at.exception, at.exception
+        if predicate(at):
+            return at
+        time.sleep(0.5)
+    raise AssertionError(f"page never reached the expected state; subheaders: {[s.value for s in at.subheader]}")
+
+
+def fill_tiny_settings(at: AppTest, data: str, epochs: int) -> AppTest:
+    at.text_input(key="train_data").set_value(data).run()
+    at.selectbox(key="train_preset").set_value("seed").run()
+    at.number_input(key="train_epochs_seed").set_value(epochs)
+    at.number_input(key="train_batch_seed").set_value(2)
+    at.number_input(key="train_size_seed").set_value(32)
+    return at.run()
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
+def test_defaults_come_from_the_config_and_the_preset(home):
+    at = open_train_page()
+    assert not at.exception
+    preset = at.selectbox(key="train_preset").value
+    assert preset == config.DEFAULT_PRESET
+    from catdog.models import get_preset
+
+    assert at.number_input(key=f"train_size_{preset}").value == get_preset(preset).image_size
+    assert at.number_input(key=f"train_epochs_{preset}").value == get_preset(preset).epochs
+    assert at.button(key="train_start").disabled  # no dataset yet
+
+
+def test_a_wrong_dataset_folder_is_explained_and_start_stays_off(home, tmp_path):
+    at = open_train_page()
+    at.text_input(key="train_data").set_value(str(tmp_path / "missing")).run()
+    assert "does not exist" in at.error[0].value
+    assert at.button(key="train_start").disabled
+
+
+@pytest.mark.slow
+def test_start_watch_stop_and_use_a_background_training(home, tiny_dataset):
+    at = fill_tiny_settings(open_train_page(), str(tiny_dataset), epochs=300)
+    assert "folders layout" in " ".join(c.value for c in at.caption)
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    run = jobs.active_run()
+    assert run is not None and at.button(key="train_start").disabled
+
+    # A second browser session sees the job and cannot start another one.
+    other = open_train_page()
+    assert other.button(key="train_start").disabled
+    assert run.id in other.subheader[0].value
+
+    rerun_until(at, lambda a: len(a.get("plotly_chart")) == 2)
+    assert chart_titles(at) == ["Accuracy", "Loss"]
+    assert [m.label for m in at.metric][:3] == ["Epoch", "Train accuracy", "Val accuracy"]
+    assert "Epoch" in at.get("progress")[0].proto.text
+
+    at.button(key="train_stop").click().run()
+    rerun_until(at, lambda a: "stopped" in a.subheader[0].value and not a.button(key="train_start").disabled)
+    assert run.status()["state"] == "stopped" and run.model_path.exists()
+    assert any("Stopped on request" in w.value for w in at.warning)
+    assert len(at.get("download_button")) == 2  # accuracy.png and loss.png
+
+    at.button(key=f"use_{run.id}").click().run()
+    assert predict.default_model() == run.model_path.resolve()
+
+
+@pytest.mark.slow
+def test_a_training_that_dies_shows_the_error_and_the_log(home, tiny_dataset):
+    at = fill_tiny_settings(open_train_page(), str(tiny_dataset), epochs=300)
+    at.button(key="train_start").click().run()
+    os.kill(runs.read_lock(config.runs_dir())["pid"], signal.SIGKILL)
+    rerun_until(at, lambda a: "failed" in a.subheader[0].value and not a.button(key="train_start").disabled, timeout=30)
+    assert "Training failed" in at.error[0].value
+    assert "catdog train" in at.code[0].value  # the log tail
