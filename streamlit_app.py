@@ -20,7 +20,7 @@ OPTIONAL_PAGES = (("data", "Data", ":material/folder_open:"), ("evaluate", "Eval
 
 def home() -> None:
     """Which dataset and model are active, whether a training runs, and where to go."""
-    st.title("🐾 catdog studio")
+    st.title(":material/pets: catdog studio")
     st.caption("Train a cats-vs-dogs classifier, watch it learn, and try it on your own photos.")
     left, middle, right = st.columns(3)
     with left, st.container(border=True):
@@ -31,7 +31,8 @@ def home() -> None:
         _training_card()
     st.subheader("Where to next")
     cols = st.columns(4)
-    links = [("data", "Get a dataset", "📂"), ("train", "Train a model", "🏋️"), ("predict", "Classify photos", "🔮"), ("runs", "Compare runs", "📈")]
+    links = [("data", "Get a dataset", ":material/folder_open:"), ("train", "Train a model", ":material/model_training:"),
+             ("predict", "Classify photos", ":material/image_search:"), ("runs", "Compare runs", ":material/history:")]
     for col, (name, label, icon) in zip(cols, [link for link in links if page_path(link[0]).exists()]):
         with col:
             nav_link(name, label, icon)
@@ -70,7 +71,7 @@ def _training_card() -> None:
         return
     status = jobs.job_status(run)
     rows = run.metrics()
-    st.markdown(f"🟢 `{run.id}` is {status.state}")
+    st.markdown(f":green[:material/play_circle:] `{run.id}` is {status.state}")
     st.caption(f"{len(rows)}/{run.config().get('epochs', '?')} epochs done. Watch it on the Train page.")
 
 
@@ -84,7 +85,7 @@ def build_pages() -> list:
 
 
 def main() -> None:
-    st.set_page_config(page_title="catdog studio", page_icon="🐾", layout="wide")
+    st.set_page_config(page_title="catdog studio", page_icon=":material/pets:", layout="wide")
     st.navigation(build_pages()).run()
 
 

@@ -15,11 +15,13 @@ from catdog import config
 from catdog.runs import Run
 
 PAGES_DIR = Path(__file__).resolve().parent
+# Material icons render in every browser (emoji need a colour-emoji font on the viewer's machine).
 STATE_ICONS = {
-    "starting": "⏳", "queued": "⏳", "running": "🟢", "finished": "✅",
-    "stopped": "⏹️", "failed": "❌", "unknown": "❔",
+    "starting": ":blue[:material/hourglass_top:]", "queued": ":blue[:material/hourglass_top:]",
+    "running": ":green[:material/play_circle:]", "finished": ":green[:material/check_circle:]",
+    "stopped": ":orange[:material/stop_circle:]", "failed": ":red[:material/error:]", "unknown": ":gray[:material/help:]",
 }
-CLASS_ICONS = {"cat": "🐱", "cats": "🐱", "dog": "🐶", "dogs": "🐶"}
+CLASS_COLOURS = ("orange", "blue", "violet", "green")
 
 
 def page_path(name: str) -> Path:
@@ -51,8 +53,10 @@ def format_pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
 
 
-def class_icon(label: str | None) -> str:
-    return CLASS_ICONS.get((label or "").lower(), "🏷️")
+def class_badge(label: str, class_names: list[str]) -> str:
+    """Markdown for a class label, coloured by its index (class 0 orange, class 1 blue)."""
+    index = class_names.index(label) if label in class_names else len(CLASS_COLOURS) - 1
+    return f":{CLASS_COLOURS[index % len(CLASS_COLOURS)]}[:material/pets: {label.capitalize()}]"
 
 
 def run_duration(run: Run) -> float | None:
@@ -77,7 +81,7 @@ def run_summary(run: Run) -> dict:
         "settings": f"{cfg.get('image_size', '?')}px · batch {cfg.get('batch_size', '?')} · lr {lr:g}" if lr else f"{cfg.get('image_size', '?')}px · batch {cfg.get('batch_size', '?')}",
         "epochs": f"{len(rows)}/{cfg.get('epochs', '?')}",
         "best val acc": run.best_val_accuracy(),
-        "status": f"{STATE_ICONS.get(status.get('state'), '')} {status.get('state')}",
+        "status": status.get("state"),
         "duration": format_duration(run_duration(run)),
     }
 

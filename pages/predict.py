@@ -18,7 +18,7 @@ from catdog.errors import CatdogError
 from catdog.predict import Prediction, Predictor, default_model
 from catdog.preprocess import load_display_image
 from catdog.runs import list_runs
-from pages._ui import class_icon, model_label
+from pages._ui import class_badge, model_label
 
 CARDS_PER_ROW = 4
 THUMBNAIL_SIDE = 320  # display only; the model's own size comes from its settings
@@ -69,9 +69,9 @@ def model_ui() -> Predictor | None:
         st.info(
             "**No trained model yet.** Train one on the **Train** page and press *Use this model for Predict*, "
             "or from a terminal: `catdog train --data PHOTOS` then `catdog use <run>`.",
-            icon="🧠",
+            icon=":material/model_training:",
         )
-        st.page_link("pages/train.py", label="Go to Train", icon="🏋️")
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         return None
     active = _model_file(default_model()) if default_model() else None
     path = st.selectbox("Model", choices, format_func=lambda p: model_label(p, active), key="predict_model")
@@ -130,10 +130,10 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
     with st.container(border=True):
         if not result.ok:
             st.markdown(f"**{item.name}**")
-            st.error(result.error, icon="🚫")
+            st.error(result.error, icon=":material/broken_image:")
             return
         st.image(load_display_image(item.data, THUMBNAIL_SIDE), width="stretch")
-        st.markdown(f"### {class_icon(result.label)} {result.label.capitalize()}")
+        st.markdown(f"### {class_badge(result.label, predictor.class_names)}")
         st.progress(min(1.0, result.confidence), text=f"{result.confidence:.1%} confident")
         st.caption(f"{item.name} · P({predictor.class_names[1]}) = {result.p_dog:.3f}")
 
@@ -158,9 +158,9 @@ def to_csv(rows: list[dict]) -> bytes:
 def results_ui(results: list[Prediction], items: list[Upload], predictor: Predictor) -> None:
     ok = sum(r.ok for r in results)
     counts = {name: sum(r.label == name for r in results) for name in predictor.class_names}
-    summary = " · ".join(f"{class_icon(n)} {c} {n}" for n, c in counts.items())
+    summary = " · ".join(f"{c} {n}" for n, c in counts.items())
     st.subheader(f"Results: {ok} of {len(results)} classified")
-    st.caption(summary + (f" · 🚫 {len(results) - ok} unreadable" if ok < len(results) else ""))
+    st.caption(summary + (f" · :red[{len(results) - ok} unreadable]" if ok < len(results) else ""))
     for start in range(0, len(results), CARDS_PER_ROW):
         cols = st.columns(CARDS_PER_ROW)
         for col, result, item in zip(cols, results[start : start + CARDS_PER_ROW], items[start : start + CARDS_PER_ROW]):
@@ -171,7 +171,7 @@ def results_ui(results: list[Prediction], items: list[Upload], predictor: Predic
         st.dataframe(rows, hide_index=True, key="predict_table", column_config={
             "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="percent"),
         })
-        st.download_button("Download results (CSV)", to_csv(rows), "catdog-predictions.csv", "text/csv", icon="⬇️", key="predict_csv")
+        st.download_button("Download results (CSV)", to_csv(rows), "catdog-predictions.csv", "text/csv", icon=":material/download:", key="predict_csv")
 
 
 def main() -> None:

@@ -68,7 +68,7 @@ def details_ui(runs: list[Run]) -> None:
 def actions_ui(run: Run, status: jobs.JobStatus) -> None:
     c1, c2, _ = st.columns([1, 1, 2])
     if run.model_path.exists() and not status.active:
-        if c1.button("Use for Predict", icon="🔮", key=f"runs_use_{run.id}"):
+        if c1.button("Use for Predict", icon=":material/image_search:", key=f"runs_use_{run.id}"):
             try:
                 predict.set_active_model(run.path)
                 st.toast(f"Predict now uses {run.id}")
@@ -77,7 +77,7 @@ def actions_ui(run: Run, status: jobs.JobStatus) -> None:
     if status.active:
         c2.caption("Running: stop it on the Train page before deleting.")
         return
-    if c2.button("Delete run", icon="🗑️", key=f"runs_delete_{run.id}"):
+    if c2.button("Delete run", icon=":material/delete:", key=f"runs_delete_{run.id}"):
         st.session_state[CONFIRM_KEY] = run.id
     if st.session_state.get(CONFIRM_KEY) == run.id:
         confirm_delete_ui(run)
@@ -85,7 +85,7 @@ def actions_ui(run: Run, status: jobs.JobStatus) -> None:
 
 def confirm_delete_ui(run: Run) -> None:
     with st.container(border=True):
-        st.warning(f"Delete run `{run.id}` and its model for good? This cannot be undone.", icon="⚠️")
+        st.warning(f"Delete run `{run.id}` and its model for good? This cannot be undone.", icon=":material/warning:")
         yes, no, _ = st.columns([1, 1, 3])
         if yes.button("Yes, delete", type="primary", key="runs_delete_yes"):
             try:
@@ -107,7 +107,7 @@ def main() -> None:
     runs = list_runs()
     if not runs:
         st.info("No runs yet. Start one on the **Train** page, or with `catdog train --data DIR`.")
-        st.page_link("pages/train.py", label="Go to Train", icon="🏋️")
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         return
     st.caption(f"{len(runs)} run(s), newest first.")
     table_ui(runs)

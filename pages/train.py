@@ -48,10 +48,10 @@ def dataset_ui(disabled: bool) -> tuple[str, dict | None]:
         return folder, None
     error, facts = dataset_summary(folder)
     if error:
-        st.error(error, icon="📂")
+        st.error(error, icon=":material/folder_off:")
         return folder, None
     val = f"{facts['validation']:,} validation images" if facts["validation"] is not None else "no validation folder"
-    st.caption(f"✓ {facts['kind']} layout · classes {', '.join(facts['classes'])} · {facts['train']:,} training images · {val}")
+    st.caption(f":green[:material/check_circle:] {facts['kind']} layout · classes {', '.join(facts['classes'])} · {facts['train']:,} training images · {val}")
     return folder, facts
 
 
@@ -116,7 +116,7 @@ def progress_ui(run: Run, status: jobs.JobStatus) -> None:
         text = f"Epoch {prog.get('epoch')}/{prog.get('epochs')} · batch {batch}/{batches}{phase} · ETA {format_duration(prog.get('eta_seconds'))}"
         st.progress(batch / batches, text=text)
     stopping = run.stop_requested()
-    if st.button("Stop training" if not stopping else "Stopping after this batch…", icon="⏹️", disabled=stopping, key="train_stop"):
+    if st.button("Stop training" if not stopping else "Stopping after this batch…", icon=":material/stop:", disabled=stopping, key="train_stop"):
         jobs.stop_training(run)
         st.toast("Stop requested: the model so far will be saved.")
 
@@ -145,16 +145,16 @@ def curves_ui(run: Run, rows: list[dict]) -> None:
 def outcome_ui(run: Run, status: jobs.JobStatus) -> None:
     """What a finished, stopped or failed run leaves: plots, downloads, the model."""
     if status.state == "failed":
-        st.error(f"Training failed: {status.error or 'no reason recorded'}", icon="❌")
+        st.error(f"Training failed: {status.error or 'no reason recorded'}", icon=":material/error:")
         if status.log_tail:
             with st.expander("Last lines of the training log", expanded=True):
                 st.code(status.log_tail, language="text")
         return
     done = len(run.metrics())
     if status.state == "stopped":
-        st.warning(f"Stopped on request after {done} epoch(s). The model trained so far was saved.", icon="⏹️")
+        st.warning(f"Stopped on request after {done} epoch(s). The model trained so far was saved.", icon=":material/stop_circle:")
     else:
-        st.success(f"Finished {done} epoch(s) in {format_duration(run_duration(run))}.", icon="✅")
+        st.success(f"Finished {done} epoch(s) in {format_duration(run_duration(run))}.", icon=":material/check_circle:")
     plots = [(name, run.path / f"{name}.png") for name in ("accuracy", "loss")]
     cols = st.columns(2)
     for col, (name, png) in zip(cols, plots):
@@ -169,9 +169,9 @@ def use_model_ui(run: Run) -> None:
         st.info("This run saved no model.")
         return
     if predict.default_model() == run.model_path.resolve():
-        st.caption("✓ This is the model the Predict page uses.")
+        st.caption(":green[:material/check:] This is the model the Predict page uses.")
         return
-    if st.button("Use this model for Predict", type="primary", icon="🔮", key=f"use_{run.id}"):
+    if st.button("Use this model for Predict", type="primary", icon=":material/image_search:", key=f"use_{run.id}"):
         try:
             predict.set_active_model(run.path)
         except CatdogError as exc:
@@ -212,7 +212,7 @@ def main() -> None:
         folder, facts = dataset_ui(disabled=busy)
         settings = settings_ui(facts, disabled=busy)
         c1, c2 = st.columns([1, 3], vertical_alignment="center")
-        clicked = c1.button("Start training", type="primary", icon="▶️", disabled=busy or facts is None, key="train_start")
+        clicked = c1.button("Start training", type="primary", icon=":material/play_arrow:", disabled=busy or facts is None, key="train_start")
         if busy:
             c2.caption(f"A training is running on this machine (`{run.id if run else '?'}`): one at a time. Watch it below or stop it.")
         else:
