@@ -204,8 +204,9 @@ def log_tail(run: runs.Run, lines: int = LOG_TAIL_LINES) -> str:
             text = fh.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
-    # Keras progress bars are coloured and redraw with \r; keep what a terminal would show.
-    shown = [line.rsplit("\r", 1)[-1] for line in _ANSI.sub("", text).rstrip().split("\n")]
+    # Keras progress bars are coloured and redraw with \r and \b; keep what a terminal would show.
+    text = _ANSI.sub("", text).replace("\b", "")
+    shown = [line.rsplit("\r", 1)[-1] for line in text.rstrip().split("\n")]
     return "\n".join(shown[-lines:])
 
 

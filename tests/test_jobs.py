@@ -114,7 +114,7 @@ def test_child_that_fails_shows_the_runs_error_and_log_tail(runs_root, tmp_path)
 
 def test_log_tail_drops_colour_codes_and_progress_redraws(tmp_path):
     run = runs.Run(tmp_path)
-    run.log_path.write_text("line 1\n\x1b[1m1/3\x1b[0m old bar\r\x1b[1m3/3\x1b[0m final bar\nlast line\n")
+    run.log_path.write_text("line 1\n\x1b[1m1/3\x1b[0m old bar\b\b\b\r\x1b[1m3/3\x1b[0m final bar\nlast line\n")
     assert jobs.log_tail(run) == "line 1\n3/3 final bar\nlast line"
     assert jobs.log_tail(run, lines=1) == "last line"
 

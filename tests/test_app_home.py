@@ -1,0 +1,61 @@
+"""Home view and navigation (AppTest): active model, dataset, running training, every page."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from catdog import config, predict, runs
+from tests.conftest import REPO
+
+TIMEOUT = 60
+PAGES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "pages").glob("*.py") if not p.name.startswith("_"))
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CATDOG_RUNS_DIR", raising=False)
+    monkeypatch.setattr(config, "assets_dir", lambda: tmp_path / "assets")  # no bundled model
+    return tmp_path / "home"
+
+
+def open_home() -> AppTest:
+    return AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT).run()
+
+
+def text_of(at: AppTest) -> str:
+    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info])
+
+
+def test_fresh_install_says_there_is_no_model_and_no_training(home):
+    at = open_home()
+    assert not at.exception
+    assert "catdog studio" in at.title[0].value
+    assert "No model yet" in text_of(at)
+    assert "Idle" in text_of(at)
+
+
+def test_home_names_the_active_model_and_the_running_training(home, tiny_run):
+    predict.set_active_model(tiny_run.path)
+    run = runs.create_run(None, "busy-run")
+    run.write_config({"model": "seed", "epochs": 5})
+    run.write_status("running", pid=os.getpid())
+    runs.acquire_lock(run)
+    try:
+        at = open_home()
+    finally:
+        runs.release_lock()
+    page = text_of(at)
+    assert "tiny-seed" in page and "preset **seed**" in page
+    assert "busy-run" in page and "running" in page
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_in_the_navigation_renders_without_an_exception(home, page):
+    at = open_home()
+    at.switch_page(page).run()  # raises if st.navigation did not register the page
+    assert not at.exception, at.exception
+    assert at.title
