@@ -76,11 +76,12 @@ def _training_card() -> None:
 
 
 def build_pages() -> list:
+    """Home, then each page whose file exists (Data and Evaluate come from other work)."""
     pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
     main = [("train", "Train", ":material/model_training:"), ("predict", "Predict", ":material/image_search:"), ("runs", "Runs", ":material/history:")]
     for name, title, icon in OPTIONAL_PAGES[:1] + tuple(main) + OPTIONAL_PAGES[1:]:
         if page_path(name).exists():
-            pages.append(st.Page(f"pages/{name}.py", title=title, icon=icon))
+            pages.append(st.Page(page_path(name), title=title, icon=icon))
     return pages
 
 
@@ -89,4 +90,5 @@ def main() -> None:
     st.navigation(build_pages()).run()
 
 
-main()
+if __name__ == "__main__":  # `streamlit run` executes this file as __main__
+    main()

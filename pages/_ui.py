@@ -120,3 +120,19 @@ def nav_link(name: str, label: str, icon: str) -> None:
     """A link to a page, drawn only if that page exists."""
     if page_path(name).exists():
         st.page_link(f"pages/{name}.py", label=label, icon=icon)
+
+
+def use_app_navigation() -> None:
+    """Rerun through streamlit_app.py when Streamlit ran this page file on its own.
+
+    Until the entry point has called `st.navigation` once in a server process,
+    Streamlit treats a `pages/` folder the old (v1) way: a first visit straight
+    to /train runs pages/train.py alone, without the app's layout and menu.
+    """
+    from streamlit import config as st_config
+    from streamlit.runtime.pages_manager import PagesManager
+
+    # AppTest resets the flag before every run and drives pages directly; leave it alone there.
+    if getattr(PagesManager, "uses_pages_directory", False) and not st_config.get_option("global.appTest"):
+        PagesManager.uses_pages_directory = False
+        st.rerun()

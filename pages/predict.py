@@ -18,7 +18,7 @@ from catdog.errors import CatdogError
 from catdog.predict import Prediction, Predictor, default_model
 from catdog.preprocess import load_display_image
 from catdog.runs import list_runs
-from pages._ui import class_badge, model_label
+from pages._ui import class_badge, model_label, use_app_navigation
 
 CARDS_PER_ROW = 4
 THUMBNAIL_SIDE = 320  # display only; the model's own size comes from its settings
@@ -175,6 +175,7 @@ def results_ui(results: list[Prediction], items: list[Upload], predictor: Predic
 
 
 def main() -> None:
+    use_app_navigation()
     st.title("Predict")
     st.caption("Drop one or many photos of cats and dogs. Each gets a label and how sure the model is.")
     predictor = model_ui()

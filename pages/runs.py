@@ -12,7 +12,7 @@ from catdog import jobs, predict
 from catdog.errors import CatdogError
 from catdog.plots import compare_figure, curves_figure
 from catdog.runs import Run, delete_run, list_runs
-from pages._ui import run_summary
+from pages._ui import run_summary, use_app_navigation
 
 COMPARE_METRICS = {"val_accuracy": "Validation accuracy", "val_loss": "Validation loss", "accuracy": "Train accuracy", "loss": "Train loss"}
 CONFIRM_KEY = "runs_confirm_delete"
@@ -103,6 +103,7 @@ def confirm_delete_ui(run: Run) -> None:
 
 
 def main() -> None:
+    use_app_navigation()
     st.title("Runs")
     runs = list_runs()
     if not runs:

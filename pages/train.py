@@ -17,7 +17,7 @@ from catdog.models import PRESETS, get_preset
 from catdog.plots import curves_figure
 from catdog.runs import Run
 from catdog.training import TrainConfig
-from pages._ui import STATE_ICONS, default_dataset, format_duration, run_duration
+from pages._ui import STATE_ICONS, default_dataset, format_duration, run_duration, use_app_navigation
 
 POLL_SECONDS = 1.5
 WATCH_KEY = "train_run"
@@ -205,6 +205,7 @@ def monitor_ui(run_path: str, live: bool) -> None:
 
 
 def main() -> None:
+    use_app_navigation()
     st.title("Train")
     run = watched_run()
     busy = jobs.active_run() is not None

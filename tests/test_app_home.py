@@ -53,6 +53,23 @@ def test_home_names_the_active_model_and_the_running_training(home, tiny_run):
     assert "busy-run" in page and "running" in page
 
 
+def _navigation_titles() -> None:
+    import streamlit as st
+
+    import streamlit_app
+
+    st.session_state["titles"] = [page.title for page in streamlit_app.build_pages()]
+
+
+def test_navigation_lists_home_and_every_page_file_that_exists(home):
+    at = AppTest.from_function(_navigation_titles, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    titles = at.session_state["titles"]
+    assert titles[0] == "Home" and {"Train", "Predict", "Runs"} <= set(titles)
+    for name, title in (("data", "Data"), ("evaluate", "Evaluate")):
+        assert (title in titles) == (REPO / "pages" / f"{name}.py").exists()
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_in_the_navigation_renders_without_an_exception(home, page):
     at = open_home()

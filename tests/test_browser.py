@@ -113,6 +113,9 @@ def test_dropping_a_photo_on_the_predict_page_shows_its_label(chromium, studio, 
         labels = [h.inner_text() for h in page.locator("h3").all()]
         predicted = [m.group(1) for label in labels if (m := re.search(r"\b(Cat|Dog)\b", label))]
         assert predicted == expected, labels
+        # Landing straight on /predict still gets the app's own menu, not Streamlit's pages/ listing.
+        nav = page.locator("[data-testid=stSidebarNav]")
+        assert nav.get_by_text("Home", exact=True).count() == 1 and nav.get_by_text("ui", exact=True).count() == 0
         assert confidence.count() == 2
         assert page.locator("[data-testid=stException]").count() == 0
     finally:
