@@ -75,6 +75,8 @@ def open_image(source: ImageSource, draft_size: int | None = None) -> Image.Imag
     data = read_bytes(source)
     if not data:
         raise ImageError("file is empty (0 bytes); re-export or re-download it")
+    if len(data) > MAX_FILE_BYTES:  # uploads and file objects arrive as bytes, not paths
+        raise ImageError(f"file is {len(data) / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -87,7 +89,10 @@ def open_image(source: ImageSource, draft_size: int | None = None) -> Image.Imag
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"image is too large to decode safely ({exc}); resize it first") from exc
+        raise ImageError(
+            f"image is too large to decode safely ({exc}); the limit is {config.MAX_IMAGE_PIXELS / 1e6:.0f} "
+            "megapixels (decompression-bomb guard); resize it first"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"not a supported image ({_sniff(data)}); use JPEG, PNG, GIF, BMP, TIFF or WebP") from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, MemoryError) as exc:

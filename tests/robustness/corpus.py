@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+BOMB = r"(too large to decode safely|megapixels).*decompression-bomb guard.*resize it first"
 SIZE = 32  # the model input size the checks are written for
 RED, GREEN, BLUE, WHITE, BLACK = (220, 30, 30), (30, 200, 40), (30, 40, 220), (255, 255, 255), (0, 0, 0)
 
@@ -169,10 +170,10 @@ def build_corpus(include_huge: bool = True) -> list[Case]:
         Case("broken-exif.jpg", broken_exif_jpeg(), True, check=expect(centre=RED)),
         Case("one-pixel.png", encode(Image.new("RGB", (1, 1), GREEN), "PNG"), True, check=expect(left=GREEN, right=GREEN)),
         Case("one-pixel.jpg", encode(Image.new("RGB", (1, 1), GREEN), "JPEG", quality=100), True, check=expect(centre=GREEN)),
-        Case("bomb-30000x30000.png", png_bomb(), False, r"too large|megapixels"),
-        Case("bomb-12000x12000.png", png_bomb(12000), False, r"144 megapixels.*decompression-bomb guard"),
-        Case("bomb-header-60000x60000.jpg", jpeg_claiming(60000, 60000), False, r"too large|megapixels"),
-        Case("bomb-screen-65535x65535.gif", gif_claiming(65535, 65535), False, r"too large|megapixels"),
+        Case("bomb-30000x30000.png", png_bomb(), False, BOMB),
+        Case("bomb-12000x12000.png", png_bomb(12000), False, BOMB),
+        Case("bomb-header-60000x60000.jpg", jpeg_claiming(60000, 60000), False, BOMB),
+        Case("bomb-screen-65535x65535.gif", gif_claiming(65535, 65535), False, BOMB),
         Case("vector.svg", b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
              b'<rect width="64" height="64" fill="red"/></svg>', False, r"not a supported image.*SVG"),
         Case("svg-named.jpg", b'<svg xmlns="http://www.w3.org/2000/svg"><circle r="4"/></svg>', False, r"SVG"),
