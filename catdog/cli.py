@@ -14,7 +14,8 @@ from catdog.errors import CatdogError
 
 def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model on a dataset folder")
-    p.add_argument("--data", required=True, help="dataset folder (cats/ + dogs/, train/ + test/, or cat.N.jpg files)")
+    p.add_argument("--data", help="dataset folder (cats/ + dogs/, train/ + test/, or cat.N.jpg files); required unless --resume")
+    p.add_argument("--resume", metavar="RUN", help="continue a stopped, failed or killed run from its last checkpoint, with its own settings (--epochs may raise the total)")
     val = p.add_mutually_exclusive_group()
     val.add_argument("--val-data", help="a separate labelled validation folder")
     val.add_argument("--val-split", type=float, help="fraction of --data held out for validation (default 0.2 when no validation folder exists)")
@@ -88,8 +89,14 @@ def cmd_models(args, out) -> int:
 
 def cmd_train(args, out) -> int:
     from catdog.models import get_preset
-    from catdog.training import TrainConfig, train
+    from catdog.training import TrainConfig, resume, train
 
+    if args.resume:
+        run = resume(args.resume, epochs=args.epochs, stream=out, lock=not args.no_lock)
+        print(run.path, file=out)
+        return 0
+    if not args.data:
+        raise ValueError("--data is required (the dataset folder), unless you --resume a run")
     spec = get_preset(args.model)
     cfg = TrainConfig(
         data=args.data,

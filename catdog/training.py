@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import signal
 import sys
@@ -15,7 +16,7 @@ from typing import IO, Sequence
 
 from catdog import config as defaults
 from catdog import data, runs
-from catdog.errors import CatdogError, DatasetError
+from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
 from catdog.hardware import resolve_precision
 from catdog.models import build_model, get_preset
 
@@ -167,10 +168,17 @@ def _keras_callbacks():
     class AtomicCheckpoint(keras.callbacks.Callback):
         """Saves checkpoint/last.keras (and best.keras) atomically every epoch."""
 
-        def __init__(self, run: runs.Run, monitor: str = "val_accuracy"):
+        def __init__(self, run: runs.Run, monitor: str = "val_accuracy", best: float | None = None):
             super().__init__()
             self.run, self.monitor = run, monitor
-            self.best: float | None = None
+            self.best = best
+            self._batches = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._batches = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._batches = batch + 1
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
@@ -182,7 +190,10 @@ def _keras_callbacks():
             if improved:
                 self.best = float(value)
                 save_model_atomic(self.model, folder / "best.keras", include_optimizer=False)
-            runs.atomic_write_json(folder / "state.json", {"epoch": epoch + 1, "best": self.best, "monitor": self.monitor})
+            # A stop mid-epoch saves a partly trained epoch; resume trains that epoch again.
+            steps = (self.params or {}).get("steps")
+            partial = bool(steps) and self._batches < steps
+            runs.atomic_write_json(folder / "state.json", {"epoch": epoch + 1, "partial": partial, "best": self.best, "monitor": self.monitor})
 
     return RunRecorder, StopOnRequest, AtomicCheckpoint
 
@@ -285,35 +296,130 @@ def train(
     spec = get_preset(cfg.model)
     image_size = cfg.image_size or spec.image_size
     run = runs.create_run(runs_dir, run_id, cfg.model)
+
+    def start() -> None:
+        run.write_config(_config_record(cfg, image_size, spec))
+        run.write_status("queued", pid=os.getpid(), started=time.time())
+
+    _supervise(run, runs_dir, start, lock, handle_signals, lambda request: _fit(run, cfg, spec, image_size, request, callbacks, verbose, log))
+    return run
+
+
+def resume(
+    run: runs.Run | str | os.PathLike,
+    epochs: int | None = None,
+    callbacks: Sequence = (),
+    verbose: int | str = "auto",
+    stream: IO[str] | None = None,
+    lock: bool = True,
+    handle_signals: bool = True,
+) -> runs.Run:
+    """Continue a stopped, failed or killed run from checkpoint/last.keras.
+
+    Uses the run's own config.json settings and appends to its metrics.jsonl:
+    epochs after the checkpoint (or a partly trained one) are trained again,
+    so no epoch is missing or duplicated.
+
+    Args:
+        run: the run (folder, path or id).
+        epochs: a new total number of epochs (default: the run's own).
+        callbacks, verbose, stream, lock, handle_signals: as for `train`.
+
+    Raises:
+        RunError: the run is still running, has no checkpoint, or is already complete.
+    """
+    stream = stream or sys.stdout
+    run = run if isinstance(run, runs.Run) else runs.open_run(run)
+    status = run.status()
+    if status.get("state") in runs.ACTIVE_STATES:
+        raise RunError(f"run {run.id!r} is still running (pid {status.get('pid')}); stop it before resuming")
+    state = runs.read_json(run.checkpoint_dir / "state.json")
+    if not state or not (run.checkpoint_dir / "last.keras").exists():
+        raise RunError(f"run {run.id!r} has no checkpoint to resume from (no epoch finished, or --no-checkpoint); start a new training")
+    record = run.config()
+    cfg = TrainConfig(**{f.name: record[f.name] for f in dataclasses.fields(TrainConfig) if f.name in record})
+    cfg.precision = record.get("precision", cfg.precision)
+    cfg.epochs = epochs or cfg.epochs
+    cfg.validate()
+    done = int(state["epoch"]) - (1 if state.get("partial") else 0)
+    if done >= cfg.epochs:
+        raise RunError(f"run {run.id!r} already has all {cfg.epochs} epochs; pass --epochs N with N > {done} to train further")
+    spec = get_preset(cfg.model)
+
+    def start() -> None:
+        run.write_config(dict(record, epochs=cfg.epochs))
+        run.write_status("queued", pid=os.getpid(), resumed=time.time(), resumed_from_epoch=done, error=None, traceback=None, ended=None)
+
+    resume_from = {"epoch": done, "best": state.get("best")}
+    fit = lambda request: _fit(run, cfg, spec, cfg.image_size, request, callbacks, verbose, lambda m: print(m, file=stream, flush=True), resume_from)  # noqa: E731
+    _supervise(run, Path(run.path).parent, start, lock, handle_signals, fit, resuming=True)
+    return run
+
+
+def _supervise(run: runs.Run, runs_dir, start, lock: bool, handle_signals: bool, fit, resuming: bool = False) -> None:
+    """Run `start` and `fit(request)` holding the lock and signal handlers; mark the run failed if they raise.
+
+    A resume takes the lock before `start` touches the run: a second resume of
+    the same run is refused without marking the run that is training as failed.
+    """
     root = Path(runs_dir) if runs_dir else None
     locked = False
     request = StopRequested(run)
     old_handlers = {}
     try:
-        run.write_config(_config_record(cfg, image_size, spec))
-        run.write_status("queued", pid=os.getpid(), started=time.time())
-        if lock:
+        if resuming and lock:
+            runs.acquire_lock(run, root)
+            locked = True
+        start()
+        if lock and not locked:
             runs.acquire_lock(run, root)
             locked = True
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 old_handlers[sig] = signal.signal(sig, request)
-        _fit(run, cfg, spec, image_size, request, callbacks, verbose, log)
+        fit(request)
     except BaseException as exc:
-        message = str(exc) if isinstance(exc, (CatdogError, ValueError)) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, TrainingBusyError) and resuming:
+            raise
+        clear = _write_error(exc, run)
+        message = str(clear or exc) if isinstance(clear or exc, (CatdogError, ValueError)) else f"{type(exc).__name__}: {exc}"
         if isinstance(exc, KeyboardInterrupt):
             message = "interrupted"
-        run.write_status("failed", error=message, ended=time.time(), traceback=traceback.format_exc(limit=20))
+        try:
+            run.write_status("failed", error=message, ended=time.time(), traceback=traceback.format_exc(limit=20))
+        except OSError:
+            pass  # a full or read-only disk: the error below still says what happened
+        if clear is not None:
+            raise clear from exc
         raise
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
         if locked:
             runs.release_lock(root)
-    return run
 
 
-def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log) -> None:
+_WRITE_ERRORS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+def _write_error(exc: BaseException, run: runs.Run) -> RunError | None:
+    """A clear RunError for a failed write to the run folder (None for other errors)."""
+    if not isinstance(exc, OSError) or exc.errno not in _WRITE_ERRORS:
+        return None
+    where = exc.filename or run.path
+    return RunError(
+        f"cannot write {str(where)!r}: {_WRITE_ERRORS[exc.errno]}; free some space or fix the permissions, "
+        f"then continue with `catdog train --resume {run.path}` (or pick another --runs-dir)"
+    )
+
+
+def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, resume_from: dict | None = None) -> None:
     import keras
 
     keras.utils.set_random_seed(cfg.seed)
@@ -328,16 +434,20 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log) -> 
     )
     run.write_config(config)
     precision = config["precision"]
-    model = build_model(cfg.model, image_size, precision=precision, learning_rate=cfg.learning_rate)
+    initial_epoch, rows, best = 0, [], None
+    if resume_from is None:
+        model = build_model(cfg.model, image_size, precision=precision, learning_rate=cfg.learning_rate)
+    else:
+        model, initial_epoch, rows, best = _restore(run, resume_from, log)
     train_ds = data.make_tf_dataset(train_dec, cfg.batch_size, shuffle=True, seed=cfg.seed)
     val_ds = data.make_tf_dataset(val_dec, cfg.batch_size)
     steps = -(-len(train_dec) // cfg.batch_size)
 
     RunRecorder, StopOnRequest, AtomicCheckpoint = _keras_callbacks()
     stopper = StopOnRequest(request)
-    callbacks = [RunRecorder(run, cfg.epochs, steps, log=log), stopper]
+    callbacks = [RunRecorder(run, cfg.epochs, steps, initial_rows=rows, log=log), stopper]
     if cfg.checkpoint:
-        callbacks.append(AtomicCheckpoint(run))
+        callbacks.append(AtomicCheckpoint(run, best=best))
     if cfg.early_stopping:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping, restore_best_weights=True, verbose=1)
@@ -346,12 +456,30 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log) -> 
 
     run.write_status("running", pid=os.getpid())
     log(f"Training {cfg.model} ({model.count_params():,} parameters, {precision}) for {cfg.epochs} epochs, batch {cfg.batch_size}")
-    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
     save_model_atomic(model, run.model_path, include_optimizer=False)
     rows = run.metrics()
     state = "stopped" if stopper.stopped else "finished"
     run.write_status(state, ended=time.time(), epochs_done=len(rows), error=None)
     log(f"Run {state} after {len(rows)} epoch(s); model saved to {run.model_path}")
+
+
+def _restore(run: runs.Run, resume_from: dict, log):
+    """The checkpointed model (with its optimizer state) and the metrics rows it covers."""
+    import keras
+
+    done = int(resume_from["epoch"])
+    try:
+        model = keras.saving.load_model(run.checkpoint_dir / "last.keras")
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+        raise RunError(f"cannot load checkpoint {str(run.checkpoint_dir / 'last.keras')!r}: {exc}; start a new training") from exc
+    # Rows after the checkpoint (a killed or stopped epoch) are trained again, not kept twice.
+    rows = [r for r in run.metrics() if r.get("epoch", 0) <= done]
+    run.write_metrics(rows)
+    for leftover in run.path.rglob(".tmp-*"):  # half-saved models of the killed process
+        leftover.unlink(missing_ok=True)
+    log(f"Resuming {run.id} after epoch {done} from {run.checkpoint_dir / 'last.keras'}")
+    return model, done, rows, resume_from.get("best")
 
 
 def _config_record(cfg: TrainConfig, image_size: int, spec) -> dict:
