@@ -73,17 +73,30 @@ def run_summary(run: Run) -> dict:
     """One row of the runs table: what a person compares runs by."""
     cfg, status = run.config(), run.status()
     rows = run.metrics()
-    lr = cfg.get("learning_rate")
     return {
         "run": run.id,
         "date": format_time(cfg.get("created")),
         "preset": cfg.get("model", "–"),
-        "settings": f"{cfg.get('image_size', '?')}px · batch {cfg.get('batch_size', '?')} · lr {lr:g}" if lr else f"{cfg.get('image_size', '?')}px · batch {cfg.get('batch_size', '?')}",
+        "settings": settings_text(cfg),
         "epochs": f"{len(rows)}/{cfg.get('epochs', '?')}",
         "best val acc": run.best_val_accuracy(),
         "status": status.get("state"),
         "duration": format_duration(run_duration(run)),
     }
+
+
+def settings_text(cfg: dict) -> str:
+    """'64px · batch 32 · lr 0.001' from a run's config.json (missing values left out)."""
+    parts = []
+    if cfg.get("image_size"):
+        parts.append(f"{cfg['image_size']}px")
+    if cfg.get("batch_size"):
+        parts.append(f"batch {cfg['batch_size']}")
+    if cfg.get("learning_rate"):
+        parts.append(f"lr {cfg['learning_rate']:g}")
+    if cfg.get("early_stopping"):
+        parts.append(f"early stop {cfg['early_stopping']}")
+    return " · ".join(parts) or "–"
 
 
 def model_label(model_path: Path, active: Path | None = None) -> str:

@@ -17,7 +17,7 @@ from catdog.models import PRESETS, get_preset
 from catdog.plots import curves_figure
 from catdog.runs import Run
 from catdog.training import TrainConfig
-from pages._ui import STATE_ICONS, default_dataset, format_duration, run_duration, use_app_navigation
+from pages._ui import STATE_ICONS, default_dataset, format_duration, run_duration, settings_text, use_app_navigation
 
 POLL_SECONDS = 1.5
 WATCH_KEY = "train_run"
@@ -62,25 +62,32 @@ def settings_ui(facts: dict | None, disabled: bool) -> dict:
     c1, c2, c3, c4 = st.columns(4)
     preset = c1.selectbox("Model preset", names, index=default, disabled=disabled, key="train_preset")
     spec = get_preset(preset)
-    c1.caption(spec.description)
-    # Keys include the preset so switching presets resets its own defaults.
+    # Keys include the preset so switching presets brings back that preset's defaults.
     epochs = c2.number_input("Epochs", 1, 1000, spec.epochs, disabled=disabled, key=f"train_epochs_{preset}")
     batch = c3.number_input("Batch size", 1, 4096, spec.batch_size, disabled=disabled, key=f"train_batch_{preset}")
     size = c4.number_input("Image size (px)", 32, 1024, spec.image_size, step=16, disabled=disabled, key=f"train_size_{preset}")
-    c1, c2, c3, c4 = st.columns(4)
-    lr = c2.number_input("Learning rate", 1e-6, 1.0, float(spec.learning_rate), step=1e-4, format="%.5f", disabled=disabled, key=f"train_lr_{preset}")
-    own_val = bool(facts and facts.get("validation"))
-    hold_out = c1.toggle("Hold out part of the training images", value=not own_val, disabled=disabled or not own_val, key=f"train_hold_out_{own_val}",
-                         help="Off: validate on the dataset's own validation/test folder.")
-    split = c3.slider("Validation split", 0.05, 0.5, 0.2, 0.05, disabled=disabled or not hold_out, key="train_split")
-    early = c4.toggle("Early stopping", value=False, disabled=disabled, key="train_early",
+    st.caption(f"**{preset}**: {spec.description}")
+    c1, c2, c3 = st.columns(3)
+    lr = c1.number_input("Learning rate", 1e-6, 1.0, float(spec.learning_rate), step=1e-4, format="%.5f", disabled=disabled, key=f"train_lr_{preset}")
+    split = validation_ui(c2, facts, disabled)
+    early = c3.toggle("Early stopping", value=False, disabled=disabled, key="train_early",
                       help="Stop when validation loss has not improved for this many epochs, and keep the best weights.")
-    patience = c4.number_input("Patience (epochs)", 1, 100, 3, disabled=disabled or not early, key="train_patience")
+    patience = c3.number_input("Patience (epochs)", 1, 100, 3, disabled=disabled or not early, key="train_patience", label_visibility="collapsed")
     return {
         "model": preset, "epochs": int(epochs), "batch_size": int(batch), "image_size": int(size),
-        "learning_rate": float(lr), "val_split": float(split) if hold_out else None,
-        "early_stopping": int(patience) if early else None,
+        "learning_rate": float(lr), "val_split": split, "early_stopping": int(patience) if early else None,
     }
+
+
+def validation_ui(col, facts: dict | None, disabled: bool) -> float | None:
+    """The validation split, or None to use the dataset's own validation folder."""
+    own_val = bool(facts and facts.get("validation"))
+    hold_out = col.toggle("Split off validation images", value=not own_val, disabled=disabled or not own_val, key=f"train_hold_out_{own_val}",
+                          help="Off: validate on the dataset's own validation/test folder.")
+    split = col.slider("Validation split", 0.05, 0.5, 0.2, 0.05, disabled=disabled or not hold_out, key="train_split", label_visibility="collapsed")
+    if not hold_out:
+        col.caption(f"Validating on the dataset's {facts['validation']:,} validation images.")
+    return float(split) if hold_out else None
 
 
 def start(folder: str, settings: dict) -> None:
@@ -105,18 +112,21 @@ def watched_run() -> Run | None:
 
 
 def progress_ui(run: Run, status: jobs.JobStatus) -> None:
-    """Progress bar within the epoch, ETA, and the Stop button."""
+    """Progress bar within the epoch with the ETA, and the Stop button beside it."""
+    bar, button = st.columns([5, 1], vertical_alignment="bottom")
     prog = run.progress()
     if status.state == "starting" or not prog:
-        st.progress(0.0, text="Starting: loading TensorFlow and decoding the images…")
+        bar.progress(0.0, text="Starting: loading TensorFlow and decoding the images…")
     else:
         batches = max(1, int(prog.get("batches") or 1))
         batch = min(int(prog.get("batch") or 0), batches)
         phase = {"validate": " · validating", "epoch_end": " · epoch done"}.get(prog.get("phase"), "")
         text = f"Epoch {prog.get('epoch')}/{prog.get('epochs')} · batch {batch}/{batches}{phase} · ETA {format_duration(prog.get('eta_seconds'))}"
-        st.progress(batch / batches, text=text)
+        bar.progress(batch / batches, text=text)
     stopping = run.stop_requested()
-    if st.button("Stop training" if not stopping else "Stopping after this batch…", icon=":material/stop:", disabled=stopping, key="train_stop"):
+    label = "Stopping…" if stopping else "Stop"
+    if button.button(label, icon=":material/stop:", disabled=stopping, key="train_stop", width="stretch",
+                     help="End after the current batch and keep the model trained so far."):
         jobs.stop_training(run)
         st.toast("Stop requested: the model so far will be saved.")
 
@@ -180,6 +190,17 @@ def use_model_ui(run: Run) -> None:
         st.success("The Predict page now uses this model.")
 
 
+def run_caption(run: Run) -> str:
+    """What the run trains on, with which settings, so a second viewer knows what they watch."""
+    cfg = run.config()
+    text = f"{cfg.get('model', '?')} · {settings_text(cfg)} · {cfg.get('epochs', '?')} epochs"
+    if cfg.get("data"):
+        text += f" · data `{cfg['data']}`"
+    if cfg.get("n_train"):
+        text += f" ({cfg['n_train']:,} training / {cfg.get('n_validation', 0):,} validation images)"
+    return text
+
+
 def monitor_ui(run_path: str, live: bool) -> None:
     """The watched run: progress, metrics, curves; redrawn on a timer while it trains."""
 
@@ -188,6 +209,7 @@ def monitor_ui(run_path: str, live: bool) -> None:
         run = Run(Path(run_path))
         status = jobs.job_status(run)
         st.subheader(f"{STATE_ICONS.get(status.state, '')} Run `{run.id}` · {status.state}")
+        st.caption(run_caption(run))
         if status.active:
             progress_ui(run, status)
         rows = run.metrics()
@@ -204,24 +226,36 @@ def monitor_ui(run_path: str, live: bool) -> None:
     monitor()
 
 
+def settings_panel(busy: bool, run: Run | None) -> tuple[bool, str, dict, bool]:
+    """Dataset, settings and the Start button: (clicked, folder, settings, dataset ok)."""
+    folder, facts = dataset_ui(disabled=busy)
+    settings = settings_ui(facts, disabled=busy)
+    c1, c2 = st.columns([1, 3], vertical_alignment="center")
+    clicked = c1.button("Start training", type="primary", icon=":material/play_arrow:", disabled=busy or facts is None, key="train_start")
+    if busy:
+        c2.caption(f"A training is running on this machine (`{run.id if run else '?'}`); one at a time. Watch it above or stop it.")
+    else:
+        c2.caption("Training runs in the background: you can switch pages or close the tab and come back.")
+    return clicked, folder, settings, facts is not None
+
+
 def main() -> None:
     use_app_navigation()
     st.title("Train")
     run = watched_run()
     busy = jobs.active_run() is not None
+    if busy and run is not None:
+        # While a job runs, watching it comes first; the settings wait folded away.
+        monitor_ui(str(run.path), live=True)
+        with st.expander("Settings for the next training", icon=":material/tune:"):
+            settings_panel(busy, run)
+        return
     with st.container(border=True):
-        folder, facts = dataset_ui(disabled=busy)
-        settings = settings_ui(facts, disabled=busy)
-        c1, c2 = st.columns([1, 3], vertical_alignment="center")
-        clicked = c1.button("Start training", type="primary", icon=":material/play_arrow:", disabled=busy or facts is None, key="train_start")
-        if busy:
-            c2.caption(f"A training is running on this machine (`{run.id if run else '?'}`): one at a time. Watch it below or stop it.")
-        else:
-            c2.caption("Training runs in the background: you can switch pages or close the tab and come back.")
-    if clicked and not busy:
+        clicked, folder, settings, ok = settings_panel(busy, run)
+    if clicked and ok:
         start(folder, settings)
     if run is not None:
-        monitor_ui(str(run.path), live=busy)
+        monitor_ui(str(run.path), live=False)
     else:
         st.info("No training in this session yet. Pick a dataset and press **Start training**; earlier runs are on the Runs page.")
 

@@ -2,8 +2,8 @@
 
     python scripts/screenshots.py [--data ../shared/data/catdog-small] [--out docs]
 
-It copies a subset of the photos to a temp folder, starts `streamlit run` on
-127.0.0.1 with a temp CATDOG_HOME, starts a training from the Train page,
+It starts `streamlit run` on 127.0.0.1 with a temp CATDOG_HOME (optionally on a
+copied subset of the photos), starts a training from the Train page,
 captures it mid-training (docs/train.png), makes the model active, drops
 validation photos on the Predict page (docs/predict.png), and stops the server.
 """
@@ -77,9 +77,12 @@ def shoot_train(page, url: str, data: Path, home: Path, args) -> Path:
         page.get_by_label(label, exact=True).and_(page.locator("input")).fill(str(value))
         page.get_by_label(label, exact=True).and_(page.locator("input")).press("Enter")
         time.sleep(1)
+    page.get_by_text("Early stopping", exact=True).click()  # keeps the best epoch's weights for Predict
+    time.sleep(1)
     page.get_by_role("button", name="Start training").click()
     run_dir = wait_for_epochs(home, args.shot_after, timeout=1800)
     time.sleep(2.5)  # let the fragment redraw with the newest epoch
+    page.mouse.move(5, 5)  # no hover toolbar on the charts
     page.screenshot(path=str(args.out / "train.png"), full_page=True)
     return run_dir
 
@@ -89,9 +92,14 @@ def shoot_predict(page, url: str, data: Path, args) -> None:
     files = [{"name": p.name, "mimeType": "image/jpeg", "buffer": p.read_bytes()} for p in photos]
     files.append({"name": "holiday-notes.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8\xff\xe0 not really a photo"})
     page.goto(f"{url}/predict")
+    page.locator("input[type=file]").first.wait_for(state="attached", timeout=180_000)
     page.locator("input[type=file]").first.set_input_files(files)
     page.get_by_text(f"of {len(files)} classified").wait_for(timeout=180_000)
     time.sleep(4)  # thumbnails and the table stream in
+    # Streamlit scrolls inside its own container, so show the whole page in one tall viewport.
+    page.set_viewport_size({"width": 1360, "height": 2250})
+    page.mouse.move(5, 5)
+    time.sleep(2)
     page.screenshot(path=str(args.out / "predict.png"), full_page=True)
 
 
@@ -99,10 +107,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "catdog-small")
     parser.add_argument("--out", type=Path, default=REPO / "docs")
-    parser.add_argument("--train-per-class", type=int, default=800)
-    parser.add_argument("--val-per-class", type=int, default=200)
+    parser.add_argument("--subset", type=int, default=0, metavar="N", help="copy N training photos per class (0: use them all)")
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=64, help="small, so the pictures take minutes on a laptop CPU")
     parser.add_argument("--shot-after", type=int, default=4, help="epochs done before the Train screenshot")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -110,7 +117,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="catdog-shots-") as tmp:
         tmp = Path(tmp)
-        data = make_subset(args.data, tmp / "photos", args.train_per_class, args.val_per_class)
+        data = make_subset(args.data, tmp / "photos", args.subset, args.subset // 4) if args.subset else args.data.resolve()
         home = tmp / "home"
         env = dict(os.environ, CATDOG_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
         env.pop("CATDOG_RUNS_DIR", None)
