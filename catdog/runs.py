@@ -20,6 +20,7 @@ import shutil
 import socket
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -257,47 +258,42 @@ def read_lock(runs_dir: str | os.PathLike | None = None) -> dict | None:
 
 
 def acquire_lock(run: Run, runs_dir: str | os.PathLike | None = None, pid: int | None = None) -> None:
-    """Take the machine-wide training lock for `run`, or raise TrainingBusyError."""
+    """Take the machine-wide training lock for `run`, or raise TrainingBusyError.
+
+    A lock whose process is gone is stale and taken over. The check and the
+    write happen under an flock on a guard file, so processes that find the
+    same stale lock cannot both take it; the kernel drops an flock when its
+    holder dies, so the guard itself never goes stale.
+    """
     path = lock_path(runs_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps({"pid": pid or os.getpid(), "run": str(run.path), "since": time.time()})
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = read_json(path)
-            if holder is None and path.exists() and time.time() - path.stat().st_mtime < 5:
-                time.sleep(0.2)  # being written by its owner right now
-                continue
-            if holder and pid_alive(holder.get("pid")):
-                raise TrainingBusyError(
-                    f"another training is running (run {Path(holder.get('run', '?')).name}, pid {holder['pid']}); "
-                    "wait for it to finish or stop it"
-                ) from None
-            _remove_stale_lock(path, holder)
-            continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(payload)
-        return
-    raise TrainingBusyError("could not take the training lock; try again")
+    with _lock_guard(path):
+        holder = read_json(path)
+        if holder and pid_alive(holder.get("pid")):
+            raise TrainingBusyError(
+                f"another training is running (run {Path(holder.get('run', '?')).name}, pid {holder['pid']}); "
+                "wait for it to finish or stop it"
+            )
+        atomic_write_text(path, json.dumps({"pid": pid or os.getpid(), "run": str(run.path), "since": time.time()}))
 
 
-def _remove_stale_lock(path: Path, holder: dict | None) -> None:
-    # Rename first so two processes cannot both remove and re-create it.
-    grave = path.with_name(f".{path.name}.stale.{os.getpid()}")
+@contextmanager
+def _lock_guard(path: Path):
+    import fcntl
+
+    fd = os.open(path.with_name(f".{path.name}.guard"), os.O_CREAT | os.O_RDWR, 0o644)
     try:
-        os.replace(path, grave)
-    except FileNotFoundError:
-        return
-    current = read_json(grave)
-    if current != holder and current and pid_alive(current.get("pid")):
-        os.replace(grave, path)  # someone else's fresh lock; put it back
-        return
-    grave.unlink(missing_ok=True)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def release_lock(runs_dir: str | os.PathLike | None = None, pid: int | None = None) -> None:
     path = lock_path(runs_dir)
-    data = read_json(path)
-    if data and data.get("pid") == (pid or os.getpid()):
-        path.unlink(missing_ok=True)
+    if not path.parent.is_dir():
+        return
+    with _lock_guard(path):
+        data = read_json(path)
+        if data and data.get("pid") == (pid or os.getpid()):
+            path.unlink(missing_ok=True)
