@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
+from PIL import Image, ImageOps
 
 from catdog import config
 from catdog.errors import CatdogError
@@ -22,6 +23,7 @@ from pages._ui import class_badge, model_label, use_app_navigation
 
 CARDS_PER_ROW = 4
 THUMBNAIL_SIDE = 320  # display only; the model's own size comes from its settings
+THUMBNAIL_BACKGROUND = (244, 246, 250)  # the theme's secondary background
 SAMPLES_KEY = "predict_samples"
 
 
@@ -122,6 +124,12 @@ def samples_ui() -> list[Upload]:
     return [Upload(Path(p).name, Path(p).read_bytes()) for p in chosen if Path(p).is_file()]
 
 
+def thumbnail(data: bytes) -> Image.Image:
+    """The photo padded to a square, so every card in a row has the same height."""
+    img = load_display_image(data, THUMBNAIL_SIDE)
+    return ImageOps.pad(img, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), color=THUMBNAIL_BACKGROUND)
+
+
 def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -> None:
     """One bordered card: thumbnail, label, confidence bar (or the file's error).
 
@@ -132,7 +140,7 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
             st.markdown(f"**{item.name}**")
             st.error(result.error, icon=":material/broken_image:")
             return
-        st.image(load_display_image(item.data, THUMBNAIL_SIDE), width="stretch")
+        st.image(thumbnail(item.data), width="stretch")
         st.markdown(f"### {class_badge(result.label, predictor.class_names)}")
         st.progress(min(1.0, result.confidence), text=f"{result.confidence:.1%} confident")
         st.caption(f"{item.name} · P({predictor.class_names[1]}) = {result.p_dog:.3f}")

@@ -40,6 +40,18 @@ def make_subset(src: Path, dst: Path, n_train: int, n_val: int, seed: int = 0) -
     return dst
 
 
+def trim_bottom(path: Path, margin: int = 48) -> None:
+    """Cut the empty space under the last element (the viewport was made tall on purpose)."""
+    import numpy as np
+    from PIL import Image
+
+    img = Image.open(path).convert("RGB")
+    pixels = np.asarray(img)[:, img.width // 4 :]  # right of the sidebar
+    busy_rows = np.where((pixels.min(axis=2) < 235).any(axis=1))[0]
+    if len(busy_rows):
+        img.crop((0, 0, img.width, min(img.height, int(busy_rows[-1]) + margin))).save(path)
+
+
 def shrink_png(path: Path, max_bytes: int = 450_000) -> None:
     """Quantise to a palette (screenshots have few colours) so the PNG stays small."""
     from PIL import Image
@@ -141,6 +153,7 @@ def main() -> int:
         finally:
             stop_server(proc)
             _kill_training(home)
+    trim_bottom(args.out / "predict.png")
     for name in ("train.png", "predict.png"):
         shrink_png(args.out / name)
         print(f"{args.out / name}: {(args.out / name).stat().st_size / 1000:.0f} KB")
