@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -24,6 +25,8 @@ from catdog.training import TrainConfig
 
 LOG_TAIL_LINES = 25
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# TensorFlow's start-up chatter (absl INFO/WARNING lines) would push the real error out of the tail.
+_NOISE = re.compile(r"^([IW]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl::InitializeLog)")
 
 
 @dataclass
@@ -133,7 +136,7 @@ def _spawn(cmd: list[str], log_path: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with open(log_path, "ab") as log:
-        log.write(("$ " + " ".join(cmd[1:]) + "\n").encode())
+        log.write(("$ " + shlex.join(["python", *cmd[1:]]) + "\n").encode())
         log.flush()
         # A new session: Ctrl-C in the app's terminal and a dying app leave the training alone.
         return subprocess.Popen(
@@ -207,6 +210,7 @@ def log_tail(run: runs.Run, lines: int = LOG_TAIL_LINES) -> str:
     # Keras progress bars are coloured and redraw with \r and \b; keep what a terminal would show.
     text = _ANSI.sub("", text).replace("\b", "")
     shown = [line.rsplit("\r", 1)[-1] for line in text.rstrip().split("\n")]
+    shown = [line for line in shown if not _NOISE.match(line)]
     return "\n".join(shown[-lines:])
 
 

@@ -112,9 +112,12 @@ def test_child_that_fails_shows_the_runs_error_and_log_tail(runs_root, tmp_path)
     assert "error:" in status.log_tail
 
 
-def test_log_tail_drops_colour_codes_and_progress_redraws(tmp_path):
+def test_log_tail_drops_colour_codes_progress_redraws_and_tensorflow_chatter(tmp_path):
     run = runs.Run(tmp_path)
-    run.log_path.write_text("line 1\n\x1b[1m1/3\x1b[0m old bar\b\b\b\r\x1b[1m3/3\x1b[0m final bar\nlast line\n")
+    run.log_path.write_text(
+        "line 1\nI0000 00:00:1795531427.675184   10297 cudart_stub.cc:31] Could not find cuda drivers\n"
+        "\x1b[1m1/3\x1b[0m old bar\b\b\b\r\x1b[1m3/3\x1b[0m final bar\nlast line\n"
+    )
     assert jobs.log_tail(run) == "line 1\n3/3 final bar\nlast line"
     assert jobs.log_tail(run, lines=1) == "last line"
 
