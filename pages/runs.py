@@ -66,18 +66,18 @@ def details_ui(runs: list[Run]) -> None:
 
 
 def actions_ui(run: Run, status: jobs.JobStatus) -> None:
-    c1, c2, _ = st.columns([1, 1, 2])
+    row = st.container(horizontal=True)
     if run.model_path.exists() and not status.active:
-        if c1.button("Use for Predict", icon=":material/image_search:", key=f"runs_use_{run.id}"):
+        if row.button("Use for Predict", icon=":material/image_search:", key=f"runs_use_{run.id}"):
             try:
                 predict.set_active_model(run.path)
                 st.toast(f"Predict now uses {run.id}")
             except CatdogError as exc:
                 st.error(str(exc))
     if status.active:
-        c2.caption("Running: stop it on the Train page before deleting.")
+        row.caption("Running: stop it on the Train page before deleting.")
         return
-    if c2.button("Delete run", icon=":material/delete:", key=f"runs_delete_{run.id}"):
+    if row.button("Delete run", icon=":material/delete:", key=f"runs_delete_{run.id}"):
         st.session_state[CONFIRM_KEY] = run.id
     if st.session_state.get(CONFIRM_KEY) == run.id:
         confirm_delete_ui(run)
@@ -86,8 +86,8 @@ def actions_ui(run: Run, status: jobs.JobStatus) -> None:
 def confirm_delete_ui(run: Run) -> None:
     with st.container(border=True):
         st.warning(f"Delete run `{run.id}` and its model for good? This cannot be undone.", icon=":material/warning:")
-        yes, no, _ = st.columns([1, 1, 3])
-        if yes.button("Yes, delete", type="primary", key="runs_delete_yes"):
+        row = st.container(horizontal=True)
+        if row.button("Yes, delete", type="primary", key="runs_delete_yes"):
             try:
                 delete_run(run)
             except (CatdogError, OSError) as exc:
@@ -97,7 +97,7 @@ def confirm_delete_ui(run: Run) -> None:
             st.session_state.pop("runs_detail", None)
             st.toast(f"Deleted {run.id}")
             st.rerun()
-        if no.button("Cancel", key="runs_delete_no"):
+        if row.button("Cancel", key="runs_delete_no"):
             st.session_state.pop(CONFIRM_KEY, None)
             st.rerun()
 

@@ -193,6 +193,8 @@ def use_model_ui(run: Run) -> None:
 def run_caption(run: Run) -> str:
     """What the run trains on, with which settings, so a second viewer knows what they watch."""
     cfg = run.config()
+    if not cfg:
+        return "The training process is starting; its settings appear here in a moment."
     text = f"{cfg.get('model', '?')} · {settings_text(cfg)} · {cfg.get('epochs', '?')} epochs"
     if cfg.get("data"):
         text += f" · data `{cfg['data']}`"
