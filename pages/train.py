@@ -21,6 +21,7 @@ from pages._ui import STATE_ICONS, default_dataset, format_duration, run_duratio
 
 POLL_SECONDS = 1.5
 WATCH_KEY = "train_run"
+VAL_SPLIT_SLIDER = (0.05, 0.4, 0.2, 0.05)  # min, max, default (the CLI's), step
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -84,7 +85,8 @@ def validation_ui(col, facts: dict | None, disabled: bool) -> float | None:
     own_val = bool(facts and facts.get("validation"))
     hold_out = col.toggle("Split off validation images", value=not own_val, disabled=disabled or not own_val, key=f"train_hold_out_{own_val}",
                           help="Off: validate on the dataset's own validation/test folder.")
-    split = col.slider("Validation split", 0.05, 0.5, 0.2, 0.05, disabled=disabled or not hold_out, key="train_split", label_visibility="collapsed")
+    low, high, default, step = VAL_SPLIT_SLIDER
+    split = col.slider("Validation split", low, high, default, step, disabled=disabled or not hold_out, key="train_split", label_visibility="collapsed")
     if not hold_out:
         col.caption(f"Validating on the dataset's {facts['validation']:,} validation images.")
     return float(split) if hold_out else None
