@@ -94,7 +94,7 @@ def start_training(cfg: TrainConfig, runs_dir: str | os.PathLike | None = None, 
     data.discover(cfg.data)  # a wrong folder is reported now, not in a log
     root = Path(runs_dir) if runs_dir else config.runs_dir()
     _refuse_if_busy(root)
-    run = _make_run_folder(root, run_id or runs.new_run_id(cfg.model))
+    run = _make_run_folder(root, run_id) if run_id else _make_fresh_run_folder(root, cfg.model)
     try:
         runs.acquire_lock(run, root)
     except TrainingBusyError:
@@ -130,6 +130,18 @@ def _make_run_folder(root: Path, run_id: str) -> runs.Run:
     except OSError as exc:
         raise RunError(f"cannot create run folder under {str(root)!r}: {exc.strerror or exc}") from exc
     return runs.Run(root / run_id)
+
+
+def _make_fresh_run_folder(root: Path, preset: str) -> runs.Run:
+    """A new run folder named by time and preset; a second Start in the same second gets -2."""
+    base = runs.new_run_id(preset)
+    for n in range(1, 100):
+        try:
+            return _make_run_folder(root, base if n == 1 else f"{base}-{n}")
+        except RunError:
+            if not (root / base).exists():
+                raise
+    raise RunError(f"cannot find a free run id like {base!r} in {str(root)!r}")
 
 
 def _spawn(cmd: list[str], log_path: Path) -> subprocess.Popen:

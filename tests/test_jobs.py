@@ -129,3 +129,10 @@ def test_prepared_run_folder_is_taken_over_by_the_training(tmp_path):
     runs.Run(tmp_path / "prepared").write_config({"x": 1})
     with pytest.raises(runs.RunError, match="already exists"):
         runs.create_run(tmp_path, "prepared")
+
+
+def test_two_starts_in_the_same_second_get_different_run_folders(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "new_run_id", lambda preset: f"20260101-000000-{preset}")
+    first = jobs._make_fresh_run_folder(tmp_path, "seed")
+    second = jobs._make_fresh_run_folder(tmp_path, "seed")
+    assert (first.id, second.id) == ("20260101-000000-seed", "20260101-000000-seed-2")
