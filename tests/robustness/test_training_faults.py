@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pytest
 
-from catdog import cli, runs
+from catdog import cli, jobs, runs
 from catdog.errors import RunError
 from catdog.training import TrainConfig, resume, save_model_atomic, train
 from tests.conftest import REPO
@@ -101,6 +101,8 @@ def test_kill_9_mid_epoch_leaves_a_readable_stale_run_that_resume_completes(tmp_
     assert runs.read_json(run.checkpoint_dir / "state.json")["epoch"] == 1
     assert_readable(run, stats)
     assert runs.read_lock(runs_dir) is None  # the dead child's lock is recognised as stale
+    job = jobs.job_status(run, runs_dir)  # what the Train page shows
+    assert job.state == "failed" and not job.alive and "killed" in job.error
 
     proc = subprocess.run([sys.executable, "-m", "catdog", "train", "--resume", str(run.path)],
                           cwd=REPO, capture_output=True, text=True, timeout=CHILD_TIMEOUT)
