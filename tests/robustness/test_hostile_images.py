@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +147,41 @@ def test_predict_page_shows_a_card_for_every_file_and_no_traceback(hostile_corpu
         problems.append(judge(case, outcome, stats, "Predict page"))
     assert [p for p in problems if p] == []
     assert len(at.error) == len(hostile_corpus) - n_ok
+
+
+@pytest.fixture(scope="module")
+def mixed_dataset(tmp_path_factory, hostile_corpus, tiny_dataset):
+    """The tiny cats/dogs photos plus the whole corpus, split between the two classes."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("mixed") / "data"
+    shutil.copytree(tiny_dataset, root)
+    for i, case in enumerate(hostile_corpus):
+        (root / ("cats", "dogs")[i % 2] / case.name).write_bytes(case.data)
+    return root
+
+
+def test_training_on_a_folder_with_hostile_files_skips_exactly_the_bad_ones(mixed_dataset, hostile_corpus, tmp_path, stats):
+    from catdog.training import TrainConfig, train
+
+    cfg = TrainConfig(data=str(mixed_dataset), epochs=1, batch_size=8, image_size=SIZE, val_split=0.25, precision="float32")
+    log = io.StringIO()
+    run = train(cfg, runs_dir=tmp_path, run_id="mixed", verbose=0, stream=log, lock=False, handle_signals=False)
+    assert run.status()["state"] == "finished"
+    skipped = {Path(p).name: reason for p, reason in run.config()["skipped"]}
+    bad = {c.name: c for c in hostile_corpus if not c.ok}
+    assert set(skipped) == set(bad)
+    problems = [judge(bad[name], ImageError(reason), stats, "train (dataset)") for name, reason in skipped.items()]
+    assert [p for p in problems if p] == []
+    assert all(f"skipped {Path(p)}" in log.getvalue() for p, _ in run.config()["skipped"])  # the user is told
+    cfg_n = run.config()
+    assert cfg_n["n_train"] + cfg_n["n_validation"] == 24 + sum(c.ok for c in hostile_corpus)
+
+
+def test_cli_evaluate_on_a_folder_with_hostile_files_lists_the_skipped_ones(mixed_dataset, hostile_corpus, tiny_run):
+    proc = subprocess.run([sys.executable, "-m", "catdog", "evaluate", "--model", str(tiny_run.path), "--data", str(mixed_dataset), "--json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert sorted(Path(s["file"]).name for s in summary["skipped"]) == sorted(c.name for c in hostile_corpus if not c.ok)
+    assert summary["n"] == 24 + sum(c.ok for c in hostile_corpus)
