@@ -41,7 +41,7 @@ def load_predictor(model_path: str, mtime: float) -> Predictor:
     return Predictor.load(model_path)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16, ttl=900)  # bounded: it holds the uploaded bytes
 def classify(model_key: tuple[str, float], _predictor: Predictor, names: tuple[str, ...], blobs: tuple[bytes, ...]) -> list[Prediction]:
     """Predictions for these files with this model version (cached across reruns)."""
     return _predictor.predict(list(blobs), list(names))
