@@ -28,6 +28,8 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement; restores the best weights")
     p.add_argument("--no-checkpoint", action="store_true", help="do not save checkpoint/last.keras after each epoch")
     p.add_argument("--cache", default="auto", choices=["auto", "memory", "disk"], help="where decoded images are kept")
+    p.add_argument("--strategy", default="auto", choices=["auto", "none", "mirrored", "multiworker"], help="tf.distribute strategy: mirrored = all local GPUs, multiworker = the cluster in TF_CONFIG; --batch-size is per replica")
+    p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None, help="XLA-compile the training step (default: on with a GPU, off on a CPU)")
     p.add_argument("--seed", type=int, default=config.SEED)
     p.add_argument("--runs-dir", default=None, help=f"parent folder of run folders (default {config.runs_dir()})")
     p.add_argument("--run-id", default=None, help="name of the run folder (default: time and preset)")
@@ -112,6 +114,8 @@ def cmd_train(args, out) -> int:
         checkpoint=not args.no_checkpoint,
         seed=args.seed,
         cache=args.cache,
+        strategy=args.strategy,
+        jit_compile=args.jit_compile,
     )
     run = train(cfg, runs_dir=args.runs_dir, run_id=args.run_id, stream=out, lock=not args.no_lock)
     print(run.path, file=out)

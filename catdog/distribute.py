@@ -1,0 +1,72 @@
+"""`--strategy auto|none|mirrored|multiworker`: pick a `tf.distribute` strategy.
+
+* none: the default strategy (one device).
+* mirrored: `MirroredStrategy` over this machine's GPUs (or its logical CPU
+  devices when there is no GPU), one model replica per device.
+* multiworker: `MultiWorkerMirroredStrategy`; every machine runs the same
+  command with its own `TF_CONFIG` (see the README).
+* auto: multiworker when `TF_CONFIG` names a cluster, mirrored with two or
+  more GPUs, none otherwise.
+
+`--batch-size` is per replica: the global batch is batch x replicas.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+STRATEGIES = ("auto", "none", "mirrored", "multiworker")
+
+
+def tf_config_workers(env: dict | None = None) -> int:
+    """How many workers `TF_CONFIG` lists (0 when it is unset).
+
+    Raises:
+        ValueError: TF_CONFIG is not valid JSON or has no cluster.
+    """
+    raw = (os.environ if env is None else env).get("TF_CONFIG", "").strip()
+    if not raw:
+        return 0
+    try:
+        cluster = json.loads(raw)["cluster"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"TF_CONFIG must be JSON with a 'cluster' entry, got {raw[:80]!r}") from exc
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def resolve_strategy_name(name: str = "auto", gpus: int | None = None, env: dict | None = None) -> str:
+    """The concrete strategy `auto` stands for on this machine."""
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+    if name != "auto":
+        return name
+    if tf_config_workers(env) > 1:
+        return "multiworker"
+    if gpus is None:
+        from catdog.hardware import gpu_count
+
+        gpus = gpu_count()
+    return "mirrored" if gpus > 1 else "none"
+
+
+def make_strategy(name: str = "auto"):
+    """A `tf.distribute.Strategy` for `name` (see the module docstring)."""
+    import tensorflow as tf
+
+    resolved = resolve_strategy_name(name)
+    if resolved == "none":
+        return tf.distribute.get_strategy()
+    if resolved == "multiworker":
+        if tf_config_workers() == 0:
+            raise ValueError("--strategy multiworker needs TF_CONFIG naming the cluster; see the README's 'Training on a cluster'")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices=devices)
+
+
+def global_batch_size(per_replica: int, strategy) -> int:
+    """The batch the input pipeline must yield: per-replica batch x replicas."""
+    if per_replica < 1:
+        raise ValueError(f"per_replica batch must be >= 1, got {per_replica!r}")
+    return per_replica * int(strategy.num_replicas_in_sync)
