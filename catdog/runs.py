@@ -63,7 +63,7 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
 
 def pid_alive(pid: int | None) -> bool:
     """True if a process with this pid exists and is not a zombie."""
-    if not pid or pid <= 0:
+    if not isinstance(pid, int) or pid <= 0:  # a hand-edited status.json may hold anything
         return False
     try:
         os.kill(pid, 0)
@@ -115,10 +115,10 @@ class Run:
         return self.path / "train.log"
 
     def config(self) -> dict:
-        return read_json(self.path / "config.json", {}) or {}
+        return _dict(read_json(self.path / "config.json", {}))
 
     def raw_status(self) -> dict:
-        return read_json(self.path / "status.json", {}) or {}
+        return _dict(read_json(self.path / "status.json", {}))
 
     def status(self) -> dict:
         """status.json, with a dead training process detected as failed (`stale`)."""
@@ -142,13 +142,15 @@ class Run:
             return rows
         for line in lines:
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except ValueError:
                 continue
+            if isinstance(row, dict) and isinstance(row.get("epoch"), int):
+                rows.append(row)
         return rows
 
     def progress(self) -> dict:
-        return read_json(self.path / "progress.json", {}) or {}
+        return _dict(read_json(self.path / "progress.json", {}))
 
     def write_config(self, data: dict) -> None:
         atomic_write_json(self.path / "config.json", data)
@@ -186,7 +188,7 @@ class Run:
         return self.stop_file.exists()
 
     def best_val_accuracy(self) -> float | None:
-        values = [m["val_accuracy"] for m in self.metrics() if m.get("val_accuracy") is not None]
+        values = [m["val_accuracy"] for m in self.metrics() if isinstance(m.get("val_accuracy"), (int, float))]
         return max(values) if values else None
 
 
@@ -232,7 +234,16 @@ def list_runs(runs_dir: str | os.PathLike | None = None) -> list[Run]:
     if not root.is_dir():
         return []
     runs = [Run(p) for p in root.iterdir() if p.is_dir() and (p / "config.json").exists()]
-    return sorted(runs, key=lambda r: (r.config().get("created", 0), r.id), reverse=True)
+    return sorted(runs, key=lambda r: (_number(r.config().get("created")), r.id), reverse=True)
+
+
+def _dict(value: Any) -> dict:
+    """A JSON object read from disk, or {} when the file held something else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 def delete_run(run: Run) -> None:
