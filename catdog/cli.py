@@ -23,7 +23,8 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=None, help="default: the preset's (10 for seed)")
     p.add_argument("--batch-size", type=int, default=None, help="default: the preset's (32 for seed)")
     p.add_argument("--image-size", type=int, default=None, help="default: the preset's (256 for seed)")
-    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--learning-rate", type=float, default=None, help="Adam's learning rate (default: the preset's)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None, help="default: the preset's (constant for seed, cosine for compact)")
     p.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"])
     p.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement; restores the best weights")
     p.add_argument("--no-checkpoint", action="store_true", help="do not save checkpoint/last.keras after each epoch")
@@ -109,6 +110,7 @@ def cmd_train(args, out) -> int:
         batch_size=args.batch_size or spec.batch_size,
         image_size=args.image_size,
         learning_rate=args.learning_rate,
+        lr_schedule=args.lr_schedule,
         precision=args.precision,
         early_stopping=args.early_stopping,
         checkpoint=not args.no_checkpoint,

@@ -65,6 +65,8 @@ def train_command(cfg: TrainConfig, run_id: str, runs_dir: str | os.PathLike) ->
     for flag, value in optional.items():
         if value is not None:
             cmd += [flag, repr(value)]
+    if cfg.lr_schedule:
+        cmd += ["--lr-schedule", cfg.lr_schedule]
     cmd += ["--precision", cfg.precision, "--cache", cfg.cache, "--seed", str(cfg.seed)]
     if not cfg.checkpoint:
         cmd.append("--no-checkpoint")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import errno
 import os
 import signal
@@ -22,6 +23,17 @@ from catdog.hardware import resolve_precision
 from catdog.models import build_model, get_preset
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def cosine_learning_rate(epoch: int, epochs: int, base: float, floor: float = 0.02) -> float:
+    """Per-epoch cosine decay from `base` to `floor * base` at the last epoch."""
+    if epochs <= 1:
+        return base
+    progress = min(1.0, epoch / (epochs - 1))
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 @dataclass
 class TrainConfig:
     """Every setting of one training. Saved as config.json in the run folder."""
@@ -34,6 +46,7 @@ class TrainConfig:
     batch_size: int = defaults.BATCH_SIZE
     image_size: int | None = None  # the preset's own when None
     learning_rate: float | None = None  # the preset's own when None
+    lr_schedule: str | None = None  # "constant" or "cosine"; the preset's own when None
     precision: str = "auto"
     early_stopping: int | None = None  # patience in epochs; None = off
     checkpoint: bool = True
@@ -58,6 +71,8 @@ class TrainConfig:
             raise ValueError("give either val_data or val_split, not both")
         if self.learning_rate is not None and not 0 < self.learning_rate < 10:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if self.lr_schedule not in (None, *LR_SCHEDULES):
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.early_stopping is not None and self.early_stopping < 1:
             raise ValueError(f"early_stopping patience must be >= 1, got {self.early_stopping!r}")
         if self.strategy not in STRATEGIES:
@@ -461,6 +476,11 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
     callbacks = [RunRecorder(run, cfg.epochs, steps, initial_rows=rows, log=log), stopper]
     if cfg.checkpoint:
         callbacks.append(AtomicCheckpoint(run, best=best))
+    schedule = config.get("lr_schedule") or "constant"
+    if schedule == "cosine":
+        base = config["learning_rate"]
+        # First, so the epoch's learning rate is in the logs the recorder writes.
+        callbacks.insert(0, keras.callbacks.LearningRateScheduler(lambda epoch, lr: cosine_learning_rate(epoch, cfg.epochs, base)))
     if cfg.early_stopping:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping, restore_best_weights=True, verbose=1)
@@ -505,6 +525,7 @@ def _config_record(cfg: TrainConfig, image_size: int, spec) -> dict:
         val_data=str(Path(cfg.val_data).expanduser().resolve()) if cfg.val_data else None,
         image_size=image_size,
         learning_rate=cfg.learning_rate if cfg.learning_rate is not None else spec.learning_rate,
+        lr_schedule=cfg.lr_schedule or spec.lr_schedule,
         precision=resolve_precision(cfg.precision),
         preset=spec.name,
         class_names=list(defaults.CLASS_NAMES),
