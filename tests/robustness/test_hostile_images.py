@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -83,16 +84,24 @@ def test_predictor_classifies_good_files_and_reports_bad_ones_in_one_batch(hosti
     assert [p for p in problems if p] == []
 
 
-def test_cli_predict_json_gives_one_line_per_file_matching_the_predictor(hostile_corpus, hostile_folder, predictor, tiny_run, stats):
+def test_cli_predict_json_gives_one_line_per_file_matching_the_predictor(hostile_corpus, hostile_folder, predictor, tiny_run, tmp_path, stats):
     files = [str(hostile_folder / c.name) for c in hostile_corpus]
+    fifo = tmp_path / "a-pipe.jpg"
+    os.mkfifo(fifo)  # reading it would block forever
+    odd_paths = {str(tmp_path / "missing.jpg"): "does not exist", str(tmp_path): "is not a file", "/dev/zero": "is not a file",
+                 str(fifo): "is not a file"}
     proc = subprocess.run(
-        [sys.executable, "-m", "catdog", "predict", "--json", "--model", str(tiny_run.path), *files],
+        [sys.executable, "-m", "catdog", "predict", "--json", "--model", str(tiny_run.path), *files, *odd_paths],
         cwd=REPO, capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 1, proc.stderr[-2000:]  # some files failed, and that is reported in the exit status
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-    assert [r["file"] for r in rows] == files
+    assert [r["file"] for r in rows] == files + list(odd_paths)
+    for row in rows[len(files):]:
+        assert odd_paths[row["file"]] in row.get("error", ""), row
+    stats.input(False, n=len(odd_paths))
+    rows = rows[: len(files)]
     in_process = {r.file: r for r in predictor.predict(files)}
     problems = []
     for case, row in zip(hostile_corpus, rows):
