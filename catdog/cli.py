@@ -90,12 +90,20 @@ def cmd_models(args, out) -> int:
     return 0
 
 
+def _keras_verbosity(out) -> int:
+    """Keras' live progress bar on a terminal; one line per epoch into a log file or pipe."""
+    try:
+        return 1 if out.isatty() else 2
+    except (AttributeError, ValueError):
+        return 2
+
+
 def cmd_train(args, out) -> int:
     from catdog.models import get_preset
     from catdog.training import TrainConfig, resume, train
 
     if args.resume:
-        run = resume(args.resume, epochs=args.epochs, stream=out, lock=not args.no_lock)
+        run = resume(args.resume, epochs=args.epochs, stream=out, lock=not args.no_lock, verbose=_keras_verbosity(out))
         print(run.path, file=out)
         return 0
     if not args.data:
@@ -119,7 +127,7 @@ def cmd_train(args, out) -> int:
         strategy=args.strategy,
         jit_compile=args.jit_compile,
     )
-    run = train(cfg, runs_dir=args.runs_dir, run_id=args.run_id, stream=out, lock=not args.no_lock)
+    run = train(cfg, runs_dir=args.runs_dir, run_id=args.run_id, stream=out, lock=not args.no_lock, verbose=_keras_verbosity(out))
     print(run.path, file=out)
     return 0
 
