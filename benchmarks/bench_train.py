@@ -12,12 +12,21 @@ alternating chunks of steps, so other processes competing for the CPU slow
 both alike. catdog's one-off decoding is timed on its own and reported, both
 per epoch and amortised over 10 epochs; the final `speedup` line uses the
 amortised figure.
+
+catdog also sets a process-wide TensorFlow setting at start-up (the BFC CPU
+allocator, see catdog/__init__.py), which cannot differ between two pipelines
+in one process. So by default each pipeline lives in its own worker process,
+the notebook's with TensorFlow's defaults, driven step chunk by step chunk
+from this one. `--one-process` runs both in this process instead (both then
+get catdog's process settings, and only the pipeline and model settings differ).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import resource
 import sys
 import tempfile
@@ -27,6 +36,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+TF_DEFAULT_ENV = dict(os.environ)  # before catdog is imported: what the notebook runs with
 EPOCH_IMAGES = 20_000
 AMORTISE_EPOCHS = 10
 BATCH = 32
@@ -102,6 +112,60 @@ def time_steps(model, iterator, n: int) -> float:
     return time.perf_counter() - t0
 
 
+def worker(args) -> int:
+    """One pipeline in its own process: set up, warm up, then time chunks on request."""
+    if args.worker == "notebook":
+        model, it = notebook_model(args.image_size), iter(notebook_pipeline(args.data, args.image_size))
+        info: dict = {}
+    else:
+        model, ds, decode_s, n, precision = catdog_setup(args.data, args.image_size, args.decode)
+        it = iter(ds)
+        info = {"decode_s": decode_s, "n_decoded": n, "precision": precision, "jit": bool(model.jit_compile)}
+    time_steps(model, it, args.warmup)
+    print(json.dumps(info), flush=True)
+    peak = rss_mb()
+    for line in sys.stdin:
+        n = int(line)
+        seconds = time_steps(model, it, n)
+        peak = max(peak, rss_mb())
+        print(json.dumps({"seconds": seconds, "peak": peak}), flush=True)
+    return 0
+
+
+def run_workers(args) -> dict:
+    """Both pipelines in worker processes, timed in alternating chunks."""
+    base = [sys.executable, str(Path(__file__).resolve()), "--data", args.data, "--image-size", str(args.image_size), "--warmup", str(args.warmup), "--decode", str(args.decode)]
+    envs = {"notebook": dict(TF_DEFAULT_ENV), "catdog": dict(os.environ)}
+    procs = {}
+    info: dict = {}
+    for name in ("notebook", "catdog"):  # set up one after the other: they would fight over the cores
+        procs[name] = subprocess.Popen(base + ["--worker", name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=envs[name])
+        info.update(json.loads(_reply(procs[name])))
+    seconds = {k: 0.0 for k in procs}
+    peak = {k: 0.0 for k in procs}
+    done, chunk = 0, max(1, args.chunk)
+    while done < args.steps:
+        n = min(chunk, args.steps - done)
+        for name in (list(procs) if (done // chunk) % 2 == 0 else list(reversed(procs))):
+            procs[name].stdin.write(f"{n}\n")
+            procs[name].stdin.flush()
+            reply = json.loads(_reply(procs[name]))
+            seconds[name] += reply["seconds"]
+            peak[name] = reply["peak"]
+        done += n
+    for p in procs.values():
+        p.stdin.close()
+        p.wait(timeout=60)
+    return dict(info, seconds=seconds, peak=peak)
+
+
+def _reply(proc) -> str:
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"benchmark worker {proc.args[-1]} exited with {proc.wait()}")
+    return line
+
+
 def run(args) -> dict:
     """Warm both up, then time them in alternating chunks."""
     nb_model, nb_iter = notebook_model(args.image_size), iter(notebook_pipeline(args.data, args.image_size))
@@ -137,7 +201,8 @@ def report(args, r: dict, load_before, load_after, out=sys.stdout) -> float:
     cd_first = cd_epoch + decode_per_image * EPOCH_IMAGES
     cd_amort = cd_epoch + decode_per_image * EPOCH_IMAGES / AMORTISE_EPOCHS
     print(f"machine: {m['cpu']}, {m['cores']} cores, fast bf16: {m['fast_bf16']}, GPUs: {m['gpus']}, TensorFlow {m['tensorflow']}, Python {m['python']}", file=out)
-    print(f"load average (1 min) before/after: {load_before:.2f} / {load_after:.2f}; the two pipelines were timed in alternating chunks of {args.chunk} steps", file=out)
+    how = "one process, catdog's process settings for both" if args.one_process else "two worker processes, the notebook's with TensorFlow's defaults"
+    print(f"load average (1 min) before/after: {load_before:.2f} / {load_after:.2f}; timed in alternating chunks of {args.chunk} steps; {how}", file=out)
     print(f"seed network, {args.image_size}x{args.image_size}, batch {BATCH}, {args.warmup} warm-up + {args.steps} timed steps each; catdog precision {r['precision']}, XLA {r['jit']}", file=out)
     print(f"catdog one-off decode: {r['decode_s']:.1f} s for {r['n_decoded']} images ({decode_per_image * 1000:.1f} ms/image, {decode_per_image * EPOCH_IMAGES:.0f} s for {EPOCH_IMAGES:,})", file=out)
     print("", file=out)
@@ -148,8 +213,9 @@ def report(args, r: dict, load_before, load_after, out=sys.stdout) -> float:
     print(f"{'catdog':<10}{ips['catdog']:>10.2f}{cd_epoch:>10.0f}{cd_first:>11.0f}{cd_amort:>11.0f}{r['peak']['catdog']:>13.0f}", file=out)
     print("", file=out)
     print(f"s/epoch: a {EPOCH_IMAGES:,}-image epoch at the measured rate; 1st epoch: plus decoding all {EPOCH_IMAGES:,} images once;", file=out)
-    print(f"amortised: the decode spread over {AMORTISE_EPOCHS} epochs. peak RSS: the process's resident memory (both share one process).", file=out)
-    print(f"process peak RSS (getrusage): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", file=out)
+    print(f"amortised: the decode spread over {AMORTISE_EPOCHS} epochs. peak RSS: the pipeline's process, sampled after each chunk.", file=out)
+    if args.one_process:
+        print(f"both pipelines share one process; its peak RSS (getrusage): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", file=out)
     steady = nb_epoch / cd_epoch
     speedup = nb_epoch / cd_amort
     print(f"steady-state speedup (decode already cached): {steady:.2f}", file=out)
@@ -166,14 +232,18 @@ def main(argv=None) -> int:
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--decode", type=int, default=1024, help="images catdog decodes for the timing (its per-image decode cost is extrapolated)")
     p.add_argument("--quick", action="store_true", help="a smoke run: 64x64, 1 warm-up and 2 timed steps")
+    p.add_argument("--one-process", action="store_true", help="run both pipelines in this process (both get catdog's process settings)")
+    p.add_argument("--worker", choices=["notebook", "catdog"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.worker:
+        return worker(args)
     if args.quick:
         args.steps, args.warmup, args.chunk, args.image_size, args.decode = 2, 1, 1, 64, 64
     # A fresh cache folder: the decode time is a cold one, not a read of an earlier run's cache.
     with tempfile.TemporaryDirectory(prefix="catdog-bench-") as cache:
         os.environ["CATDOG_CACHE_DIR"] = cache
         load_before = os.getloadavg()[0]
-        result = run(args)
+        result = run(args) if args.one_process else run_workers(args)
         report(args, result, load_before, os.getloadavg()[0])
     return 0
 
