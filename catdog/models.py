@@ -26,6 +26,10 @@ class Preset:
     epochs: int = config.EPOCHS
     batch_size: int = config.BATCH_SIZE
     lr_schedule: str = "constant"  # "constant" (the notebook's Adam) or "cosine"
+    # Transfer learning: after the frozen epochs, unfreeze the backbone's top
+    # `fine_tune_layers` layers and train `fine_tune_epochs` more at lr / 10.
+    fine_tune_epochs: int = 0
+    fine_tune_layers: int = 0
 
 
 PRESETS: dict[str, Preset] = {}
@@ -173,3 +177,7 @@ def build_compact(image_size: int):
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.3)(x)
     return keras.Model(inputs, _output(x), name="compact")
+
+
+# Registers the transfer-learning presets (mobilenetv2); it imports this module's helpers.
+from catdog import transfer as _transfer  # noqa: E402,F401

@@ -1,0 +1,133 @@
+"""Grad-CAM: which parts of an image drove the model's cat-or-dog decision.
+
+`gradcam(model, array)` returns a heatmap in [0, 1] at the array's own size;
+`overlay(array, heatmap)` blends it over the image with a colour map. It works
+for every preset: the target is the last layer with a 4D (feature-map) output,
+and a nested backbone (a keras.applications model inside ours) counts as one
+such layer, so its final feature map is used.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+
+import numpy as np
+from PIL import Image
+
+from catdog import config
+from catdog.errors import CatdogError
+
+# Layers whose 4D output is not a learned feature map worth explaining.
+_SKIPPED_PREFIXES = ("Random", "Rescaling", "Normalization", "InputLayer", "Dropout", "SpatialDropout", "MaxPooling", "AveragePooling", "ZeroPadding", "Cropping")
+
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+
+
+def find_target_layer(model, layer_name: str | None = None):
+    """The layer whose output Grad-CAM weighs: `layer_name`, or the last 4D-output layer.
+
+    Raises:
+        CatdogError: the name is unknown or the model has no 4D-output layer.
+    """
+    if layer_name is not None:
+        try:
+            return model.get_layer(layer_name)
+        except ValueError as exc:
+            raise CatdogError(f"model {model.name!r} has no layer {layer_name!r}") from exc
+    for layer in reversed(model.layers):
+        if type(layer).__name__.startswith(_SKIPPED_PREFIXES):
+            continue
+        shape = getattr(layer, "output", None)
+        shape = getattr(shape, "shape", None)
+        if shape is not None and len(shape) == 4:
+            return layer
+    raise CatdogError(f"model {model.name!r} has no layer with a 4D output to explain")
+
+
+def _outer_output(layer):
+    """The layer's output tensor in the enclosing model's graph.
+
+    A nested model's `.output` is the tensor of its own inner graph, which the
+    outer model's inputs do not reach; its call node in the outer graph does.
+    """
+    import keras
+
+    if isinstance(layer, keras.Model) and getattr(layer, "_inbound_nodes", None):
+        return layer._inbound_nodes[-1].output_tensors[0]
+    return layer.output
+
+
+def _explainer(model, layer_name: str | None):
+    """A compiled function image batch -> (feature maps, gradients of the predicted class' score)."""
+    key = layer_name or ""
+    with _CACHE_LOCK:
+        per_model = _CACHE.setdefault(model, {})
+        if key in per_model:
+            return per_model[key]
+    import keras
+    import tensorflow as tf
+
+    layer = find_target_layer(model, layer_name)
+    grad_model = keras.Model(model.inputs, [_outer_output(layer), model.outputs[0]])
+    size = int(model.input_shape[1])
+    spec = tf.TensorSpec((1, size, size, 3), tf.uint8)
+
+    @tf.function(input_signature=[spec, tf.TensorSpec((), tf.float32)])
+    def explain(x, threshold):
+        with tf.GradientTape() as tape:
+            maps, p = grad_model(tf.cast(x, tf.float32), training=False)
+            maps = tf.cast(maps, tf.float32)
+            p = tf.cast(tf.reshape(p, (-1,)), tf.float32)
+            # Explain the predicted label: P(dog) for a dog, 1 - P(dog) for a cat.
+            score = tf.where(p >= threshold, p, 1.0 - p)
+        grads = tape.gradient(score, maps)
+        return maps[0], grads[0], p[0]
+
+    with _CACHE_LOCK:
+        per_model[key] = explain
+    return explain
+
+
+def gradcam(model, array_uint8: np.ndarray, layer_name: str | None = None, threshold: float = config.THRESHOLD) -> np.ndarray:
+    """A Grad-CAM heatmap for one image.
+
+    Args:
+        model: a catdog Keras model (uint8 RGB input, one sigmoid output).
+        array_uint8: the image, (H, W, 3) uint8, any size; it is resized to the model's input.
+        layer_name: a top-level layer to explain (default: the last 4D-output layer).
+        threshold: P(dog) at or above which the predicted label is dog.
+
+    Returns:
+        float32 (H, W) in [0, 1]; all zeros where no region raises the score.
+    """
+    array = np.asarray(array_uint8)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise CatdogError(f"gradcam needs an (H, W, 3) RGB array, got shape {array.shape}")
+    array = array.astype(np.uint8, copy=False)
+    size = int(model.input_shape[1])
+    resized = np.asarray(Image.fromarray(array).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    maps, grads, _ = _explainer(model, layer_name)(resized[None], np.float32(threshold))
+    maps, grads = maps.numpy(), grads.numpy()
+    weights = grads.mean(axis=(0, 1))  # one weight per channel: its average gradient
+    cam = np.maximum((maps * weights).sum(axis=-1), 0.0)
+    peak = float(cam.max()) if cam.size else 0.0
+    if not np.isfinite(peak) or peak <= 0.0:
+        return np.zeros(array.shape[:2], dtype=np.float32)
+    cam = (cam / peak).astype(np.float32)
+    big = Image.fromarray(cam, mode="F").resize((array.shape[1], array.shape[0]), Image.BILINEAR)
+    return np.clip(np.asarray(big, dtype=np.float32), 0.0, 1.0)
+
+
+def overlay(array_uint8: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, colormap: str = "jet") -> Image.Image:
+    """The image with the heatmap blended over it in a colour map (RGB, the image's size)."""
+    from matplotlib import colormaps
+
+    array = np.asarray(array_uint8, dtype=np.uint8)
+    heat = np.asarray(heatmap, dtype=np.float32)
+    if heat.shape != array.shape[:2]:
+        heat = np.asarray(Image.fromarray(heat, mode="F").resize((array.shape[1], array.shape[0]), Image.BILINEAR))
+    coloured = colormaps[colormap](np.clip(heat, 0.0, 1.0))[..., :3] * 255.0
+    blended = (1.0 - alpha) * array[..., :3].astype(np.float32) + alpha * coloured
+    return Image.fromarray(np.clip(blended, 0, 255).astype(np.uint8), mode="RGB")

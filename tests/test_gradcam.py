@@ -1,0 +1,93 @@
+"""Grad-CAM heatmaps and overlays for every preset, on tiny random-weight models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(autouse=True)
+def _no_pretrained_download(monkeypatch):
+    monkeypatch.setenv("CATDOG_PRETRAINED", "0")
+    monkeypatch.delenv("CATDOG_MOBILENETV2_WEIGHTS", raising=False)
+
+
+def _picture(h: int = 50, w: int = 70, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("preset", ["seed", "compact", "mobilenetv2"])
+def test_heatmap_has_input_shape_and_unit_range_for_every_preset(preset):
+    from catdog.gradcam import gradcam
+    from catdog.models import build_model
+
+    model = build_model(preset, 32, compile=False)
+    heat = gradcam(model, _picture())
+    assert heat.shape == (50, 70)
+    assert heat.dtype == np.float32
+    assert np.isfinite(heat).all()
+    assert heat.min() >= 0.0 and heat.max() <= 1.0
+
+
+def test_target_layer_is_last_feature_map_and_backbone_counts_as_one_layer():
+    from catdog.gradcam import find_target_layer
+    from catdog.models import build_model
+
+    assert find_target_layer(build_model("compact", 32, compile=False)).name == "block4_out"
+    assert find_target_layer(build_model("mobilenetv2", 32, compile=False)).name == "backbone"
+    assert type(find_target_layer(build_model("seed", 32, compile=False))).__name__ == "BatchNormalization"
+
+
+def test_constant_image_gives_finite_heatmap_without_crash():
+    from catdog.gradcam import gradcam
+    from catdog.models import build_model
+
+    heat = gradcam(build_model("seed", 32, compile=False), np.zeros((40, 40, 3), np.uint8))
+    assert heat.shape == (40, 40) and np.isfinite(heat).all() and heat.max() <= 1.0
+
+
+def test_zero_gradients_give_all_zero_heatmap(monkeypatch):
+    import keras
+
+    from catdog.gradcam import gradcam
+
+    inputs = keras.Input((32, 32, 3))
+    maps = keras.layers.Conv2D(4, 3, name="conv", kernel_initializer="zeros")(inputs)
+    out = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros")(keras.layers.GlobalAveragePooling2D()(maps))
+    heat = gradcam(keras.Model(inputs, out), _picture())
+    assert not heat.any()
+
+
+def test_named_layer_is_used_and_unknown_name_is_a_clear_error():
+    from catdog.errors import CatdogError
+    from catdog.gradcam import gradcam
+    from catdog.models import build_model
+
+    model = build_model("compact", 32, compile=False)
+    assert gradcam(model, _picture(), layer_name="block2_add").shape == (50, 70)
+    with pytest.raises(CatdogError, match="no layer 'nope'"):
+        gradcam(model, _picture(), layer_name="nope")
+
+
+def test_heatmap_explains_the_predicted_class_not_always_dog():
+    from catdog.gradcam import gradcam
+    from catdog.models import build_model
+
+    model = build_model("compact", 32, compile=False)
+    image = _picture(seed=3)
+    # A threshold above or below P(dog) flips the predicted label, so the maps differ.
+    as_dog = gradcam(model, image, threshold=0.0)
+    as_cat = gradcam(model, image, threshold=1.01)
+    assert not np.allclose(as_dog, as_cat)
+
+
+def test_overlay_is_rgb_image_of_input_size():
+    from catdog.gradcam import overlay
+
+    image = _picture()
+    heat = np.linspace(0, 1, 50 * 70, dtype=np.float32).reshape(50, 70)
+    out = overlay(image, heat, alpha=0.4)
+    assert isinstance(out, Image.Image) and out.mode == "RGB" and out.size == (70, 50)
+    assert not np.array_equal(np.asarray(out), image)  # the colour map is actually blended in
+    assert np.array_equal(np.asarray(overlay(image, heat, alpha=0.0)), image)
