@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--model", default=None, help="run folder, run id or .keras file (default: the active or bundled model)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--explain", metavar="OUT_DIR", default=None, help="also write a Grad-CAM overlay <stem>.gradcam.png per good image")
 
     p = sub.add_parser("evaluate", help="measure a model on a labelled folder")
     p.add_argument("--model", default=None, help="run folder, run id or .keras file (default: the active or bundled model)")
@@ -137,8 +138,12 @@ def cmd_predict(args, out) -> int:
 
     predictor = Predictor.load(args.model)
     failed = 0
-    for result in predictor.predict(args.images):
+    for source, result in zip(args.images, predictor.predict(args.images)):
         failed += not result.ok
+        if args.explain and result.ok:
+            from catdog.gradcam import save_explanation
+
+            save_explanation(predictor, source, args.explain, os.path.splitext(os.path.basename(source))[0])
         if args.json:
             print(json.dumps(result.as_dict()), file=out)
         elif result.ok:

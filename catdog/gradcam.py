@@ -131,3 +131,27 @@ def overlay(array_uint8: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, co
     coloured = colormaps[colormap](np.clip(heat, 0.0, 1.0))[..., :3] * 255.0
     blended = (1.0 - alpha) * array[..., :3].astype(np.float32) + alpha * coloured
     return Image.fromarray(np.clip(blended, 0, 255).astype(np.uint8), mode="RGB")
+
+
+def explain(predictor, source, max_side: int = 512) -> tuple[np.ndarray, Image.Image]:
+    """The heatmap and overlay for one image with a loaded `Predictor`.
+
+    The image is the display version (oriented RGB, longest side `max_side`), so
+    the overlay looks like the photo; the heatmap comes from the model's own input size.
+    """
+    from catdog.preprocess import load_display_image
+
+    array = np.asarray(load_display_image(source, max_side=max_side).convert("RGB"), dtype=np.uint8)
+    heat = gradcam(predictor.model, array, threshold=predictor.threshold)
+    return heat, overlay(array, heat)
+
+
+def save_explanation(predictor, source, out_dir, stem: str) -> "Path":
+    """Write `<out_dir>/<stem>.gradcam.png` and return its path."""
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{stem}.gradcam.png"
+    explain(predictor, source)[1].save(path)
+    return path

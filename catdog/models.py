@@ -93,7 +93,10 @@ def build_model(name: str, image_size: int | None = None, precision: str = "floa
 
 
 def count_params(name: str, image_size: int | None = None) -> int:
-    return int(build_model(name, image_size, compile=False).count_params())
+    from catdog.transfer import random_weights
+
+    with random_weights():  # counting needs no ImageNet download
+        return int(build_model(name, image_size, compile=False).count_params())
 
 
 def _inputs(image_size: int):

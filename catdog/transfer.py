@@ -9,6 +9,7 @@ Weights: Keras' normal "imagenet" download when online, or a local file from
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 from catdog.errors import CatdogError
 from catdog.models import _augment, _inputs, _output, preset
@@ -16,14 +17,29 @@ from catdog.models import _augment, _inputs, _output, preset
 BACKBONE_NAME = "backbone"
 MOBILENETV2_WEIGHTS_ENV = "CATDOG_MOBILENETV2_WEIGHTS"
 PRETRAINED_ENV = "CATDOG_PRETRAINED"
+PRETRAINED = True  # module-level switch: False builds with random weights (tests, parameter counts)
+
+
+@contextmanager
+def random_weights():
+    """Build transfer-learning presets without loading ImageNet weights (e.g. to count parameters)."""
+    global PRETRAINED
+    old, PRETRAINED = PRETRAINED, False
+    try:
+        yield
+    finally:
+        PRETRAINED = old
 
 
 def pretrained_weights(env_var: str) -> str | None:
     """Which ImageNet weights a transfer-learning preset loads.
 
-    A file path from `env_var` wins; `CATDOG_PRETRAINED=0` means none (random
-    weights, for tests); otherwise "imagenet" (Keras' normal download).
+    A file path from `env_var` wins; `CATDOG_PRETRAINED=0` (or `PRETRAINED =
+    False`) means none (random weights, for tests); otherwise "imagenet" (Keras'
+    normal download).
     """
+    if not PRETRAINED:
+        return None
     path = os.environ.get(env_var)
     if path:
         return path

@@ -93,3 +93,24 @@ def test_overlay_is_rgb_image_of_input_size():
     assert isinstance(out, Image.Image) and out.mode == "RGB" and out.size == (70, 50)
     assert not np.array_equal(np.asarray(out), image)  # the colour map is actually blended in
     assert np.array_equal(np.asarray(overlay(image, heat, alpha=0.0)), image)
+
+
+def test_cli_predict_explain_writes_one_overlay_per_good_image_and_keeps_output(tmp_path, tiny_run):
+    import io
+    import json
+
+    from catdog.cli import main
+    from tests.conftest import write_image
+
+    cat = write_image(tmp_path / "in" / "cat.jpg", size=(60, 44), seed=5)
+    bad = tmp_path / "in" / "bad.jpg"
+    bad.write_text("not an image")
+    out_dir = tmp_path / "explained"
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["predict", str(cat), str(bad), "--model", str(tiny_run.path), "--json", "--explain", str(out_dir)], out=out, err=err)
+    assert code == 1  # a bad file still fails the command, as without --explain
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["file"] for line in lines] == [str(cat), str(bad)]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["cat.gradcam.png"]
+    with Image.open(out_dir / "cat.gradcam.png") as img:
+        assert img.mode == "RGB" and img.size == (60, 44)
