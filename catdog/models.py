@@ -141,46 +141,52 @@ def _augment(x):
     return layers.RandomContrast(0.15, name="aug_contrast")(x)
 
 
-def _separable_block(x, filters: int, name: str):
-    """Two separable convolutions and a strided max-pool, with a 1x1 residual."""
+def _residual_block(x, filters: int, name: str):
+    """Strided 3x3 conv, 3x3 conv, and a strided 1x1 shortcut.
+
+    Plain convolutions, not separable ones: on a 2-core AVX2 CPU a
+    SeparableConv2D network trained about 3.5x slower per image than a plain
+    Conv2D network of similar accuracy (19 vs 67 img/s at 128 px, batch 32).
+    """
     from keras import layers
 
-    shortcut = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False, name=f"{name}_skip")(x)
-    for i in (1, 2):
-        x = layers.Activation("relu")(x)
-        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_sep{i}")(x)
-        x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
-    return layers.add([x, shortcut], name=f"{name}_add")
+    shortcut = layers.Conv2D(filters, 1, strides=2, use_bias=False, name=f"{name}_skip")(x)
+    shortcut = layers.BatchNormalization(momentum=_BN_MOMENTUM, name=f"{name}_skip_bn")(shortcut)
+    x = layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    x = layers.BatchNormalization(momentum=_BN_MOMENTUM, name=f"{name}_bn1")(x)
+    x = layers.Activation("relu")(x)
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(x)
+    x = layers.BatchNormalization(momentum=_BN_MOMENTUM, name=f"{name}_bn2")(x)
+    x = layers.add([x, shortcut], name=f"{name}_add")
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+# Keras' default 0.99 lets the running statistics lag far behind the weights in
+# short CPU trainings (validation accuracy stuck near 0.5); 0.9 tracks them.
+_BN_MOMENTUM = 0.9
 
 
 @preset(
     "compact",
-    image_size=112,
-    description="Small residual separable-conv CNN with in-model augmentation (fast on CPU)",
+    image_size=128,
+    description="Small residual CNN with in-model augmentation, fast on CPUs (the default)",
     learning_rate=2e-3,
-    epochs=18,
+    epochs=20,
     batch_size=32,
     lr_schedule="cosine",
 )
 def build_compact(image_size: int):
-    """A mini-Xception in the style of the Keras cats-vs-dogs example, sized for CPUs."""
+    """A small residual CNN in the spirit of the Keras cats-vs-dogs example, sized for CPUs."""
     import keras
     from keras import layers
 
     inputs, x = _inputs(image_size)
     x = _augment(x)
-    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
-    for i, filters in enumerate((64, 128, 256)):
-        x = _separable_block(x, filters, f"block{i + 1}")
-    x = layers.SeparableConv2D(384, 3, padding="same", use_bias=False, name="head_sep")(x)
-    x = layers.BatchNormalization(name="head_bn")(x)
-    x = layers.Activation("relu", name="head_relu")(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.3)(x)
+    x = layers.Conv2D(24, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+    x = layers.BatchNormalization(momentum=_BN_MOMENTUM, name="stem_bn")(x)
+    x = layers.Activation("relu", name="stem_relu")(x)
+    for i, filters in enumerate((32, 64, 128, 192)):
+        x = _residual_block(x, filters, f"block{i + 1}")
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(0.3, name="dropout")(x)
     return keras.Model(inputs, _output(x), name="compact")
-
-
-# Registers the transfer-learning presets (mobilenetv2); it imports this module's helpers.
-from catdog import transfer as _transfer  # noqa: E402,F401
