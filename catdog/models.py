@@ -190,3 +190,7 @@ def build_compact(image_size: int):
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(0.3, name="dropout")(x)
     return keras.Model(inputs, _output(x), name="compact")
+
+
+# Registers the transfer-learning presets (mobilenetv2); it imports this module's helpers.
+from catdog import transfer as _transfer  # noqa: E402,F401
