@@ -108,8 +108,8 @@ def confusion_figure(confusion: Sequence[Sequence[int]], class_names: Sequence[s
     z = np.asarray(confusion, dtype=np.int64)
     names = [str(n) for n in class_names]
     fig = go.Figure(go.Heatmap(
-        z=z, x=[f"predicted {n}" for n in names], y=[f"true {n}" for n in names],
-        text=z, texttemplate="%{text}", colorscale="Blues", showscale=False,
+        z=z.tolist(), x=[f"predicted {n}" for n in names], y=[f"true {n}" for n in names],
+        text=z.tolist(), texttemplate="%{text}", colorscale="Blues", showscale=False,
     ))
     fig.update_layout(title="Confusion matrix", yaxis_autorange="reversed")
     return fig

@@ -1,0 +1,121 @@
+"""Evaluate page (AppTest): metrics on a labelled folder, the live threshold, mistakes, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from catdog import config, predict
+from catdog.evaluate import evaluate, metrics_at
+from tests.conftest import REPO, make_class_folders
+
+TIMEOUT = 120  # the first evaluation loads TensorFlow and the model
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CATDOG_RUNS_DIR", raising=False)
+    monkeypatch.setattr(config, "assets_dir", lambda: tmp_path / "assets")  # no bundled model
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def active_model(home, tiny_run):
+    predict.set_active_model(tiny_run.path)
+    return tiny_run
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """5 cats and 5 dogs the tiny model has never seen."""
+    return make_class_folders(tmp_path_factory.mktemp("eval") / "photos", n=5)
+
+
+def open_evaluate_page() -> AppTest:
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT).run()
+    return at.switch_page("pages/evaluate.py").run()
+
+
+def evaluated(folder) -> AppTest:
+    at = open_evaluate_page()
+    at.text_input(key="eval_folder").set_value(str(folder)).run()
+    return at.button(key="eval_run").click().run()
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def changed_threshold(probs: np.ndarray, default: float) -> float:
+    """A slider value (0.01 steps) that calls a different number of images dogs than `default`.
+
+    Inside the range of the probabilities when they are spread enough, else an extreme.
+    """
+    count = int((probs >= default).sum())
+    candidates = [round(t, 2) for t in np.arange(0.0, 1.001, 0.01) if int((probs >= round(t, 2)).sum()) != count]
+    inside = [t for t in candidates if 0 < int((probs >= t).sum()) < len(probs)]
+    return (inside or candidates)[len(inside or candidates) // 2]
+
+
+def test_without_a_model_the_page_says_how_to_get_one(home):
+    at = open_evaluate_page()
+    assert not at.exception
+    assert "No trained model yet" in at.info[0].value
+
+
+def test_evaluate_shows_metrics_charts_and_mistakes_for_the_folder(active_model, labelled):
+    at = evaluated(labelled)
+    assert not at.exception and not at.error
+    assert any("10 images" in c.value for c in at.caption)
+    expected = evaluate(predict.Predictor.load(active_model.path), labelled)
+    assert metric(at, "Accuracy") == f"{expected.accuracy:.1%}"
+    assert metric(at, "Log loss") == f"{expected.log_loss:.3f}"
+    assert {"Precision", "Recall", "F1", "ROC AUC"} <= {m.label for m in at.metric}
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert "Confusion matrix" in titles and "ROC curve" in titles
+    confusion = next(json.loads(c.proto.spec)["data"][0]["z"] for c in at.get("plotly_chart") if "Confusion" in json.loads(c.proto.spec)["layout"]["title"]["text"])
+    assert confusion == expected.confusion and sum(map(sum, confusion)) == 10
+    assert at.slider(key="eval_threshold").value == pytest.approx(expected.threshold)
+
+
+def test_moving_the_threshold_updates_precision_recall_and_the_confusion(active_model, labelled):
+    at = evaluated(labelled)
+    report = evaluate(predict.Predictor.load(active_model.path), labelled)
+    labels, probs = np.asarray(report.labels), np.asarray(report.probs)
+    threshold = changed_threshold(probs, report.threshold)
+    at.slider(key="eval_threshold").set_value(threshold).run()
+    assert not at.exception
+    m = metrics_at(labels, probs, threshold)
+    assert (metric(at, "Precision"), metric(at, "Recall")) == (f"{m['precision']:.1%}", f"{m['recall']:.1%}")
+    before = metrics_at(labels, probs, report.threshold)
+    assert (m["precision"], m["recall"]) != (before["precision"], before["recall"])
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Confusion" in json.loads(c.proto.spec)["layout"]["title"]["text"])
+    assert spec["data"][0]["z"] == m["confusion"]
+    assert sum(row[1] for row in m["confusion"]) == int((probs >= threshold).sum())
+
+
+def test_extreme_threshold_lists_every_cat_as_a_mistake_with_its_file_name(active_model, labelled):
+    at = evaluated(labelled)
+    at.slider(key="eval_threshold").set_value(0.0).run()
+    assert any("5 mistakes" in h.value for h in at.subheader)
+    names = [m.value for m in at.markdown if m.value.startswith("**cat")]
+    assert sorted(names) == [f"**cat{i:03d}.jpg**" for i in range(5)]
+    assert len(at.get("image")) == 5
+
+
+def test_a_missing_folder_gives_an_error_not_a_traceback(active_model, tmp_path):
+    at = evaluated(tmp_path / "nowhere")
+    assert not at.exception
+    assert "Folder not found" in at.error[0].value
+    assert not at.metric
+
+
+def test_a_folder_without_class_folders_gives_an_error(active_model, tmp_path):
+    (tmp_path / "empty").mkdir()
+    at = evaluated(tmp_path / "empty")
+    assert not at.exception
+    assert "Cannot evaluate" in at.error[0].value
