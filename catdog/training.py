@@ -473,7 +473,8 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
 
     RunRecorder, StopOnRequest, AtomicCheckpoint = _keras_callbacks()
     stopper = StopOnRequest(request)
-    callbacks = [RunRecorder(run, cfg.epochs, steps, initial_rows=rows, log=log), stopper]
+    fine_tune = spec.fine_tune_epochs if spec.fine_tune_layers and resume_from is None else 0
+    callbacks = [RunRecorder(run, cfg.epochs + fine_tune, steps, initial_rows=rows, log=log), stopper]
     if cfg.checkpoint:
         callbacks.append(AtomicCheckpoint(run, best=best))
     schedule = config.get("lr_schedule") or "constant"
@@ -490,11 +491,32 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
     run.write_status("running", pid=os.getpid())
     log(f"Training {cfg.model} ({model.count_params():,} parameters, {precision}) for {cfg.epochs} epochs, batch {cfg.batch_size}")
     model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
+    if fine_tune and not stopper.stopped:
+        with strategy.scope():  # the new optimizer's variables belong to the strategy too
+            _fine_tune(model, spec, config["learning_rate"], callbacks, log)
+        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs + fine_tune, initial_epoch=cfg.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     save_model_atomic(model, run.model_path, include_optimizer=False)
     rows = run.metrics()
     state = "stopped" if stopper.stopped else "finished"
     run.write_status(state, ended=time.time(), epochs_done=len(rows), error=None)
     log(f"Run {state} after {len(rows)} epoch(s); model saved to {run.model_path}")
+
+
+def _fine_tune(model, spec, learning_rate: float, callbacks: list, log) -> None:
+    """Unfreeze the backbone's top layers and recompile at a 10x lower learning rate.
+
+    The frozen phase's learning-rate schedule is dropped (it would set the rate
+    back up); BatchNorm stays in inference mode (the backbone is called with
+    training=False), as Keras' transfer-learning guide advises.
+    """
+    import keras
+
+    from catdog.transfer import unfreeze_top
+
+    unfrozen = unfreeze_top(model, spec.fine_tune_layers)
+    callbacks[:] = [c for c in callbacks if not isinstance(c, keras.callbacks.LearningRateScheduler)]
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate / 10), loss="binary_crossentropy", metrics=["accuracy"])
+    log(f"Fine-tuning: {unfrozen} backbone layers unfrozen, learning rate {learning_rate / 10:g}, {spec.fine_tune_epochs} more epochs")
 
 
 def _restore(run: runs.Run, resume_from: dict, log):
