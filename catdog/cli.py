@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("use", help="make a run's model the default for predict, evaluate and the app")
     p.add_argument("run", help="run folder, run id or .keras file")
+
+    p = sub.add_parser("export", help="export a model as keras, savedmodel, tflite or onnx (with a .catdog.json sidecar)")
+    p.add_argument("run", help="run folder, run id or .keras file")
+    p.add_argument("--format", required=True, choices=("keras", "savedmodel", "tflite", "onnx"))
+    p.add_argument("--out", default=None, help="target path (default: next to the model)")
     return parser
 
 
@@ -212,7 +217,16 @@ def cmd_use(args, out) -> int:
     return 0
 
 
+def cmd_export(args, out) -> int:
+    from catdog.export import export_model, sidecar_path
+
+    path = export_model(args.run, args.format, args.out)
+    print(f"{path}\n{sidecar_path(path)}", file=out)
+    return 0
+
+
 COMMANDS = {
+    "export": cmd_export,
     "models": cmd_models,
     "train": cmd_train,
     "predict": cmd_predict,
