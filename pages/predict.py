@@ -25,6 +25,7 @@ CARDS_PER_ROW = 4
 THUMBNAIL_SIDE = 320  # display only; the model's own size comes from its settings
 THUMBNAIL_BACKGROUND = (244, 246, 250)  # the theme's secondary background
 SAMPLES_KEY = "predict_samples"
+EXPLAIN_KEY = "predict_explain"
 
 
 @dataclass
@@ -45,6 +46,15 @@ def load_predictor(model_path: str, mtime: float) -> Predictor:
 def classify(model_key: tuple[str, float], _predictor: Predictor, names: tuple[str, ...], blobs: tuple[bytes, ...]) -> list[Prediction]:
     """Predictions for these files with this model version (cached across reruns)."""
     return _predictor.predict(list(blobs), list(names))
+
+
+@st.cache_data(show_spinner="Explaining…", max_entries=64, ttl=900)  # bounded: it holds the uploaded bytes
+def explanation(model_key: tuple[str, float], _predictor: Predictor, data: bytes) -> Image.Image:
+    """The Grad-CAM overlay for one photo with this model version (cached across reruns)."""
+    from catdog.gradcam import explain
+
+    overlay = explain(_predictor, data, max_side=THUMBNAIL_SIDE)[1]
+    return ImageOps.pad(overlay, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), color=THUMBNAIL_BACKGROUND)
 
 
 def model_choices() -> list[Path]:
@@ -140,7 +150,16 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
             st.markdown(f"**{item.name}**")
             st.error(result.error, icon=":material/broken_image:")
             return
-        st.image(thumbnail(item.data), width="stretch")
+        if st.session_state.get(EXPLAIN_KEY):
+            photo, heat = st.columns(2)
+            photo.image(thumbnail(item.data), width="stretch")
+            try:
+                model_key = (predictor.source, Path(predictor.source).stat().st_mtime) if predictor.source else ("", 0.0)
+                heat.image(explanation(model_key, predictor, item.data), width="stretch", caption="Grad-CAM")
+            except (CatdogError, ValueError, OSError) as exc:
+                heat.caption(f"No explanation: {exc}")
+        else:
+            st.image(thumbnail(item.data), width="stretch")
         st.markdown(f"### {class_badge(result.label, predictor.class_names)}")
         st.progress(min(1.0, result.confidence), text=f"{result.confidence:.1%} confident")
         st.caption(f"{item.name} · P({predictor.class_names[1]}) = {result.p_dog:.3f}")
@@ -192,6 +211,7 @@ def main() -> None:
     items = inputs_ui()
     if not items:
         return
+    st.toggle("Explain (Grad-CAM)", key=EXPLAIN_KEY, help="Colour the parts of each photo that drove the model's answer (red = most).")
     model_key = (predictor.source, Path(predictor.source).stat().st_mtime)
     with st.spinner(f"Classifying {len(items)} image(s)…"):
         results = classify(model_key, predictor, tuple(i.name for i in items), tuple(i.data for i in items))

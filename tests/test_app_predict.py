@@ -95,3 +95,19 @@ def test_example_buttons_add_the_bundled_sample_photos(active_model, tmp_path):
     assert len(cards(at)) == 2
     at.button(key="samples_clear").click().run()
     assert cards(at) == []
+
+
+def test_explain_toggle_adds_a_grad_cam_overlay_to_each_good_card(active_model):
+    at = open_predict_page()
+    at.file_uploader(key="predict_files").set_value([
+        ("dog.jpg", image_bytes(colour=DOG_COLOUR, seed=5), "image/jpeg"),
+        ("broken.jpg", b"not an image", "image/jpeg"),
+    ]).run()
+    assert len(at.get("image")) == 1  # off by default: the thumbnail only
+    at.toggle(key="predict_explain").set_value(True).run()
+    assert not at.exception
+    images = at.get("image")
+    assert len(images) == 2 and "Grad-CAM" in str(images[1].proto)
+    assert len(cards(at)) == 1 and len(at.error) == 1  # the bad file still gets its error card only
+    at.toggle(key="predict_explain").set_value(False).run()
+    assert len(at.get("image")) == 1
