@@ -69,7 +69,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder, run id or .keras file")
     p.add_argument("--format", required=True, choices=("keras", "savedmodel", "tflite", "onnx"))
     p.add_argument("--out", default=None, help="target path (default: next to the model)")
+    _add_data_parsers(sub)
     return parser
+
+
+def _add_data_parsers(sub) -> None:
+    p = sub.add_parser("download", help="download a Kaggle dataset or competition into class folders")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--dataset", default=None, help="owner/dataset slug (default salader/dogs-vs-cats)")
+    src.add_argument("--competition", default=None, help="competition name, e.g. dogs-vs-cats")
+    p.add_argument("slug", nargs="?", default=None, help="owner/dataset slug (same as --dataset)")
+    p.add_argument("--dest", default=None, help="target folder (default: CATDOG_HOME/datasets/<name>)")
+    p = sub.add_parser("data", help="dataset tools")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    p = dsub.add_parser("inspect", help="report classes, split, sizes, duplicates and corrupt files")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quarantine", action="store_true", help="move corrupt files to DIR.quarantine/ (never deletes)")
 
 
 def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
@@ -225,7 +241,31 @@ def cmd_export(args, out) -> int:
     return 0
 
 
+def cmd_download(args, out) -> int:
+    from catdog.kaggle import download
+
+    path = download(dataset=args.dataset or args.slug, competition=args.competition, dest=args.dest, log=out)
+    print(f"dataset ready: {path}", file=out)
+    return 0
+
+
+def cmd_data(args, out) -> int:
+    from catdog.inspect import format_report, inspect_dataset, quarantine
+
+    report = inspect_dataset(args.dir)
+    moved = quarantine(report) if args.quarantine else []
+    if args.json:
+        print(json.dumps({**report.to_dict(), "quarantined": [str(p) for p in moved]}), file=out)
+    else:
+        print(format_report(report), file=out)
+        if args.quarantine:
+            print(f"quarantined {len(moved)} files", file=out)
+    return 0
+
+
 COMMANDS = {
+    "data": cmd_data,
+    "download": cmd_download,
     "export": cmd_export,
     "models": cmd_models,
     "train": cmd_train,
