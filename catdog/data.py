@@ -405,3 +405,7 @@ def _decode_to_disk(images: ImageSet, image_size: int, key: str, progress) -> De
     }
     atomic_write_text(folder / f"{key}.json", json.dumps(meta))
     return _load_disk_cache(key)
+
+
+# The Data page's chosen dataset (CATDOG_HOME/active_dataset.json); the Train page reads it.
+from catdog.sources import active_dataset, set_active_dataset  # noqa: E402,F401

@@ -1,0 +1,57 @@
+"""Local folders behind an allow-list, uploads into CATDOG_HOME/datasets, the active dataset."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from catdog import data, sources
+from catdog.archive import ArchiveError
+from catdog.errors import DatasetError
+
+
+def test_folder_inside_allowed_root_is_accepted(tmp_path, monkeypatch):
+    (tmp_path / "root/ds").mkdir(parents=True)
+    monkeypatch.setenv("CATDOG_DATA_ROOTS", str(tmp_path / "root"))
+    assert sources.resolve_local_folder(tmp_path / "root/ds") == (tmp_path / "root/ds").resolve()
+
+
+def test_dotdot_and_symlinks_cannot_escape_the_root(tmp_path, monkeypatch):
+    (tmp_path / "root").mkdir()
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "root/link").symlink_to(tmp_path / "secret")
+    monkeypatch.setenv("CATDOG_DATA_ROOTS", str(tmp_path / "root"))
+    for bad in (tmp_path / "root/../secret", tmp_path / "root/link", "/etc"):
+        with pytest.raises(DatasetError, match="outside the allowed folders"):
+            sources.resolve_local_folder(bad)
+
+
+def test_local_folders_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDOG_ALLOW_LOCAL_FOLDERS", "0")
+    with pytest.raises(DatasetError, match="turned off"):
+        sources.resolve_local_folder(tmp_path)
+
+
+def test_uploaded_zip_lands_in_datasets_with_a_fresh_name(tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("cats/a.jpg", b"x")
+    first = sources.import_zip(io.BytesIO(buf.getvalue()), "my pets.zip")
+    second = sources.import_zip(io.BytesIO(buf.getvalue()), "my pets.zip")
+    assert first.name == "my-pets" and second.name == "my-pets-2"
+    assert (first / "cats/a.jpg").read_bytes() == b"x"
+
+
+def test_folder_upload_rejects_escaping_names_and_leaves_nothing(tmp_path):
+    with pytest.raises(ArchiveError):
+        sources.import_files([("cats/a.jpg", b"x"), ("../evil.jpg", b"y")], "up")
+    assert not any(p.name.startswith("up") for p in sources.config.datasets_dir().iterdir())
+
+
+def test_active_dataset_round_trips_and_is_visible_through_catdog_data(tmp_path):
+    sources.set_active_dataset(tmp_path)
+    assert data.active_dataset() == tmp_path.resolve()
+    with pytest.raises(DatasetError):
+        sources.set_active_dataset(tmp_path / "missing")
