@@ -1,0 +1,150 @@
+"""Data page: get a dataset in (Kaggle, zip or folder upload, local folder), check it, pick it.
+
+The report shows class counts, the split, image sizes, duplicates (and train/validation
+leakage) and unreadable files, which can be moved to a quarantine folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from catdog import config, kaggle, sources
+from catdog.errors import CatdogError
+from catdog.inspect import DatasetReport, inspect_dataset, quarantine
+from pages._ui import use_app_navigation
+
+FOLDER_KEY = "data_folder"
+SAMPLES_PER_CLASS = 6
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cached_report(folder: str, mtime: float) -> DatasetReport:
+    """The dataset report; `mtime` in the key picks up changes to the folder."""
+    return inspect_dataset(folder, samples_per_class=SAMPLES_PER_CLASS)
+
+
+def _choose(path: Path) -> None:
+    st.session_state[FOLDER_KEY] = str(path)
+
+
+def kaggle_ui() -> None:
+    """Credentials (upload kaggle.json) and the download button."""
+    source = kaggle.credential_source()
+    st.caption(f"Credentials: {source}" if source else "No Kaggle credentials found yet.")
+    token = st.file_uploader("kaggle.json (from kaggle.com → Settings → API)", type=["json"], key="kaggle_json")
+    if token is not None and st.button("Save credentials", key="save_kaggle"):
+        try:
+            path = kaggle.save_kaggle_json(token.getvalue())
+            st.success(f"Saved to `{path}` (readable only by you).")
+        except CatdogError as exc:
+            st.error(str(exc))
+    slug = st.text_input("Dataset or competition", value=kaggle.DEFAULT_DATASET, key="kaggle_slug")
+    is_competition = st.checkbox("It is a competition (e.g. dogs-vs-cats)", key="kaggle_competition")
+    if st.button("Download", key="kaggle_download", type="primary"):
+        try:
+            with st.spinner(f"Downloading {slug} …"):
+                path = kaggle.download(dataset=None if is_competition else slug, competition=slug if is_competition else None)
+        except CatdogError as exc:
+            st.error(str(exc))
+            return
+        _choose(path)
+        st.success(f"Downloaded to `{path}`.")
+
+
+def upload_ui() -> None:
+    """A zip, or a whole folder, uploaded from the browser."""
+    archive = st.file_uploader("A zip of your photos (cats/ and dogs/ folders inside)", type=["zip"], key="data_zip")
+    if archive is not None and st.button("Import zip", key="import_zip"):
+        try:
+            _choose(sources.import_zip(archive, archive.name))
+            st.success(f"Imported to `{st.session_state[FOLDER_KEY]}`.")
+        except CatdogError as exc:
+            st.error(str(exc))
+    files = st.file_uploader("Or a folder", accept_multiple_files="directory", key="data_dir")
+    if files and st.button("Import folder", key="import_dir"):
+        try:
+            _choose(sources.import_files([(f.name, f.getvalue()) for f in files], "upload"))
+            st.success(f"Imported {len(files)} files to `{st.session_state[FOLDER_KEY]}`.")
+        except CatdogError as exc:
+            st.error(str(exc))
+
+
+def local_ui() -> None:
+    """A folder on this server (desktop use); off when CATDOG_ALLOW_LOCAL_FOLDERS=0."""
+    if not sources.local_folders_allowed():
+        st.info("Local folders are turned off on this server. Upload a zip instead.")
+        return
+    path = st.text_input("Folder on this computer", key="local_path", placeholder="/path/to/photos")
+    if path and st.button("Use this folder", key="use_local"):
+        try:
+            _choose(sources.resolve_local_folder(path))
+        except CatdogError as exc:
+            st.error(str(exc))
+
+
+def pick_ui() -> str | None:
+    """The dataset to report on: the last one brought in, or one under CATDOG_HOME/datasets."""
+    known = sorted(str(p) for p in config.datasets_dir().glob("*") if p.is_dir() and not p.name.startswith(".")) \
+        if config.datasets_dir().is_dir() else []
+    current = st.session_state.get(FOLDER_KEY) or (str(sources.active_dataset() or "") or None)
+    options = sorted(set(known) | ({current} if current else set()))
+    if not options:
+        st.info("No dataset yet: download one, upload a zip, or pick a local folder above.")
+        return None
+    return st.selectbox("Dataset", options, index=options.index(current) if current in options else 0, key="data_pick")
+
+
+def report_ui(folder: str) -> None:
+    """Counts, sizes, duplicates, bad files, the sample grid, and the two actions."""
+    try:
+        with st.spinner("Checking every image …"):
+            report = cached_report(folder, Path(folder).stat().st_mtime)
+    except (CatdogError, OSError) as exc:
+        st.error(str(exc))
+        return
+    cols = st.columns(4)
+    for col, (part, counts) in zip(cols, report.counts.items()):
+        col.metric(f"{part} images", f"{sum(counts.values()):,}", help=", ".join(f"{n} {k}" for k, n in counts.items()))
+    cols[2].metric("duplicate groups", len(report.duplicates), help=f"{len(report.leaks)} across train and validation (leakage)")
+    cols[3].metric("unreadable files", len(report.corrupt))
+    st.dataframe([{"split": p, **c} for p, c in report.counts.items()], hide_index=True)
+    if report.size_stats:
+        s = report.size_stats
+        st.caption(f"Image sizes: width {s['min_width']}–{s['max_width']} (median {s['median_width']}), "
+                   f"height {s['min_height']}–{s['max_height']} (median {s['median_height']}); most common {s['most_common']}.")
+    if report.leaks:
+        st.warning(f"{len(report.leaks)} images are in both train and validation; validation accuracy will be too high.")
+    if report.corrupt:
+        st.dataframe([{"file": f, "reason": r} for f, r in report.corrupt], hide_index=True)
+        if st.button(f"Move {len(report.corrupt)} bad files to quarantine", key="quarantine"):
+            moved = quarantine(report)
+            cached_report.clear()
+            st.success(f"Moved {len(moved)} files to `{report.root}.quarantine` (nothing deleted).")
+    for name, paths in report.samples.items():
+        st.markdown(f"**{name}**")
+        if paths:
+            st.image(paths, width=110)
+    if st.button("Use this dataset for training", key="set_active", type="primary"):
+        sources.set_active_dataset(report.root)
+        st.success("The Train page will start with this dataset.")
+
+
+def main() -> None:
+    use_app_navigation()
+    st.title("Data")
+    kaggle_tab, upload_tab, local_tab = st.tabs(["Kaggle", "Upload", "Local folder"])
+    with kaggle_tab:
+        kaggle_ui()
+    with upload_tab:
+        upload_ui()
+    with local_tab:
+        local_ui()
+    st.divider()
+    folder = pick_ui()
+    if folder:
+        report_ui(folder)
+
+
+main()

@@ -1,0 +1,83 @@
+"""Data page (AppTest): report, quarantine, active dataset, local folder, Kaggle errors."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from catdog import config, kaggle, sources
+from tests.conftest import REPO, make_class_folders
+
+TIMEOUT = 60
+FAKE_KEY = "f4k3k3y0123456789abcdef0123456789"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CATDOG_DATA_ROOTS", str(tmp_path))
+    return tmp_path / "home"
+
+
+def open_data_page() -> AppTest:
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT).run()
+    return at.switch_page("pages/data.py").run()
+
+
+def _texts(at) -> str:
+    return " ".join(str(e.value) for kind in (at.info, at.error, at.success, at.warning, at.caption) for e in kind)
+
+
+def test_no_dataset_yet_says_how_to_get_one(home):
+    at = open_data_page()
+    assert not at.exception
+    assert "No dataset yet" in _texts(at)
+
+
+def test_report_lists_counts_and_bad_files_and_quarantine_moves_them(home):
+    ds = make_class_folders(config.datasets_dir() / "pets", n=3)
+    (ds / "cats/broken.jpg").write_bytes(b"")
+    at = open_data_page()
+    assert not at.exception
+    assert [m.value for m in at.metric][:1] == ["7"]
+    assert at.metric[2].value == "1"
+    at.button(key="quarantine").click().run()
+    assert "Moved 1 files" in _texts(at)
+    assert (ds.parent / "pets.quarantine/cats/broken.jpg").exists()
+
+
+def test_use_for_training_sets_the_active_dataset(home):
+    ds = make_class_folders(config.datasets_dir() / "pets", n=2)
+    at = open_data_page()
+    at.button(key="set_active").click().run()
+    assert sources.active_dataset() == ds.resolve()
+
+
+def test_local_folder_outside_the_roots_is_refused(home, tmp_path):
+    at = open_data_page()
+    at.text_input(key="local_path").input("/etc").run()
+    at.button(key="use_local").click().run()
+    assert "outside the allowed folders" in _texts(at)
+
+
+def test_local_folder_inside_the_root_is_reported(home, tmp_path):
+    ds = make_class_folders(tmp_path / "mine", n=2)
+    at = open_data_page()
+    at.text_input(key="local_path").input(str(ds)).run()
+    at.button(key="use_local").click().run()
+    assert not at.exception
+    assert at.selectbox(key="data_pick").value == str(ds.resolve())
+
+
+def test_kaggle_failure_is_a_message_without_the_key(home, monkeypatch):
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", FAKE_KEY)
+
+    def refuse():
+        raise kaggle.KaggleAuthError("Kaggle rejected the credentials (401); create a new API token")
+    monkeypatch.setattr(kaggle, "real_client", refuse)
+    at = open_data_page()
+    at.button(key="kaggle_download").click().run()
+    assert not at.exception
+    assert "rejected the credentials" in _texts(at)
+    assert FAKE_KEY not in _texts(at) + " ".join(str(m.value) for m in at.markdown)
