@@ -11,6 +11,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from catdog.errors import CatdogError
@@ -99,11 +100,6 @@ def _write_entries(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo], root: Path
                     if written > limit:
                         raise ArchiveError(f"zip expands past the limit of {limit / 1e6:.0f} MB; refusing it")
                     dst.write(chunk)
-        except (zipfile.BadZipFile, zlib_error(), EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise ArchiveError(f"zip entry {info.filename!r} is corrupt ({exc}); download it again") from exc
 
-
-def zlib_error() -> type[Exception]:
-    import zlib
-
-    return zlib.error

@@ -17,8 +17,6 @@ from catdog import data, preprocess
 from catdog.errors import CatdogError
 
 
-
-
 @dataclass
 class FileCheck:
     """One file's hash, size, and (when unreadable) the reason."""

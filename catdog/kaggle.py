@@ -129,7 +129,7 @@ def real_client() -> Any:
 
             api = KaggleApi()
             api.authenticate()
-    except SystemExit as exc:
+    except SystemExit:
         raise _no_credentials() from None
     except Exception as exc:  # noqa: BLE001 - kaggle raises many types while reading config
         raise KaggleCredentialsError(f"could not read the Kaggle credentials ({type(exc).__name__}); "
