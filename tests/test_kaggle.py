@@ -19,6 +19,12 @@ FAKE_KEY = "f4k3k3y0123456789abcdef0123456789"
 JPG = image_bytes(size=(16, 16))
 
 
+@pytest.fixture(autouse=True)
+def _own_home(tmp_path, monkeypatch):
+    """Datasets and the active choice go to this test's CATDOG_HOME, not the session's (the Train page tests read it)."""
+    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
+
+
 def _salader_zip(path, top=""):
     with zipfile.ZipFile(path, "w") as zf:
         for part in ("train", "test"):

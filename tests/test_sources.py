@@ -12,6 +12,12 @@ from catdog.archive import ArchiveError
 from catdog.errors import DatasetError
 
 
+@pytest.fixture(autouse=True)
+def _own_home(tmp_path, monkeypatch):
+    """Datasets and the active choice go to this test's CATDOG_HOME, not the session's (the Train page tests read it)."""
+    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
+
+
 def test_folder_inside_allowed_root_is_accepted(tmp_path, monkeypatch):
     (tmp_path / "root/ds").mkdir(parents=True)
     monkeypatch.setenv("CATDOG_DATA_ROOTS", str(tmp_path / "root"))
