@@ -29,7 +29,7 @@ CHILD_TIMEOUT = 180
 
 
 def tiny_config(data: Path, epochs: int = 3) -> TrainConfig:
-    return TrainConfig(data=str(data), epochs=epochs, batch_size=4, image_size=32, val_split=0.25, precision="float32")
+    return TrainConfig(data=str(data), model="seed", epochs=epochs, batch_size=4, image_size=32, val_split=0.25, precision="float32")
 
 
 def quiet(**kwargs) -> dict:
