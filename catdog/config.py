@@ -20,6 +20,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 # 10000x10000 scan through (about 300 MB decoded) and refuses anything much larger.
 MAX_IMAGE_PIXELS = 120_000_000
 
+# Photos classified from one drop on the Predict page; the rest are refused with a message.
+MAX_PREDICT_FILES = int(os.environ.get("CATDOG_MAX_PREDICT_FILES", "200"))
+
 MODEL_FILENAME = "model.keras"
 
 

@@ -110,7 +110,14 @@ def inputs_ui() -> list[Upload]:
         "Drop photos here", accept_multiple_files=True, key="predict_files",
         help="JPEG, PNG, GIF, BMP, TIFF or WebP. Each file is checked on its own; a broken one does not stop the rest.",
     )
-    items = [Upload(f.name, f.getvalue()) for f in files or []]
+    files = list(files or [])
+    if len(files) > config.MAX_PREDICT_FILES:
+        st.warning(
+            f"{len(files)} files dropped; only the first {config.MAX_PREDICT_FILES} are classified "
+            "(CATDOG_MAX_PREDICT_FILES sets the limit). Use `catdog predict` or the Evaluate page for large folders."
+        )
+        files = files[: config.MAX_PREDICT_FILES]
+    items = [Upload(f.name, f.getvalue()) for f in files]
     if st.toggle("Take a photo with the camera", key="predict_camera_on"):
         shot = st.camera_input("Camera", key="predict_camera")
         if shot is not None:

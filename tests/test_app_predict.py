@@ -111,3 +111,14 @@ def test_explain_toggle_adds_a_grad_cam_overlay_to_each_good_card(active_model):
     assert len(cards(at)) == 1 and len(at.error) == 1  # the bad file still gets its error card only
     at.toggle(key="predict_explain").set_value(False).run()
     assert len(at.get("image")) == 1
+
+
+def test_drops_over_the_file_limit_are_capped_with_a_warning(active_model, monkeypatch):
+    monkeypatch.setattr(config, "MAX_PREDICT_FILES", 2)
+    at = open_predict_page()
+    at.file_uploader(key="predict_files").set_value([
+        (f"p{i}.jpg", image_bytes(colour=CAT_COLOUR, seed=i), "image/jpeg") for i in range(3)
+    ]).run()
+    assert not at.exception
+    assert any("only the first 2" in w.value for w in at.warning)
+    assert list(at.dataframe[0].value["file"]) == ["p0.jpg", "p1.jpg"]
