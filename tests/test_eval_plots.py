@@ -65,5 +65,5 @@ def test_figures_show_auc_and_the_threshold_point():
     pr = eval_plots.pr_figure(labels, probs, threshold=0.5)
     assert (pr.data[-1].x[0], pr.data[-1].y[0]) == (0.5, 0.5)
     heat = eval_plots.confusion_figure([[3, 1], [2, 4]], ["cat", "dog"])
-    assert heat.data[0].z.tolist() == [[3, 1], [2, 4]]
+    assert [list(row) for row in heat.data[0].z] == [[3, 1], [2, 4]]  # plotly keeps z as list, tuple or array by version
     assert list(heat.data[0].y) == ["true cat", "true dog"]
