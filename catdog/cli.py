@@ -158,13 +158,13 @@ def cmd_predict(args, out) -> int:
     from catdog.predict import Predictor
 
     predictor = Predictor.load(args.model)
-    failed = 0
+    failed, stems = 0, set()
     for source, result in zip(args.images, predictor.predict(args.images)):
         failed += not result.ok
         if args.explain and result.ok:
             from catdog.gradcam import save_explanation
 
-            save_explanation(predictor, source, args.explain, os.path.splitext(os.path.basename(source))[0])
+            save_explanation(predictor, source, args.explain, _unique_stem(source, stems))
         if args.json:
             print(json.dumps(result.as_dict()), file=out)
         elif result.ok:
@@ -172,6 +172,17 @@ def cmd_predict(args, out) -> int:
         else:
             print(f"{result.file}\terror: {result.error}", file=out)
     return 1 if failed else 0
+
+
+def _unique_stem(source: str, used: set[str]) -> str:
+    """The file's stem, with -2, -3... when two inputs (a/cat.jpg, b/cat.png) share one."""
+    base = os.path.splitext(os.path.basename(source))[0] or "image"
+    stem, n = base, 1
+    while stem in used:
+        n += 1
+        stem = f"{base}-{n}"
+    used.add(stem)
+    return stem
 
 
 def cmd_evaluate(args, out) -> int:

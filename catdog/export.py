@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from catdog.errors import CatdogError, RunError
+from catdog.errors import CatdogError
 
 FORMATS = ("keras", "savedmodel", "tflite", "onnx")
 _SUFFIX = {"keras": ".keras", "savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import zipfile
 from pathlib import Path
 from typing import IO, Any, Mapping
 

@@ -43,10 +43,12 @@ def format_duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
-def format_time(timestamp: float | None) -> str:
-    if not timestamp:
+def format_time(timestamp) -> str:
+    """A run's Unix time as local date and minute; '–' for a missing or unreadable value."""
+    try:
+        return dt.datetime.fromtimestamp(float(timestamp)).strftime("%Y-%m-%d %H:%M") if timestamp else "–"
+    except (TypeError, ValueError, OverflowError, OSError):
         return "–"
-    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
 def format_pct(value: float | None) -> str:
@@ -59,14 +61,24 @@ def class_badge(label: str, class_names: list[str]) -> str:
     return f":{CLASS_COLOURS[index % len(CLASS_COLOURS)]}[:material/pets: {label.capitalize()}]"
 
 
+def _number(value) -> float | None:
+    """A float from a hand-edited or damaged JSON value; None when it is not a number."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def run_duration(run: Run) -> float | None:
     """Seconds from start to end (or to now while it runs)."""
     status = run.status()
-    started = status.get("started") or run.config().get("created")
+    started = _number(status.get("started")) or _number(run.config().get("created"))
     if not started:
         return None
-    ended = status.get("ended") or (None if status.get("state") in ("failed", "stopped", "finished") else dt.datetime.now().timestamp())
-    return (ended or status.get("updated") or started) - started
+    ended = _number(status.get("ended")) or (None if status.get("state") in ("failed", "stopped", "finished") else dt.datetime.now().timestamp())
+    return (ended or _number(status.get("updated")) or started) - started
 
 
 def run_summary(run: Run) -> dict:
@@ -92,8 +104,8 @@ def settings_text(cfg: dict) -> str:
         parts.append(f"{cfg['image_size']}px")
     if cfg.get("batch_size"):
         parts.append(f"batch {cfg['batch_size']}")
-    if cfg.get("learning_rate"):
-        parts.append(f"lr {cfg['learning_rate']:g}")
+    if _number(cfg.get("learning_rate")):
+        parts.append(f"lr {_number(cfg['learning_rate']):g}")
     if cfg.get("early_stopping"):
         parts.append(f"early stop {cfg['early_stopping']}")
     return " · ".join(parts) or "–"

@@ -5,7 +5,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 from catdog.cli import main
 from tests.conftest import CAT_COLOUR, DOG_COLOUR, REPO, make_class_folders, write_image

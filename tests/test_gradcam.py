@@ -114,3 +114,19 @@ def test_cli_predict_explain_writes_one_overlay_per_good_image_and_keeps_output(
     assert sorted(p.name for p in out_dir.iterdir()) == ["cat.gradcam.png"]
     with Image.open(out_dir / "cat.gradcam.png") as img:
         assert img.mode == "RGB" and img.size == (60, 44)
+
+
+def test_cli_explain_keeps_one_overlay_per_image_when_names_collide(tmp_path, tiny_run):
+    import io
+
+    from catdog.cli import main
+    from tests.conftest import write_image
+
+    first = write_image(tmp_path / "a" / "pet.jpg", size=(40, 30), seed=1)
+    second = write_image(tmp_path / "b" / "pet.png", size=(50, 30), seed=2, fmt="PNG")
+    out_dir = tmp_path / "explained"
+    code = main(["predict", str(first), str(second), "--model", str(tiny_run.path), "--explain", str(out_dir)], out=io.StringIO(), err=io.StringIO())
+    assert code == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == ["pet-2.gradcam.png", "pet.gradcam.png"]
+    with Image.open(out_dir / "pet-2.gradcam.png") as img:
+        assert img.size == (50, 30)  # the second file's overlay, not the first one overwritten

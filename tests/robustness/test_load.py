@@ -11,16 +11,14 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, image_bytes
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, free_port, stop_server, wait_healthy
+from tests.conftest import image_bytes
+from tests.server import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -36,21 +34,8 @@ def photo(session: int, i: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_run):
-    home = tmp_path_factory.mktemp("load-home")
-    env = dict(os.environ, CATDOG_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("CATDOG_RUNS_DIR", None)
-    subprocess.run([sys.executable, "-m", "catdog", "use", str(tiny_run.path)], env=env, cwd=REPO, check=True, capture_output=True)
-    port, log = free_port(), home / "streamlit.log"
-    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, log)
+    with streamlit_server(tmp_path_factory.mktemp("load-home"), tiny_run.path) as (url, log):
         yield url, log
-    finally:
-        stop_server(proc)
 
 
 async def run_session(browser, url: str, session: int, count: int, expected: dict, latencies: list, errors: list) -> None:
