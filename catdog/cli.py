@@ -37,6 +37,11 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--no-lock", action="store_true", help=argparse.SUPPRESS)
 
 
+def _add_precision(p) -> None:
+    p.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+                   help="dtype to compute in (auto: float32 on a CPU, float16 on a GPU; env CATDOG_PREDICT_PRECISION)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="catdog", description="Train and serve a cats-vs-dogs classifier.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -48,12 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="run folder, run id or .keras file (default: the active or bundled model)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--explain", metavar="OUT_DIR", default=None, help="also write a Grad-CAM overlay <stem>.gradcam.png per good image")
+    _add_precision(p)
 
     p = sub.add_parser("evaluate", help="measure a model on a labelled folder")
     p.add_argument("--model", default=None, help="run folder, run id or .keras file (default: the active or bundled model)")
     p.add_argument("--data", required=True, help="labelled folder (the validation part of a train/test layout)")
     p.add_argument("--threshold", type=float, default=None)
-    p.add_argument("--json", action="store_true", help="end with one JSON object")
+    p.add_argument("--json", action="store_true", help="print only one JSON object (all misclassified files included)")
+    _add_precision(p)
 
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--runs-dir", default=None)
@@ -157,7 +164,7 @@ def cmd_train(args, out) -> int:
 def cmd_predict(args, out) -> int:
     from catdog.predict import Predictor
 
-    predictor = Predictor.load(args.model)
+    predictor = Predictor.load(args.model, precision=args.precision)
     failed, stems = 0, set()
     for source, result in zip(args.images, predictor.predict(args.images)):
         failed += not result.ok
@@ -189,9 +196,12 @@ def cmd_evaluate(args, out) -> int:
     from catdog.evaluate import evaluate
     from catdog.predict import Predictor
 
-    predictor = Predictor.load(args.model)
+    predictor = Predictor.load(args.model, precision=args.precision)
     report = evaluate(predictor, args.data, threshold=args.threshold)
     summary = report.summary()
+    if args.json:  # machine-readable: exactly one JSON document on stdout
+        print(json.dumps(summary), file=out)
+        return 0
     names = report.class_names
     (tn, fp), (fn, tp) = report.confusion
     print(f"model: {report.model}\ndata: {report.data}\nimages: {report.n} (skipped {len(report.skipped)})", file=out)
@@ -199,14 +209,15 @@ def cmd_evaluate(args, out) -> int:
     print(f"confusion (rows true, columns predicted: {names[0]}, {names[1]}):", file=out)
     print(f"  {names[0]:>6}: {tn:6d} {fp:6d}\n  {names[1]:>6}: {fn:6d} {tp:6d}", file=out)
     wrong = summary["misclassified"]
-    print(f"misclassified: {len(wrong)}", file=out)
-    for row in wrong:
+    print(f"misclassified: {len(wrong)}" + (f" (the {_SHOW_WRONG} most confident shown; --json lists all)" if len(wrong) > _SHOW_WRONG else ""), file=out)
+    for row in wrong[:_SHOW_WRONG]:
         print(f"  {row['file']}\ttrue {row['true']}\tpredicted {row['predicted']}\tp_dog={row['p_dog']:.4f}", file=out)
     for f, e in report.skipped:
         print(f"  skipped {f}: {e}", file=out)
-    if args.json:
-        print(json.dumps(summary), file=out)
     return 0
+
+
+_SHOW_WRONG = 20
 
 
 def cmd_runs(args, out) -> int:

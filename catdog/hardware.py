@@ -57,6 +57,24 @@ def resolve_precision(precision: str = "auto", flags: set[str] | None = None, gp
     return "mixed_bfloat16" if cpu_has_fast_bf16(flags) else "float32"
 
 
+def resolve_inference_precision(precision: str = "auto", flags: set[str] | None = None, gpus: int | None = None) -> str:
+    """The Keras dtype policy to predict in; `CATDOG_PREDICT_PRECISION` overrides "auto".
+
+    auto: mixed_float16 on a GPU, float32 on every CPU. A model trained in
+    mixed precision on another machine is run in float32 on a CPU: bfloat16
+    is emulated and slow without AMX/AVX-512 BF16, and with them a one-image
+    forward pass of the seed network was still faster in float32 here
+    (benchmarks/bench_predict.py --precision compares the two).
+    """
+    if precision == "auto":
+        precision = os.environ.get("CATDOG_PREDICT_PRECISION", "auto") or "auto"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    return "mixed_float16" if (gpu_count() if gpus is None else gpus) > 0 else "float32"
+
+
 def describe() -> dict:
     """Machine facts for run configs and benchmark output."""
     import tensorflow as tf

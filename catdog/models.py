@@ -92,6 +92,58 @@ def build_model(name: str, image_size: int | None = None, precision: str = "floa
     return model
 
 
+def model_policy(model) -> str:
+    """The dtype policy a model computes in: that of its first layer with weights."""
+    for layer in _layers(model):
+        if layer.weights:
+            return layer.dtype_policy.name
+    return "float32"
+
+
+def _layers(model):
+    for layer in model.layers:
+        yield from (_layers(layer) if hasattr(layer, "layers") else (layer,))
+
+
+def with_policy(model, policy: str):
+    """The same network and weights computing under another dtype policy.
+
+    Every layer takes `policy` except those that were float32 in a mixed model
+    (the sigmoid output stays float32). Variables stay float32 in every mixed
+    policy, so the weights carry over unchanged. Returns `model` itself when it
+    already computes in `policy`.
+    """
+    import keras
+
+    if model_policy(model) == policy:
+        return model
+    config = model.get_config()
+    _set_policy(config, policy)
+    clone = model.__class__.from_config(config)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+_OUTPUT_LAYERS = ("p_dog",)  # the presets' float32 output unit
+
+
+def _set_policy(node, policy: str, keep: bool = False) -> None:
+    """Point every layer config's dtype at `policy`, in place, nested models included."""
+    if isinstance(node, list):
+        for item in node:
+            _set_policy(item, policy, keep)
+        return
+    if not isinstance(node, dict):
+        return
+    keep = keep or node.get("name") in _OUTPUT_LAYERS
+    dtype = node.get("dtype")
+    if isinstance(dtype, dict) and dtype.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and not keep:
+        dtype.setdefault("config", {})["name"] = policy
+    for key, value in node.items():
+        if key != "dtype":
+            _set_policy(value, policy, keep)
+
+
 def count_params(name: str, image_size: int | None = None) -> int:
     from catdog.transfer import random_weights
 

@@ -109,13 +109,23 @@ class Predictor:
         self._fn = None
 
     @classmethod
-    def load(cls, model: str | os.PathLike | None = None) -> "Predictor":
-        """Load a model (a run folder, a .keras file, or the default) once."""
+    def load(cls, model: str | os.PathLike | None = None, precision: str = "auto") -> "Predictor":
+        """Load a model (a run folder, a .keras file, or the default) once.
+
+        Args:
+            model: a run folder, run id or `.keras` file; None for the default model.
+            precision: the dtype policy to compute in (`hardware.resolve_inference_precision`):
+                a model trained in bfloat16 on an AMX machine runs in float32 elsewhere.
+        """
         import keras
 
+        from catdog.hardware import resolve_inference_precision
+        from catdog.models import with_policy
+
         model_file, settings = resolve_model(model)
+        policy = resolve_inference_precision(precision)
         try:
-            keras_model = keras.saving.load_model(model_file, compile=False)
+            keras_model = with_policy(keras.saving.load_model(model_file, compile=False), policy)
         except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
             raise RunError(f"cannot load model {str(model_file)!r}: {exc}; retrain it or pick another run") from exc
         return cls(

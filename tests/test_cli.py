@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 
 from catdog.cli import main
 from tests.conftest import CAT_COLOUR, DOG_COLOUR, REPO, make_class_folders, write_image
@@ -49,17 +50,25 @@ def test_predict_without_any_model_says_how_to_get_one(tmp_path, monkeypatch):
     assert code == 2 and "catdog train" in err
 
 
-def test_evaluate_json_ends_with_summary(tmp_path, tiny_run):
+def test_evaluate_json_prints_only_the_summary_document(tmp_path, tiny_run):
     data = make_class_folders(tmp_path / "val", n=3)
     (data / "cats" / "junk.jpg").write_bytes(b"junk")
     code, out, _ = run_cli("evaluate", "--model", tiny_run.path, "--data", data, "--json")
     assert code == 0
-    summary = json.loads(out.strip().splitlines()[-1])
+    summary = json.loads(out)  # the whole of stdout parses: `catdog evaluate --json | jq .accuracy` works
     assert summary["n"] == 6
     assert 0.0 <= summary["accuracy"] <= 1.0
     assert sum(map(sum, summary["confusion"])) == 6
     assert summary["skipped"][0]["file"].endswith("junk.jpg")
-    assert "confusion" in out and "misclassified" in out
+
+
+def test_evaluate_prints_a_readable_report_without_json(tmp_path, tiny_run):
+    data = make_class_folders(tmp_path / "val", n=3)
+    code, out, _ = run_cli("evaluate", "--model", tiny_run.path, "--data", data)
+    assert code == 0
+    assert "accuracy" in out and "confusion" in out and "misclassified" in out
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(out.strip().splitlines()[-1])
 
 
 def test_train_with_wrong_path_is_a_clear_error_not_a_traceback(tmp_path):
