@@ -45,23 +45,33 @@ def sample_images(folder: Path | None, n: int, size: int) -> list[bytes]:
     return out
 
 
-def load_predictor(model: str | None, size: int):
-    """The model to time: a given run/file, else the seed preset with untrained weights."""
-    from catdog.models import build_model
+def load_predictor(model: str | None, size: int, precision: str = "auto"):
+    """The model to time: a given run/file, else the seed preset with untrained weights.
+
+    Returns (the Keras model as saved, for model.predict; catdog's Predictor,
+    which computes in `precision`).
+    """
+    import keras
+
+    from catdog.hardware import resolve_inference_precision
+    from catdog.models import build_model, with_policy
     from catdog.predict import Predictor
 
     if model:
-        return Predictor.load(model)
-    return Predictor(build_model("seed", size, compile=False), source=f"seed preset, untrained, {size}x{size}")
+        predictor = Predictor.load(model, precision=precision)
+        return keras.saving.load_model(predictor.source, compile=False), predictor
+    original = build_model("seed", size, compile=False)
+    policy = resolve_inference_precision(precision)
+    return original, Predictor(with_policy(original, policy), source=f"seed preset, untrained, {size}x{size}, catdog in {policy}")
 
 
-def time_single(predictor, images: list[bytes]) -> dict[str, list[float]]:
+def time_single(model, predictor, images: list[bytes]) -> dict[str, list[float]]:
     """Per-image seconds, bytes -> probability, alternating the two paths."""
     import io
 
     from catdog.preprocess import load_array
 
-    model, size = predictor.model, predictor.image_size
+    size = predictor.image_size
     times: dict[str, list[float]] = {"notebook": [], "catdog": []}
     for i, data in enumerate(images):
         for name in (("notebook", "catdog") if i % 2 == 0 else ("catdog", "notebook")):
@@ -74,12 +84,12 @@ def time_single(predictor, images: list[bytes]) -> dict[str, list[float]]:
     return times
 
 
-def time_batch(predictor, batch, repeats: int) -> dict[str, float]:
+def time_batch(model, predictor, batch, repeats: int) -> dict[str, float]:
     """Images per second for a decoded batch, best of `repeats` alternating runs."""
     best = {"notebook": float("inf"), "catdog": float("inf")}
     for _ in range(repeats):
         t0 = time.perf_counter()
-        predictor.model.predict(batch, batch_size=len(batch), verbose=0)
+        model.predict(batch, batch_size=len(batch), verbose=0)
         best["notebook"] = min(best["notebook"], time.perf_counter() - t0)
         t0 = time.perf_counter()
         predictor.predict_arrays(batch)
@@ -96,6 +106,8 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=100, help="images for the single-image latency")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--image-size", type=int, default=256, help="input size of the untrained seed model")
+    p.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+                   help="what catdog's Predictor computes in (auto: float32 on a CPU); model.predict keeps the model's own")
     p.add_argument("--quick", action="store_true", help="a smoke run: 64x64, 6 images, batch 8")
     args = p.parse_args(argv)
     if args.quick:
@@ -104,12 +116,12 @@ def main(argv=None) -> int:
     from catdog.preprocess import load_array
 
     load_before = os.getloadavg()[0]
-    predictor = load_predictor(args.model, args.image_size)
+    model, predictor = load_predictor(args.model, args.image_size, args.precision)
     images = sample_images(Path(args.images) if args.images else None, args.n, predictor.image_size)
     batch = np.stack([load_array(__import__("io").BytesIO(images[i % len(images)]), predictor.image_size) for i in range(args.batch)])
-    time_single(predictor, images[:3])  # warm-up: tracing, predict's function, caches
-    single = time_single(predictor, images)
-    throughput = time_batch(predictor, batch, repeats=3)
+    time_single(model, predictor, images[:3])  # warm-up: tracing, predict's function, caches
+    single = time_single(model, predictor, images)
+    throughput = time_batch(model, predictor, batch, repeats=3)
     m = describe()
     print(f"machine: {m['cpu']}, {m['cores']} cores, GPUs: {m['gpus']}, TensorFlow {m['tensorflow']}, Python {m['python']}")
     print(f"model: {predictor.source}; load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
