@@ -35,11 +35,21 @@ STOP_FILE = "STOP"
 LOCK_NAME = "train.lock"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 0o600
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a file so that a reader sees the old content or the new, never half."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

@@ -95,3 +95,15 @@ def test_list_and_delete_runs(tmp_path):
     assert [r.id for r in runs.list_runs(tmp_path)] == ["two", "one"]
     runs.delete_run(runs.open_run(tmp_path / "one"))
     assert [r.id for r in runs.list_runs(tmp_path)] == ["two"]
+
+
+def test_atomic_writes_get_the_usual_file_mode_not_mkstemps_private_one(tmp_path):
+    import os
+    import stat
+
+    from catdog.runs import atomic_write_json
+
+    atomic_write_json(tmp_path / "config.json", {"a": 1})
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "config.json").stat().st_mode) == 0o666 & ~mask
