@@ -7,6 +7,7 @@ scaling with it. The output is one float32 sigmoid unit: P(class 1 = dog).
 
 from __future__ import annotations
 
+import types
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
@@ -142,6 +143,57 @@ def _set_policy(node, policy: str, keep: bool = False) -> None:
     for key, value in node.items():
         if key != "dtype":
             _set_policy(value, policy, keep)
+
+
+def fuse_batch_norm(model) -> int:
+    """Train every BatchNormalization layer with TensorFlow's fused kernel; returns how many.
+
+    Keras 3's BatchNormalization computes the batch moments and the
+    normalisation as separate ops, in float32 even under a mixed policy. On
+    the seed network (256 px, batch 32, 2 CPU cores) that was 75% of a
+    bfloat16 training step: 1,113 ms per step against 395 ms with
+    `tf.nn.fused_batch_norm` (float32: 1,389 against 776 ms).
+
+    The math is Keras' own: same variables, biased batch variance in the
+    moving average, same momentum and epsilon, float32 inside, output in the
+    layer's compute dtype; inference, masks, renorm and other backends use
+    Keras' code unchanged. Only the layer instances are changed (their `call`),
+    never the class, so saved models hold plain `BatchNormalization` layers
+    and load anywhere without catdog.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return 0
+    n = 0
+    for layer in _layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization) and not getattr(layer, "_catdog_fused", False):
+            object.__setattr__(layer, "call", types.MethodType(_fused_batch_norm_call, layer))
+            object.__setattr__(layer, "_catdog_fused", True)
+            n += 1
+    return n
+
+
+def _fused_batch_norm_call(self, inputs, training=None, mask=None):
+    import tensorflow as tf
+
+    rank = len(inputs.shape)
+    axis = [a % rank for a in (self.axis if isinstance(self.axis, (list, tuple)) else [self.axis])] if rank else []
+    if not (training and self.trainable) or mask is not None or self.renorm or rank != 4 or axis != [3]:
+        return type(self).call(self, inputs, training=training, mask=mask)
+    x = inputs if inputs.dtype in (tf.float16, tf.bfloat16, tf.float32) else tf.cast(inputs, tf.float32)
+    channels = x.shape[-1]
+    scale = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels], tf.float32)
+    offset = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels], tf.float32)
+    y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+        x, scale, offset, epsilon=self.epsilon, is_training=True, data_format="NHWC"
+    )
+    # The fused kernel returns the Bessel-corrected variance; Keras averages the biased one.
+    count = tf.cast(tf.size(x, out_type=tf.int64) // channels, tf.float32)
+    variance = variance * tf.maximum(count - 1.0, 1.0) / count
+    self.moving_mean.assign(tf.cast(self.moving_mean, tf.float32) * self.momentum + mean * (1.0 - self.momentum))
+    self.moving_variance.assign(tf.cast(self.moving_variance, tf.float32) * self.momentum + variance * (1.0 - self.momentum))
+    return tf.cast(y, self.compute_dtype)
 
 
 def count_params(name: str, image_size: int | None = None) -> int:

@@ -20,7 +20,7 @@ from catdog import data, runs
 from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
 from catdog.distribute import STRATEGIES, global_batch_size, make_strategy
 from catdog.hardware import resolve_precision
-from catdog.models import build_model, get_preset
+from catdog.models import build_model, fuse_batch_norm, get_preset
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -464,6 +464,7 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
             model, initial_epoch, rows, best = _restore(run, resume_from, log)
         if cfg.jit_compile is not None:
             model.jit_compile = cfg.jit_compile
+        fuse_batch_norm(model)  # same math, 2-3x faster BatchNorm steps on CPUs; saved files keep plain layers
     batch_size = global_batch_size(cfg.batch_size, strategy)
     if strategy.num_replicas_in_sync > 1:
         log(f"Strategy {type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, global batch {batch_size}")
