@@ -80,7 +80,7 @@ def catdog_setup(data: str, size: int, n_decode: int):
     """catdog's default path: decode once, then batches of uint8 from memory."""
     from catdog import data as cdata
     from catdog.hardware import resolve_precision
-    from catdog.models import build_model, fuse_batch_norm
+    from catdog.models import build_model, fuse_batch_norm, get_preset
 
     layout = cdata.discover(data)
     files = layout.train
@@ -93,7 +93,8 @@ def catdog_setup(data: str, size: int, n_decode: int):
     decode_s = time.perf_counter() - t0
     precision = resolve_precision("auto")
     model = build_model("seed", size, precision=precision)
-    fuse_batch_norm(model)  # as catdog.training.train does
+    if precision in get_preset("seed").fuse_batch_norm_in:  # as catdog.training.train decides
+        fuse_batch_norm(model)
     ds = cdata.make_tf_dataset(decoded, BATCH, shuffle=True).repeat()
     return model, ds, decode_s, len(decoded), precision
 

@@ -451,6 +451,7 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
         n_train=len(train_dec),
         n_validation=len(val_dec),
         skipped=[[str(p), r] for p, r in train_dec.skipped + val_dec.skipped],
+        fused_batch_norm=config["precision"] in spec.fuse_batch_norm_in,
     )
     run.write_config(config)
     precision = config["precision"]
@@ -464,7 +465,8 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
             model, initial_epoch, rows, best = _restore(run, resume_from, log)
         if cfg.jit_compile is not None:
             model.jit_compile = cfg.jit_compile
-        fuse_batch_norm(model)  # same math, 2-3x faster BatchNorm steps on CPUs; saved files keep plain layers
+        if config["fused_batch_norm"]:  # same math, faster steps where measured; saved files keep plain layers
+            fuse_batch_norm(model)
     batch_size = global_batch_size(cfg.batch_size, strategy)
     if strategy.num_replicas_in_sync > 1:
         log(f"Strategy {type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, global batch {batch_size}")
@@ -490,7 +492,8 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
     callbacks.extend(extra_callbacks)
 
     run.write_status("running", pid=os.getpid())
-    log(f"Training {cfg.model} ({model.count_params():,} parameters, {precision}) for {cfg.epochs} epochs, batch {cfg.batch_size}")
+    bn = "fused BatchNorm" if config["fused_batch_norm"] else "Keras BatchNorm"
+    log(f"Training {cfg.model} ({model.count_params():,} parameters, {precision}, {bn}) for {cfg.epochs} epochs, batch {cfg.batch_size}")
     model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
     if fine_tune and not stopper.stopped:
         with strategy.scope():  # the new optimizer's variables belong to the strategy too
