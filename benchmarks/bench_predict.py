@@ -108,13 +108,15 @@ def time_batch(model, predictor, batch, repeats: int) -> dict[str, float]:
 def main(argv=None) -> int:
     import numpy as np
 
+    from catdog.hardware import PRECISIONS
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="run folder, run id or .keras file (default: the seed preset, untrained)")
     p.add_argument("--images", default=str(SHARED_IMAGES), help="folder of photos to use (generated JPEGs when missing)")
     p.add_argument("--n", type=int, default=100, help="images for the single-image latency")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--image-size", type=int, default=256, help="input size of the untrained seed model")
-    p.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="what catdog's Predictor computes in (auto: float32 on a CPU); model.predict keeps the model's own")
     p.add_argument("--quick", action="store_true", help="a smoke run: 64x64, 6 images, batch 8")
     args = p.parse_args(argv)

@@ -10,6 +10,7 @@ from typing import IO, Sequence
 
 from catdog import config
 from catdog.errors import CatdogError
+from catdog.hardware import PRECISIONS
 
 
 def _add_train_parser(sub) -> None:
@@ -25,7 +26,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--image-size", type=int, default=None, help="default: the preset's (256 for seed)")
     p.add_argument("--learning-rate", type=float, default=None, help="Adam's learning rate (default: the preset's)")
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None, help="default: the preset's (constant for seed, cosine for compact)")
-    p.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"])
+    p.add_argument("--precision", default="auto", choices=PRECISIONS)
     p.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement; restores the best weights")
     p.add_argument("--no-checkpoint", action="store_true", help="do not save checkpoint/last.keras after each epoch")
     p.add_argument("--cache", default="auto", choices=["auto", "memory", "disk"], help="where decoded images are kept")
@@ -38,7 +39,7 @@ def _add_train_parser(sub) -> None:
 
 
 def _add_precision(p) -> None:
-    p.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="dtype to compute in (auto: float32 on a CPU, float16 on a GPU; env CATDOG_PREDICT_PRECISION)")
 
 
