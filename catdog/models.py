@@ -67,7 +67,7 @@ def dtype_policy(policy: str):
         keras.mixed_precision.set_dtype_policy(old)
 
 
-def build_model(name: str, image_size: int | None = None, precision: str = "float32", learning_rate: float | None = None, compile: bool = True):
+def build_model(name: str, image_size: int | None = None, precision: str = "float32", learning_rate: float | None = None, compile: bool = True, **options):
     """Build (and compile) a preset.
 
     Args:
@@ -76,6 +76,7 @@ def build_model(name: str, image_size: int | None = None, precision: str = "floa
         precision: a Keras dtype policy: float32, mixed_bfloat16 or mixed_float16.
         learning_rate: Adam's learning rate; the preset's own when None.
         compile: compile with adam, binary cross-entropy and accuracy.
+        **options: architecture options the preset's builder accepts (compact: augment, widths).
     """
     import keras
 
@@ -84,7 +85,7 @@ def build_model(name: str, image_size: int | None = None, precision: str = "floa
     if not isinstance(size, int) or size < 32:
         raise ValueError(f"image_size must be an integer >= 32, got {size!r}")
     with dtype_policy(precision):
-        model = spec.build(size)
+        model = spec.build(size, **options)
     if compile:
         lr = learning_rate if learning_rate is not None else spec.learning_rate
         model.compile(
@@ -237,14 +238,30 @@ def build_seed(image_size: int):
     return keras.Model(inputs, _output(x), name="seed")
 
 
-def _augment(x):
-    """Random flip, rotation, zoom and contrast; active only while training."""
+AUGMENTATIONS = ("standard", "strong")
+
+
+def _augment(x, strength: str = "standard"):
+    """In-model augmentation, active only while training.
+
+    standard: flip, small rotation, zoom and contrast.
+    strong: adds random-resized crops (independent zoom in height and width, up
+    to 35% in), translation, and colour and grayscale jitter.
+    """
     from keras import layers
 
+    if strength not in AUGMENTATIONS:
+        raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {strength!r}")
     x = layers.RandomFlip("horizontal", name="aug_flip")(x)
     x = layers.RandomRotation(0.08, fill_mode="reflect", name="aug_rotate")(x)
-    x = layers.RandomZoom((-0.15, 0.1), fill_mode="reflect", name="aug_zoom")(x)
-    return layers.RandomContrast(0.15, name="aug_contrast")(x)
+    if strength == "standard":
+        x = layers.RandomZoom((-0.15, 0.1), fill_mode="reflect", name="aug_zoom")(x)
+        return layers.RandomContrast(0.15, name="aug_contrast")(x)
+    x = layers.RandomZoom((-0.35, 0.1), (-0.35, 0.1), fill_mode="reflect", name="aug_zoom")(x)
+    x = layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", name="aug_translate")(x)
+    x = layers.RandomContrast(0.25, name="aug_contrast")(x)
+    x = layers.RandomBrightness(0.15, value_range=(0.0, 1.0), name="aug_brightness")(x)
+    return layers.RandomGrayscale(0.1, name="aug_gray")(x)
 
 
 def _residual_block(x, filters: int, name: str):
@@ -267,6 +284,8 @@ def _residual_block(x, filters: int, name: str):
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
+COMPACT_WIDTHS = (24, 32, 64, 128, 192)
+
 # Keras' default 0.99 lets the running statistics lag far behind the weights in
 # short CPU trainings (validation accuracy stuck near 0.5); 0.9 tracks them.
 _BN_MOMENTUM = 0.9
@@ -286,17 +305,24 @@ _BN_MOMENTUM = 0.9
     batch_size=32,
     lr_schedule="cosine",
 )
-def build_compact(image_size: int):
-    """A small residual CNN in the spirit of the Keras cats-vs-dogs example, sized for CPUs."""
+def build_compact(image_size: int, augment: str = "standard", widths: tuple[int, ...] | None = None):
+    """A small residual CNN in the spirit of the Keras cats-vs-dogs example, sized for CPUs.
+
+    Args:
+        image_size: input size in pixels.
+        augment: "standard" or "strong" (see `_augment`).
+        widths: filters of the stem and each residual block (default 24; 32, 64, 128, 192).
+    """
     import keras
     from keras import layers
 
+    widths = tuple(widths or COMPACT_WIDTHS)
     inputs, x = _inputs(image_size)
-    x = _augment(x)
-    x = layers.Conv2D(24, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+    x = _augment(x, augment)
+    x = layers.Conv2D(widths[0], 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
     x = layers.BatchNormalization(momentum=_BN_MOMENTUM, name="stem_bn")(x)
     x = layers.Activation("relu", name="stem_relu")(x)
-    for i, filters in enumerate((32, 64, 128, 192)):
+    for i, filters in enumerate(widths[1:]):
         x = _residual_block(x, filters, f"block{i + 1}")
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(0.3, name="dropout")(x)
