@@ -11,11 +11,12 @@ from typing import IO, Sequence
 from catdog import config
 from catdog.errors import CatdogError
 from catdog.hardware import PRECISIONS
-
+from catdog.models import AUGMENTATIONS
 
 def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model on a dataset folder")
-    p.add_argument("--data", help="dataset folder (cats/ + dogs/, train/ + test/, or cat.N.jpg files); required unless --resume")
+    p.add_argument("--data", action="append", metavar="DIR",
+                   help="dataset folder (cats/ + dogs/, train/ + test/, or cat.N.jpg files); repeat it to pool several; required unless --resume")
     p.add_argument("--resume", metavar="RUN", help="continue a stopped, failed or killed run from its last checkpoint, with its own settings (--epochs may raise the total)")
     val = p.add_mutually_exclusive_group()
     val.add_argument("--val-data", help="a separate labelled validation folder")
@@ -32,6 +33,13 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--cache", default="auto", choices=["auto", "memory", "disk"], help="where decoded images are kept")
     p.add_argument("--strategy", default="auto", choices=["auto", "none", "mirrored", "multiworker"], help="tf.distribute strategy: mirrored = all local GPUs, multiworker = the cluster in TF_CONFIG; --batch-size is per replica")
     p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None, help="XLA-compile the training step (default: on with a GPU, off on a CPU)")
+    p.add_argument("--init-from", default=None, metavar="bundled|RUN",
+                   help="start from a trained model's weights: 'bundled', a run folder or id, or a .keras file (learning rate defaults to a tenth of the preset's)")
+    p.add_argument("--augment", default=None, choices=AUGMENTATIONS, help="in-model augmentation strength (default: the preset's)")
+    p.add_argument("--label-smoothing", type=float, default=None, help="label smoothing of the loss, 0 to 0.5 (default: the preset's)")
+    p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=None, help="average the weights during training (default: the preset's)")
+    p.add_argument("--calibration-split", type=float, default=0.1,
+                   help="share of the training photos held out to fit the confidence calibration (0 = none; default 0.1)")
     p.add_argument("--seed", type=int, default=config.SEED)
     p.add_argument("--runs-dir", default=None, help=f"parent folder of run folders (default {config.runs_dir()})")
     p.add_argument("--run-id", default=None, help="name of the run folder (default: time and preset)")
@@ -140,7 +148,7 @@ def cmd_train(args, out) -> int:
         raise ValueError("--data is required (the dataset folder), unless you --resume a run")
     spec = get_preset(args.model)
     cfg = TrainConfig(
-        data=args.data,
+        data=args.data[0] if len(args.data) == 1 else list(args.data),
         val_data=args.val_data,
         val_split=args.val_split,
         model=args.model,
@@ -156,6 +164,11 @@ def cmd_train(args, out) -> int:
         cache=args.cache,
         strategy=args.strategy,
         jit_compile=args.jit_compile,
+        init_from=args.init_from,
+        augment=args.augment,
+        label_smoothing=args.label_smoothing,
+        ema=args.ema,
+        calibration_split=args.calibration_split,
     )
     run = train(cfg, runs_dir=args.runs_dir, run_id=args.run_id, stream=out, lock=not args.no_lock, verbose=_keras_verbosity(out))
     print(run.path, file=out)
@@ -207,6 +220,13 @@ def cmd_evaluate(args, out) -> int:
     (tn, fp), (fn, tp) = report.confusion
     print(f"model: {report.model}\ndata: {report.data}\nimages: {report.n} (skipped {len(report.skipped)})", file=out)
     print(f"accuracy {report.accuracy:.4f}  precision {report.precision:.4f}  recall {report.recall:.4f}  f1 {report.f1:.4f}  log loss {report.log_loss:.4f}", file=out)
+    cal = summary["calibration"]
+    if cal["ece"] is not None:
+        print(
+            f"calibration (temperature {cal['temperature']:.3f}): ECE {cal['ece']:.4f} (uncalibrated {cal['ece_uncalibrated']:.4f}), "
+            f"log loss {report.log_loss:.4f} (uncalibrated {cal['log_loss_uncalibrated']:.4f})",
+            file=out,
+        )
     print(f"confusion (rows true, columns predicted: {names[0]}, {names[1]}):", file=out)
     print(f"  {names[0]:>6}: {tn:6d} {fp:6d}\n  {names[1]:>6}: {fn:6d} {tp:6d}", file=out)
     wrong = summary["misclassified"]

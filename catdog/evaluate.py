@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from catdog import data
+from catdog.calibration import apply_temperature, expected_calibration_error, log_loss, reliability_bins
 from catdog.predict import Predictor
 
 
@@ -31,6 +32,22 @@ class EvalReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     model: str = ""
     data: str = ""
+    raw_probs: list[float] = field(default_factory=list)  # before the model's temperature scaling
+    temperature: float = 1.0
+
+    def calibration(self) -> dict:
+        """ECE (15 bins) and log loss before and after calibration, and the reliability bins."""
+        labels = np.asarray(self.labels)
+        raw = np.asarray(self.raw_probs if self.raw_probs else self.probs)
+        if not len(labels):
+            return {"temperature": self.temperature, "ece": None, "ece_uncalibrated": None, "log_loss_uncalibrated": None, "bins": []}
+        return {
+            "temperature": self.temperature,
+            "ece": expected_calibration_error(labels, self.probs),
+            "ece_uncalibrated": expected_calibration_error(labels, raw),
+            "log_loss_uncalibrated": log_loss(labels, raw),
+            "bins": reliability_bins(labels, self.probs),
+        }
 
     def misclassified(self) -> list[dict]:
         """Wrong predictions, most confidently wrong first."""
@@ -42,12 +59,15 @@ class EvalReport:
         return sorted(rows, key=lambda r: -r["wrongness"])
 
     def summary(self) -> dict:
+        calibration = self.calibration()
         return {
             "accuracy": self.accuracy,
+            "ece": calibration["ece"],
             "precision": self.precision,
             "recall": self.recall,
             "f1": self.f1,
             "log_loss": self.log_loss,
+            "calibration": {k: v for k, v in calibration.items() if k != "bins"},
             "n": self.n,
             "confusion": self.confusion,
             "threshold": self.threshold,
@@ -90,9 +110,10 @@ def evaluate(predictor: Predictor, data_dir: str | os.PathLike, threshold: float
     """Run a model over every labelled image in a folder (the validation part of a split layout)."""
     images, names = data.load_labelled_folder(data_dir, predictor.class_names)
     decoded = data.decode_images(images, predictor.image_size, cache="memory")
-    probs = np.concatenate(
-        [predictor.predict_arrays(np.asarray(decoded.images[i : i + batch_size])) for i in range(0, len(decoded), batch_size)]
+    raw = np.concatenate(
+        [predictor.raw_probs(np.asarray(decoded.images[i : i + batch_size])) for i in range(0, len(decoded), batch_size)]
     ) if len(decoded) else np.zeros(0)
+    probs = apply_temperature(raw, predictor.temperature)
     t = predictor.threshold if threshold is None else float(threshold)
     m = metrics_at(decoded.labels, probs, t)
     return EvalReport(
@@ -104,5 +125,7 @@ def evaluate(predictor: Predictor, data_dir: str | os.PathLike, threshold: float
         skipped=[(str(p), r) for p, r in decoded.skipped],
         model=predictor.source,
         data=str(data_dir),
+        raw_probs=raw.astype(float).tolist(),
+        temperature=predictor.temperature,
         **m,
     )

@@ -55,7 +55,9 @@ class JobStatus:
 
 def train_command(cfg: TrainConfig, run_id: str, runs_dir: str | os.PathLike) -> list[str]:
     """The `python -m catdog train …` command line for these settings."""
-    cmd = [sys.executable, "-m", "catdog", "train", "--data", str(cfg.data), "--model", cfg.model]
+    cmd = [sys.executable, "-m", "catdog", "train", "--model", cfg.model]
+    for folder in cfg.data_folders():
+        cmd += ["--data", folder]
     cmd += ["--epochs", str(cfg.epochs), "--batch-size", str(cfg.batch_size)]
     if cfg.val_data:
         cmd += ["--val-data", str(cfg.val_data)]
@@ -70,6 +72,13 @@ def train_command(cfg: TrainConfig, run_id: str, runs_dir: str | os.PathLike) ->
     cmd += ["--precision", cfg.precision, "--cache", cfg.cache, "--seed", str(cfg.seed)]
     if not cfg.checkpoint:
         cmd.append("--no-checkpoint")
+    recipe = {"--init-from": cfg.init_from, "--augment": cfg.augment, "--label-smoothing": cfg.label_smoothing}
+    for flag, value in recipe.items():
+        if value is not None:
+            cmd += [flag, str(value)]
+    if cfg.ema is not None:
+        cmd.append("--ema" if cfg.ema else "--no-ema")
+    cmd += ["--calibration-split", repr(float(cfg.calibration_split))]
     # The launcher already holds the lock on the child's behalf (see start_training).
     cmd += ["--runs-dir", str(runs_dir), "--run-id", run_id, "--no-lock"]
     return cmd
@@ -93,7 +102,12 @@ def start_training(cfg: TrainConfig, runs_dir: str | os.PathLike | None = None, 
         RunError: the run folder cannot be made.
     """
     cfg.validate()
-    data.discover(cfg.data)  # a wrong folder is reported now, not in a log
+    for folder in cfg.data_folders():
+        data.discover(folder)  # a wrong folder is reported now, not in a log
+    if cfg.init_from:
+        from catdog.training import resolve_init_from
+
+        resolve_init_from(cfg.init_from)
     root = Path(runs_dir) if runs_dir else config.runs_dir()
     _refuse_if_busy(root)
     run = _make_run_folder(root, run_id) if run_id else _make_fresh_run_folder(root, cfg.model)

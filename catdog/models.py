@@ -33,6 +33,10 @@ class Preset:
     fine_tune_layers: int = 0
     # Precisions in which training uses `fuse_batch_norm` (measured per preset; see there).
     fuse_batch_norm_in: tuple[str, ...] = ("float32", "mixed_bfloat16", "mixed_float16")
+    # Recipe: in-model augmentation strength (None: the preset has none), label smoothing, EMA weights.
+    augment: str | None = None
+    label_smoothing: float = 0.0
+    ema: bool = False
 
 
 PRESETS: dict[str, Preset] = {}
@@ -304,6 +308,7 @@ _BN_MOMENTUM = 0.9
     fuse_batch_norm_in=("float32", "mixed_float16"),
     batch_size=32,
     lr_schedule="cosine",
+    augment="standard",
 )
 def build_compact(image_size: int, augment: str = "standard", widths: tuple[int, ...] | None = None):
     """A small residual CNN in the spirit of the Keras cats-vs-dogs example, sized for CPUs.

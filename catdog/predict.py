@@ -11,6 +11,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from catdog import config
+from catdog.calibration import DEFAULT_TEMPERATURE, DEFAULT_UNCERTAIN_BELOW, apply_temperature
 from catdog.errors import CatdogError, ImageError, RunError
 from catdog.preprocess import ImageSource, load_array
 from catdog.runs import read_json
@@ -24,6 +25,7 @@ class Prediction:
     label: str | None = None
     p_dog: float | None = None
     confidence: float | None = None
+    uncertain: bool = False
     error: str | None = None
 
     @property
@@ -33,7 +35,13 @@ class Prediction:
     def as_dict(self) -> dict:
         if self.error is not None:
             return {"file": self.file, "error": self.error}
-        return {"file": self.file, "label": self.label, "p_dog": round(self.p_dog, 6), "confidence": round(self.confidence, 6)}
+        return {
+            "file": self.file,
+            "label": self.label,
+            "p_dog": round(self.p_dog, 6),
+            "confidence": round(self.confidence, 6),
+            "uncertain": self.uncertain,
+        }
 
 
 def bundled_model_dir() -> Path | None:
@@ -93,18 +101,45 @@ def resolve_model(model: str | os.PathLike | None = None) -> tuple[Path, dict]:
     return model_file.resolve(), settings
 
 
-class Predictor:
-    """A loaded model with its class names, image size and threshold.
+def calibration_of(settings: dict) -> tuple[float, float]:
+    """(temperature, uncertain_below) saved with a model; (1.0, 0.75) when it has none."""
+    saved = settings.get("calibration") if isinstance(settings.get("calibration"), dict) else {}
+    temperature, below = saved.get("temperature", DEFAULT_TEMPERATURE), saved.get("uncertain_below", DEFAULT_UNCERTAIN_BELOW)
+    try:
+        temperature, below = float(temperature), float(below)
+    except (TypeError, ValueError):
+        return DEFAULT_TEMPERATURE, DEFAULT_UNCERTAIN_BELOW
+    if not (np.isfinite(temperature) and temperature > 0):
+        temperature = DEFAULT_TEMPERATURE
+    if not 0.5 <= below <= 1.0:
+        below = DEFAULT_UNCERTAIN_BELOW
+    return temperature, below
 
-    `predict_arrays` is a compiled `tf.function`; calls are thread-safe.
+
+class Predictor:
+    """A loaded model with its class names, image size, threshold and calibration.
+
+    `predict_arrays` is a compiled `tf.function` followed by the model's
+    temperature scaling; calls are thread-safe.
     """
 
-    def __init__(self, model=None, class_names: Sequence[str] | None = None, image_size: int | None = None, threshold: float | None = None, source: str = ""):
+    def __init__(
+        self,
+        model=None,
+        class_names: Sequence[str] | None = None,
+        image_size: int | None = None,
+        threshold: float | None = None,
+        source: str = "",
+        temperature: float = DEFAULT_TEMPERATURE,
+        uncertain_below: float = DEFAULT_UNCERTAIN_BELOW,
+    ):
         self.model = model
         self.class_names = list(class_names or config.CLASS_NAMES)
         self.image_size = int(image_size or model.input_shape[1])
         self.threshold = float(config.THRESHOLD if threshold is None else threshold)
         self.source = source
+        self.temperature = float(temperature)
+        self.uncertain_below = float(uncertain_below)
         self._lock = threading.Lock()
         self._fn = None
 
@@ -128,12 +163,15 @@ class Predictor:
             keras_model = with_policy(keras.saving.load_model(model_file, compile=False), policy)
         except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
             raise RunError(f"cannot load model {str(model_file)!r}: {exc}; retrain it or pick another run") from exc
+        temperature, uncertain_below = calibration_of(settings)
         return cls(
             keras_model,
             settings.get("class_names"),
             settings.get("image_size"),
             settings.get("threshold"),
             source=str(model_file),
+            temperature=temperature,
+            uncertain_below=uncertain_below,
         )
 
     def _compiled(self):
@@ -161,7 +199,11 @@ class Predictor:
         return load_array(source, self.image_size)
 
     def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
-        """P(class 1) for a uint8 batch (n, size, size, 3)."""
+        """Calibrated P(class 1) for a uint8 batch (n, size, size, 3)."""
+        return apply_temperature(self.raw_probs(batch), self.temperature)
+
+    def raw_probs(self, batch: np.ndarray) -> np.ndarray:
+        """The network's own P(class 1), before calibration."""
         batch = np.asarray(batch, dtype=np.uint8)
         if batch.ndim == 3:
             batch = batch[None]
@@ -200,6 +242,7 @@ class Predictor:
         result.p_dog = p
         result.label = self.label_for(p)
         result.confidence = p if p >= self.threshold else 1.0 - p
+        result.uncertain = result.confidence < self.uncertain_below
 
 
 def _name_of(source, i: int) -> str:

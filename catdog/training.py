@@ -12,6 +12,8 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+
+import numpy as np
 from pathlib import Path
 from typing import IO, Sequence
 
@@ -20,7 +22,7 @@ from catdog import data, runs
 from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
 from catdog.distribute import STRATEGIES, global_batch_size, make_strategy
 from catdog.hardware import resolve_precision
-from catdog.models import build_model, fuse_batch_norm, get_preset
+from catdog.models import AUGMENTATIONS, build_model, fuse_batch_norm, get_preset
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -38,7 +40,7 @@ def cosine_learning_rate(epoch: int, epochs: int, base: float, floor: float = 0.
 class TrainConfig:
     """Every setting of one training. Saved as config.json in the run folder."""
 
-    data: str
+    data: str | list[str]  # one dataset folder, or several whose training images are pooled
     val_data: str | None = None
     val_split: float | None = None
     model: str = defaults.DEFAULT_PRESET
@@ -55,9 +57,21 @@ class TrainConfig:
     strategy: str = "auto"  # catdog.distribute.STRATEGIES; batch_size is per replica
     jit_compile: bool | None = None  # None: Keras' choice (XLA on GPUs, off on CPUs, where it measured no faster)
     extra: dict = field(default_factory=dict)
+    augment: str | None = None  # "standard" or "strong"; the preset's own when None
+    label_smoothing: float | None = None  # the preset's own when None
+    ema: bool | None = None  # average the weights (Adam's EMA); the preset's own when None
+    init_from: str | None = None  # "bundled", a run folder or id, or a .keras file: start from its weights
+    calibration_split: float = 0.1  # share of the training photos held out to fit the temperature
+
+    def data_folders(self) -> list[str]:
+        """The training folders, as a list (`data` may be one path or several)."""
+        folders = [self.data] if isinstance(self.data, (str, os.PathLike)) else list(self.data or [])
+        return [str(f) for f in folders]
 
     def validate(self) -> None:
         spec = get_preset(self.model)
+        if not self.data_folders() or not all(f.strip() for f in self.data_folders()):
+            raise ValueError(f"data must name at least one dataset folder, got {self.data!r}")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
         if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 4096:
@@ -77,6 +91,14 @@ class TrainConfig:
             raise ValueError(f"early_stopping patience must be >= 1, got {self.early_stopping!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.augment is not None and self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
+        if self.augment is not None and spec.augment is None:
+            raise ValueError(f"preset {spec.name!r} has no augmentation to choose; leave augment unset")
+        if self.label_smoothing is not None and not 0.0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be from 0 up to 0.5, got {self.label_smoothing!r}")
+        if not 0.0 <= self.calibration_split < 0.5:
+            raise ValueError(f"calibration_split must be from 0 up to 0.5, got {self.calibration_split!r}")
 
 
 class StopRequested:
@@ -249,34 +271,88 @@ def _inference_copy(model):
     return copy
 
 
-def prepare_data(cfg: TrainConfig, image_size: int, log=print):
-    """Discover, split and decode the training and validation images."""
-    layout = data.discover(cfg.data)
-    train_set, val_set = layout.train, layout.validation
+@dataclass
+class PreparedData:
+    """Decoded training, validation and calibration images, and where they came from."""
+
+    class_names: list[str]
+    kind: str
+    folders: list[dict]
+    train: data.DecodedSet
+    validation: data.DecodedSet
+    calibration: data.DecodedSet | None
+
+
+def _pool(sets: Sequence[data.ImageSet]) -> data.ImageSet:
+    return data.ImageSet([p for s in sets for p in s.paths], [label for s in sets for label in s.labels])
+
+
+def _find_folders(cfg: TrainConfig) -> tuple[list[data.DatasetLayout], list[str]]:
+    """Each training folder's layout; they must all have the same classes."""
+    layouts = [data.discover(folder) for folder in cfg.data_folders()]
+    names = layouts[0].class_names
+    for layout in layouts[1:]:
+        if layout.class_names != names:
+            raise DatasetError(
+                f"{str(layout.root)!r} has classes {layout.class_names}, but {str(layouts[0].root)!r} has {names}; "
+                "every --data folder needs the same class folders"
+            )
+    return layouts, names
+
+
+def prepare_data(cfg: TrainConfig, image_size: int, log=print) -> PreparedData:
+    """Discover, pool, split and decode the training, validation and calibration images.
+
+    The calibration images are a seeded, stratified share (`cfg.calibration_split`)
+    of the *training* photos, held out from training; validation is never used to calibrate.
+    """
+    layouts, names = _find_folders(cfg)
+    train_set = _pool([layout.train for layout in layouts])
+    own_validation = [layout.validation for layout in layouts if layout.validation is not None]
     if cfg.val_data:
-        val_set, _ = data.load_labelled_folder(cfg.val_data, layout.class_names)
+        val_set, _ = data.load_labelled_folder(cfg.val_data, names)
     elif cfg.val_split:
-        train_set, val_set = data.split(layout.train if layout.validation is None else layout.train, cfg.val_split, cfg.seed)
-    elif val_set is None:
-        train_set, val_set = data.split(layout.train, 0.2, cfg.seed)
+        train_set, val_set = data.split(train_set, cfg.val_split, cfg.seed)
+    elif own_validation:
+        val_set = _pool(own_validation)
+    else:
+        train_set, val_set = data.split(train_set, 0.2, cfg.seed)
         log("No validation folder given: holding out 20% of the training images (--val-split 0.2).")
-    log(f"Dataset {layout.root} ({layout.kind} layout): classes {layout.class_names}")
-    log(f"  train: {len(train_set)} files {train_set.counts(layout.class_names)}")
-    log(f"  validation: {len(val_set)} files {val_set.counts(layout.class_names)}")
-    decoded = []
-    for name, images in (("train", train_set), ("validation", val_set)):
+    calib_set = None
+    if cfg.calibration_split:
+        try:
+            train_set, calib_set = data.split(train_set, cfg.calibration_split, cfg.seed + 1)
+        except DatasetError:
+            log(f"Too few training images to hold out {cfg.calibration_split:.0%} for calibration: the model stays uncalibrated.")
+    for layout in layouts:
+        log(f"Dataset {layout.root} ({layout.kind} layout): classes {layout.class_names}, {len(layout.train)} training files")
+    log(f"  train: {len(train_set)} files {train_set.counts(names)}")
+    log(f"  validation: {len(val_set)} files {val_set.counts(names)}")
+    if calib_set is not None:
+        log(f"  calibration (held out from train): {len(calib_set)} files {calib_set.counts(names)}")
+    decoded = {}
+    for name, images in (("train", train_set), ("validation", val_set), ("calibration", calib_set)):
+        if images is None:
+            continue
         t0 = time.time()
-        ds = data.decode_images(images, image_size, cache=cfg.cache)
-        log(f"  decoded {len(ds)} {name} images at {image_size}x{image_size} in {time.time() - t0:.1f}s")
-        for path, reason in ds.skipped:
+        decoded[name] = data.decode_images(images, image_size, cache=cfg.cache)
+        log(f"  decoded {len(decoded[name])} {name} images at {image_size}x{image_size} in {time.time() - t0:.1f}s")
+        for path, reason in decoded[name].skipped:
             log(f"  skipped {path}: {reason}")
-        decoded.append(ds)
-    train_dec, val_dec = decoded
-    for name, ds in (("train", train_dec), ("validation", val_dec)):
-        present = set(ds.labels.tolist())
-        if len(present) < 2:
+    for name in ("train", "validation"):
+        if len(set(decoded[name].labels.tolist())) < 2:
             raise DatasetError(f"after skipping unreadable files, the {name} set has only one class; add images of both classes")
-    return layout, train_dec, val_dec
+    folders = [
+        {
+            "path": str(layout.root),
+            "layout": layout.kind,
+            "train": layout.train.counts(names),
+            "validation": layout.validation.counts(names) if layout.validation is not None else None,
+        }
+        for layout in layouts
+    ]
+    kind = layouts[0].kind if len(layouts) == 1 else "+".join(layout.kind for layout in layouts)
+    return PreparedData(names, kind, folders, decoded["train"], decoded["validation"], decoded.get("calibration"))
 
 
 def train(
@@ -315,6 +391,8 @@ def train(
     cfg.validate()
     spec = get_preset(cfg.model)
     image_size = cfg.image_size or spec.image_size
+    if cfg.init_from:
+        resolve_init_from(cfg.init_from)  # a wrong --init-from is refused before a run folder exists
     run = runs.create_run(runs_dir, run_id, cfg.model)
 
     def start() -> None:
@@ -443,14 +521,17 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
     import keras
 
     keras.utils.set_random_seed(cfg.seed)
-    layout, train_dec, val_dec = prepare_data(cfg, image_size, log)
+    prepared = prepare_data(cfg, image_size, log)
+    train_dec, val_dec, calib_dec = prepared.train, prepared.validation, prepared.calibration
     config = run.config()
     config.update(
-        class_names=layout.class_names,
-        layout=layout.kind,
+        class_names=prepared.class_names,
+        layout=prepared.kind,
+        data_folders=prepared.folders,
         n_train=len(train_dec),
         n_validation=len(val_dec),
-        skipped=[[str(p), r] for p, r in train_dec.skipped + val_dec.skipped],
+        n_calibration=len(calib_dec) if calib_dec is not None else 0,
+        skipped=[[str(p), r] for d in (train_dec, val_dec, calib_dec) if d is not None for p, r in d.skipped],
         fused_batch_norm=config["precision"] in spec.fuse_batch_norm_in,
     )
     run.write_config(config)
@@ -460,7 +541,7 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
     # Variables (model and optimizer) must be created under the strategy's scope.
     with strategy.scope():
         if resume_from is None:
-            model = build_model(cfg.model, image_size, precision=precision, learning_rate=cfg.learning_rate)
+            model = _new_model(cfg, spec, config, image_size, precision, log)
         else:
             model, initial_epoch, rows, best = _restore(run, resume_from, log)
         if cfg.jit_compile is not None:
@@ -499,11 +580,136 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
         with strategy.scope():  # the new optimizer's variables belong to the strategy too
             _fine_tune(model, spec, config["learning_rate"], callbacks, log)
         model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs + fine_tune, initial_epoch=cfg.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+    if calib_dec is not None:
+        config = run.config()
+        config["calibration"] = calibrate(model, calib_dec, val_dec, log)
+        run.write_config(config)
     save_model_atomic(model, run.model_path, include_optimizer=False)
     rows = run.metrics()
     state = "stopped" if stopper.stopped else "finished"
     run.write_status(state, ended=time.time(), epochs_done=len(rows), error=None)
     log(f"Run {state} after {len(rows)} epoch(s); model saved to {run.model_path}")
+
+
+def _new_model(cfg: TrainConfig, spec, config: dict, image_size: int, precision: str, log):
+    """The preset, compiled with the run's recipe, and warm-started when `init_from` says so."""
+    options = {"augment": config["augment"]} if config.get("augment") else {}
+    model = build_model(cfg.model, image_size, precision=precision, compile=False, **options)
+    if cfg.init_from:
+        source = init_weights_from(model, config.get("init_from") or cfg.init_from)
+        log(f"Starting from the weights of {source}")
+    compile_for_training(model, config["learning_rate"], config.get("label_smoothing") or 0.0, bool(config.get("ema")))
+    return model
+
+
+def compile_for_training(model, learning_rate: float, label_smoothing: float = 0.0, ema: bool = False) -> None:
+    """Adam, binary cross-entropy (optionally label-smoothed) and accuracy, as the notebook compiles."""
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, use_ema=ema, ema_momentum=EMA_MOMENTUM),
+        loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
+        metrics=["accuracy"],
+    )
+
+
+EMA_MOMENTUM = 0.99
+WARM_START_LR_FACTOR = 0.1  # a warm start fine-tunes at a tenth of the preset's learning rate
+
+
+def resolve_init_from(init_from: str) -> Path:
+    """The model file that `--init-from` names: "bundled", a run folder or id, or a .keras file."""
+    from catdog.predict import bundled_model_dir, resolve_model
+
+    if init_from == "bundled":
+        folder = bundled_model_dir()
+        if folder is None:
+            raise RunError("the bundled model is missing (assets/model/model.keras); reinstall catdog or pass --init-from RUN")
+        return folder / defaults.MODEL_FILENAME
+    model_file, _ = resolve_model(init_from)
+    return model_file
+
+
+def init_weights_from(model, init_from: str) -> str:
+    """Copy the weights of a trained model into `model`, layer by layer, by name.
+
+    Layers without weights (augmentation, pooling) may differ; every layer with
+    weights must exist in the source with the same shapes.
+
+    Raises:
+        RunError: the source cannot be loaded or its network does not fit.
+    """
+    import keras
+
+    model_file = resolve_init_from(init_from)
+    try:
+        source = keras.saving.load_model(model_file, compile=False)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+        raise RunError(f"cannot load {str(model_file)!r} to start from: {exc}; pick a finished run or 'bundled'") from exc
+    by_name = {layer.name: layer for layer in _all_layers(source)}
+    for layer in _all_layers(model):
+        if not layer.weights:
+            continue
+        other = by_name.get(layer.name)
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if other is None or [tuple(w.shape) for w in other.weights] != shapes:
+            raise RunError(
+                f"cannot start from {str(model_file)!r}: its network differs from {model.name!r} at layer {layer.name!r} "
+                "(another preset or image size); train that preset from scratch or pick a run of the same preset"
+            )
+        layer.set_weights(other.get_weights())
+    return str(model_file)
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield from (_all_layers(layer) if hasattr(layer, "layers") else (layer,))
+
+
+def calibrate(model, calibration: data.DecodedSet, validation: data.DecodedSet | None = None, log=print) -> dict:
+    """Fit the temperature on held-out training photos; report ECE and log loss before and after.
+
+    The validation figures are reported only, never used to fit.
+    """
+    from catdog import calibration as cal
+
+    def probs(decoded):
+        return model.predict(np.asarray(decoded.images), batch_size=64, verbose=0).reshape(-1).astype(np.float64)
+
+    raw = probs(calibration)
+    temperature = cal.fit_temperature(calibration.labels, raw)
+    record = {
+        "temperature": round(temperature, 6),
+        "uncertain_below": cal.DEFAULT_UNCERTAIN_BELOW,
+        "fitted_on": len(calibration),
+        "method": "temperature scaling on held-out training photos",
+    }
+    for name, decoded in (("calibration", calibration), ("validation", validation)):
+        if decoded is None or not len(decoded):
+            continue
+        p = raw if name == "calibration" else probs(decoded)
+        scaled = cal.apply_temperature(p, temperature)
+        record[name] = {
+            "ece_before": round(cal.expected_calibration_error(decoded.labels, p), 5),
+            "ece_after": round(cal.expected_calibration_error(decoded.labels, scaled), 5),
+            "log_loss_before": round(cal.log_loss(decoded.labels, p), 5),
+            "log_loss_after": round(cal.log_loss(decoded.labels, scaled), 5),
+        }
+    shown = record.get("validation") or record["calibration"]
+    log(
+        f"Calibrated on {len(calibration)} held-out training photos: temperature {temperature:.3f}; "
+        f"ECE {shown['ece_before']:.4f} -> {shown['ece_after']:.4f}, log loss {shown['log_loss_before']:.4f} -> "
+        f"{shown['log_loss_after']:.4f} ({'validation' if 'validation' in record else 'calibration'} photos)"
+    )
+    return record
+
+
+def near_chance(rows: Sequence[dict], n_classes: int = 2, after_epochs: int = 2, margin: float = 0.1) -> bool:
+    """True when validation accuracy has stayed within `margin` of chance for `after_epochs` epochs or more."""
+    accs = [r.get("val_accuracy") for r in rows if isinstance(r.get("val_accuracy"), (int, float))]
+    if len(accs) < after_epochs:
+        return False
+    return max(accs) < 1.0 / max(n_classes, 1) + margin
 
 
 def _fine_tune(model, spec, learning_rate: float, callbacks: list, log) -> None:
@@ -546,11 +752,18 @@ def _config_record(cfg: TrainConfig, image_size: int, spec) -> dict:
     import tensorflow as tf
 
     record = dataclasses.asdict(cfg)
+    folders = [str(Path(f).expanduser().resolve()) for f in cfg.data_folders()]
+    warm = bool(cfg.init_from)
+    base_lr = spec.learning_rate * (WARM_START_LR_FACTOR if warm else 1.0)
     record.update(
-        data=str(Path(cfg.data).expanduser().resolve()),
+        data=folders[0] if len(folders) == 1 else folders,
+        augment=cfg.augment or spec.augment,
+        label_smoothing=spec.label_smoothing if cfg.label_smoothing is None else cfg.label_smoothing,
+        ema=spec.ema if cfg.ema is None else cfg.ema,
+        init_from=str(resolve_init_from(cfg.init_from)) if warm else None,
         val_data=str(Path(cfg.val_data).expanduser().resolve()) if cfg.val_data else None,
         image_size=image_size,
-        learning_rate=cfg.learning_rate if cfg.learning_rate is not None else spec.learning_rate,
+        learning_rate=cfg.learning_rate if cfg.learning_rate is not None else base_lr,
         lr_schedule=cfg.lr_schedule or spec.lr_schedule,
         precision=resolve_precision(cfg.precision),
         preset=spec.name,
