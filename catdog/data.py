@@ -104,6 +104,25 @@ def discover(path: str | os.PathLike) -> DatasetLayout:
     return DatasetLayout(root, kind, names, train_set)
 
 
+def discover_all(paths: Sequence[str | os.PathLike]) -> list[DatasetLayout]:
+    """`discover` for several folders whose images are pooled; they must share their classes.
+
+    Raises:
+        DatasetError: no folder given, a folder is unusable, or the classes differ.
+    """
+    if not paths:
+        raise DatasetError("no dataset folder given; pass at least one --data folder")
+    layouts = [discover(p) for p in paths]
+    names = layouts[0].class_names
+    for layout in layouts[1:]:
+        if layout.class_names != names:
+            raise DatasetError(
+                f"{str(layout.root)!r} has classes {layout.class_names}, but {str(layouts[0].root)!r} has {names}; "
+                "every --data folder needs the same class folders"
+            )
+    return layouts
+
+
 def load_labelled_folder(path: str | os.PathLike, class_names: Sequence[str] | None = None) -> tuple[ImageSet, list[str]]:
     """All labelled images under a folder, for validation or evaluation.
 

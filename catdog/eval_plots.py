@@ -113,3 +113,29 @@ def confusion_figure(confusion: Sequence[Sequence[int]], class_names: Sequence[s
     ))
     fig.update_layout(title="Confusion matrix", yaxis_autorange="reversed")
     return fig
+
+
+def reliability_figure(labels: Sequence[int], probs: Sequence[float], raw_probs: Sequence[float] | None = None) -> go.Figure:
+    """A reliability diagram: accuracy against stated confidence in 15 bins, with the ECE.
+
+    A calibrated model's points lie on the diagonal. With `raw_probs`, the
+    uncalibrated network is drawn too, so the effect of calibration shows.
+    """
+    from catdog.calibration import expected_calibration_error, reliability_bins
+
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0.5, 1], y=[0.5, 1], mode="lines", name="perfectly calibrated", line={"dash": "dash", "color": "gray"}))
+    series = [("calibrated", probs, "#0072B2", "circle")]
+    if raw_probs is not None and len(raw_probs) and not np.allclose(raw_probs, probs):
+        series.append(("uncalibrated", raw_probs, "#D55E00", "x"))
+    for name, p, colour, symbol in series:
+        bins = [b for b in reliability_bins(labels, p) if b["count"]]
+        ece = expected_calibration_error(labels, p) if len(labels) else float("nan")
+        fig.add_trace(go.Scatter(
+            x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins], mode="lines+markers",
+            name=f"{name} (ECE {ece:.3f})", line={"color": colour}, marker={"symbol": symbol, "size": 9},
+            customdata=[b["count"] for b in bins], hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.2f}<br>%{customdata} photos",
+        ))
+    fig.update_layout(title="Reliability (15 bins)", xaxis_title="Stated confidence", yaxis_title="Observed accuracy",
+                      xaxis_range=[0.5, 1.0], yaxis_range=[0, 1.02], legend={"orientation": "h", "y": -0.25})
+    return fig

@@ -34,6 +34,7 @@ class EvalReport:
     data: str = ""
     raw_probs: list[float] = field(default_factory=list)  # before the model's temperature scaling
     temperature: float = 1.0
+    uncertain_below: float = 0.75
 
     def calibration(self) -> dict:
         """ECE (15 bins) and log loss before and after calibration, and the reliability bins."""
@@ -43,6 +44,7 @@ class EvalReport:
             return {"temperature": self.temperature, "ece": None, "ece_uncalibrated": None, "log_loss_uncalibrated": None, "bins": []}
         return {
             "temperature": self.temperature,
+            "uncertain_below": self.uncertain_below,
             "ece": expected_calibration_error(labels, self.probs),
             "ece_uncalibrated": expected_calibration_error(labels, raw),
             "log_loss_uncalibrated": log_loss(labels, raw),
@@ -127,5 +129,6 @@ def evaluate(predictor: Predictor, data_dir: str | os.PathLike, threshold: float
         data=str(data_dir),
         raw_probs=raw.astype(float).tolist(),
         temperature=predictor.temperature,
+        uncertain_below=predictor.uncertain_below,
         **m,
     )

@@ -287,26 +287,14 @@ def _pool(sets: Sequence[data.ImageSet]) -> data.ImageSet:
     return data.ImageSet([p for s in sets for p in s.paths], [label for s in sets for label in s.labels])
 
 
-def _find_folders(cfg: TrainConfig) -> tuple[list[data.DatasetLayout], list[str]]:
-    """Each training folder's layout; they must all have the same classes."""
-    layouts = [data.discover(folder) for folder in cfg.data_folders()]
-    names = layouts[0].class_names
-    for layout in layouts[1:]:
-        if layout.class_names != names:
-            raise DatasetError(
-                f"{str(layout.root)!r} has classes {layout.class_names}, but {str(layouts[0].root)!r} has {names}; "
-                "every --data folder needs the same class folders"
-            )
-    return layouts, names
-
-
 def prepare_data(cfg: TrainConfig, image_size: int, log=print) -> PreparedData:
     """Discover, pool, split and decode the training, validation and calibration images.
 
     The calibration images are a seeded, stratified share (`cfg.calibration_split`)
     of the *training* photos, held out from training; validation is never used to calibrate.
     """
-    layouts, names = _find_folders(cfg)
+    layouts = data.discover_all(cfg.data_folders())
+    names = layouts[0].class_names
     train_set = _pool([layout.train for layout in layouts])
     own_validation = [layout.validation for layout in layouts if layout.validation is not None]
     if cfg.val_data:
@@ -702,6 +690,17 @@ def calibrate(model, calibration: data.DecodedSet, validation: data.DecodedSet |
         f"{shown['log_loss_after']:.4f} ({'validation' if 'validation' in record else 'calibration'} photos)"
     )
     return record
+
+
+def warm_start_fits(preset: str, image_size: int, class_names: Sequence[str]) -> bool:
+    """Whether starting from the bundled model suits this training: same preset and size, two classes."""
+    from catdog.predict import bundled_model_dir
+
+    folder = bundled_model_dir()
+    if folder is None or len(class_names) != 2:
+        return False
+    bundled = runs.read_json(folder / "config.json", {}) or {}
+    return bundled.get("preset", bundled.get("model")) == preset and bundled.get("image_size") == image_size
 
 
 def near_chance(rows: Sequence[dict], n_classes: int = 2, after_epochs: int = 2, margin: float = 0.1) -> bool:

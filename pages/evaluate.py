@@ -15,7 +15,7 @@ import streamlit as st
 
 from catdog import config
 from catdog.errors import CatdogError
-from catdog.eval_plots import confusion_figure, pr_figure, roc_auc, roc_figure
+from catdog.eval_plots import confusion_figure, pr_figure, reliability_figure, roc_auc, roc_figure
 from catdog.evaluate import EvalReport, evaluate, metrics_at
 from catdog.predict import Predictor, default_model
 from catdog.preprocess import load_display_image
@@ -118,7 +118,15 @@ def metrics_ui(report: EvalReport, threshold: float) -> dict:
     cols[4].metric("Log loss", f"{now['log_loss']:.3f}", border=True, help="Does not depend on the threshold.")
     auc = roc_auc(labels, probs)
     cols[5].metric("ROC AUC", "–" if np.isnan(auc) else f"{auc:.3f}", border=True)
+    calibration = report.calibration()
+    if calibration["ece"] is not None:
+        st.caption(
+            f"Calibration: ECE {calibration['ece']:.3f} (before the model's temperature {calibration['temperature']:.2f}: "
+            f"{calibration['ece_uncalibrated']:.3f}) · log loss before calibration {calibration['log_loss_uncalibrated']:.3f} · "
+            f"predictions under {report.uncertain_below:.0%} confidence show as *Not sure* on Predict"
+        )
     return now
+
 
 
 def charts_ui(report: EvalReport, threshold: float, confusion: list[list[int]]) -> None:
@@ -127,6 +135,8 @@ def charts_ui(report: EvalReport, threshold: float, confusion: list[list[int]]) 
     positive = report.class_names[1] if len(report.class_names) > 1 else "class 1"
     middle.plotly_chart(roc_figure(report.labels, report.probs, threshold), key="eval_roc")
     right.plotly_chart(pr_figure(report.labels, report.probs, threshold, positive=positive), key="eval_pr")
+    left, _ = st.columns([1, 2])
+    left.plotly_chart(reliability_figure(report.labels, report.probs, report.raw_probs), key="eval_reliability")
 
 
 def gallery_ui(report: EvalReport, threshold: float) -> None:

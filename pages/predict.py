@@ -167,8 +167,12 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
                 heat.caption(f"No explanation: {exc}")
         else:
             st.image(thumbnail(item.data), width="stretch")
-        st.markdown(f"### {class_badge(result.label, predictor.class_names)}")
-        st.progress(min(1.0, result.confidence), text=f"{result.confidence:.1%} confident")
+        if result.uncertain:
+            st.markdown("### :gray[:material/help: Not sure]")
+            st.progress(min(1.0, result.confidence), text=f"Best guess: {result.label.capitalize()}, {result.confidence:.1%} confident")
+        else:
+            st.markdown(f"### {class_badge(result.label, predictor.class_names)}")
+            st.progress(min(1.0, result.confidence), text=f"{result.confidence:.1%} confident")
         st.caption(f"{item.name} · P({predictor.class_names[1]}) = {result.p_dog:.3f}")
 
 
@@ -176,7 +180,7 @@ def results_table(results: list[Prediction], predictor: Predictor) -> list[dict]
     """Rows for the table and the CSV: one per file, errors included."""
     key = f"p_{predictor.class_names[1]}"
     return [
-        {"file": r.file, "label": r.label or "", "confidence": r.confidence, key: r.p_dog, "error": r.error or ""}
+        {"file": r.file, "label": r.label or "", "confidence": r.confidence, "not_sure": r.uncertain, key: r.p_dog, "error": r.error or ""}
         for r in results
     ]
 
@@ -193,6 +197,9 @@ def results_ui(results: list[Prediction], items: list[Upload], predictor: Predic
     ok = sum(r.ok for r in results)
     counts = {name: sum(r.label == name for r in results) for name in predictor.class_names}
     summary = " · ".join(f"{c} {n}" for n, c in counts.items())
+    unsure = sum(r.ok and r.uncertain for r in results)
+    if unsure:
+        summary += f" · {unsure} not sure (under {predictor.uncertain_below:.0%} confident)"
     st.subheader(f"Results: {ok} of {len(results)} classified")
     st.caption(summary + (f" · :red[{len(results) - ok} unreadable]" if ok < len(results) else ""))
     for start in range(0, len(results), CARDS_PER_ROW):

@@ -11,12 +11,12 @@ from pathlib import Path
 import streamlit as st
 
 from catdog import config, jobs, predict
-from catdog.data import discover
+from catdog.data import discover_all
 from catdog.errors import CatdogError
 from catdog.models import PRESETS, get_preset
 from catdog.plots import curves_figure
 from catdog.runs import Run
-from catdog.training import TrainConfig
+from catdog.training import WARM_START_LR_FACTOR, TrainConfig, near_chance, warm_start_fits
 from pages._ui import STATE_ICONS, default_dataset, format_duration, run_duration, settings_text, use_app_navigation
 
 POLL_SECONDS = 1.5
@@ -25,35 +25,48 @@ VAL_SPLIT_SLIDER = (0.05, 0.4, 0.2, 0.05)  # min, max, default (the CLI's), step
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def dataset_summary(folder: str) -> tuple[str | None, dict]:
-    """(error, facts) for a dataset folder; cached because big folders take a moment to list."""
+def dataset_summary(folders: tuple[str, ...]) -> tuple[str | None, dict]:
+    """(error, facts) for the training folders together; cached because big folders take a moment to list."""
     try:
-        layout = discover(folder)
+        layouts = discover_all(folders)
     except (CatdogError, OSError) as exc:
         return str(exc), {}
-    facts = {"kind": layout.kind, "classes": list(layout.class_names), "train": len(layout.train)}
-    facts["validation"] = len(layout.validation) if layout.validation is not None else None
+    own_val = [len(layout.validation) for layout in layouts if layout.validation is not None]
+    facts = {
+        "kind": " + ".join(layout.kind for layout in layouts),
+        "classes": list(layouts[0].class_names),
+        "train": sum(len(layout.train) for layout in layouts),
+        "validation": sum(own_val) if own_val else None,
+        "folders": len(layouts),
+    }
     return None, facts
 
 
-def dataset_ui(disabled: bool) -> tuple[str, dict | None]:
-    """The dataset folder input and a one-line report on what is in it."""
+def dataset_ui(disabled: bool) -> tuple[list[str], dict | None]:
+    """The dataset folder inputs and a one-line report on what is in them."""
     if "train_data" not in st.session_state:
         st.session_state["train_data"] = default_dataset()
     folder = st.text_input(
         "Dataset folder", key="train_data", disabled=disabled, placeholder="/path/to/photos (cats/ + dogs/, or train/ + test/)",
         help="A folder on this machine: cats/ and dogs/ folders, Kaggle's train/ + test/ layout, or cat.N.jpg files.",
     ).strip()
-    if not folder:
+    more = st.text_area(
+        "More training folders (optional, one per line)", key="train_data_more", disabled=disabled, height=68,
+        placeholder="/path/to/more/photos", help="Their training photos are pooled with the first folder's. Same classes in every folder.",
+    )
+    folders = [f for f in [folder, *(line.strip() for line in more.splitlines())] if f]
+    if not folders:
         st.caption("Enter the folder that holds your photos.")
-        return folder, None
-    error, facts = dataset_summary(folder)
+        return folders, None
+    error, facts = dataset_summary(tuple(folders))
     if error:
         st.error(error, icon=":material/folder_off:")
-        return folder, None
+        return folders, None
     val = f"{facts['validation']:,} validation images" if facts["validation"] is not None else "no validation folder"
-    st.caption(f":green[:material/check_circle:] {facts['kind']} layout · classes {', '.join(facts['classes'])} · {facts['train']:,} training images · {val}")
-    return folder, facts
+    where = f"{facts['folders']} folders · " if facts["folders"] > 1 else ""
+    st.caption(f":green[:material/check_circle:] {where}{facts['kind']} layout · classes {', '.join(facts['classes'])} · "
+               f"{facts['train']:,} training images · {val}")
+    return folders, facts
 
 
 def settings_ui(facts: dict | None, disabled: bool) -> dict:
@@ -68,8 +81,11 @@ def settings_ui(facts: dict | None, disabled: bool) -> dict:
     batch = c3.number_input("Batch size", 1, 4096, spec.batch_size, disabled=disabled, key=f"train_batch_{preset}")
     size = c4.number_input("Image size (px)", 32, 1024, spec.image_size, step=16, disabled=disabled, key=f"train_size_{preset}")
     st.caption(f"**{preset}**: {spec.description}")
+    warm = warm_start_ui(preset, int(size), facts, disabled)
     c1, c2, c3 = st.columns(3)
-    lr = c1.number_input("Learning rate", 1e-6, 1.0, float(spec.learning_rate), step=1e-4, format="%.5f", disabled=disabled, key=f"train_lr_{preset}")
+    base_lr = spec.learning_rate * (WARM_START_LR_FACTOR if warm else 1.0)
+    lr = c1.number_input("Learning rate", 1e-6, 1.0, float(base_lr), step=1e-4, format="%.5f", disabled=disabled, key=f"train_lr_{preset}_{warm}",
+                         help="A warm start fine-tunes at a tenth of the preset's rate.")
     split = validation_ui(c2, facts, disabled)
     early = c3.toggle("Early stopping", value=False, disabled=disabled, key="train_early",
                       help="Stop when validation loss has not improved for this many epochs, and keep the best weights.")
@@ -77,7 +93,21 @@ def settings_ui(facts: dict | None, disabled: bool) -> dict:
     return {
         "model": preset, "epochs": int(epochs), "batch_size": int(batch), "image_size": int(size),
         "learning_rate": float(lr), "val_split": split, "early_stopping": int(patience) if early else None,
+        "init_from": "bundled" if warm else None,
     }
+
+
+def warm_start_ui(preset: str, size: int, facts: dict | None, disabled: bool) -> bool:
+    """The "Start from the bundled model" toggle: on by default when the bundled model fits."""
+    fits = warm_start_fits(preset, size, (facts or {}).get("classes", []))
+    on = st.toggle(
+        "Start from the bundled model", value=fits, disabled=disabled or not fits, key=f"train_warm_{preset}_{size}_{fits}",
+        help="Begin with the weights of the model catdog ships (trained on 15,000 cat and dog photos), so a few hundred "
+             "photos and a few epochs give a good model. Needs the same preset and image size, and two classes.",
+    )
+    if not fits:
+        st.caption("Warm start needs the bundled model's preset and image size and a two-class dataset; this training starts from scratch.")
+    return bool(on and fits)
 
 
 def validation_ui(col, facts: dict | None, disabled: bool) -> float | None:
@@ -92,10 +122,10 @@ def validation_ui(col, facts: dict | None, disabled: bool) -> float | None:
     return float(split) if hold_out else None
 
 
-def start(folder: str, settings: dict) -> None:
+def start(folders: list[str], settings: dict) -> None:
     """Launch the training and remember it in this session."""
     try:
-        run = jobs.start_training(TrainConfig(data=folder, **settings))
+        run = jobs.start_training(TrainConfig(data=folders[0] if len(folders) == 1 else folders, **settings))
     except (CatdogError, ValueError) as exc:
         st.error(f"Could not start: {exc}")
         return
@@ -146,6 +176,21 @@ def metrics_ui(rows: list[dict]) -> None:
         is_acc = "accuracy" in key
         delta = None if before is None else (f"{value - before:+.1%}" if is_acc else f"{value - before:+.3f}")
         col.metric(label, f"{value:.1%}" if is_acc else f"{value:.3f}", delta, delta_color="normal" if is_acc else "inverse")
+
+
+def chance_warning_ui(run: Run, rows: list[dict]) -> None:
+    """Say so when validation accuracy sits near chance, and what to do about it."""
+    cfg = run.config()
+    classes = cfg.get("class_names") or ["cat", "dog"]
+    if not near_chance(rows, len(classes)):
+        return
+    best = max(r["val_accuracy"] for r in rows if isinstance(r.get("val_accuracy"), (int, float)))
+    advice = "more photos or more epochs" if cfg.get("init_from") else "**Start from the bundled model**, more photos, or more epochs"
+    st.warning(
+        f"Validation accuracy is still near chance (best {best:.1%} after {len(rows)} epochs, chance is {1 / len(classes):.0%}): "
+        f"the model is not learning to tell the classes apart yet. Try {advice}.",
+        icon=":material/warning:",
+    )
 
 
 def curves_ui(run: Run, rows: list[dict]) -> None:
@@ -218,6 +263,7 @@ def monitor_ui(run_path: str, live: bool) -> None:
             progress_ui(run, status)
         rows = run.metrics()
         if rows:
+            chance_warning_ui(run, rows)
             metrics_ui(rows)
             curves_ui(run, rows)
         elif status.active:
@@ -231,8 +277,8 @@ def monitor_ui(run_path: str, live: bool) -> None:
 
 
 def settings_panel(busy: bool, run: Run | None) -> tuple[bool, str, dict, bool]:
-    """Dataset, settings and the Start button: (clicked, folder, settings, dataset ok)."""
-    folder, facts = dataset_ui(disabled=busy)
+    """Dataset, settings and the Start button: (clicked, folders, settings, dataset ok)."""
+    folders, facts = dataset_ui(disabled=busy)
     settings = settings_ui(facts, disabled=busy)
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
     clicked = c1.button("Start training", type="primary", icon=":material/play_arrow:", disabled=busy or facts is None, key="train_start")
@@ -240,7 +286,7 @@ def settings_panel(busy: bool, run: Run | None) -> tuple[bool, str, dict, bool]:
         c2.caption(f"A training is running on this machine (`{run.id if run else '?'}`); one at a time. Watch it above or stop it.")
     else:
         c2.caption("Training runs in the background: you can switch pages or close the tab and come back.")
-    return clicked, folder, settings, facts is not None
+    return clicked, folders, settings, facts is not None
 
 
 def main() -> None:
@@ -255,9 +301,9 @@ def main() -> None:
             settings_panel(busy, run)
         return
     with st.container(border=True):
-        clicked, folder, settings, ok = settings_panel(busy, run)
+        clicked, folders, settings, ok = settings_panel(busy, run)
     if clicked and ok:
-        start(folder, settings)
+        start(folders, settings)
     if run is not None:
         monitor_ui(str(run.path), live=False)
     else:

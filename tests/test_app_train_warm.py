@@ -1,0 +1,74 @@
+"""Train page (AppTest): the warm-start default, several folders, and the near-chance warning."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from catdog import jobs, runs
+from catdog.predict import bundled_model_dir
+from tests.conftest import make_class_folders
+from tests.test_app_train import home, open_train_page, rerun_until  # noqa: F401 - the fixture is used by name
+
+BUNDLED = runs.read_json(bundled_model_dir() / "config.json", {}) if bundled_model_dir() else {}
+needs_bundled = pytest.mark.skipif(not BUNDLED, reason="assets/model (the bundled model) is missing")
+
+
+def warm_toggle(at):
+    return next(t for t in at.toggle if t.label == "Start from the bundled model")
+
+
+@needs_bundled
+def test_warm_start_is_the_default_for_a_two_class_dataset_at_the_bundled_size(home, tiny_dataset):  # noqa: F811
+    at = open_train_page()
+    at.text_input(key="train_data").set_value(str(tiny_dataset)).run()
+    assert at.selectbox(key="train_preset").value == BUNDLED["preset"]
+    toggle = warm_toggle(at)
+    assert toggle.value is True and not toggle.disabled
+    lr = next(n for n in at.number_input if n.label == "Learning rate")
+    assert lr.value == pytest.approx(BUNDLED_LR() / 10)
+
+    # Another image size than the bundled model's: the warm start is off and explained.
+    at.number_input(key=f"train_size_{BUNDLED['preset']}").set_value(BUNDLED["image_size"] + 32).run()
+    assert warm_toggle(at).value is False and warm_toggle(at).disabled
+    assert any("starts from scratch" in c.value for c in at.caption)
+
+
+def BUNDLED_LR() -> float:  # noqa: N802 - reads like the constant it stands for
+    from catdog.models import get_preset
+
+    return get_preset(BUNDLED["preset"]).learning_rate
+
+
+@needs_bundled
+@pytest.mark.slow
+def test_starting_with_the_default_warm_start_records_the_bundled_model(home, tiny_dataset, tmp_path):  # noqa: F811
+    second = make_class_folders(tmp_path / "more", n=6)
+    at = open_train_page()
+    at.text_input(key="train_data").set_value(str(tiny_dataset)).run()
+    at.text_area(key="train_data_more").set_value(str(second)).run()
+    assert any("2 folders" in c.value for c in at.caption)
+    at.number_input(key=f"train_epochs_{BUNDLED['preset']}").set_value(1).run()
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    run = jobs.active_run()
+    assert run is not None
+    rerun_until(at, lambda a: run.status().get("state") in ("finished", "failed", "stopped"), timeout=300)
+    cfg = run.config()
+    assert run.status()["state"] == "finished", run.status()
+    assert cfg["init_from"] == str((bundled_model_dir() / "model.keras").resolve())
+    assert [f["train"] for f in cfg["data_folders"]] == [{"cat": 12, "dog": 12}, {"cat": 6, "dog": 6}]
+
+
+def test_a_run_stuck_at_chance_gets_a_warning_with_advice(home, tmp_path):  # noqa: F811
+    run = runs.create_run(None, "stuck", "compact")
+    run.write_config({"model": "compact", "class_names": ["cat", "dog"], "image_size": 160, "epochs": 3})
+    run.write_metrics([{"epoch": e, "accuracy": 0.5, "val_accuracy": 0.5, "loss": 0.69, "val_loss": 0.69, "seconds": 1.0} for e in (1, 2, 3)])
+    run.write_status("finished", ended=1.0)
+    at = open_train_page()
+    at.session_state["train_run"] = str(run.path)
+    at.run()
+    warning = " ".join(w.value for w in at.warning)
+    assert "near chance" in warning and "Start from the bundled model" in warning
+    json.loads((run.path / "config.json").read_text())  # untouched and readable
