@@ -38,6 +38,8 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--augment", default=None, choices=AUGMENTATIONS, help="in-model augmentation strength (default: the preset's)")
     p.add_argument("--label-smoothing", type=float, default=None, help="label smoothing of the loss, 0 to 0.5 (default: the preset's)")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=None, help="average the weights during training (default: the preset's)")
+    p.add_argument("--progressive-size", type=int, default=None, metavar="PX",
+                   help="progressive resizing: train the first three quarters of the epochs at this smaller size, then the rest at --image-size")
     p.add_argument("--calibration-split", type=float, default=0.1,
                    help="share of the training photos held out to fit the confidence calibration (0 = none; default 0.1)")
     p.add_argument("--seed", type=int, default=config.SEED)
@@ -169,6 +171,7 @@ def cmd_train(args, out) -> int:
         label_smoothing=args.label_smoothing,
         ema=args.ema,
         calibration_split=args.calibration_split,
+        progressive_size=args.progressive_size,
     )
     run = train(cfg, runs_dir=args.runs_dir, run_id=args.run_id, stream=out, lock=not args.no_lock, verbose=_keras_verbosity(out))
     print(run.path, file=out)

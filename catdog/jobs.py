@@ -72,7 +72,8 @@ def train_command(cfg: TrainConfig, run_id: str, runs_dir: str | os.PathLike) ->
     cmd += ["--precision", cfg.precision, "--cache", cfg.cache, "--seed", str(cfg.seed)]
     if not cfg.checkpoint:
         cmd.append("--no-checkpoint")
-    recipe = {"--init-from": cfg.init_from, "--augment": cfg.augment, "--label-smoothing": cfg.label_smoothing}
+    recipe = {"--init-from": cfg.init_from, "--augment": cfg.augment, "--label-smoothing": cfg.label_smoothing,
+              "--progressive-size": cfg.progressive_size}
     for flag, value in recipe.items():
         if value is not None:
             cmd += [flag, str(value)]

@@ -62,6 +62,7 @@ class TrainConfig:
     ema: bool | None = None  # average the weights (Adam's EMA); the preset's own when None
     init_from: str | None = None  # "bundled", a run folder or id, or a .keras file: start from its weights
     calibration_split: float = 0.1  # share of the training photos held out to fit the temperature
+    progressive_size: int | None = None  # train the first three quarters of the epochs at this smaller size
 
     def data_folders(self) -> list[str]:
         """The training folders, as a list (`data` may be one path or several)."""
@@ -97,6 +98,8 @@ class TrainConfig:
             raise ValueError(f"preset {spec.name!r} has no augmentation to choose; leave augment unset")
         if self.label_smoothing is not None and not 0.0 <= self.label_smoothing < 0.5:
             raise ValueError(f"label_smoothing must be from 0 up to 0.5, got {self.label_smoothing!r}")
+        if self.progressive_size is not None and not (isinstance(self.progressive_size, int) and 32 <= self.progressive_size < size):
+            raise ValueError(f"progressive_size must be an integer from 32 up to the image size {size}, got {self.progressive_size!r}")
         if not 0.0 <= self.calibration_split < 0.5:
             raise ValueError(f"calibration_split must be from 0 up to 0.5, got {self.calibration_split!r}")
 
@@ -529,7 +532,8 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
     # Variables (model and optimizer) must be created under the strategy's scope.
     with strategy.scope():
         if resume_from is None:
-            model = _new_model(cfg, spec, config, image_size, precision, log)
+            first_size = progressive_phases(cfg.epochs, image_size, config.get("progressive_size"))[0][0]
+            model = _new_model(cfg, spec, config, first_size, precision, log)
         else:
             model, initial_epoch, rows, best = _restore(run, resume_from, log)
         if cfg.jit_compile is not None:
@@ -563,7 +567,20 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
     run.write_status("running", pid=os.getpid())
     bn = "fused BatchNorm" if config["fused_batch_norm"] else "Keras BatchNorm"
     log(f"Training {cfg.model} ({model.count_params():,} parameters, {precision}, {bn}) for {cfg.epochs} epochs, batch {cfg.batch_size}")
-    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
+    for size, start, end in progressive_phases(cfg.epochs, image_size, config.get("progressive_size")):
+        if end <= initial_epoch or stopper.stopped:
+            continue
+        if model.input_shape[1] != size:
+            log(f"Progressive resizing: epochs {start + 1}-{end} at {size}x{size}")
+            with strategy.scope():
+                model = _resized(model, size, config, precision)
+        if size != image_size:
+            phase_train, phase_val = (_redecode(d, size, cfg.cache) for d in (train_dec, val_dec))
+            phase_ds = data.make_tf_dataset(phase_train, batch_size, shuffle=True, seed=cfg.seed), data.make_tf_dataset(phase_val, batch_size)
+        else:
+            phase_ds = train_ds, val_ds
+        model.fit(phase_ds[0], validation_data=phase_ds[1], epochs=end, initial_epoch=max(start, initial_epoch),
+                  callbacks=callbacks, verbose=verbose, shuffle=False)
     if fine_tune and not stopper.stopped:
         with strategy.scope():  # the new optimizer's variables belong to the strategy too
             _fine_tune(model, spec, config["learning_rate"], callbacks, log)
@@ -577,6 +594,29 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
     state = "stopped" if stopper.stopped else "finished"
     run.write_status(state, ended=time.time(), epochs_done=len(rows), error=None)
     log(f"Run {state} after {len(rows)} epoch(s); model saved to {run.model_path}")
+
+
+def progressive_phases(epochs: int, image_size: int, small: int | None) -> list[tuple[int, int, int]]:
+    """(size, first epoch, end epoch) per phase: the first three quarters at `small`, the rest at full size."""
+    if not small or small >= image_size or epochs < 2:
+        return [(image_size, 0, epochs)]
+    switch = epochs - max(1, epochs // 4)
+    return [(small, 0, switch), (image_size, switch, epochs)]
+
+
+def _resized(model, size: int, config: dict, precision: str):
+    """The same network and weights at another input size, compiled afresh (the phases share no optimizer state)."""
+    options = {"augment": config["augment"]} if config.get("augment") else {}
+    resized = build_model(config["model"], size, precision=precision, compile=False, **options)
+    copy_weights(model, resized)
+    compile_for_training(resized, config["learning_rate"], config.get("label_smoothing") or 0.0, bool(config.get("ema")))
+    if config.get("fused_batch_norm"):
+        fuse_batch_norm(resized)
+    return resized
+
+
+def _redecode(decoded: data.DecodedSet, size: int, cache: str) -> data.DecodedSet:
+    return data.decode_images(data.ImageSet(list(decoded.paths), decoded.labels.tolist()), size, cache=cache)
 
 
 def _new_model(cfg: TrainConfig, spec, config: dict, image_size: int, precision: str, log):
@@ -634,19 +674,31 @@ def init_weights_from(model, init_from: str) -> str:
         source = keras.saving.load_model(model_file, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         raise RunError(f"cannot load {str(model_file)!r} to start from: {exc}; pick a finished run or 'bundled'") from exc
+    try:
+        copy_weights(source, model)
+    except ValueError as exc:
+        raise RunError(
+            f"cannot start from {str(model_file)!r}: {exc} (another preset or image size); "
+            "train that preset from scratch or pick a run of the same preset"
+        ) from exc
+    return str(model_file)
+
+
+def copy_weights(source, target) -> None:
+    """Copy weights layer by layer, by name; layers without weights may differ.
+
+    Raises:
+        ValueError: a layer of `target` with weights is missing in `source`, or its shapes differ.
+    """
     by_name = {layer.name: layer for layer in _all_layers(source)}
-    for layer in _all_layers(model):
+    for layer in _all_layers(target):
         if not layer.weights:
             continue
         other = by_name.get(layer.name)
         shapes = [tuple(w.shape) for w in layer.weights]
         if other is None or [tuple(w.shape) for w in other.weights] != shapes:
-            raise RunError(
-                f"cannot start from {str(model_file)!r}: its network differs from {model.name!r} at layer {layer.name!r} "
-                "(another preset or image size); train that preset from scratch or pick a run of the same preset"
-            )
+            raise ValueError(f"its network differs from {target.name!r} at layer {layer.name!r}")
         layer.set_weights(other.get_weights())
-    return str(model_file)
 
 
 def _all_layers(model):

@@ -112,3 +112,27 @@ def test_cli_accepts_data_twice(tmp_path, tiny_dataset):
 
     args = build_parser().parse_args(["train", "--data", "A", "--data", "B", "--init-from", "bundled", "--no-ema"])
     assert args.data == ["A", "B"] and args.init_from == "bundled" and args.ema is False
+
+
+def test_progressive_phases_put_the_last_quarter_at_full_size():
+    from catdog.training import progressive_phases
+
+    assert progressive_phases(40, 160, 128) == [(128, 0, 30), (160, 30, 40)]
+    assert progressive_phases(3, 160, 128) == [(128, 0, 2), (160, 2, 3)]
+    assert progressive_phases(10, 160, None) == [(160, 0, 10)]
+
+
+def test_progressive_resizing_ends_with_a_full_size_model_and_every_epoch_once(tiny_dataset, tmp_path):
+    import keras
+
+    cfg = TrainConfig(data=str(tiny_dataset), model="compact", epochs=4, batch_size=8, image_size=48, progressive_size=32,
+                      val_split=0.25, precision="float32")
+    run = train(cfg, runs_dir=tmp_path, run_id="prog", verbose=0, stream=io.StringIO(), lock=False, handle_signals=False)
+    assert [r["epoch"] for r in run.metrics()] == [1, 2, 3, 4]
+    assert keras.saving.load_model(run.model_path, compile=False).input_shape[1:3] == (48, 48)
+    assert run.config()["progressive_size"] == 32
+
+
+def test_progressive_size_must_be_smaller_than_the_image_size():
+    with pytest.raises(ValueError, match="progressive_size"):
+        TrainConfig(data="x", model="compact", image_size=64, progressive_size=64).validate()
