@@ -1,0 +1,97 @@
+"""Accuracy and calibration of a model on transformed copies of a labelled folder.
+
+Each photo is transformed in memory (centre crop, grayscale, JPEG quality 30,
+half resolution, rotation by +15 or -15 degrees), then classified through the
+shared preprocessing path, exactly as a dropped file would be.
+
+    python benchmarks/robustness_eval.py --data ../shared/data/catdog-small/validation [--model RUN]
+
+Prints one line per transform and a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from typing import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from catdog import data
+from catdog.calibration import expected_calibration_error, log_loss
+from catdog.hardware import cpu_model
+from catdog.predict import Predictor
+from catdog.preprocess import open_image, to_rgb
+
+
+def _jpeg(img: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue()))
+
+
+def _centre_crop(img: Image.Image, share: float = 0.7) -> Image.Image:
+    w, h = img.size
+    cw, ch = int(w * share), int(h * share)
+    left, top = (w - cw) // 2, (h - ch) // 2
+    return img.crop((left, top, left + cw, top + ch))
+
+
+TRANSFORMS: dict[str, Callable[[Image.Image, int], Image.Image]] = {
+    "original": lambda img, i: img,
+    "centre crop 70%": lambda img, i: _centre_crop(img),
+    "grayscale": lambda img, i: ImageOps.grayscale(img).convert("RGB"),
+    "JPEG quality 30": lambda img, i: _jpeg(img, 30),
+    "half resolution": lambda img, i: img.resize((max(1, img.width // 2), max(1, img.height // 2)), Image.Resampling.BILINEAR),
+    "rotation ±15°": lambda img, i: img.rotate(15 if i % 2 else -15, resample=Image.Resampling.BILINEAR, expand=False),
+}
+
+
+def evaluate_transform(predictor: Predictor, files: list, labels: np.ndarray, transform) -> dict:
+    arrays = []
+    for i, path in enumerate(files):
+        img = to_rgb(open_image(path))
+        arrays.append(predictor.preprocess(transform(img, i)))
+    probs = np.concatenate([predictor.predict_arrays(np.stack(arrays[s : s + 64])) for s in range(0, len(arrays), 64)])
+    return {
+        "accuracy": round(float(np.mean((probs >= predictor.threshold) == (labels == 1))), 4),
+        "ece": round(expected_calibration_error(labels, probs), 4),
+        "log_loss": round(log_loss(labels, probs), 4),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="labelled folder (cats/ + dogs/)")
+    parser.add_argument("--model", default=None, help="run folder or .keras file (default: the active or bundled model)")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N photos of each class")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.data):
+        print(f"skipped: {args.data} is not a folder", file=sys.stderr)
+        return 0
+    predictor = Predictor.load(args.model)
+    images, _ = data.load_labelled_folder(args.data, predictor.class_names)
+    files, labels = list(images.paths), np.asarray(images.labels)
+    if args.limit:
+        keep = np.concatenate([np.flatnonzero(labels == c)[: args.limit] for c in np.unique(labels)])
+        files, labels = [files[i] for i in keep], labels[keep]
+    print(f"CPU: {cpu_model()} · model {predictor.source} · {len(files)} photos from {args.data}")
+    summary = {}
+    for name, transform in TRANSFORMS.items():
+        t0 = time.time()
+        summary[name] = evaluate_transform(predictor, files, labels, transform)
+        row = summary[name]
+        print(f"{name:18s} accuracy {row['accuracy']:.4f}  ECE {row['ece']:.4f}  log loss {row['log_loss']:.4f}  ({time.time() - t0:.0f} s)", flush=True)
+    print(json.dumps({"model": predictor.source, "data": args.data, "n": len(files), "cpu": cpu_model(), "transforms": summary}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
