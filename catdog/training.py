@@ -515,7 +515,7 @@ def _fine_tune(model, spec, learning_rate: float, callbacks: list, log) -> None:
     """
     import keras
 
-    from catdog.transfer import unfreeze_top
+    from catdog.models.transfer import unfreeze_top
 
     unfrozen = unfreeze_top(model, spec.fine_tune_layers)
     callbacks[:] = [c for c in callbacks if not isinstance(c, keras.callbacks.LearningRateScheduler)]
