@@ -381,20 +381,16 @@ class _RowView:
 
 
 def _decode_to_disk(images: ImageSet, image_size: int, key: str, progress) -> DecodedSet:
-    from catdog.runs import atomic_write_text
+    from catdog.atomic import atomic_path, atomic_write_text
 
     folder = config.cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     data_path = folder / f"{key}.npy"
-    tmp = folder / f".{key}.{os.getpid()}.npy.tmp"
-    try:
+    with atomic_path(data_path) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(images), image_size, image_size, 3))
         ok, skipped = _decode_into(array, images, image_size, progress)
         array.flush()
         del array
-        os.replace(tmp, data_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     meta = {
         "image_size": image_size,
         "all_paths": [str(p) for p in images.paths],

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from catdog import config
+from catdog.atomic import atomic_write_json, atomic_write_text  # noqa: F401 - re-exported for callers of runs.*
 from catdog.errors import RunError, TrainingBusyError
 
 STATES = ("queued", "running", "stopped", "finished", "failed")
@@ -33,35 +33,6 @@ ACTIVE_STATES = ("queued", "running")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 STOP_FILE = "STOP"
 LOCK_NAME = "train.lock"
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 0o600
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a file so that a reader sees the old content or the new, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:

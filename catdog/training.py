@@ -17,6 +17,7 @@ from typing import IO, Sequence
 
 from catdog import config as defaults
 from catdog import data, runs
+from catdog.atomic import atomic_path
 from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
 from catdog.distribute import STRATEGIES, global_batch_size, make_strategy
 from catdog.hardware import resolve_precision
@@ -228,14 +229,8 @@ def save_model_atomic(model, path: str | os.PathLike, include_optimizer: bool = 
             the file size, so the final model and best checkpoint leave it out).
     """
     path = Path(path)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
+    with atomic_path(path) as tmp:
         (model if include_optimizer else _inference_copy(model)).save(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
