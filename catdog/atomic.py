@@ -85,3 +85,28 @@ def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def save_model_atomic(model, path: str | os.PathLike, include_optimizer: bool = True) -> Path:
+    """Save a Keras model so that readers see the old file or the new one.
+
+    Args:
+        model: the model.
+        path: the target `.keras` file.
+        include_optimizer: keep Adam's state (needed to resume; it doubles
+            the file size, so the final model and best checkpoint leave it out).
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        (model if include_optimizer else _inference_copy(model)).save(tmp)
+    return path
+
+
+def _inference_copy(model):
+    """The same architecture and weights, with no optimizer attached."""
+    import keras
+
+    # clone_model would compile the copy with the same optimizer; from_config does not.
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy

@@ -28,7 +28,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None, help="default: the preset's (constant for seed, cosine for compact)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS)
     p.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement; restores the best weights")
-    p.add_argument("--no-checkpoint", action="store_true", help="do not save checkpoint/last.keras after each epoch")
+    p.add_argument("--no-checkpoint", action="store_true", help="do not save a checkpoint after each epoch")
     p.add_argument("--cache", default="auto", choices=["auto", "memory", "disk"], help="where decoded images are kept")
     p.add_argument("--strategy", default="auto", choices=["auto", "none", "mirrored", "multiworker"], help="tf.distribute strategy: mirrored = all local GPUs, multiworker = the cluster in TF_CONFIG; --batch-size is per replica")
     p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None, help="XLA-compile the training step (default: on with a GPU, off on a CPU)")

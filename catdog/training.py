@@ -17,7 +17,7 @@ from typing import IO, Sequence
 
 from catdog import config as defaults
 from catdog import data, runs
-from catdog.atomic import atomic_path
+from catdog.atomic import save_model_atomic  # noqa: F401 - part of training's API
 from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
 from catdog.distribute import STRATEGIES, global_batch_size, make_strategy
 from catdog.hardware import resolve_precision
@@ -92,156 +92,6 @@ class StopRequested:
 
     def is_set(self) -> bool:
         return self.event.is_set() or self.run.stop_requested()
-
-
-def _keras_callbacks():
-    import keras
-
-    class RunRecorder(keras.callbacks.Callback):
-        """Writes progress.json per batch and metrics.jsonl + plots per epoch."""
-
-        def __init__(self, run: runs.Run, epochs: int, steps: int, initial_rows: Sequence[dict] = (), min_interval: float = 0.5, log=None):
-            super().__init__()
-            self.log = log
-            self.run, self.epochs, self.steps = run, epochs, steps
-            self.rows = list(initial_rows)
-            self.min_interval = min_interval
-            self._last_write = 0.0
-            self._epoch_start = time.time()
-            self._epoch = 0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._epoch, self._epoch_start = epoch, time.time()
-            self._write_progress(0, "train", force=True)
-
-        def on_train_batch_end(self, batch, logs=None):
-            self._write_progress(batch + 1, "train")
-
-        def on_test_begin(self, logs=None):
-            self._write_progress(self.steps, "validate", force=True)
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            row = {"epoch": epoch + 1, "seconds": round(time.time() - self._epoch_start, 3)}
-            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-                row[key] = float(logs[key]) if key in logs else None
-            if "learning_rate" in logs:
-                row["learning_rate"] = float(logs["learning_rate"])
-            if getattr(self.model, "stop_training", False):
-                row["partial"] = True
-            self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
-            self.run.write_metrics(self.rows)
-            self._write_progress(self.steps, "epoch_end", force=True)
-            if self.log is not None:
-                shown = " - ".join(f"{k}: {row[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if row[k] is not None)
-                self.log(f"epoch {epoch + 1}/{self.epochs} - {row['seconds']:.1f}s - {shown}")
-            from catdog.plots import save_notebook_plots
-
-            save_notebook_plots(self.run)
-
-        def _write_progress(self, batch: int, phase: str, force: bool = False):
-            now = time.time()
-            if not force and now - self._last_write < self.min_interval and batch < self.steps:
-                return
-            self._last_write = now
-            elapsed = now - self._epoch_start
-            done_epochs = [r["seconds"] for r in self.rows if not r.get("partial")]
-            per_epoch = (sum(done_epochs) / len(done_epochs)) if done_epochs else (elapsed / batch * self.steps if batch else None)
-            remaining_epochs = self.epochs - self._epoch - 1
-            eta = None
-            if per_epoch is not None:
-                if phase == "epoch_end":
-                    in_epoch = 0.0
-                elif done_epochs:
-                    in_epoch = max(0.0, per_epoch - elapsed)
-                else:
-                    in_epoch = elapsed / batch * (self.steps - batch) if batch else 0.0
-                eta = round(in_epoch + remaining_epochs * per_epoch, 1)
-            self.run.write_progress(
-                {
-                    "epoch": self._epoch + 1,
-                    "epochs": self.epochs,
-                    "batch": batch,
-                    "batches": self.steps,
-                    "phase": phase,
-                    "elapsed_epoch": round(elapsed, 2),
-                    "eta_seconds": eta,
-                    "updated": now,
-                }
-            )
-
-    class StopOnRequest(keras.callbacks.Callback):
-        """Ends training after the current batch when a stop was requested."""
-
-        def __init__(self, request: StopRequested):
-            super().__init__()
-            self.request = request
-            self.stopped = False
-
-        def on_train_batch_end(self, batch, logs=None):
-            if self.request.is_set():
-                self.stopped = True
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.on_train_batch_end(0)
-
-    class AtomicCheckpoint(keras.callbacks.Callback):
-        """Saves checkpoint/last.keras (and best.keras) atomically every epoch."""
-
-        def __init__(self, run: runs.Run, monitor: str = "val_accuracy", best: float | None = None):
-            super().__init__()
-            self.run, self.monitor = run, monitor
-            self.best = best
-            self._batches = 0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._batches = 0
-
-        def on_train_batch_end(self, batch, logs=None):
-            self._batches = batch + 1
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            folder = self.run.checkpoint_dir
-            folder.mkdir(exist_ok=True)
-            save_model_atomic(self.model, folder / "last.keras")
-            value = logs.get(self.monitor)
-            improved = value is not None and (self.best is None or value > self.best)
-            if improved:
-                self.best = float(value)
-                save_model_atomic(self.model, folder / "best.keras", include_optimizer=False)
-            # A stop mid-epoch saves a partly trained epoch; resume trains that epoch again.
-            steps = (self.params or {}).get("steps")
-            partial = bool(steps) and self._batches < steps
-            runs.atomic_write_json(folder / "state.json", {"epoch": epoch + 1, "partial": partial, "best": self.best, "monitor": self.monitor})
-
-    return RunRecorder, StopOnRequest, AtomicCheckpoint
-
-
-def save_model_atomic(model, path: str | os.PathLike, include_optimizer: bool = True) -> Path:
-    """Save a Keras model so that readers see the old file or the new one.
-
-    Args:
-        model: the model.
-        path: the target `.keras` file.
-        include_optimizer: keep Adam's state (needed to resume; it doubles
-            the file size, so the final model and best checkpoint leave it out).
-    """
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        (model if include_optimizer else _inference_copy(model)).save(tmp)
-    return path
-
-
-def _inference_copy(model):
-    """The same architecture and weights, with no optimizer attached."""
-    import keras
-
-    # clone_model would compile the copy with the same optimizer; from_config does not.
-    copy = keras.Model.from_config(model.get_config())
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 def prepare_data(cfg: TrainConfig, image_size: int, log=print):
@@ -329,7 +179,7 @@ def resume(
     lock: bool = True,
     handle_signals: bool = True,
 ) -> runs.Run:
-    """Continue a stopped, failed or killed run from checkpoint/last.keras.
+    """Continue a stopped, failed or killed run from its last checkpoint.
 
     Uses the run's own config.json settings and appends to its metrics.jsonl:
     epochs after the checkpoint (or a partly trained one) are trained again,
@@ -348,8 +198,8 @@ def resume(
     status = run.status()
     if status.get("state") in runs.ACTIVE_STATES:
         raise RunError(f"run {run.id!r} is still running (pid {status.get('pid')}); stop it before resuming")
-    state = runs.read_json(run.checkpoint_dir / "state.json")
-    if not state or not (run.checkpoint_dir / "last.keras").exists():
+    state = run.checkpoint_state()
+    if not state or not run.checkpoint_path.exists():
         raise RunError(f"run {run.id!r} has no checkpoint to resume from (no epoch finished, or --no-checkpoint); start a new training")
     record = run.config()
     cfg = TrainConfig(**{f.name: record[f.name] for f in dataclasses.fields(TrainConfig) if f.name in record})
@@ -469,7 +319,8 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
     val_ds = data.make_tf_dataset(val_dec, batch_size)
     steps = -(-len(train_dec) // batch_size)
 
-    RunRecorder, StopOnRequest, AtomicCheckpoint = _keras_callbacks()
+    from catdog.callbacks import AtomicCheckpoint, RunRecorder, StopOnRequest
+
     stopper = StopOnRequest(request)
     fine_tune = spec.fine_tune_epochs if spec.fine_tune_layers and resume_from is None else 0
     callbacks = [RunRecorder(run, cfg.epochs + fine_tune, steps, initial_rows=rows, log=log), stopper]
@@ -523,16 +374,18 @@ def _restore(run: runs.Run, resume_from: dict, log):
     import keras
 
     done = int(resume_from["epoch"])
+    checkpoint = run.checkpoint_path
     try:
-        model = keras.saving.load_model(run.checkpoint_dir / "last.keras")
+        model = keras.saving.load_model(checkpoint)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
-        raise RunError(f"cannot load checkpoint {str(run.checkpoint_dir / 'last.keras')!r}: {exc}; start a new training") from exc
+        raise RunError(f"cannot load checkpoint {str(checkpoint)!r}: {exc}; start a new training") from exc
     # Rows after the checkpoint (a killed or stopped epoch) are trained again, not kept twice.
     rows = [r for r in run.metrics() if r.get("epoch", 0) <= done]
     run.write_metrics(rows)
     for leftover in run.path.rglob(".tmp-*"):  # half-saved models of the killed process
         leftover.unlink(missing_ok=True)
-    log(f"Resuming {run.id} after epoch {done} from {run.checkpoint_dir / 'last.keras'}")
+    runs.remove_stale_checkpoints(run)  # saved by the killed process after its last state.json
+    log(f"Resuming {run.id} after epoch {done} from {checkpoint}")
     return model, done, rows, resume_from.get("best")
 
 
