@@ -33,6 +33,7 @@ _CLASS_ALIASES = {"cat": 0, "cats": 0, "dog": 1, "dogs": 1}
 _FLAT_NAME = re.compile(r"^(cat|dog)s?[._\- ]?\d*.*\.[a-z0-9]+$", re.IGNORECASE)
 _IGNORED_NAMES = {"thumbs.db", "desktop.ini"}
 CACHE_FORMAT_VERSION = 1
+CACHE_MODES = ("auto", "memory", "disk")  # auto: memory when it fits, else disk
 
 
 @dataclass
@@ -156,8 +157,8 @@ def decode_images(
             (a reusable cache under `catdog.config.cache_dir()`).
         progress: called with (done, total) while decoding.
     """
-    if cache not in ("auto", "memory", "disk"):
-        raise ValueError(f"cache must be 'auto', 'memory' or 'disk', got {cache!r}")
+    if cache not in CACHE_MODES:
+        raise ValueError(f"cache must be one of {CACHE_MODES}, got {cache!r}")
     if len(images) == 0:
         raise DatasetError("no images to decode")
     key = _cache_key(images, image_size)

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import math
 import errno
+import math
 import os
 import signal
 import sys
 import threading
 import time
 import traceback
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Any, Sequence
 
 from catdog import config as defaults
 from catdog import data, runs
+from catdog.data import CACHE_MODES
 from catdog.atomic import save_model_atomic  # noqa: F401 - part of training's API
 from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
 from catdog.distribute import STRATEGIES, global_batch_size, make_strategy
-from catdog.hardware import resolve_precision
+from catdog.hardware import PRECISIONS, resolve_precision
 from catdog.models import build_model, fuse_batch_norm, get_preset
 
 
@@ -35,27 +39,47 @@ def cosine_learning_rate(epoch: int, epochs: int, base: float, floor: float = 0.
     return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def setting(default: Any = dataclasses.MISSING, *, help: str | None = None, choices: Sequence[str] | None = None, metavar: str | None = None) -> Any:
+    """A `TrainConfig` field that also describes its CLI flag.
+
+    Args:
+        default: the default value (lists are copied per instance).
+        help: the flag's help text.
+        choices: the allowed values (the lists in code, never literals beside them).
+        metavar: the value's name in the help.
+    """
+    metadata = {"help": help, "choices": tuple(choices) if choices else None, "metavar": metavar}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class TrainConfig:
-    """Every setting of one training. Saved as config.json in the run folder."""
+    """Every setting of one training. Saved as config.json in the run folder.
 
-    data: str
-    val_data: str | None = None
-    val_split: float | None = None
-    model: str = defaults.DEFAULT_PRESET
-    epochs: int = defaults.EPOCHS
-    batch_size: int = defaults.BATCH_SIZE
-    image_size: int | None = None  # the preset's own when None
-    learning_rate: float | None = None  # the preset's own when None
-    lr_schedule: str | None = None  # "constant" or "cosine"; the preset's own when None
-    precision: str = "auto"
-    early_stopping: int | None = None  # patience in epochs; None = off
-    checkpoint: bool = True
-    seed: int = defaults.SEED
-    cache: str = "auto"
-    strategy: str = "auto"  # catdog.distribute.STRATEGIES; batch_size is per replica
-    jit_compile: bool | None = None  # None: Keras' choice (XLA on GPUs, off on CPUs, where it measured no faster)
-    extra: dict = field(default_factory=dict)
+    Each field is also a flag of `catdog train` (`add_config_arguments`), and the
+    app's background training passes it back through `config_flags`: a new field
+    needs no other code. Bool fields become --x/--no-x, list fields repeated flags.
+    """
+
+    data: str = setting(help="dataset folder (cats/ + dogs/, train/ + test/, or cat.N.jpg files); required unless --resume")
+    val_data: str | None = setting(None, help="a separate labelled validation folder")
+    val_split: float | None = setting(None, help="fraction of --data held out for validation (default 0.2 when no validation folder exists)")
+    model: str = setting(defaults.DEFAULT_PRESET, help="preset name (see `catdog models`)")
+    epochs: int = setting(defaults.EPOCHS, help="default: the preset's")
+    batch_size: int = setting(defaults.BATCH_SIZE, help="per replica; default: the preset's")
+    image_size: int | None = setting(None, help="default: the preset's")  # the preset's own when None
+    learning_rate: float | None = setting(None, help="Adam's learning rate (default: the preset's)")
+    lr_schedule: str | None = setting(None, choices=LR_SCHEDULES, help="default: the preset's")
+    precision: str = setting("auto", choices=PRECISIONS, help="dtype policy (auto: by hardware)")
+    early_stopping: int | None = setting(None, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement; restores the best weights")
+    checkpoint: bool = setting(True, help="save a checkpoint after each epoch (for --resume)")
+    seed: int = setting(defaults.SEED, help="random seed for the split, shuffling and weights")
+    cache: str = setting("auto", choices=CACHE_MODES, help="where decoded images are kept")
+    strategy: str = setting("auto", choices=STRATEGIES, help="tf.distribute strategy: mirrored = all local GPUs, multiworker = the cluster in TF_CONFIG")
+    # None: Keras' choice (XLA on GPUs, off on CPUs, where it measured no faster).
+    jit_compile: bool | None = setting(None, help="XLA-compile the training step (default: on with a GPU, off on a CPU)")
 
     def validate(self) -> None:
         spec = get_preset(self.model)
@@ -78,6 +102,61 @@ class TrainConfig:
             raise ValueError(f"early_stopping patience must be >= 1, got {self.early_stopping!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _field_kind(hint: Any) -> tuple[str, type]:
+    """("bool" | "list" | "value", element type) of a TrainConfig field's type hint."""
+    members = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) in (typing.Union, types.UnionType) else [hint]
+    if bool in members:
+        return "bool", bool
+    for member in members:
+        if typing.get_origin(member) in (list, tuple):
+            return "list", (typing.get_args(member) or (str,))[0]
+    return "value", members[0]
+
+
+def _config_fields() -> list[tuple[dataclasses.Field, str, type]]:
+    hints = typing.get_type_hints(TrainConfig)
+    return [(f, *_field_kind(hints[f.name])) for f in dataclasses.fields(TrainConfig)]
+
+
+def config_flags(cfg: TrainConfig) -> list[str]:
+    """The `catdog train` flags that rebuild `cfg` exactly (None values are left out)."""
+    flags: list[str] = []
+    for f, kind, _ in _config_fields():
+        value = getattr(cfg, f.name)
+        if value is None:
+            continue
+        if kind == "bool":
+            flags.append(_flag(f.name) if value else _flag(f"no_{f.name}"))
+        elif kind == "list":
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                flags += [_flag(f.name), str(item)]
+        else:
+            flags += [_flag(f.name), repr(value) if isinstance(value, float) else str(value)]
+    return flags
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per TrainConfig field; unset flags parse as None (the field's default)."""
+    for f, kind, element in _config_fields():
+        common = {"dest": f.name, "default": None, "help": f.metadata.get("help")}
+        if kind == "bool":
+            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **common)
+            continue
+        extra = {"choices": f.metadata.get("choices"), "metavar": f.metadata.get("metavar")}
+        action = "append" if kind == "list" else "store"
+        parser.add_argument(_flag(f.name), type=element, action=action, **common, **{k: v for k, v in extra.items() if v})
+
+
+def config_from_args(args: argparse.Namespace, **defaults: Any) -> TrainConfig:
+    """The TrainConfig of parsed `add_config_arguments` flags; `defaults` fill the unset ones."""
+    given = {f.name: getattr(args, f.name) for f, _, _ in _config_fields() if getattr(args, f.name, None) is not None}
+    return TrainConfig(**{**defaults, **given})
 
 
 class StopRequested:
