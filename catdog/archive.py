@@ -7,13 +7,12 @@ end, so an interrupted extraction never looks like a complete dataset.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from catdog.atomic import atomic_directory
 from catdog.errors import CatdogError
 
 MAX_TOTAL_BYTES = 20 * 1024**3  # the Kaggle dogs-vs-cats zips are about 1 GB
@@ -75,15 +74,9 @@ def extract_zip(
         zf = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError) as exc:
         raise ArchiveError(f"not a readable zip file ({exc}); download or export it again") from exc
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
-    try:
-        with zf:
-            files = check_zip(zf, max_total_bytes, max_files)
-            _write_entries(zf, files, tmp, max_total_bytes)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with zf, atomic_directory(dest) as tmp:
+        files = check_zip(zf, max_total_bytes, max_files)
+        _write_entries(zf, files, tmp, max_total_bytes)
     return dest
 
 

@@ -14,35 +14,11 @@ from catdog.hardware import PRECISIONS
 from catdog.models import AUGMENTATIONS
 
 def _add_train_parser(sub) -> None:
+    from catdog.training import add_config_arguments
+
     p = sub.add_parser("train", help="train a model on a dataset folder")
-    p.add_argument("--data", action="append", metavar="DIR",
-                   help="dataset folder (cats/ + dogs/, train/ + test/, or cat.N.jpg files); repeat it to pool several; required unless --resume")
     p.add_argument("--resume", metavar="RUN", help="continue a stopped, failed or killed run from its last checkpoint, with its own settings (--epochs may raise the total)")
-    val = p.add_mutually_exclusive_group()
-    val.add_argument("--val-data", help="a separate labelled validation folder")
-    val.add_argument("--val-split", type=float, help="fraction of --data held out for validation (default 0.2 when no validation folder exists)")
-    p.add_argument("--model", default=config.DEFAULT_PRESET, help="preset name (see `catdog models`)")
-    p.add_argument("--epochs", type=int, default=None, help="default: the preset's (10 for seed)")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the preset's (32 for seed)")
-    p.add_argument("--image-size", type=int, default=None, help="default: the preset's (256 for seed)")
-    p.add_argument("--learning-rate", type=float, default=None, help="Adam's learning rate (default: the preset's)")
-    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None, help="default: the preset's (constant for seed, cosine for compact)")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS)
-    p.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement; restores the best weights")
-    p.add_argument("--no-checkpoint", action="store_true", help="do not save checkpoint/last.keras after each epoch")
-    p.add_argument("--cache", default="auto", choices=["auto", "memory", "disk"], help="where decoded images are kept")
-    p.add_argument("--strategy", default="auto", choices=["auto", "none", "mirrored", "multiworker"], help="tf.distribute strategy: mirrored = all local GPUs, multiworker = the cluster in TF_CONFIG; --batch-size is per replica")
-    p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None, help="XLA-compile the training step (default: on with a GPU, off on a CPU)")
-    p.add_argument("--init-from", default=None, metavar="bundled|RUN",
-                   help="start from a trained model's weights: 'bundled', a run folder or id, or a .keras file (learning rate defaults to a tenth of the preset's)")
-    p.add_argument("--augment", default=None, choices=AUGMENTATIONS, help="in-model augmentation strength (default: the preset's)")
-    p.add_argument("--label-smoothing", type=float, default=None, help="label smoothing of the loss, 0 to 0.5 (default: the preset's)")
-    p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=None, help="average the weights during training (default: the preset's)")
-    p.add_argument("--progressive-size", type=int, default=None, metavar="PX",
-                   help="progressive resizing: train the first three quarters of the epochs at this smaller size, then the rest at --image-size")
-    p.add_argument("--calibration-split", type=float, default=0.1,
-                   help="share of the training photos held out to fit the confidence calibration (0 = none; default 0.1)")
-    p.add_argument("--seed", type=int, default=config.SEED)
+    add_config_arguments(p)  # one flag per TrainConfig field
     p.add_argument("--runs-dir", default=None, help=f"parent folder of run folders (default {config.runs_dir()})")
     p.add_argument("--run-id", default=None, help="name of the run folder (default: time and preset)")
     p.add_argument("--no-lock", action="store_true", help=argparse.SUPPRESS)
@@ -140,40 +116,18 @@ def _keras_verbosity(out) -> int:
 
 def cmd_train(args, out) -> int:
     from catdog.models import get_preset
-    from catdog.training import TrainConfig, resume, train
+    from catdog.training import config_from_args, resume, train
 
+    session = {"stream": out, "lock": not args.no_lock, "verbose": _keras_verbosity(out)}
     if args.resume:
-        run = resume(args.resume, epochs=args.epochs, stream=out, lock=not args.no_lock, verbose=_keras_verbosity(out))
+        run = resume(args.resume, epochs=args.epochs, **session)
         print(run.path, file=out)
         return 0
     if not args.data:
         raise ValueError("--data is required (the dataset folder), unless you --resume a run")
-    spec = get_preset(args.model)
-    cfg = TrainConfig(
-        data=args.data[0] if len(args.data) == 1 else list(args.data),
-        val_data=args.val_data,
-        val_split=args.val_split,
-        model=args.model,
-        epochs=args.epochs or spec.epochs,
-        batch_size=args.batch_size or spec.batch_size,
-        image_size=args.image_size,
-        learning_rate=args.learning_rate,
-        lr_schedule=args.lr_schedule,
-        precision=args.precision,
-        early_stopping=args.early_stopping,
-        checkpoint=not args.no_checkpoint,
-        seed=args.seed,
-        cache=args.cache,
-        strategy=args.strategy,
-        jit_compile=args.jit_compile,
-        init_from=args.init_from,
-        augment=args.augment,
-        label_smoothing=args.label_smoothing,
-        ema=args.ema,
-        calibration_split=args.calibration_split,
-        progressive_size=args.progressive_size,
-    )
-    run = train(cfg, runs_dir=args.runs_dir, run_id=args.run_id, stream=out, lock=not args.no_lock, verbose=_keras_verbosity(out))
+    spec = get_preset(args.model or config.DEFAULT_PRESET)
+    cfg = config_from_args(args, epochs=spec.epochs, batch_size=spec.batch_size)
+    run = train(cfg, runs_dir=args.runs_dir, run_id=args.run_id, **session)
     print(run.path, file=out)
     return 0
 

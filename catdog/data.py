@@ -33,6 +33,7 @@ _CLASS_ALIASES = {"cat": 0, "cats": 0, "dog": 1, "dogs": 1}
 _FLAT_NAME = re.compile(r"^(cat|dog)s?[._\- ]?\d*.*\.[a-z0-9]+$", re.IGNORECASE)
 _IGNORED_NAMES = {"thumbs.db", "desktop.ini"}
 CACHE_FORMAT_VERSION = 1
+CACHE_MODES = ("auto", "memory", "disk")  # auto: memory when it fits, else disk
 
 
 @dataclass
@@ -175,8 +176,8 @@ def decode_images(
             (a reusable cache under `catdog.config.cache_dir()`).
         progress: called with (done, total) while decoding.
     """
-    if cache not in ("auto", "memory", "disk"):
-        raise ValueError(f"cache must be 'auto', 'memory' or 'disk', got {cache!r}")
+    if cache not in CACHE_MODES:
+        raise ValueError(f"cache must be one of {CACHE_MODES}, got {cache!r}")
     if len(images) == 0:
         raise DatasetError("no images to decode")
     key = _cache_key(images, image_size)
@@ -400,20 +401,16 @@ class _RowView:
 
 
 def _decode_to_disk(images: ImageSet, image_size: int, key: str, progress) -> DecodedSet:
-    from catdog.runs import atomic_write_text
+    from catdog.atomic import atomic_path, atomic_write_text
 
     folder = config.cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     data_path = folder / f"{key}.npy"
-    tmp = folder / f".{key}.{os.getpid()}.npy.tmp"
-    try:
+    with atomic_path(data_path) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(images), image_size, image_size, 3))
         ok, skipped = _decode_into(array, images, image_size, progress)
         array.flush()
         del array
-        os.replace(tmp, data_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     meta = {
         "image_size": image_size,
         "all_paths": [str(p) for p in images.paths],

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from catdog import config, data, runs
 from catdog.errors import RunError, TrainingBusyError
-from catdog.training import TrainConfig
+from catdog.training import TrainConfig, config_flags
 
 LOG_TAIL_LINES = 25
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -54,35 +54,10 @@ class JobStatus:
 
 
 def train_command(cfg: TrainConfig, run_id: str, runs_dir: str | os.PathLike) -> list[str]:
-    """The `python -m catdog train …` command line for these settings."""
-    cmd = [sys.executable, "-m", "catdog", "train", "--model", cfg.model]
-    for folder in cfg.data_folders():
-        cmd += ["--data", folder]
-    cmd += ["--epochs", str(cfg.epochs), "--batch-size", str(cfg.batch_size)]
-    if cfg.val_data:
-        cmd += ["--val-data", str(cfg.val_data)]
-    elif cfg.val_split:
-        cmd += ["--val-split", repr(float(cfg.val_split))]
-    optional = {"--image-size": cfg.image_size, "--learning-rate": cfg.learning_rate, "--early-stopping": cfg.early_stopping}
-    for flag, value in optional.items():
-        if value is not None:
-            cmd += [flag, repr(value)]
-    if cfg.lr_schedule:
-        cmd += ["--lr-schedule", cfg.lr_schedule]
-    cmd += ["--precision", cfg.precision, "--cache", cfg.cache, "--seed", str(cfg.seed)]
-    if not cfg.checkpoint:
-        cmd.append("--no-checkpoint")
-    recipe = {"--init-from": cfg.init_from, "--augment": cfg.augment, "--label-smoothing": cfg.label_smoothing,
-              "--progressive-size": cfg.progressive_size}
-    for flag, value in recipe.items():
-        if value is not None:
-            cmd += [flag, str(value)]
-    if cfg.ema is not None:
-        cmd.append("--ema" if cfg.ema else "--no-ema")
-    cmd += ["--calibration-split", repr(float(cfg.calibration_split))]
+    """The `python -m catdog train …` command line for these settings (every TrainConfig field)."""
+    cmd = [sys.executable, "-m", "catdog", "train", *config_flags(cfg)]
     # The launcher already holds the lock on the child's behalf (see start_training).
-    cmd += ["--runs-dir", str(runs_dir), "--run-id", run_id, "--no-lock"]
-    return cmd
+    return cmd + ["--runs-dir", str(runs_dir), "--run-id", run_id, "--no-lock"]
 
 
 def start_training(cfg: TrainConfig, runs_dir: str | os.PathLike | None = None, run_id: str | None = None) -> runs.Run:

@@ -19,6 +19,7 @@ from typing import IO, Any, Mapping
 
 from catdog import config
 from catdog.archive import ArchiveError, extract_zip
+from catdog.atomic import atomic_write_json
 from catdog.errors import CatdogError
 
 DEFAULT_DATASET = "salader/dogs-vs-cats"
@@ -95,12 +96,7 @@ def save_kaggle_json(content: bytes, folder: str | os.PathLike | None = None) ->
     folder = Path(folder) if folder else config_dir()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / "kaggle.json"
-    tmp = folder / ".kaggle.json.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"username": str(values["username"]), "key": str(values["key"])}, f)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    atomic_write_json(path, {"username": str(values["username"]), "key": str(values["key"])}, mode=0o600)
     return path
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
+from catdog.atomic import atomic_path
 from catdog.runs import Run
 
 METRIC_PAIRS = {"accuracy": ("accuracy", "val_accuracy"), "loss": ("loss", "val_loss")}
@@ -33,10 +33,9 @@ def save_notebook_plots(run: Run) -> list[Path]:
         ax.set_title(f"{name} ({run.id})")
         ax.legend()
         target = run.path / f"{name}.png"
-        tmp = run.path / f".{name}.{os.getpid()}.png"
-        fig.savefig(tmp, dpi=100)
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
         plt.close(fig)
-        os.replace(tmp, target)
         written.append(target)
     return written
 

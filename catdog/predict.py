@@ -56,7 +56,7 @@ def active_model_file() -> Path:
 
 def set_active_model(run_or_file: str | os.PathLike) -> Path:
     """Make a run's model the default one for the app, `predict` and `evaluate`."""
-    from catdog.runs import atomic_write_json
+    from catdog.atomic import atomic_write_json
 
     model_file, _ = resolve_model(run_or_file)
     active_model_file().parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ runs/<id>/
   metrics.jsonl   one JSON line per epoch
   progress.json   epoch, batch, batches, ETA
   model.keras     the trained model (replaced atomically)
-  checkpoint/     last.keras + state.json, for resume
+  checkpoint/     state.json and the last-*.keras checkpoint it names, for resume
   accuracy.png, loss.png   the notebook's Matplotlib plots
   train.log       the training process's output (when started by the app)
 """
@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from catdog import config
+from catdog.atomic import atomic_write_json, atomic_write_text  # noqa: F401 - re-exported for callers of runs.*
 from catdog.errors import RunError, TrainingBusyError
 
 STATES = ("queued", "running", "stopped", "finished", "failed")
@@ -33,35 +33,8 @@ ACTIVE_STATES = ("queued", "running")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 STOP_FILE = "STOP"
 LOCK_NAME = "train.lock"
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 0o600
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a file so that a reader sees the old content or the new, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+CHECKPOINT_STATE = "state.json"
+LEGACY_CHECKPOINT = "last.keras"  # runs from before state.json named its checkpoint
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:
@@ -115,6 +88,17 @@ class Run:
     @property
     def checkpoint_dir(self) -> Path:
         return self.path / "checkpoint"
+
+    def checkpoint_state(self) -> dict | None:
+        """checkpoint/state.json: the epoch, partial, best, monitor and checkpoint file name."""
+        state = read_json(self.checkpoint_dir / CHECKPOINT_STATE)
+        return state if isinstance(state, dict) else None
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The checkpoint state.json belongs to (checkpoint/last.keras for older runs)."""
+        name = (self.checkpoint_state() or {}).get("checkpoint") or LEGACY_CHECKPOINT
+        return self.checkpoint_dir / Path(str(name)).name
 
     @property
     def stop_file(self) -> Path:
@@ -317,4 +301,12 @@ def release_lock(runs_dir: str | os.PathLike | None = None, pid: int | None = No
     with _lock_guard(path):
         data = read_json(path)
         if data and data.get("pid") == (pid or os.getpid()):
+            path.unlink(missing_ok=True)
+
+
+def remove_stale_checkpoints(run: Run) -> None:
+    """Delete checkpoints state.json no longer names (left by a save or a kill before it)."""
+    keep = run.checkpoint_path
+    for path in run.checkpoint_dir.glob("last*.keras"):
+        if path != keep:
             path.unlink(missing_ok=True)

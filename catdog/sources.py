@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from catdog import config
 from catdog.archive import extract_zip
+from catdog.atomic import atomic_directory, atomic_write_json
 from catdog.errors import DatasetError
 
 ACTIVE_FILE = "active_dataset.json"
@@ -61,17 +60,12 @@ def import_files(files: list[tuple[str, bytes]], name: str) -> Path:
     from catdog.archive import _check_name
 
     dest = _free_dest(name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
-    try:
+    with atomic_directory(dest) as tmp:
         for rel, content in files:
             _check_name(rel)
             target = tmp / rel.replace("\\", "/")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 
@@ -92,9 +86,7 @@ def set_active_dataset(path: str | os.PathLike) -> Path:
         raise DatasetError(f"{str(path)!r} is not a folder")
     config.home().mkdir(parents=True, exist_ok=True)
     target = config.home() / ACTIVE_FILE
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"path": str(folder)}))
-    os.replace(tmp, target)
+    atomic_write_json(target, {"path": str(folder)})
     return folder
 
 

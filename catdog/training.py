@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import math
 import errno
+import math
 import os
 import signal
 import sys
 import threading
 import time
 import traceback
+import types
+import typing
 from dataclasses import dataclass, field
 
 import numpy as np
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Any, Sequence
 
 from catdog import config as defaults
 from catdog import data, runs
+from catdog.data import CACHE_MODES
+from catdog.atomic import save_model_atomic  # noqa: F401 - part of training's API
 from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
 from catdog.distribute import STRATEGIES, global_batch_size, make_strategy
-from catdog.hardware import resolve_precision
+from catdog.hardware import PRECISIONS, resolve_precision
 from catdog.models import AUGMENTATIONS, build_model, fuse_batch_norm, get_preset
 
 
@@ -36,33 +41,65 @@ def cosine_learning_rate(epoch: int, epochs: int, base: float, floor: float = 0.
     return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def setting(default: Any = dataclasses.MISSING, *, help: str | None = None, choices: Sequence[str] | None = None, metavar: str | None = None) -> Any:
+    """A `TrainConfig` field that also describes its CLI flag.
+
+    Args:
+        default: the default value (lists are copied per instance).
+        help: the flag's help text.
+        choices: the allowed values (the lists in code, never literals beside them).
+        metavar: the value's name in the help.
+    """
+    metadata = {"help": help, "choices": tuple(choices) if choices else None, "metavar": metavar}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class TrainConfig:
-    """Every setting of one training. Saved as config.json in the run folder."""
+    """Every setting of one training. Saved as config.json in the run folder.
 
-    data: str | list[str]  # one dataset folder, or several whose training images are pooled
-    val_data: str | None = None
-    val_split: float | None = None
-    model: str = defaults.DEFAULT_PRESET
-    epochs: int = defaults.EPOCHS
-    batch_size: int = defaults.BATCH_SIZE
-    image_size: int | None = None  # the preset's own when None
-    learning_rate: float | None = None  # the preset's own when None
-    lr_schedule: str | None = None  # "constant" or "cosine"; the preset's own when None
-    precision: str = "auto"
-    early_stopping: int | None = None  # patience in epochs; None = off
-    checkpoint: bool = True
-    seed: int = defaults.SEED
-    cache: str = "auto"
-    strategy: str = "auto"  # catdog.distribute.STRATEGIES; batch_size is per replica
-    jit_compile: bool | None = None  # None: Keras' choice (XLA on GPUs, off on CPUs, where it measured no faster)
-    extra: dict = field(default_factory=dict)
-    augment: str | None = None  # "standard" or "strong"; the preset's own when None
-    label_smoothing: float | None = None  # the preset's own when None
-    ema: bool | None = None  # average the weights (Adam's EMA); the preset's own when None
-    init_from: str | None = None  # "bundled", a run folder or id, or a .keras file: start from its weights
-    calibration_split: float = 0.1  # share of the training photos held out to fit the temperature
-    progressive_size: int | None = None  # train the first three quarters of the epochs at this smaller size
+    Each field is also a flag of `catdog train` (`add_config_arguments`), and the
+    app's background training passes it back through `config_flags`: a new field
+    needs no other code. Bool fields become --x/--no-x, list fields repeated flags.
+    """
+
+    data: str | list[str] = setting(
+        help="dataset folder (cats/ + dogs/, train/ + test/, or cat.N.jpg files); repeat it to pool several; required unless --resume",
+        metavar="DIR",
+    )
+    val_data: str | None = setting(None, help="a separate labelled validation folder")
+    val_split: float | None = setting(None, help="fraction of --data held out for validation (default 0.2 when no validation folder exists)")
+    model: str = setting(defaults.DEFAULT_PRESET, help="preset name (see `catdog models`)")
+    epochs: int = setting(defaults.EPOCHS, help="default: the preset's")
+    batch_size: int = setting(defaults.BATCH_SIZE, help="per replica; default: the preset's")
+    image_size: int | None = setting(None, help="default: the preset's")  # the preset's own when None
+    learning_rate: float | None = setting(None, help="Adam's learning rate (default: the preset's)")
+    lr_schedule: str | None = setting(None, choices=LR_SCHEDULES, help="default: the preset's")
+    precision: str = setting("auto", choices=PRECISIONS, help="dtype policy (auto: by hardware)")
+    early_stopping: int | None = setting(None, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement; restores the best weights")
+    checkpoint: bool = setting(True, help="save a checkpoint after each epoch (for --resume)")
+    seed: int = setting(defaults.SEED, help="random seed for the split, shuffling and weights")
+    cache: str = setting("auto", choices=CACHE_MODES, help="where decoded images are kept")
+    strategy: str = setting("auto", choices=STRATEGIES, help="tf.distribute strategy: mirrored = all local GPUs, multiworker = the cluster in TF_CONFIG")
+    # None: Keras' choice (XLA on GPUs, off on CPUs, where it measured no faster).
+    jit_compile: bool | None = setting(None, help="XLA-compile the training step (default: on with a GPU, off on a CPU)")
+    augment: str | None = setting(None, choices=AUGMENTATIONS, help="in-model augmentation strength (default: the preset's)")
+    label_smoothing: float | None = setting(None, help="label smoothing of the loss, 0 to 0.5 (default: the preset's)")
+    ema: bool | None = setting(None, help="average the weights during training, Adam's EMA (default: the preset's)")
+    init_from: str | None = setting(
+        None, metavar="bundled|RUN",
+        help="start from a trained model's weights: 'bundled', a run folder or id, or a .keras file (learning rate defaults to a tenth of the preset's)",
+    )
+    calibration_split: float = setting(0.1, help="share of the training photos held out to fit the confidence calibration (0 = none)")
+    progressive_size: int | None = setting(
+        None, metavar="PX", help="progressive resizing: the first three quarters of the epochs at this smaller size, the rest at --image-size"
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, (list, tuple)) and len(self.data) == 1:
+            self.data = str(self.data[0])  # one folder reads the same however it was given
 
     def data_folders(self) -> list[str]:
         """The training folders, as a list (`data` may be one path or several)."""
@@ -104,6 +141,61 @@ class TrainConfig:
             raise ValueError(f"calibration_split must be from 0 up to 0.5, got {self.calibration_split!r}")
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _field_kind(hint: Any) -> tuple[str, type]:
+    """("bool" | "list" | "value", element type) of a TrainConfig field's type hint."""
+    members = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) in (typing.Union, types.UnionType) else [hint]
+    if bool in members:
+        return "bool", bool
+    for member in members:
+        if typing.get_origin(member) in (list, tuple):
+            return "list", (typing.get_args(member) or (str,))[0]
+    return "value", members[0]
+
+
+def _config_fields() -> list[tuple[dataclasses.Field, str, type]]:
+    hints = typing.get_type_hints(TrainConfig)
+    return [(f, *_field_kind(hints[f.name])) for f in dataclasses.fields(TrainConfig)]
+
+
+def config_flags(cfg: TrainConfig) -> list[str]:
+    """The `catdog train` flags that rebuild `cfg` exactly (None values are left out)."""
+    flags: list[str] = []
+    for f, kind, _ in _config_fields():
+        value = getattr(cfg, f.name)
+        if value is None:
+            continue
+        if kind == "bool":
+            flags.append(_flag(f.name) if value else _flag(f"no_{f.name}"))
+        elif kind == "list":
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                flags += [_flag(f.name), str(item)]
+        else:
+            flags += [_flag(f.name), repr(value) if isinstance(value, float) else str(value)]
+    return flags
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per TrainConfig field; unset flags parse as None (the field's default)."""
+    for f, kind, element in _config_fields():
+        common = {"dest": f.name, "default": None, "help": f.metadata.get("help")}
+        if kind == "bool":
+            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **common)
+            continue
+        extra = {"choices": f.metadata.get("choices"), "metavar": f.metadata.get("metavar")}
+        action = "append" if kind == "list" else "store"
+        parser.add_argument(_flag(f.name), type=element, action=action, **common, **{k: v for k, v in extra.items() if v})
+
+
+def config_from_args(args: argparse.Namespace, **defaults: Any) -> TrainConfig:
+    """The TrainConfig of parsed `add_config_arguments` flags; `defaults` fill the unset ones."""
+    given = {f.name: getattr(args, f.name) for f, _, _ in _config_fields() if getattr(args, f.name, None) is not None}
+    return TrainConfig(**{**defaults, **given})
+
+
 class StopRequested:
     """Set by SIGINT/SIGTERM or the run's STOP file; read by `StopOnRequest`."""
 
@@ -116,162 +208,6 @@ class StopRequested:
 
     def is_set(self) -> bool:
         return self.event.is_set() or self.run.stop_requested()
-
-
-def _keras_callbacks():
-    import keras
-
-    class RunRecorder(keras.callbacks.Callback):
-        """Writes progress.json per batch and metrics.jsonl + plots per epoch."""
-
-        def __init__(self, run: runs.Run, epochs: int, steps: int, initial_rows: Sequence[dict] = (), min_interval: float = 0.5, log=None):
-            super().__init__()
-            self.log = log
-            self.run, self.epochs, self.steps = run, epochs, steps
-            self.rows = list(initial_rows)
-            self.min_interval = min_interval
-            self._last_write = 0.0
-            self._epoch_start = time.time()
-            self._epoch = 0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._epoch, self._epoch_start = epoch, time.time()
-            self._write_progress(0, "train", force=True)
-
-        def on_train_batch_end(self, batch, logs=None):
-            self._write_progress(batch + 1, "train")
-
-        def on_test_begin(self, logs=None):
-            self._write_progress(self.steps, "validate", force=True)
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            row = {"epoch": epoch + 1, "seconds": round(time.time() - self._epoch_start, 3)}
-            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-                row[key] = float(logs[key]) if key in logs else None
-            if "learning_rate" in logs:
-                row["learning_rate"] = float(logs["learning_rate"])
-            if getattr(self.model, "stop_training", False):
-                row["partial"] = True
-            self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
-            self.run.write_metrics(self.rows)
-            self._write_progress(self.steps, "epoch_end", force=True)
-            if self.log is not None:
-                shown = " - ".join(f"{k}: {row[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if row[k] is not None)
-                self.log(f"epoch {epoch + 1}/{self.epochs} - {row['seconds']:.1f}s - {shown}")
-            from catdog.plots import save_notebook_plots
-
-            save_notebook_plots(self.run)
-
-        def _write_progress(self, batch: int, phase: str, force: bool = False):
-            now = time.time()
-            if not force and now - self._last_write < self.min_interval and batch < self.steps:
-                return
-            self._last_write = now
-            elapsed = now - self._epoch_start
-            done_epochs = [r["seconds"] for r in self.rows if not r.get("partial")]
-            per_epoch = (sum(done_epochs) / len(done_epochs)) if done_epochs else (elapsed / batch * self.steps if batch else None)
-            remaining_epochs = self.epochs - self._epoch - 1
-            eta = None
-            if per_epoch is not None:
-                if phase == "epoch_end":
-                    in_epoch = 0.0
-                elif done_epochs:
-                    in_epoch = max(0.0, per_epoch - elapsed)
-                else:
-                    in_epoch = elapsed / batch * (self.steps - batch) if batch else 0.0
-                eta = round(in_epoch + remaining_epochs * per_epoch, 1)
-            self.run.write_progress(
-                {
-                    "epoch": self._epoch + 1,
-                    "epochs": self.epochs,
-                    "batch": batch,
-                    "batches": self.steps,
-                    "phase": phase,
-                    "elapsed_epoch": round(elapsed, 2),
-                    "eta_seconds": eta,
-                    "updated": now,
-                }
-            )
-
-    class StopOnRequest(keras.callbacks.Callback):
-        """Ends training after the current batch when a stop was requested."""
-
-        def __init__(self, request: StopRequested):
-            super().__init__()
-            self.request = request
-            self.stopped = False
-
-        def on_train_batch_end(self, batch, logs=None):
-            if self.request.is_set():
-                self.stopped = True
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.on_train_batch_end(0)
-
-    class AtomicCheckpoint(keras.callbacks.Callback):
-        """Saves checkpoint/last.keras (and best.keras) atomically every epoch."""
-
-        def __init__(self, run: runs.Run, monitor: str = "val_accuracy", best: float | None = None):
-            super().__init__()
-            self.run, self.monitor = run, monitor
-            self.best = best
-            self._batches = 0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._batches = 0
-
-        def on_train_batch_end(self, batch, logs=None):
-            self._batches = batch + 1
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            folder = self.run.checkpoint_dir
-            folder.mkdir(exist_ok=True)
-            save_model_atomic(self.model, folder / "last.keras")
-            value = logs.get(self.monitor)
-            improved = value is not None and (self.best is None or value > self.best)
-            if improved:
-                self.best = float(value)
-                save_model_atomic(self.model, folder / "best.keras", include_optimizer=False)
-            # A stop mid-epoch saves a partly trained epoch; resume trains that epoch again.
-            steps = (self.params or {}).get("steps")
-            partial = bool(steps) and self._batches < steps
-            runs.atomic_write_json(folder / "state.json", {"epoch": epoch + 1, "partial": partial, "best": self.best, "monitor": self.monitor})
-
-    return RunRecorder, StopOnRequest, AtomicCheckpoint
-
-
-def save_model_atomic(model, path: str | os.PathLike, include_optimizer: bool = True) -> Path:
-    """Save a Keras model so that readers see the old file or the new one.
-
-    Args:
-        model: the model.
-        path: the target `.keras` file.
-        include_optimizer: keep Adam's state (needed to resume; it doubles
-            the file size, so the final model and best checkpoint leave it out).
-    """
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        (model if include_optimizer else _inference_copy(model)).save(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def _inference_copy(model):
-    """The same architecture and weights, with no optimizer attached."""
-    import keras
-
-    # clone_model would compile the copy with the same optimizer; from_config does not.
-    copy = keras.Model.from_config(model.get_config())
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 @dataclass
@@ -403,7 +339,7 @@ def resume(
     lock: bool = True,
     handle_signals: bool = True,
 ) -> runs.Run:
-    """Continue a stopped, failed or killed run from checkpoint/last.keras.
+    """Continue a stopped, failed or killed run from its last checkpoint.
 
     Uses the run's own config.json settings and appends to its metrics.jsonl:
     epochs after the checkpoint (or a partly trained one) are trained again,
@@ -422,8 +358,8 @@ def resume(
     status = run.status()
     if status.get("state") in runs.ACTIVE_STATES:
         raise RunError(f"run {run.id!r} is still running (pid {status.get('pid')}); stop it before resuming")
-    state = runs.read_json(run.checkpoint_dir / "state.json")
-    if not state or not (run.checkpoint_dir / "last.keras").exists():
+    state = run.checkpoint_state()
+    if not state or not run.checkpoint_path.exists():
         raise RunError(f"run {run.id!r} has no checkpoint to resume from (no epoch finished, or --no-checkpoint); start a new training")
     record = run.config()
     cfg = TrainConfig(**{f.name: record[f.name] for f in dataclasses.fields(TrainConfig) if f.name in record})
@@ -547,7 +483,8 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
     val_ds = data.make_tf_dataset(val_dec, batch_size)
     steps = -(-len(train_dec) // batch_size)
 
-    RunRecorder, StopOnRequest, AtomicCheckpoint = _keras_callbacks()
+    from catdog.callbacks import AtomicCheckpoint, RunRecorder, StopOnRequest
+
     stopper = StopOnRequest(request)
     fine_tune = spec.fine_tune_epochs if spec.fine_tune_layers and resume_from is None else 0
     callbacks = [RunRecorder(run, cfg.epochs + fine_tune, steps, initial_rows=rows, log=log), stopper]
@@ -772,7 +709,7 @@ def _fine_tune(model, spec, learning_rate: float, callbacks: list, log) -> None:
     """
     import keras
 
-    from catdog.transfer import unfreeze_top
+    from catdog.models.transfer import unfreeze_top
 
     unfrozen = unfreeze_top(model, spec.fine_tune_layers)
     callbacks[:] = [c for c in callbacks if not isinstance(c, keras.callbacks.LearningRateScheduler)]
@@ -785,16 +722,18 @@ def _restore(run: runs.Run, resume_from: dict, log):
     import keras
 
     done = int(resume_from["epoch"])
+    checkpoint = run.checkpoint_path
     try:
-        model = keras.saving.load_model(run.checkpoint_dir / "last.keras")
+        model = keras.saving.load_model(checkpoint)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
-        raise RunError(f"cannot load checkpoint {str(run.checkpoint_dir / 'last.keras')!r}: {exc}; start a new training") from exc
+        raise RunError(f"cannot load checkpoint {str(checkpoint)!r}: {exc}; start a new training") from exc
     # Rows after the checkpoint (a killed or stopped epoch) are trained again, not kept twice.
     rows = [r for r in run.metrics() if r.get("epoch", 0) <= done]
     run.write_metrics(rows)
     for leftover in run.path.rglob(".tmp-*"):  # half-saved models of the killed process
         leftover.unlink(missing_ok=True)
-    log(f"Resuming {run.id} after epoch {done} from {run.checkpoint_dir / 'last.keras'}")
+    runs.remove_stale_checkpoints(run)  # saved by the killed process after its last state.json
+    log(f"Resuming {run.id} after epoch {done} from {checkpoint}")
     return model, done, rows, resume_from.get("best")
 
 

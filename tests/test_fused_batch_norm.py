@@ -78,3 +78,28 @@ def test_fused_seed_network_trains_like_the_plain_one_and_saves_plain_layers(tmp
     assert '"class_name": "BatchNormalization"' in __import__("zipfile").ZipFile(tmp_path / "m.keras").read("config.json").decode()
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), plain.predict(x, verbose=0), atol=1e-4)
+
+
+def test_installed_keras_is_one_the_fused_call_was_checked_against():
+    """Fails loudly on a new Keras: check the patch, then raise KERAS_CHECKED and the pin in pyproject.toml."""
+    import keras
+
+    from catdog.models import fused_bn
+
+    assert fused_bn.keras_is_checked(), (
+        f"Keras {keras.__version__} is outside catdog.models.fused_bn.KERAS_CHECKED {fused_bn.KERAS_CHECKED}: "
+        "fuse_batch_norm patches Keras internals; rerun these tests against it and update the bound"
+    )
+    layer = keras.layers.BatchNormalization()
+    layer.build((None, 4, 4, 3))
+    missing = [name for name in fused_bn.BATCH_NORM_ATTRIBUTES if not hasattr(layer, name)]
+    assert not missing, f"Keras' BatchNormalization no longer has {missing}; fused_bn must be updated"
+    assert list(__import__("inspect").signature(type(layer).call).parameters) == ["self", "inputs", "training", "mask"]
+
+
+def test_unchecked_keras_leaves_the_layers_alone(monkeypatch):
+    from catdog.models import fused_bn
+
+    monkeypatch.setattr(fused_bn, "KERAS_CHECKED", ((2, 0), (3, 0)))
+    with pytest.warns(RuntimeWarning, match="outside the versions"):
+        assert fuse_batch_norm(build_model("seed", 40, compile=False)) == 0

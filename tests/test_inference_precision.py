@@ -12,7 +12,7 @@ from catdog.predict import Predictor
 
 @pytest.mark.parametrize("preset", ["seed", "compact", "mobilenetv2"])
 def test_with_policy_keeps_weights_and_a_float32_output(preset):
-    from catdog.transfer import random_weights
+    from catdog.models.transfer import random_weights
 
     with random_weights():
         model = build_model(preset, 48 if preset != "mobilenetv2" else 64, compile=False)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
+import typing
 import time
 from pathlib import Path
 
@@ -50,15 +52,42 @@ def slow_config(data: Path, **overrides) -> TrainConfig:
     return TrainConfig(**settings)
 
 
-def test_train_command_round_trips_through_the_cli_parser(tmp_path):
-    cfg = TrainConfig(data="/photos", model="seed", epochs=7, batch_size=16, image_size=64, learning_rate=0.0005,
-                      val_split=0.3, early_stopping=2, checkpoint=False, seed=9, cache="memory", precision="float32")
+def _non_default(f: dataclasses.Field, hint) -> object:
+    """A value unlike the field's default, of the field's type (choices respected)."""
+    from catdog.training import _field_kind
+
+    kind, element = _field_kind(hint)
+    choices = f.metadata.get("choices")
+    default = f.default if f.default is not dataclasses.MISSING else None
+    if kind == "bool":
+        return not default if default is not None else True
+    if choices:
+        return next(c for c in choices if c != default)
+    if kind == "list":
+        return [element("7") if element is not str else "/photos/a", element("8") if element is not str else "/photos/b"]
+    return {int: 37, float: 0.125, str: f"/photos/{f.name}"}[element]
+
+
+def test_train_command_round_trips_every_train_config_field_through_the_cli(tmp_path):
+    from catdog.training import config_from_args
+
+    hints = typing.get_type_hints(TrainConfig)
+    fields = dataclasses.fields(TrainConfig)
+    cfg = TrainConfig(**{f.name: _non_default(f, hints[f.name]) for f in fields})
+    assert all(getattr(cfg, f.name) != (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default) for f in fields)
     cmd = jobs.train_command(cfg, "r1", tmp_path)
     assert cmd[1:4] == ["-m", "catdog", "train"]
     args = build_parser().parse_args(cmd[3:])
-    assert (args.data, args.model, args.epochs, args.batch_size, args.image_size) == ("/photos", "seed", 7, 16, 64)
-    assert (args.learning_rate, args.val_split, args.early_stopping, args.seed, args.cache) == (0.0005, 0.3, 2, 9, "memory")
-    assert args.no_checkpoint and args.no_lock and args.run_id == "r1" and args.runs_dir == str(tmp_path)
+    assert config_from_args(args) == cfg
+    assert args.no_lock and args.run_id == "r1" and args.runs_dir == str(tmp_path)
+
+
+def test_unset_optional_fields_stay_unset_through_the_cli(tmp_path):
+    from catdog.training import config_from_args
+
+    cfg = TrainConfig(data="/photos", checkpoint=False, jit_compile=None, image_size=None)
+    args = build_parser().parse_args(jobs.train_command(cfg, "r1", tmp_path)[3:])
+    assert config_from_args(args) == cfg and "--no-checkpoint" in jobs.train_command(cfg, "r1", tmp_path)
 
 
 def test_bad_settings_and_missing_data_start_no_process(runs_root, tiny_dataset, tmp_path):

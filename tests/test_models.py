@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from catdog import models
+from catdog.models.layers import model_inputs, sigmoid_output
 
 
 def test_seed_preset_is_the_notebook_network():
@@ -40,8 +41,8 @@ def test_adding_a_preset_is_one_function():
 
     @models.preset("tmp_test_preset", image_size=40, description="test")
     def build(image_size):
-        inputs, x = models._inputs(image_size)
-        return keras.Model(inputs, models._output(keras.layers.GlobalAveragePooling2D()(x)))
+        inputs, x = model_inputs(image_size)
+        return keras.Model(inputs, sigmoid_output(keras.layers.GlobalAveragePooling2D()(x)))
 
     try:
         assert models.build_model("tmp_test_preset").input_shape == (None, 40, 40, 3)

@@ -31,7 +31,7 @@ def test_finished_run_holds_every_file(tiny_run):
     assert all({"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(r) for r in rows)
     progress = tiny_run.progress()
     assert progress["epoch"] == 2 and progress["batch"] == progress["batches"]
-    assert (tiny_run.path / "checkpoint" / "last.keras").exists()
+    assert tiny_run.checkpoint_path.exists() and tiny_run.checkpoint_path.name.startswith("last-")
 
 
 def test_user_callbacks_receive_epoch_logs(tmp_path, tiny_dataset):

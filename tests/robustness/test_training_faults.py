@@ -48,9 +48,9 @@ def assert_readable(run: runs.Run, stats) -> None:
     for line in (run.path / "metrics.jsonl").read_text().splitlines():
         json.loads(line)  # a torn line would raise
     try:
-        keras.saving.load_model(run.checkpoint_dir / "last.keras")
+        keras.saving.load_model(run.checkpoint_path)
     except Exception as exc:  # noqa: BLE001
-        lost.append(f"checkpoint/last.keras ({exc})")
+        lost.append(f"checkpoint {run.checkpoint_path.name} ({exc})")
     stats.lost(len(lost))
     assert lost == []
 
@@ -135,6 +135,41 @@ def test_resume_after_a_stop_mid_epoch_trains_that_epoch_again(tmp_path, tiny_da
     # A finished run can be taken further with a larger total.
     resume(run, epochs=4, **quiet(lock=False))
     assert epochs_of(run) == [1, 2, 3, 4] and run.config()["epochs"] == 4
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL at one exact point of a training."""
+
+
+def test_kill_between_checkpoint_and_state_resumes_from_the_checkpoint_state_names(tmp_path, tiny_dataset, monkeypatch, stats):
+    """Issue 10 item 10: the checkpoint and state.json are one unit, so no epoch is trained twice."""
+    import catdog.callbacks
+
+    real_write = catdog.callbacks.atomic_write_json
+    weights = {}
+
+    def write_state_until_killed(path, data, *args, **kwargs):
+        if data["epoch"] == 2:  # epoch 2's model is saved, its state.json not yet
+            raise Killed()
+        real_write(path, data, *args, **kwargs)
+
+    class Weights(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            weights[epoch + 1] = self.model.get_weights()
+
+    monkeypatch.setattr(catdog.callbacks, "atomic_write_json", write_state_until_killed)
+    with pytest.raises(Killed):
+        train(tiny_config(tiny_dataset), runs_dir=tmp_path, run_id="torn", callbacks=[Weights()], **quiet(lock=False))
+    monkeypatch.undo()
+    stats.fault()
+    run = runs.Run(tmp_path / "torn")
+    assert run.checkpoint_state()["epoch"] == 1 and len(list(run.checkpoint_dir.glob("last*.keras"))) == 2
+    restored = keras.saving.load_model(run.checkpoint_path)
+    for a, b in zip(restored.get_weights(), weights[1]):
+        np.testing.assert_array_equal(a, b)  # epoch 1's weights, not epoch 2's under epoch 1's state
+    resume(run, **quiet(lock=False))
+    assert epochs_of(run) == [1, 2, 3] and run.status()["state"] == "finished"
+    assert [p.name for p in run.checkpoint_dir.glob("last*.keras")] == [run.checkpoint_state()["checkpoint"]]
 
 
 def test_resume_refuses_complete_running_and_checkpointless_runs(tmp_path, tiny_run):

@@ -1,6 +1,6 @@
 """Transfer-learning presets: a frozen ImageNet backbone, then fine-tuning.
 
-Registered into `catdog.models.PRESETS` when `catdog.models` is imported.
+Registered with its training defaults in `catdog.models`.
 Weights: Keras' normal "imagenet" download when online, or a local file from
 `CATDOG_MOBILENETV2_WEIGHTS`; `CATDOG_PRETRAINED=0` builds with random weights
 (tests). With neither weights nor network, building raises a clear CatdogError.
@@ -12,7 +12,7 @@ import os
 from contextlib import contextmanager
 
 from catdog.errors import CatdogError
-from catdog.models import _augment, _inputs, _output, preset
+from catdog.models.layers import augment, model_inputs, sigmoid_output
 
 BACKBONE_NAME = "backbone"
 MOBILENETV2_WEIGHTS_ENV = "CATDOG_MOBILENETV2_WEIGHTS"
@@ -65,23 +65,13 @@ def _mobilenetv2_backbone(image_size: int):
         ) from exc
 
 
-@preset(
-    "mobilenetv2",
-    image_size=160,
-    description="MobileNetV2 with frozen ImageNet weights, then fine-tuning of its top layers (needs the weights)",
-    learning_rate=1e-3,
-    epochs=8,
-    batch_size=32,
-    fine_tune_epochs=4,
-    fine_tune_layers=30,
-)
 def build_mobilenetv2(image_size: int):
     """A frozen MobileNetV2, global average pooling, dropout and a sigmoid head."""
     import keras
     from keras import layers
 
-    inputs, x = _inputs(image_size)
-    x = _augment(x)
+    inputs, x = model_inputs(image_size)
+    x = augment(x)
     x = layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(x)  # MobileNetV2 wants [-1, 1]
     backbone = _mobilenetv2_backbone(image_size)
     backbone.name = BACKBONE_NAME
@@ -90,7 +80,7 @@ def build_mobilenetv2(image_size: int):
     x = backbone(x, training=False)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(0.2, name="dropout")(x)
-    return keras.Model(inputs, _output(x), name="mobilenetv2")
+    return keras.Model(inputs, sigmoid_output(x), name="mobilenetv2")
 
 
 def unfreeze_top(model, n_layers: int) -> int:

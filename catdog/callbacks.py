@@ -1,0 +1,149 @@
+"""Keras callbacks that write a run folder: progress and metrics, stop requests, checkpoints.
+
+Imported lazily by `catdog.training` (this module imports Keras).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Protocol, Sequence
+
+import keras
+
+from catdog import runs
+from catdog.atomic import atomic_write_json, save_model_atomic
+
+
+class StopSignal(Protocol):
+    """Anything that says whether a stop was requested (`catdog.training.StopRequested`)."""
+
+    def is_set(self) -> bool: ...
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Writes progress.json per batch and metrics.jsonl + plots per epoch."""
+
+    def __init__(self, run: runs.Run, epochs: int, steps: int, initial_rows: Sequence[dict] = (), min_interval: float = 0.5, log=None):
+        super().__init__()
+        self.log = log
+        self.run, self.epochs, self.steps = run, epochs, steps
+        self.rows = list(initial_rows)
+        self.min_interval = min_interval
+        self._last_write = 0.0
+        self._epoch_start = time.time()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._epoch_start = epoch, time.time()
+        self._write_progress(0, "train", force=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._write_progress(batch + 1, "train")
+
+    def on_test_begin(self, logs=None):
+        self._write_progress(self.steps, "validate", force=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        row = {"epoch": epoch + 1, "seconds": round(time.time() - self._epoch_start, 3)}
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            row[key] = float(logs[key]) if key in logs else None
+        if "learning_rate" in logs:
+            row["learning_rate"] = float(logs["learning_rate"])
+        if getattr(self.model, "stop_training", False):
+            row["partial"] = True
+        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+        self.run.write_metrics(self.rows)
+        self._write_progress(self.steps, "epoch_end", force=True)
+        if self.log is not None:
+            shown = " - ".join(f"{k}: {row[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if row[k] is not None)
+            self.log(f"epoch {epoch + 1}/{self.epochs} - {row['seconds']:.1f}s - {shown}")
+        from catdog.plots import save_notebook_plots
+
+        save_notebook_plots(self.run)
+
+    def _write_progress(self, batch: int, phase: str, force: bool = False):
+        now = time.time()
+        if not force and now - self._last_write < self.min_interval and batch < self.steps:
+            return
+        self._last_write = now
+        elapsed = now - self._epoch_start
+        done_epochs = [r["seconds"] for r in self.rows if not r.get("partial")]
+        per_epoch = (sum(done_epochs) / len(done_epochs)) if done_epochs else (elapsed / batch * self.steps if batch else None)
+        remaining_epochs = self.epochs - self._epoch - 1
+        eta = None
+        if per_epoch is not None:
+            if phase == "epoch_end":
+                in_epoch = 0.0
+            elif done_epochs:
+                in_epoch = max(0.0, per_epoch - elapsed)
+            else:
+                in_epoch = elapsed / batch * (self.steps - batch) if batch else 0.0
+            eta = round(in_epoch + remaining_epochs * per_epoch, 1)
+        self.run.write_progress(
+            {
+                "epoch": self._epoch + 1,
+                "epochs": self.epochs,
+                "batch": batch,
+                "batches": self.steps,
+                "phase": phase,
+                "elapsed_epoch": round(elapsed, 2),
+                "eta_seconds": eta,
+                "updated": now,
+            }
+        )
+
+class StopOnRequest(keras.callbacks.Callback):
+    """Ends training after the current batch when a stop was requested."""
+
+    def __init__(self, request: StopSignal):
+        super().__init__()
+        self.request = request
+        self.stopped = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.request.is_set():
+            self.stopped = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.on_train_batch_end(0)
+
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Saves the checkpoint (and best.keras) every epoch; state.json names the checkpoint it belongs to.
+
+    The model goes to a new file (`last-<epoch>-<random>.keras`), then state.json
+    is replaced atomically to point at it, then the previous checkpoint is
+    deleted. A kill at any moment leaves a state.json and the checkpoint it
+    describes, so a resumed run never trains an epoch twice.
+    """
+
+    def __init__(self, run: runs.Run, monitor: str = "val_accuracy", best: float | None = None):
+        super().__init__()
+        self.run, self.monitor = run, monitor
+        self.best = best
+        self._batches = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches = batch + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        folder = self.run.checkpoint_dir
+        folder.mkdir(exist_ok=True)
+        name = f"last-{epoch + 1:04d}-{secrets.token_hex(4)}.keras"
+        save_model_atomic(self.model, folder / name)
+        value = logs.get(self.monitor)
+        if value is not None and (self.best is None or value > self.best):
+            self.best = float(value)
+            save_model_atomic(self.model, folder / "best.keras", include_optimizer=False)
+        # A stop mid-epoch saves a partly trained epoch; resume trains that epoch again.
+        steps = (self.params or {}).get("steps")
+        partial = bool(steps) and self._batches < steps
+        state = {"epoch": epoch + 1, "partial": partial, "best": self.best, "monitor": self.monitor, "checkpoint": name}
+        atomic_write_json(folder / runs.CHECKPOINT_STATE, state)
+        runs.remove_stale_checkpoints(self.run)

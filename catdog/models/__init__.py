@@ -1,0 +1,150 @@
+"""Model presets: the registry. Adding one is one builder function and one `preset(...)` line.
+
+Every preset takes uint8-valued RGB input of shape (size, size, 3) and starts
+with `Rescaling(1/255)`, so the saved model carries the notebook's [0, 1]
+scaling with it. The output is one float32 sigmoid unit: P(class 1 = dog).
+
+Modules: `layers` (shared blocks), `presets` (seed, compact), `transfer`
+(mobilenetv2), `precision` (dtype policies), `fused_bn` (fused BatchNorm).
+They never import this package's names, so there is no import cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from catdog import config
+from catdog.models import presets, transfer
+from catdog.models.fused_bn import fuse_batch_norm
+from catdog.models.layers import AUGMENTATIONS
+from catdog.models.precision import dtype_policy, model_policy, with_policy
+from catdog.models.presets import COMPACT_WIDTHS
+
+__all__ = [
+    "AUGMENTATIONS",
+    "COMPACT_WIDTHS",
+    "PRESETS",
+    "Preset",
+    "build_model",
+    "count_params",
+    "dtype_policy",
+    "fuse_batch_norm",
+    "get_preset",
+    "model_policy",
+    "preset",
+    "with_policy",
+]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named architecture with its training defaults."""
+
+    name: str
+    build: Callable[..., object]
+    image_size: int
+    description: str
+    learning_rate: float = 1e-3
+    epochs: int = config.EPOCHS
+    batch_size: int = config.BATCH_SIZE
+    lr_schedule: str = "constant"  # "constant" (the notebook's Adam) or "cosine"
+    # Transfer learning: after the frozen epochs, unfreeze the backbone's top
+    # `fine_tune_layers` layers and train `fine_tune_epochs` more at lr / 10.
+    fine_tune_epochs: int = 0
+    fine_tune_layers: int = 0
+    # Precisions in which training uses `fuse_batch_norm` (measured per preset; README, Fused BatchNorm).
+    fuse_batch_norm_in: tuple[str, ...] = ("float32", "mixed_bfloat16", "mixed_float16")
+    # Recipe: in-model augmentation strength (None: the preset has none), label smoothing, EMA weights.
+    augment: str | None = None
+    label_smoothing: float = 0.0
+    ema: bool = False
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def preset(name: str, image_size: int, description: str, **defaults) -> Callable:
+    """Register `fn(image_size, **options) -> keras.Model` (uncompiled) as a preset."""
+
+    def register(fn: Callable) -> Callable:
+        PRESETS[name] = Preset(name, fn, image_size, description, **defaults)
+        return fn
+
+    return register
+
+
+def get_preset(name: str) -> Preset:
+    """The registered preset called `name`."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+def build_model(
+    name: str,
+    image_size: int | None = None,
+    precision: str = "float32",
+    learning_rate: float | None = None,
+    compile: bool = True,
+    **options,
+):
+    """Build (and compile) a preset.
+
+    Args:
+        name: a key of `PRESETS`.
+        image_size: input size in pixels; the preset's own when None.
+        precision: a Keras dtype policy: float32, mixed_bfloat16 or mixed_float16.
+        learning_rate: Adam's learning rate; the preset's own when None.
+        compile: compile with adam, binary cross-entropy and accuracy.
+        **options: architecture options the preset's builder accepts (compact: augment, widths).
+    """
+    import keras
+
+    spec = get_preset(name)
+    size = image_size or spec.image_size
+    if not isinstance(size, int) or size < 32:
+        raise ValueError(f"image_size must be an integer >= 32, got {size!r}")
+    with dtype_policy(precision):
+        model = spec.build(size, **options)
+    if compile:
+        lr = learning_rate if learning_rate is not None else spec.learning_rate
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=lr),
+            loss="binary_crossentropy",
+            metrics=["accuracy"],
+        )
+    return model
+
+
+def count_params(name: str, image_size: int | None = None) -> int:
+    """The preset's parameter count (built with random weights: no ImageNet download)."""
+    with transfer.random_weights():
+        return int(build_model(name, image_size, compile=False).count_params())
+
+
+# The registry. Defaults by measurement on catdog-small: see README, Models.
+preset("seed", image_size=256, description="The original notebook's CNN, unchanged (3 conv blocks, 14.8M params)")(
+    presets.build_seed
+)
+preset(
+    "compact",
+    image_size=160,
+    description="Small residual CNN with in-model augmentation, fast on CPUs (the default)",
+    learning_rate=2e-3,
+    epochs=60,
+    fuse_batch_norm_in=("float32", "mixed_float16"),  # fused bfloat16 measured slower for compact
+    batch_size=32,
+    lr_schedule="cosine",
+    augment="standard",
+)(presets.build_compact)
+preset(
+    "mobilenetv2",
+    image_size=160,
+    description="MobileNetV2 with frozen ImageNet weights, then fine-tuning of its top layers (needs the weights)",
+    learning_rate=1e-3,
+    epochs=8,
+    batch_size=32,
+    fine_tune_epochs=4,
+    fine_tune_layers=30,
+)(transfer.build_mobilenetv2)
