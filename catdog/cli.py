@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a model as keras, savedmodel, tflite or onnx (with a .catdog.json sidecar)")
     p.add_argument("run", help="run folder, run id or .keras file")
     p.add_argument("--format", required=True, choices=("keras", "savedmodel", "tflite", "onnx"))
-    p.add_argument("--out", default=None, help="target path (default: next to the model)")
+    p.add_argument("--out", default=None, help="target path (default: next to the model); an existing one is refused")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous export of the same format at --out (nothing else)")
     _add_data_parsers(sub)
     return parser
 
@@ -259,7 +260,7 @@ def cmd_use(args, out) -> int:
 def cmd_export(args, out) -> int:
     from catdog.export import export_model, sidecar_path
 
-    path = export_model(args.run, args.format, args.out)
+    path = export_model(args.run, args.format, args.out, overwrite=args.overwrite)
     print(f"{path}\n{sidecar_path(path)}", file=out)
     return 0
 
