@@ -36,6 +36,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--runs-dir", default=None, help=f"parent folder of run folders (default {config.runs_dir()})")
     p.add_argument("--run-id", default=None, help="name of the run folder (default: time and preset)")
     p.add_argument("--no-lock", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--requested-at", type=float, default=None, help=argparse.SUPPRESS)  # set by catdog.jobs.start_resume
 
 
 def _add_precision(p) -> None:
@@ -134,7 +135,7 @@ def cmd_train(args, out) -> int:
     from catdog.training import TrainConfig, resume, train
 
     if args.resume:
-        run = resume(args.resume, epochs=args.epochs, stream=out, lock=not args.no_lock, verbose=_keras_verbosity(out))
+        run = resume(args.resume, epochs=args.epochs, stream=out, lock=not args.no_lock, verbose=_keras_verbosity(out), requested_at=args.requested_at)
         print(run.path, file=out)
         return 0
     if not args.data:

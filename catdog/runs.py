@@ -197,6 +197,19 @@ class Run:
     def stop_requested(self) -> bool:
         return self.stop_file.exists()
 
+    def clear_stop(self, before: float | None = None) -> None:
+        """Withdraw a stop request made before `before` (any, when None).
+
+        A resume calls this: the STOP file of the attempt it continues would
+        otherwise end the new attempt after one batch. A request made after
+        `before` (a Stop pressed while the resumed process starts) is kept.
+        """
+        try:
+            if before is None or self.stop_file.stat().st_mtime <= before:
+                self.stop_file.unlink()
+        except FileNotFoundError:
+            pass
+
     def best_val_accuracy(self) -> float | None:
         values = [m["val_accuracy"] for m in self.metrics() if isinstance(m.get("val_accuracy"), (int, float))]
         return max(values) if values else None
@@ -216,8 +229,9 @@ def create_run(runs_dir: str | os.PathLike | None = None, run_id: str | None = N
     try:
         path.mkdir()
     except FileExistsError:
-        # catdog.jobs makes the folder and opens train.log before the child starts.
-        if not path.is_dir() or {p.name for p in path.iterdir()} != {"train.log"}:
+        # catdog.jobs makes the folder and opens train.log before the child starts;
+        # a Stop pressed meanwhile adds STOP, which the training then honours.
+        if not path.is_dir() or not {p.name for p in path.iterdir()} <= {"train.log", STOP_FILE} or not (path / "train.log").exists():
             raise RunError(f"run {run_id!r} already exists in {str(root)!r}; choose another --run-id (or --resume it)") from None
     except OSError as exc:
         raise RunError(f"cannot create run folder {str(path)!r}: {exc.strerror or exc}") from exc

@@ -333,22 +333,28 @@ def resume(
     stream: IO[str] | None = None,
     lock: bool = True,
     handle_signals: bool = True,
+    requested_at: float | None = None,
 ) -> runs.Run:
     """Continue a stopped, failed or killed run from checkpoint/last.keras.
 
     Uses the run's own config.json settings and appends to its metrics.jsonl:
     epochs after the checkpoint (or a partly trained one) are trained again,
-    so no epoch is missing or duplicated.
+    so no epoch is missing or duplicated. The stop request that ended the
+    previous attempt is withdrawn. A run killed after its last epoch but
+    before its model was written gets the model from its last checkpoint.
 
     Args:
         run: the run (folder, path or id).
         epochs: a new total number of epochs (default: the run's own).
         callbacks, verbose, stream, lock, handle_signals: as for `train`.
+        requested_at: when the resume was asked for (default: now); a stop
+            requested later is honoured, an older one is withdrawn.
 
     Raises:
         RunError: the run is still running, has no checkpoint, or is already complete.
     """
     stream = stream or sys.stdout
+    requested_at = time.time() if requested_at is None else requested_at
     run = run if isinstance(run, runs.Run) else runs.open_run(run)
     status = run.status()
     if status.get("state") in runs.ACTIVE_STATES:
@@ -362,11 +368,15 @@ def resume(
     cfg.epochs = epochs or cfg.epochs
     cfg.validate()
     done = int(state["epoch"]) - (1 if state.get("partial") else 0)
+    if done >= cfg.epochs and not run.model_path.exists():
+        _finish_from_checkpoint(run, lambda m: print(m, file=stream, flush=True))
+        return run
     if done >= cfg.epochs:
         raise RunError(f"run {run.id!r} already has all {cfg.epochs} epochs; pass --epochs N with N > {done} to train further")
     spec = get_preset(cfg.model)
 
     def start() -> None:
+        run.clear_stop(before=requested_at)
         run.write_config(dict(record, epochs=cfg.epochs))
         run.write_status("queued", pid=os.getpid(), resumed=time.time(), resumed_from_epoch=done, error=None, traceback=None, ended=None)
 
@@ -374,6 +384,23 @@ def resume(
     fit = lambda request: _fit(run, cfg, spec, cfg.image_size, request, callbacks, verbose, lambda m: print(m, file=stream, flush=True), resume_from)  # noqa: E731
     _supervise(run, Path(run.path).parent, start, lock, handle_signals, fit, resuming=True)
     return run
+
+
+def _finish_from_checkpoint(run: runs.Run, log) -> None:
+    """Write model.keras from the last checkpoint of a run that trained every epoch but was killed before saving."""
+    import keras
+
+    last = run.checkpoint_dir / "last.keras"
+    try:
+        model = keras.saving.load_model(last, compile=False)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+        raise RunError(f"cannot load checkpoint {str(last)!r}: {exc}; start a new training") from exc
+    save_model_atomic(model, run.model_path, include_optimizer=False)
+    for leftover in run.path.rglob(".tmp-*"):  # half-saved models of the killed process
+        leftover.unlink(missing_ok=True)
+    rows = run.metrics()
+    run.write_status("finished", ended=time.time(), epochs_done=len(rows), error=None, traceback=None, recovered_from_checkpoint=True)
+    log(f"Run {run.id} had trained all its epochs but was killed before saving its model; model saved from {last} to {run.model_path}")
 
 
 def _supervise(run: runs.Run, runs_dir, start, lock: bool, handle_signals: bool, fit, resuming: bool = False) -> None:

@@ -154,10 +154,31 @@ def curves_ui(run: Run, rows: list[dict]) -> None:
     right.plotly_chart(curves_figure(rows, "loss", "Loss"))
 
 
+def resume_ui(run: Run) -> None:
+    """The Resume button (with the total epochs) for a stopped, failed or killed run with a checkpoint."""
+    if not jobs.resumable(run):
+        return
+    done = len([r for r in run.metrics() if not r.get("partial")])
+    planned = int(run.config().get("epochs") or done + 1)
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    epochs = c1.number_input("Total epochs", 1, 1000, max(planned, done + 1), key=f"resume_epochs_{run.id}",
+                             help="Resume trains from the last checkpoint up to this many epochs in all.")
+    if c2.button("Resume", type="primary", icon=":material/play_arrow:", key=f"resume_{run.id}",
+                 help="Continue from the last checkpoint with this run's own settings."):
+        try:
+            jobs.start_resume(run, epochs=int(epochs))
+        except (CatdogError, ValueError) as exc:
+            st.error(f"Could not resume: {exc}")
+            return
+        st.session_state[WATCH_KEY] = str(run.path)
+        st.rerun(scope="app")
+
+
 def outcome_ui(run: Run, status: jobs.JobStatus) -> None:
     """What a finished, stopped or failed run leaves: plots, downloads, the model."""
     if status.state == "failed":
         st.error(f"Training failed: {status.error or 'no reason recorded'}", icon=":material/error:")
+        resume_ui(run)
         if status.log_tail:
             with st.expander("Last lines of the training log", expanded=True):
                 st.code(status.log_tail, language="text")
@@ -165,6 +186,7 @@ def outcome_ui(run: Run, status: jobs.JobStatus) -> None:
     done = len(run.metrics())
     if status.state == "stopped":
         st.warning(f"Stopped on request after {done} epoch(s). The model trained so far was saved.", icon=":material/stop_circle:")
+        resume_ui(run)
     else:
         st.success(f"Finished {done} epoch(s) in {format_duration(run_duration(run))}.", icon=":material/check_circle:")
     plots = [(name, run.path / f"{name}.png") for name in ("accuracy", "loss")]
