@@ -12,6 +12,7 @@ prediction uses, and kept as uint8 arrays in memory or in an on-disk cache.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -380,6 +381,31 @@ class _RowView:
         return out.astype(dtype) if dtype is not None else out
 
 
+def _reserve(path: Path, offset: int, size: int, folder: Path) -> None:
+    """Allocate every block of the memory-mapped cache file (bytes offset..size) now.
+
+    A sparse memmap on a full disk fails on first touch with SIGBUS, which
+    kills the process without a word; allocating first turns that into an
+    OSError (ENOSPC) that names the cache folder.
+    """
+    with open(path, "r+b") as fh:
+        try:
+            try:
+                os.posix_fallocate(fh.fileno(), offset, size - offset)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise
+            chunk = b"\0" * (1 << 20)  # no fallocate on this file system: ordinary writes report ENOSPC too
+            fh.seek(offset)
+            for start in range(offset, size, len(chunk)):
+                fh.write(chunk[: min(len(chunk), size - start)])
+            fh.flush()
+            os.fsync(fh.fileno())
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(folder)) from exc
+
+
 def _decode_to_disk(images: ImageSet, image_size: int, key: str, progress) -> DecodedSet:
     from catdog.runs import atomic_write_text
 
@@ -389,6 +415,7 @@ def _decode_to_disk(images: ImageSet, image_size: int, key: str, progress) -> De
     tmp = folder / f".{key}.{os.getpid()}.npy.tmp"
     try:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(images), image_size, image_size, 3))
+        _reserve(tmp, array.offset, array.offset + array.nbytes, folder)
         ok, skipped = _decode_into(array, images, image_size, progress)
         array.flush()
         del array

@@ -456,14 +456,25 @@ _WRITE_ERRORS = {
 
 
 def _write_error(exc: BaseException, run: runs.Run) -> RunError | None:
-    """A clear RunError for a failed write to the run folder (None for other errors)."""
+    """A clear RunError for a failed write to the run folder or the decode cache (None for other errors)."""
     if not isinstance(exc, OSError) or exc.errno not in _WRITE_ERRORS:
         return None
     where = exc.filename or run.path
-    return RunError(
-        f"cannot write {str(where)!r}: {_WRITE_ERRORS[exc.errno]}; free some space or fix the permissions, "
-        f"then continue with `catdog train --resume {run.path}` (or pick another --runs-dir)"
-    )
+    if _is_within(where, defaults.cache_dir()):
+        then = "(it is the decode cache: set CATDOG_CACHE_DIR to a larger disk, or use --cache memory), then start the training again"
+    elif (run.checkpoint_dir / "state.json").exists():
+        then = f"then continue with `catdog train --resume {run.path}` (or pick another --runs-dir)"
+    else:
+        then = "then start the training again (no epoch was checkpointed yet), or pick another --runs-dir"
+    return RunError(f"cannot write {str(where)!r}: {_WRITE_ERRORS[exc.errno]}; free some space or fix the permissions, {then}")
+
+
+def _is_within(path, folder: Path) -> bool:
+    try:
+        Path(os.path.abspath(path)).relative_to(os.path.abspath(folder))
+        return True
+    except (ValueError, TypeError):
+        return False
 
 
 def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, resume_from: dict | None = None) -> None:
