@@ -15,6 +15,7 @@ from catdog.export import FORMATS, export_model, sidecar_path
 from tests.conftest import REPO
 
 SIZE = 48  # small enough to export every preset in seconds on a CPU
+SUFFIX = {"keras": ".keras", "savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
 
 
 def _export(model, fmt: str, out: Path, *extra: str) -> tuple[int, str]:
@@ -108,7 +109,8 @@ def _run_export(path: Path, fmt: str, x: np.ndarray) -> np.ndarray:
     if fmt == "savedmodel":
         import tensorflow as tf
 
-        return np.asarray(tf.saved_model.load(str(path)).serve(x), np.float32)
+        loaded = tf.saved_model.load(str(path))  # kept referenced: its variables die with it
+        return np.asarray(loaded.serve(x), np.float32)
     if fmt == "tflite":
         import tensorflow as tf
 
@@ -154,7 +156,7 @@ def test_every_format_exports_every_preset_and_matches_keras(tmp_path, preset, m
     x = _images(3, SIZE)
     expected = np.asarray(keras.saving.load_model(folder / config.MODEL_FILENAME, compile=False)(x, training=False), np.float32)
     for fmt in FORMATS:
-        out = export_model(folder, fmt, tmp_path / f"out-{fmt}")
+        out = export_model(folder, fmt, tmp_path / f"out-{fmt}{SUFFIX[fmt]}")
         got = _run_export(out, fmt, x)
         stats.input(True)
         assert got.shape == (3, 1), (fmt, got.shape)
@@ -177,7 +179,7 @@ def test_the_bundled_model_exports_in_every_format_and_matches_keras_on_the_samp
     x = np.stack([load_array(p, predictor.image_size) for p in photos]).astype(np.float32)
     expected = np.asarray(predictor.model(x, training=False), np.float32)
     for fmt in FORMATS:
-        out = tmp_path / f"bundled-{fmt}"
+        out = tmp_path / f"bundled-{fmt}{SUFFIX[fmt]}"
         code, err = _export(bundled, fmt, out)
         assert code == 0, f"{fmt}: {err}"
         got = _run_export(out, fmt, x)
