@@ -63,7 +63,7 @@ def export_model(model: str | os.PathLike | None, fmt: str, out: str | os.PathLi
         if fmt == "keras":
             shutil.copyfile(model_file, new)
         elif fmt == "savedmodel":
-            _saved_model(predictor.model, new)
+            _saved_model(predictor.model, predictor.image_size, new)
         elif fmt == "tflite":
             _tflite(predictor.model, predictor.image_size, new)
         else:
@@ -138,9 +138,22 @@ def _write_sidecar(out: Path, fmt: str, predictor, model_file: Path) -> None:
     atomic_write_json(sidecar_path(out), info)
 
 
-def _saved_model(model, out: Path) -> None:
+def _saved_model(model, image_size: int, out: Path) -> None:
+    """A SavedModel whose `serve` endpoint is `model(image, training=False)`.
+
+    Keras' `model.export` traces the model's own call, which for presets with
+    augmentation layers keeps their random ops; the explicit inference
+    endpoint leaves them out, as the ONNX and TFLite exports do.
+    """
+    import keras
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name="image")
     try:
-        model.export(str(out), format="tf_saved_model", verbose=False)
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", lambda image: tf.cast(model(image, training=False), tf.float32), input_signature=[spec])
+        archive.write_out(str(out), verbose=False)
     except Exception as exc:  # noqa: BLE001 - TensorFlow raises many types here
         raise CatdogError(f"SavedModel export failed: {exc}") from exc
 
@@ -148,28 +161,14 @@ def _saved_model(model, out: Path) -> None:
 def _tflite(model, image_size: int, out: Path) -> None:
     import tensorflow as tf
 
-    # The inference function only, as for ONNX: tracing the model's own call
-    # would include the augmentation layers' random ops, which TFLite lacks.
-    serve = _serving_function(model, image_size)
-    try:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], model)
-        data = converter.convert()
-    except Exception as exc:  # noqa: BLE001
-        raise CatdogError(f"TFLite conversion failed: {exc}") from exc
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = Path(tmp) / "saved"
+        _saved_model(model, image_size, saved)  # the inference endpoint only: no random ops for TFLite to lack
+        try:
+            data = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"]).convert()
+        except Exception as exc:  # noqa: BLE001
+            raise CatdogError(f"TFLite conversion failed: {exc}") from exc
     out.write_bytes(data)
-
-
-def _serving_function(model, image_size: int):
-    """`model(image, training=False)` as a float32 tf.function of (None, size, size, 3) images."""
-    import tensorflow as tf
-
-    spec = (tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name="image"),)
-
-    @tf.function(input_signature=spec)
-    def serve(image):
-        return tf.cast(model(image, training=False), tf.float32)
-
-    return serve
 
 
 def _onnx(model, image_size: int, out: Path) -> None:
@@ -178,8 +177,12 @@ def _onnx(model, image_size: int, out: Path) -> None:
         import tf2onnx
     except ImportError as exc:
         raise CatdogError(f"ONNX export needs tf2onnx: `pip install tf2onnx onnxruntime` ({exc})") from exc
-    serve = _serving_function(model, image_size)
     spec = (tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name="image"),)
+
+    @tf.function(input_signature=spec)
+    def serve(image):
+        return tf.cast(model(image, training=False), tf.float32)
+
     try:
         tf2onnx.convert.from_function(serve, input_signature=spec, opset=17, output_path=str(out))
     except Exception as exc:  # noqa: BLE001 - the converter raises many types
