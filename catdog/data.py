@@ -212,7 +212,20 @@ def _visible(folder: Path) -> list[Path]:
         entries = sorted(folder.iterdir())
     except OSError as exc:
         raise DatasetError(f"cannot read folder {str(folder)!r}: {exc.strerror or exc}") from exc
-    return [p for p in entries if not p.name.startswith((".", "_")) and p.name.lower() not in _IGNORED_NAMES]
+    shown = [p for p in entries if not p.name.startswith((".", "_")) and p.name.lower() not in _IGNORED_NAMES]
+    return [p for p in shown if _stays_inside(p, folder)]
+
+
+def _stays_inside(path: Path, folder: Path) -> bool:
+    """False for a symlink that leads out of `folder`: a dataset never reads (or moves) files elsewhere."""
+    if not path.is_symlink():
+        return True
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False  # dangling or looping
+    base = folder.resolve()
+    return real == base or base in real.parents
 
 
 def _class_dirs(folder: Path) -> list[Path]:
@@ -227,7 +240,7 @@ def _files_under(folder: Path):
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not name.startswith(".") and name.lower() not in _IGNORED_NAMES:
+            if not name.startswith(".") and name.lower() not in _IGNORED_NAMES and _stays_inside(Path(dirpath) / name, folder):
                 yield Path(dirpath) / name
 
 

@@ -133,15 +133,20 @@ def quarantine(report: DatasetReport, dest: str | os.PathLike | None = None) -> 
     """
     target_root = Path(dest) if dest else report.root.with_name(report.root.name + ".quarantine")
     moved = []
+    root = report.root.resolve()
     for rel, _reason in report.corrupt:
         src = report.root / rel
-        if not src.exists():
-            continue
+        if not src.exists() or not _is_inside(src.parent.resolve(), root):
+            continue  # gone, or reached through a symlink that leads out of the dataset: not ours to move
         target = target_root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(src), str(target))
         moved.append(target)
     return moved
+
+
+def _is_inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
 
 def format_report(report: DatasetReport) -> str:

@@ -33,21 +33,33 @@ def data_roots() -> list[Path]:
 
 
 def resolve_local_folder(path: str | os.PathLike) -> Path:
-    """Check a server path against the allow-list; `..` and symlinks are resolved first.
+    """The one rule for a server path that comes from the browser; `..` and symlinks are resolved first.
+
+    Allowed: a folder inside CATDOG_HOME/datasets (what uploads and Kaggle
+    downloads make), or, unless CATDOG_ALLOW_LOCAL_FOLDERS=0, inside one of
+    `data_roots()`. Files and class folders inside it are read only where they
+    resolve inside it too (see `catdog.data.discover`).
 
     Raises:
         DatasetError: local folders are off, the path is outside every root, or not a folder.
     """
-    if not local_folders_allowed():
-        raise DatasetError("local folders are turned off on this server (CATDOG_ALLOW_LOCAL_FOLDERS=0); upload a zip instead")
     folder = Path(path).expanduser().resolve()  # follows symlinks, so a link cannot escape a root
-    roots = data_roots()
-    if not any(folder == r or r in folder.parents for r in roots):
-        raise DatasetError(f"{str(path)!r} is outside the allowed folders ({', '.join(map(str, roots))}); "
-                           "set CATDOG_DATA_ROOTS to allow it")
+    if not is_within(folder, config.datasets_dir().resolve()):
+        if not local_folders_allowed():
+            raise DatasetError("local folders are turned off on this server (CATDOG_ALLOW_LOCAL_FOLDERS=0); "
+                               "upload a zip or a folder on the Data page instead")
+        roots = data_roots()
+        if not any(is_within(folder, r) for r in roots):
+            raise DatasetError(f"{str(path)!r} is outside the allowed folders ({', '.join(map(str, roots))}); "
+                               "set CATDOG_DATA_ROOTS to allow it")
     if not folder.is_dir():
-        raise DatasetError(f"{str(path)!r} is not a folder on this server")
+        raise DatasetError(f"{str(path)!r} does not exist or is not a folder on this server")
     return folder
+
+
+def is_within(path: Path, root: Path) -> bool:
+    """Whether the (already resolved) `path` is `root` or inside it."""
+    return path == root or root in path.parents
 
 
 def import_zip(source, name: str) -> Path:

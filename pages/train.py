@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from catdog import config, jobs, predict
+from catdog import config, jobs, predict, sources
 from catdog.data import discover
 from catdog.errors import CatdogError
 from catdog.models import PRESETS, get_preset
@@ -28,7 +28,7 @@ VAL_SPLIT_SLIDER = (0.05, 0.4, 0.2, 0.05)  # min, max, default (the CLI's), step
 def dataset_summary(folder: str) -> tuple[str | None, dict]:
     """(error, facts) for a dataset folder; cached because big folders take a moment to list."""
     try:
-        layout = discover(folder)
+        layout = discover(sources.resolve_local_folder(folder))  # the server's one path rule
     except (CatdogError, OSError) as exc:
         return str(exc), {}
     facts = {"kind": layout.kind, "classes": list(layout.class_names), "train": len(layout.train)}
@@ -95,7 +95,7 @@ def validation_ui(col, facts: dict | None, disabled: bool) -> float | None:
 def start(folder: str, settings: dict) -> None:
     """Launch the training and remember it in this session."""
     try:
-        run = jobs.start_training(TrainConfig(data=folder, **settings))
+        run = jobs.start_training(TrainConfig(data=str(sources.resolve_local_folder(folder)), **settings))
     except (CatdogError, ValueError) as exc:
         st.error(f"Could not start: {exc}")
         return
