@@ -149,7 +149,7 @@ def _launch(cmd: list[str], run: runs.Run, root: Path) -> subprocess.Popen:
     except BaseException:
         runs.release_lock(root)
         raise
-    runs.atomic_write_json(runs.lock_path(root), {"pid": proc.pid, "run": str(run.path), "since": time.time()})
+    runs.atomic_write_json(runs.lock_path(root), runs.lock_record(run, proc.pid))
     threading.Thread(target=_reap, args=(proc, root), name=f"catdog-reap-{proc.pid}", daemon=True).start()
     return proc
 
