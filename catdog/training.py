@@ -386,6 +386,16 @@ def resume(
     return run
 
 
+def _remove_unstarted(run: runs.Run) -> None:
+    """Remove a new run folder that nothing was written to (only a launcher's train.log, if any)."""
+    try:
+        if {p.name for p in run.path.iterdir()} <= {"train.log"}:
+            run.log_path.unlink(missing_ok=True)
+            run.path.rmdir()
+    except OSError:
+        pass
+
+
 def _finish_from_checkpoint(run: runs.Run, log) -> None:
     """Write model.keras from the last checkpoint of a run that trained every epoch but was killed before saving."""
     import keras
@@ -406,28 +416,29 @@ def _finish_from_checkpoint(run: runs.Run, log) -> None:
 def _supervise(run: runs.Run, runs_dir, start, lock: bool, handle_signals: bool, fit, resuming: bool = False) -> None:
     """Run `start` and `fit(request)` holding the lock and signal handlers; mark the run failed if they raise.
 
-    A resume takes the lock before `start` touches the run: a second resume of
-    the same run is refused without marking the run that is training as failed.
+    The lock is taken before `start` touches the run: a second resume of the
+    same run is refused without marking the run that is training as failed,
+    and a refused new training leaves no run folder behind.
     """
     root = Path(runs_dir) if runs_dir else None
     locked = False
     request = StopRequested(run)
     old_handlers = {}
+    if lock:
+        try:
+            runs.acquire_lock(run, root)
+        except TrainingBusyError:
+            if not resuming:
+                _remove_unstarted(run)  # refused before it began: leave nothing behind
+            raise
+        locked = True
     try:
-        if resuming and lock:
-            runs.acquire_lock(run, root)
-            locked = True
         start()
-        if lock and not locked:
-            runs.acquire_lock(run, root)
-            locked = True
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 old_handlers[sig] = signal.signal(sig, request)
         fit(request)
     except BaseException as exc:
-        if isinstance(exc, TrainingBusyError) and resuming:
-            raise
         clear = _write_error(exc, run)
         message = str(clear or exc) if isinstance(clear or exc, (CatdogError, ValueError)) else f"{type(exc).__name__}: {exc}"
         if isinstance(exc, KeyboardInterrupt):
