@@ -7,6 +7,7 @@ visitor cannot point catdog at arbitrary server paths.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -68,23 +69,77 @@ def import_zip(source, name: str) -> Path:
     return extract_zip(source, _free_dest(safe))
 
 
-def import_files(files: list[tuple[str, bytes]], name: str) -> Path:
-    """Store uploaded files (relative name, bytes), e.g. a folder upload, into a new dataset folder."""
+def import_files(files: list[tuple[str, bytes]], name: str, refused: list[tuple[str, str]] | None = None) -> Path:
+    """Store uploaded files (relative name, bytes), e.g. a folder upload, into a new dataset folder.
+
+    Args:
+        files: (relative name, content) pairs.
+        name: the dataset folder's name under CATDOG_HOME/datasets.
+        refused: if given, names that cannot be stored (empty, `.`, a NUL byte,
+            a part over 255 bytes, a file/folder clash, a duplicate) are
+            skipped and listed here with the reason; otherwise the first one
+            refuses the upload.
+
+    Raises:
+        ArchiveError: a name points outside the folder (`..`, absolute): the whole upload is refused.
+        DatasetError: no file could be stored.
+    """
     from catdog.archive import _check_name
 
     dest = _free_dest(name)
+    for rel, _content in files:
+        _check_name(rel)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    stored, skipped = 0, []
     try:
         for rel, content in files:
-            _check_name(rel)
-            target = tmp / rel.replace("\\", "/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
+            reason = _bad_upload_name(rel) or _store(tmp, rel, content)
+            if reason is None:
+                stored += 1
+                continue
+            if refused is None:
+                raise DatasetError(f"cannot store uploaded file {rel!r}: {reason}")
+            skipped.append((rel, reason))
+        if not stored:
+            raise DatasetError(f"none of the {len(files)} uploaded files could be stored" + (f" ({skipped[0][1]})" if skipped else ""))
         os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if refused is not None:
+        refused.extend(skipped)
     return dest
+
+
+def _bad_upload_name(rel: str) -> str | None:
+    """Why an uploaded file's relative name cannot be a file in the dataset, or None."""
+    if "\0" in rel:
+        return "the name contains a NUL byte"
+    parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts:
+        return "the name is empty"
+    long = next((p for p in parts if len(p.encode("utf-8", "surrogatepass")) > 255), None)
+    if long is not None:
+        return f"a name part is {len(long.encode('utf-8', 'surrogatepass'))} bytes long; the limit is 255"
+    return None
+
+
+def _store(folder: Path, rel: str, content: bytes) -> str | None:
+    """Write one uploaded file under `folder`; the reason it cannot be, or None."""
+    target = folder.joinpath(*[p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")])
+    if target.exists():
+        return "a folder of the same name was uploaded too" if target.is_dir() else "another uploaded file has the same name"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "xb") as fh:
+            fh.write(content)
+    except (FileExistsError, NotADirectoryError):
+        return "a file and a folder of the same name were uploaded"
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        return getattr(exc, "strerror", None) or str(exc)
+    return None
 
 
 def _free_dest(name: str) -> Path:
