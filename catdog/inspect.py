@@ -84,7 +84,8 @@ def _planned_checks(layout: data.DatasetLayout) -> list[FileCheck]:
 def _check_file(check: FileCheck) -> FileCheck:
     try:
         raw = preprocess.read_bytes(check.path)
-        check.digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+        if raw:  # empty files are reported as corrupt, not as duplicates of each other
+            check.digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
         # A reduced-scale JPEG decode still reads every byte, so truncation shows, at a fraction of the cost.
         preprocess.open_image(raw, draft_size=16)
         check.size = Image.open(io.BytesIO(raw)).size  # the header's size, not the draft's
@@ -163,8 +164,14 @@ def format_report(report: DatasetReport) -> str:
     lines.append(f"duplicates (same content): {len(report.duplicates)} groups"
                  f"; across train and validation (leakage): {len(report.leaks)}")
     for group in report.duplicates[:20]:
-        lines.append("  " + " = ".join(group))
+        lines.append("  " + " = ".join(_shown(rel) for rel in group))
     lines.append(f"corrupt or unreadable: {len(report.corrupt)}")
     for rel, reason in report.corrupt:
-        lines.append(f"  {rel}: {reason}")
+        lines.append(f"  {_shown(rel)}: {_shown(reason)}")
     return "\n".join(lines)
+
+
+def _shown(text) -> str:
+    """A file name on one line: control characters (a newline in a name) are escaped, as repr() would."""
+    text = str(text)
+    return text if text.isprintable() else repr(text)[1:-1]

@@ -274,6 +274,8 @@ def prepare_data(cfg: TrainConfig, image_size: int, log=print):
     train_dec, val_dec = decoded
     for name, ds in (("train", train_dec), ("validation", val_dec)):
         present = set(ds.labels.tolist())
+        if not len(ds):
+            raise DatasetError(f"none of the {len(ds.skipped)} {name} images could be read; check them with `catdog data inspect {cfg.data}`")
         if len(present) < 2:
             raise DatasetError(f"after skipping unreadable files, the {name} set has only one class; add images of both classes")
     return layout, train_dec, val_dec

@@ -49,3 +49,97 @@ def test_folder_upload_names_that_cannot_be_files_get_a_per_file_refusal(tmp_pat
     else:
         raise AssertionError("a NUL byte in a name was accepted")
     assert not list((tmp_path / "home" / "datasets").glob(".*partial*"))
+
+
+# --- messages that mislead ---------------------------------------------------------
+
+
+def _kaggle_env(monkeypatch, folder):
+    for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(folder))
+
+
+def test_a_kaggle_json_with_bad_json_is_reported_as_such_not_as_missing(tmp_path, monkeypatch, stats):
+    import pytest
+
+    from catdog import kaggle
+
+    _kaggle_env(monkeypatch, tmp_path)
+    (tmp_path / "kaggle.json").write_text('{"username": "me", "key": ')
+    stats.input(ok=False)
+    with pytest.raises(kaggle.KaggleCredentialsError, match="not valid JSON") as info:
+        kaggle.real_client()
+    assert "no Kaggle credentials found" not in str(info.value)
+
+
+def test_a_kaggle_json_other_users_can_read_gets_a_warning(tmp_path, monkeypatch, stats):
+    from catdog import kaggle
+
+    _kaggle_env(monkeypatch, tmp_path)
+    token = tmp_path / "kaggle.json"
+    token.write_text('{"username": "me", "key": "0123"}')
+    token.chmod(0o644)
+    assert any("chmod 600" in w and "644" in w for w in kaggle.credential_warnings())
+    token.chmod(0o600)
+    assert kaggle.credential_warnings() == []
+    stats.input(ok=True, n=2)
+
+
+class _FailingClient:
+    def dataset_download_files(self, *args, **kwargs):
+        raise ConnectionError("network is down")
+
+
+def test_a_failed_download_leaves_no_download_folder_behind(tmp_path, stats):
+    import pytest
+
+    from catdog import kaggle
+
+    with pytest.raises(kaggle.KaggleError):
+        kaggle.download(dataset="owner/pets", dest=tmp_path / "pets", client=_FailingClient())
+    stats.fault()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_random_bytes_as_a_model_and_catdog_use_of_a_non_model_are_refused_clearly(tmp_path, stats):
+    fake = tmp_path / "model.keras"
+    fake.write_bytes(bytes(range(256)) * 40)
+    for argv in (["predict", str(fake), "--model", str(fake)], ["use", str(fake)], ["use", "/etc/passwd"]):
+        err = io.StringIO()
+        assert cli.main(argv, io.StringIO(), err) == 2, argv
+        assert "is not a Keras model file" in err.getvalue() and "File not found" not in err.getvalue(), err.getvalue()
+        stats.input(ok=False)
+
+
+def test_an_all_corrupt_dataset_is_reported_as_unreadable_not_as_one_class(tmp_path, stats):
+    import pytest
+
+    from catdog.errors import DatasetError
+    from catdog.training import TrainConfig, train
+
+    for name in ("cats", "dogs"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(4):
+            (tmp_path / "data" / name / f"{i}.jpg").write_bytes(b"\xff\xd8 not an image")
+    cfg = TrainConfig(data=str(tmp_path / "data"), model="seed", epochs=1, batch_size=4, image_size=32, val_split=0.25, precision="float32")
+    with pytest.raises(DatasetError, match="could be read") as info:
+        train(cfg, runs_dir=tmp_path / "runs", verbose=0, stream=io.StringIO(), lock=False, handle_signals=False)
+    stats.input(ok=False, n=8)
+    assert "only one class" not in str(info.value)
+
+
+def test_empty_files_are_not_duplicates_and_a_newline_in_a_name_stays_on_one_line(tmp_path, stats):
+    from catdog import inspect
+    from tests.conftest import make_class_folders
+
+    root = make_class_folders(tmp_path / "ds", n=3)
+    (root / "cats" / "empty1.jpg").write_bytes(b"")
+    (root / "dogs" / "empty2.jpg").write_bytes(b"")
+    (root / "cats" / "bad\nname.jpg").write_bytes(b"junk")
+    report = inspect.inspect_dataset(root)
+    stats.input(ok=False, n=3)
+    assert report.duplicates == [] and len(report.corrupt) == 3
+    text = inspect.format_report(report)
+    assert "bad\\nname.jpg" in text
+    assert not any(line.startswith("name.jpg") for line in text.splitlines())
