@@ -22,6 +22,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--runs-dir", default=None, help=f"parent folder of run folders (default {config.runs_dir()})")
     p.add_argument("--run-id", default=None, help="name of the run folder (default: time and preset)")
     p.add_argument("--no-lock", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--requested-at", type=float, default=None, help=argparse.SUPPRESS)  # set by catdog.jobs.start_resume
 
 
 def _add_precision(p) -> None:
@@ -62,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a model as keras, savedmodel, tflite or onnx (with a .catdog.json sidecar)")
     p.add_argument("run", help="run folder, run id or .keras file")
     p.add_argument("--format", required=True, choices=("keras", "savedmodel", "tflite", "onnx"))
-    p.add_argument("--out", default=None, help="target path (default: next to the model)")
+    p.add_argument("--out", default=None, help="target path (default: next to the model); an existing one is refused")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous export of the same format at --out (nothing else)")
     _add_data_parsers(sub)
     return parser
 
@@ -120,7 +122,7 @@ def cmd_train(args, out) -> int:
 
     session = {"stream": out, "lock": not args.no_lock, "verbose": _keras_verbosity(out)}
     if args.resume:
-        run = resume(args.resume, epochs=args.epochs, **session)
+        run = resume(args.resume, epochs=args.epochs, requested_at=args.requested_at, **session)
         print(run.path, file=out)
         return 0
     if not args.data:
@@ -236,7 +238,7 @@ def cmd_use(args, out) -> int:
 def cmd_export(args, out) -> int:
     from catdog.export import export_model, sidecar_path
 
-    path = export_model(args.run, args.format, args.out)
+    path = export_model(args.run, args.format, args.out, overwrite=args.overwrite)
     print(f"{path}\n{sidecar_path(path)}", file=out)
     return 0
 

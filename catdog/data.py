@@ -12,6 +12,7 @@ prediction uses, and kept as uint8 arrays in memory or in an on-disk cache.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -231,7 +232,20 @@ def _visible(folder: Path) -> list[Path]:
         entries = sorted(folder.iterdir())
     except OSError as exc:
         raise DatasetError(f"cannot read folder {str(folder)!r}: {exc.strerror or exc}") from exc
-    return [p for p in entries if not p.name.startswith((".", "_")) and p.name.lower() not in _IGNORED_NAMES]
+    shown = [p for p in entries if not p.name.startswith((".", "_")) and p.name.lower() not in _IGNORED_NAMES]
+    return [p for p in shown if _stays_inside(p, folder)]
+
+
+def _stays_inside(path: Path, folder: Path) -> bool:
+    """False for a symlink that leads out of `folder`: a dataset never reads (or moves) files elsewhere."""
+    if not path.is_symlink():
+        return True
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False  # dangling or looping
+    base = folder.resolve()
+    return real == base or base in real.parents
 
 
 def _class_dirs(folder: Path) -> list[Path]:
@@ -246,7 +260,7 @@ def _files_under(folder: Path):
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not name.startswith(".") and name.lower() not in _IGNORED_NAMES:
+            if not name.startswith(".") and name.lower() not in _IGNORED_NAMES and _stays_inside(Path(dirpath) / name, folder):
                 yield Path(dirpath) / name
 
 
@@ -400,6 +414,31 @@ class _RowView:
         return out.astype(dtype) if dtype is not None else out
 
 
+def _reserve(path: Path, offset: int, size: int, folder: Path) -> None:
+    """Allocate every block of the memory-mapped cache file (bytes offset..size) now.
+
+    A sparse memmap on a full disk fails on first touch with SIGBUS, which
+    kills the process without a word; allocating first turns that into an
+    OSError (ENOSPC) that names the cache folder.
+    """
+    with open(path, "r+b") as fh:
+        try:
+            try:
+                os.posix_fallocate(fh.fileno(), offset, size - offset)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise
+            chunk = b"\0" * (1 << 20)  # no fallocate on this file system: ordinary writes report ENOSPC too
+            fh.seek(offset)
+            for start in range(offset, size, len(chunk)):
+                fh.write(chunk[: min(len(chunk), size - start)])
+            fh.flush()
+            os.fsync(fh.fileno())
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(folder)) from exc
+
+
 def _decode_to_disk(images: ImageSet, image_size: int, key: str, progress) -> DecodedSet:
     from catdog.atomic import atomic_path, atomic_write_text
 
@@ -408,6 +447,7 @@ def _decode_to_disk(images: ImageSet, image_size: int, key: str, progress) -> De
     data_path = folder / f"{key}.npy"
     with atomic_path(data_path) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(images), image_size, image_size, 3))
+        _reserve(tmp, array.offset, array.offset + array.nbytes, folder)
         ok, skipped = _decode_into(array, images, image_size, progress)
         array.flush()
         del array

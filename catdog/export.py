@@ -4,6 +4,11 @@ Every export gets a `<name>.catdog.json` sidecar with the class names,
 threshold, image size and input format, so a serving stack needs nothing else.
 The exported model takes uint8-valued RGB (fed as float32 for SavedModel, TFLite
 and ONNX) of shape (n, size, size, 3) and returns P(class 1) of shape (n, 1).
+
+Export never deletes or overwrites what it did not write: an existing target is
+refused, and `overwrite=True` replaces only a previous export of the same
+format (recognised by its sidecar). The new export is written beside the target
+and renamed into place, so a failed export leaves the old one intact.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from catdog.errors import CatdogError
 
 FORMATS = ("keras", "savedmodel", "tflite", "onnx")
 _SUFFIX = {"keras": ".keras", "savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
+# What `model.export(format="tf_saved_model")` writes; a folder holding anything else is not ours to remove.
+_SAVED_MODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "fingerprint.pb"}
 
 
 def sidecar_path(out: str | os.PathLike) -> Path:
@@ -25,38 +32,95 @@ def sidecar_path(out: str | os.PathLike) -> Path:
     return out.with_name(out.name + ".catdog.json")
 
 
-def export_model(model: str | os.PathLike | None, fmt: str, out: str | os.PathLike | None = None) -> Path:
+def export_model(model: str | os.PathLike | None, fmt: str, out: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
     """Export a run's model (a run folder, id, .keras file or None for the default).
 
     Args:
         model: what `catdog.predict.resolve_model` accepts.
         fmt: one of `FORMATS`.
         out: the target path (default: next to the model, named by format).
+        overwrite: replace a previous export of the same format at `out`
+            (anything else at `out` is still refused).
 
     Returns:
         The exported file or folder; its sidecar is `sidecar_path(out)`.
 
     Raises:
-        CatdogError: unknown format, unreadable model, or a converter that is missing or failed.
+        CatdogError: unknown format, unreadable model, a target that is not a
+            previous export of this format, or a converter that is missing or failed.
     """
     from catdog.predict import Predictor, resolve_model
 
     if fmt not in FORMATS:
         raise CatdogError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     model_file, _ = resolve_model(model)
+    out = Path(os.path.abspath(Path(out).expanduser())) if out else model_file.with_name(f"model_{fmt}{_SUFFIX[fmt]}")
+    replace = check_target(out, fmt, overwrite)
     predictor = Predictor.load(model_file, precision="float32")  # portable: every runtime has float32
-    out = Path(out) if out else model_file.with_name(f"model_{fmt}{_SUFFIX[fmt]}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "keras":
-        shutil.copyfile(model_file, out)
-    elif fmt == "savedmodel":
-        _saved_model(predictor.model, out)
-    elif fmt == "tflite":
-        _tflite(predictor.model, out)
-    else:
-        _onnx(predictor.model, predictor.image_size, out)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.export-") as tmp:
+        new = Path(tmp) / "export"
+        if fmt == "keras":
+            shutil.copyfile(model_file, new)
+        elif fmt == "savedmodel":
+            _saved_model(predictor.model, predictor.image_size, new)
+        elif fmt == "tflite":
+            _tflite(predictor.model, predictor.image_size, new)
+        else:
+            _onnx(predictor.model, predictor.image_size, new)
+        if replace and out.is_dir() and not out.is_symlink():
+            shutil.rmtree(out)  # a previous SavedModel export: check_target saw only SavedModel files in it
+        elif out.is_dir() and not out.is_symlink():
+            out.rmdir()  # an empty folder, nothing lost
+        os.replace(new, out)
     _write_sidecar(out, fmt, predictor, model_file)
     return out
+
+
+def check_target(out: Path, fmt: str, overwrite: bool = False) -> bool:
+    """Refuse a target that export would damage; True when a previous export is to be replaced.
+
+    Args:
+        out: the export's path.
+        fmt: the export's format.
+        overwrite: whether a previous export of the same format may be replaced.
+
+    Raises:
+        CatdogError: `out` (or its sidecar) holds something that export did not write.
+    """
+    sidecar = sidecar_path(out)
+    previous = _read_sidecar(sidecar)
+    if sidecar.exists() and previous is None:
+        raise CatdogError(f"{str(sidecar)!r} exists and is not a catdog export sidecar; choose another --out")
+    if not out.exists() and not out.is_symlink():
+        return False
+    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()) and fmt == "savedmodel":
+        return False  # an empty folder: nothing to lose
+    ours = previous is not None and previous.get("format") == fmt and _looks_like_export(out, fmt)
+    if not ours:
+        raise CatdogError(
+            f"{str(out)!r} already exists and is not a previous {fmt} export; export never replaces what it did "
+            "not write: choose another --out, or move it away"
+        )
+    if not overwrite:
+        raise CatdogError(f"{str(out)!r} holds a previous {fmt} export; pass --overwrite to replace it, or choose another --out")
+    return True
+
+
+def _read_sidecar(path: Path) -> dict | None:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and info.get("format") in FORMATS and "class_names" in info else None
+
+
+def _looks_like_export(out: Path, fmt: str) -> bool:
+    if out.is_symlink():
+        return False
+    if fmt == "savedmodel":
+        return out.is_dir() and (out / "saved_model.pb").is_file() and {p.name for p in out.iterdir()} <= _SAVED_MODEL_ENTRIES
+    return out.is_file()
 
 
 def _write_sidecar(out: Path, fmt: str, predictor, model_file: Path) -> None:
@@ -69,26 +133,39 @@ def _write_sidecar(out: Path, fmt: str, predictor, model_file: Path) -> None:
         "input": {"shape": [None, predictor.image_size, predictor.image_size, 3], "values": "RGB 0..255 (uint8 values, float32 dtype outside keras)", "resize": "bilinear, squash to square"},
         "output": "P(class_names[1]) per image, shape (n, 1); label = class_names[1] if >= threshold",
     }
-    sidecar_path(out).write_text(json.dumps(info, indent=2) + "\n")
+    from catdog.runs import atomic_write_json
+
+    atomic_write_json(sidecar_path(out), info)
 
 
-def _saved_model(model, out: Path) -> None:
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
+def _saved_model(model, image_size: int, out: Path) -> None:
+    """A SavedModel whose `serve` endpoint is `model(image, training=False)`.
+
+    Keras' `model.export` traces the model's own call, which for presets with
+    augmentation layers keeps their random ops; the explicit inference
+    endpoint leaves them out, as the ONNX and TFLite exports do.
+    """
+    import keras
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name="image")
     try:
-        model.export(str(out), format="tf_saved_model", verbose=False)
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", lambda image: tf.cast(model(image, training=False), tf.float32), input_signature=[spec])
+        archive.write_out(str(out), verbose=False)
     except Exception as exc:  # noqa: BLE001 - TensorFlow raises many types here
         raise CatdogError(f"SavedModel export failed: {exc}") from exc
 
 
-def _tflite(model, out: Path) -> None:
+def _tflite(model, image_size: int, out: Path) -> None:
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "saved"
-        _saved_model(model, saved)
+        _saved_model(model, image_size, saved)  # the inference endpoint only: no random ops for TFLite to lack
         try:
-            data = tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert()
+            data = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"]).convert()
         except Exception as exc:  # noqa: BLE001
             raise CatdogError(f"TFLite conversion failed: {exc}") from exc
     out.write_bytes(data)

@@ -84,7 +84,8 @@ def _planned_checks(layout: data.DatasetLayout) -> list[FileCheck]:
 def _check_file(check: FileCheck) -> FileCheck:
     try:
         raw = preprocess.read_bytes(check.path)
-        check.digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+        if raw:  # empty files are reported as corrupt, not as duplicates of each other
+            check.digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
         # A reduced-scale JPEG decode still reads every byte, so truncation shows, at a fraction of the cost.
         preprocess.open_image(raw, draft_size=16)
         check.size = Image.open(io.BytesIO(raw)).size  # the header's size, not the draft's
@@ -133,15 +134,20 @@ def quarantine(report: DatasetReport, dest: str | os.PathLike | None = None) -> 
     """
     target_root = Path(dest) if dest else report.root.with_name(report.root.name + ".quarantine")
     moved = []
+    root = report.root.resolve()
     for rel, _reason in report.corrupt:
         src = report.root / rel
-        if not src.exists():
-            continue
+        if not src.exists() or not _is_inside(src.parent.resolve(), root):
+            continue  # gone, or reached through a symlink that leads out of the dataset: not ours to move
         target = target_root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(src), str(target))
         moved.append(target)
     return moved
+
+
+def _is_inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
 
 def format_report(report: DatasetReport) -> str:
@@ -158,8 +164,14 @@ def format_report(report: DatasetReport) -> str:
     lines.append(f"duplicates (same content): {len(report.duplicates)} groups"
                  f"; across train and validation (leakage): {len(report.leaks)}")
     for group in report.duplicates[:20]:
-        lines.append("  " + " = ".join(group))
+        lines.append("  " + " = ".join(_shown(rel) for rel in group))
     lines.append(f"corrupt or unreadable: {len(report.corrupt)}")
     for rel, reason in report.corrupt:
-        lines.append(f"  {rel}: {reason}")
+        lines.append(f"  {_shown(rel)}: {_shown(reason)}")
     return "\n".join(lines)
+
+
+def _shown(text) -> str:
+    """A file name on one line: control characters (a newline in a name) are escaped, as repr() would."""
+    text = str(text)
+    return text if text.isprintable() else repr(text)[1:-1]

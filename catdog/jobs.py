@@ -88,19 +88,60 @@ def start_training(cfg: TrainConfig, runs_dir: str | os.PathLike | None = None, 
     _refuse_if_busy(root)
     run = _make_run_folder(root, run_id) if run_id else _make_fresh_run_folder(root, cfg.model)
     try:
-        runs.acquire_lock(run, root)
-    except TrainingBusyError:
+        _launch(train_command(cfg, run.id, root), run, root)
+    except BaseException:
         _remove_empty_run(run)
         raise
+    return run
+
+
+def resumable(run: runs.Run) -> bool:
+    """Whether `run` is a stopped, failed or killed run with a checkpoint to continue from."""
+    state = run.status().get("state")
+    has_checkpoint = (run.checkpoint_dir / "state.json").exists() and (run.checkpoint_dir / "last.keras").exists()
+    return state in ("stopped", "failed") and has_checkpoint
+
+
+def start_resume(run: runs.Run, epochs: int | None = None) -> runs.Run:
+    """Continue a stopped, failed or killed run in a detached `python -m catdog train --resume RUN`.
+
+    The lock is taken here on the child's behalf, as in `start_training`; the
+    child withdraws the stop request that ended the previous attempt (a Stop
+    pressed after this call is honoured).
+
+    Args:
+        run: the run to continue (its own settings are used).
+        epochs: a new total number of epochs (default: the run's own).
+
+    Raises:
+        RunError: the run is active or has no checkpoint.
+        TrainingBusyError: another training holds the lock.
+    """
+    if not resumable(run):
+        raise RunError(f"run {run.id!r} cannot be resumed: only a stopped, failed or killed run with a checkpoint can")
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    root = run.path.parent
+    _refuse_if_busy(root)
+    requested_at = time.time()
+    cmd = [sys.executable, "-m", "catdog", "train", "--resume", str(run.path), "--no-lock", "--requested-at", repr(requested_at)]
+    if epochs is not None:
+        cmd += ["--epochs", str(epochs)]
+    _launch(cmd, run, root)
+    return run
+
+
+def _launch(cmd: list[str], run: runs.Run, root: Path) -> subprocess.Popen:
+    """Take the lock for `run`, spawn `cmd`, and hand the lock to the child."""
+    runs.acquire_lock(run, root)
     try:
-        proc = _spawn(train_command(cfg, run.id, root), run.log_path)
+        proc = _spawn(cmd, run.log_path)
     except BaseException:
         runs.release_lock(root)
-        _remove_empty_run(run)
         raise
-    runs.atomic_write_json(runs.lock_path(root), {"pid": proc.pid, "run": str(run.path), "since": time.time()})
+    runs.atomic_write_json(runs.lock_path(root), runs.lock_record(run, proc.pid))
     threading.Thread(target=_reap, args=(proc, root), name=f"catdog-reap-{proc.pid}", daemon=True).start()
-    return run
+    return proc
 
 
 def _refuse_if_busy(root: Path) -> None:
@@ -183,6 +224,8 @@ def job_status(run: runs.Run, runs_dir: str | os.PathLike | None = None) -> JobS
     state = status.get("state", "unknown")
     holder = runs.read_lock(root)
     holds_lock = bool(holder) and Path(holder.get("run", "")) == run.path
+    if holds_lock and state in ("stopped", "failed", "finished") and _resume_pending(run, holder):
+        return JobStatus(run, "starting", alive=True)
     if state == "unknown":
         if holds_lock:
             return JobStatus(run, "starting", alive=True)
@@ -191,6 +234,13 @@ def job_status(run: runs.Run, runs_dir: str | os.PathLike | None = None) -> JobS
     alive = state in runs.ACTIVE_STATES
     error = status.get("error") if state == "failed" else None
     return JobStatus(run, state, alive, error, log_tail(run) if state == "failed" else "")
+
+
+def _resume_pending(run: runs.Run, holder: dict) -> bool:
+    """A resume's child holds the lock but has not yet written its status (it still shows the last attempt's)."""
+    updated = run.raw_status().get("updated")
+    since = holder.get("since")
+    return isinstance(updated, (int, float)) and isinstance(since, (int, float)) and updated < since
 
 
 def _early_exit_reason(tail: str) -> str:

@@ -109,14 +109,43 @@ def _no_credentials() -> KaggleCredentialsError:
     )
 
 
+def _check_kaggle_json(path: Path) -> None:
+    """Refuse a kaggle.json that is there but unusable, saying so (not "no credentials")."""
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise KaggleCredentialsError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise KaggleCredentialsError(f"{str(path)!r} is not valid JSON; download a new token from {TOKEN_URL}") from None
+    if not isinstance(values, dict) or not values.get("username") or not values.get("key"):
+        raise KaggleCredentialsError(f"{str(path)!r} has no username and key; download a new token from {TOKEN_URL}")
+
+
+def credential_warnings(env: Mapping[str, str] | None = None) -> list[str]:
+    """Problems with credentials that still work, e.g. a kaggle.json other users can read."""
+    source = credential_source(env)
+    if not source or not source.endswith("kaggle.json"):
+        return []
+    try:
+        mode = Path(source).stat().st_mode & 0o777
+    except OSError:
+        return []
+    if mode & 0o077:
+        return [f"{source} can be read by other users (mode {mode:o}); protect your key with `chmod 600 {source}`"]
+    return []
+
+
 def real_client() -> Any:
     """An authenticated `kaggle` API client; imported here, never at module import.
 
     Raises:
         KaggleCredentialsError: no credentials (kaggle would print help and exit).
     """
-    if credential_source() is None:
+    source = credential_source()
+    if source is None:
         raise _no_credentials()
+    if source.endswith("kaggle.json"):
+        _check_kaggle_json(Path(source))
     sink = io.StringIO()  # kaggle prints auth help on import; keep it (and anything secret) off our output
     try:
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
@@ -171,9 +200,16 @@ def download(
     work = dest.parent / f".{dest.name}.download"  # kept between tries, so a finished zip is not fetched again
     work.mkdir(parents=True, exist_ok=True)
     if not list(work.glob("*.zip")):
-        client = client or real_client()
-        _say(log, f"downloading {'competition ' if competition else ''}{name} ...")
-        _fetch(client, name, bool(competition), work)
+        try:
+            client = client or real_client()
+            for warning in credential_warnings():
+                _say(log, f"warning: {warning}")
+            _say(log, f"downloading {'competition ' if competition else ''}{name} ...")
+            _fetch(client, name, bool(competition), work)
+        except BaseException:
+            if not list(work.glob("*.zip")):  # nothing fetched to resume from: leave no trace
+                shutil.rmtree(work, ignore_errors=True)
+            raise
     _assemble(work, dest, log)
     shutil.rmtree(work, ignore_errors=True)
     return dest

@@ -98,6 +98,7 @@ def resolve_model(model: str | os.PathLike | None = None) -> tuple[Path, dict]:
         settings = read_json(path.parent / "config.json", {}) or {}
     else:
         raise RunError(f"model {str(model)!r} not found; pass a run folder or a .keras file")
+    check_model_file(model_file)
     return model_file.resolve(), settings
 
 
@@ -114,6 +115,30 @@ def calibration_of(settings: dict) -> tuple[float, float]:
     if not 0.5 <= below <= 1.0:
         below = DEFAULT_UNCERTAIN_BELOW
     return temperature, below
+
+
+def check_model_file(path: Path) -> None:
+    """Refuse a file that is not a Keras model (a `.keras` zip with a config.json, or a legacy .h5).
+
+    Keras itself reports such a file as "File not found", which misleads.
+
+    Raises:
+        RunError: the file exists but is not a Keras model file.
+    """
+    import zipfile
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        if head.startswith(b"\x89HDF\r\n\x1a\n"):  # a legacy HDF5 model
+            return
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                if "config.json" in zf.namelist():
+                    return
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise RunError(f"cannot read model file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from exc
+    raise RunError(f"{str(path)!r} is not a Keras model file (a .keras archive); pass a run folder or a .keras file that catdog saved")
 
 
 class Predictor:

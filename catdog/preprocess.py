@@ -132,24 +132,46 @@ def _sniff(data: bytes) -> str:
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB. Transparency is composited on white."""
+    """Convert any Pillow mode to 8-bit RGB. Transparency is composited on white.
+
+    Conversions work in 8 bits or in place (no float64 copies), so a large
+    16-bit or RGBA image costs little more than its decoded pixels and the
+    RGB result.
+    """
     mode = img.mode
     if mode == "RGB":
         return img
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        if mode.startswith("I;16") or arr.max(initial=0) > 255:
-            arr = arr / 257.0
-        arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-        return Image.fromarray(arr, "L").convert("RGB")
+        return Image.fromarray(_to_uint8(img, mode), "L").convert("RGB")
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     elif mode in ("LA", "PA", "La", "RGBa"):
         img = img.convert("RGBA")
     if img.mode == "RGBA":
-        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, img).convert("RGB")
+        rgb = Image.new("RGB", img.size, (255, 255, 255))
+        rgb.paste(img, mask=img.getchannel("A"))  # "over" a white background, without an RGBA copy
+        return rgb
     return img.convert("RGB")
+
+
+_UINT16_TO_UINT8 = np.rint(np.arange(65536) / 257.0).astype(np.uint8)  # 0..65535 -> 0..255, rounded
+
+
+def _to_uint8(img: Image.Image, mode: str) -> np.ndarray:
+    """A 16-bit, 32-bit integer or float grey image as uint8, scaled like x / 257 when beyond 0..255."""
+    if mode.startswith("I;16"):
+        return _UINT16_TO_UINT8[np.asarray(img).astype(np.uint16, copy=False)]
+    arr = np.array(img)  # int32 or float32: one copy, then worked on in place
+    if arr.max(initial=0) > 255:
+        if mode == "F":
+            np.divide(arr, 257.0, out=arr)
+        else:
+            np.clip(arr, 0, 65535, out=arr)
+            return _UINT16_TO_UINT8[arr]
+    if mode == "F":
+        np.rint(arr, out=arr)
+    np.clip(arr, 0, 255, out=arr)
+    return arr.astype(np.uint8)
 
 
 def resize(img: Image.Image, image_size: int) -> Image.Image:

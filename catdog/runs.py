@@ -44,21 +44,55 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
         return default
 
 
-def pid_alive(pid: int | None) -> bool:
-    """True if a process with this pid exists and is not a zombie."""
-    if not isinstance(pid, int) or pid <= 0:  # a hand-edited status.json may hold anything
+def pid_alive(pid: int | None, started: float | None = None) -> bool:
+    """True if a process with this pid exists, is not a zombie, and is the one recorded.
+
+    Args:
+        pid: the recorded process id.
+        started: its recorded start time (`process_start_time`). A pid is
+            reused by the system, so a process that started at another time
+            is someone else. Records without it (hand-made, or older
+            catdog) are trusted only for a process whose command line runs
+            Python or catdog, never for init or an unrelated program.
+    """
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:  # a hand-edited status.json may hold anything
         return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
     except OSError:
+        pass
+    return _same_process(pid, started)
+
+
+def process_start_time(pid: int | None = None) -> float | None:
+    """When the process started (psutil's create_time), to tell it from a later one with the same pid."""
+    try:
+        import psutil
+
+        return psutil.Process(pid or os.getpid()).create_time()
+    except Exception:  # noqa: BLE001 - gone, no permission, or no psutil
+        return None
+
+
+def _same_process(pid: int, started: float | None) -> bool:
+    if isinstance(started, (int, float)) and not isinstance(started, bool):
+        now = process_start_time(pid)
+        return now is None or abs(now - started) < 0.5
+    try:
+        import psutil
+
+        cmdline = " ".join(psutil.Process(pid).cmdline()).lower()
+    except Exception:  # noqa: BLE001 - cannot tell: trust the pid, as before
         return True
+    return "python" in cmdline or "catdog" in cmdline
 
 
 def new_run_id(preset: str) -> str:
@@ -118,7 +152,7 @@ class Run:
         """status.json, with a dead training process detected as failed (`stale`)."""
         status = dict(self.raw_status())
         if status.get("state") in ACTIVE_STATES and status.get("host", socket.gethostname()) == socket.gethostname():
-            if not pid_alive(status.get("pid")):
+            if not pid_alive(status.get("pid"), status.get("pid_started")):
                 status.update(
                     state="failed",
                     stale=True,
@@ -153,6 +187,8 @@ class Run:
         if state not in STATES:
             raise ValueError(f"state must be one of {STATES}, got {state!r}")
         status = self.raw_status()
+        if "pid" in fields and "pid_started" not in fields:
+            fields["pid_started"] = process_start_time(fields["pid"]) if isinstance(fields["pid"], int) else None
         status.update(fields, state=state, updated=time.time())
         status.setdefault("host", socket.gethostname())
         atomic_write_json(self.path / "status.json", status)
@@ -167,10 +203,12 @@ class Run:
     def request_stop(self) -> None:
         """Ask the training process to stop cleanly after the current batch."""
         atomic_write_text(self.stop_file, f"stop requested at {time.time()}\n")
-        pid = self.raw_status().get("pid")
+        status = self.raw_status()
+        pid = status.get("pid")
         # The STOP file is enough for a training in this process; a signal also
         # reaches a child that is still decoding images, before its first batch.
-        if self.raw_status().get("state") in ACTIVE_STATES and pid != os.getpid() and pid_alive(pid):
+        # Only the recorded process is signalled, never a later one that reuses its pid.
+        if status.get("state") in ACTIVE_STATES and pid != os.getpid() and pid_alive(pid, status.get("pid_started")):
             import signal
 
             try:
@@ -180,6 +218,19 @@ class Run:
 
     def stop_requested(self) -> bool:
         return self.stop_file.exists()
+
+    def clear_stop(self, before: float | None = None) -> None:
+        """Withdraw a stop request made before `before` (any, when None).
+
+        A resume calls this: the STOP file of the attempt it continues would
+        otherwise end the new attempt after one batch. A request made after
+        `before` (a Stop pressed while the resumed process starts) is kept.
+        """
+        try:
+            if before is None or self.stop_file.stat().st_mtime <= before:
+                self.stop_file.unlink()
+        except FileNotFoundError:
+            pass
 
     def best_val_accuracy(self) -> float | None:
         values = [m["val_accuracy"] for m in self.metrics() if isinstance(m.get("val_accuracy"), (int, float))]
@@ -200,8 +251,9 @@ def create_run(runs_dir: str | os.PathLike | None = None, run_id: str | None = N
     try:
         path.mkdir()
     except FileExistsError:
-        # catdog.jobs makes the folder and opens train.log before the child starts.
-        if not path.is_dir() or {p.name for p in path.iterdir()} != {"train.log"}:
+        # catdog.jobs makes the folder and opens train.log before the child starts;
+        # a Stop pressed meanwhile adds STOP, which the training then honours.
+        if not path.is_dir() or not {p.name for p in path.iterdir()} <= {"train.log", STOP_FILE} or not (path / "train.log").exists():
             raise RunError(f"run {run_id!r} already exists in {str(root)!r}; choose another --run-id (or --resume it)") from None
     except OSError as exc:
         raise RunError(f"cannot create run folder {str(path)!r}: {exc.strerror or exc}") from exc
@@ -257,7 +309,7 @@ def lock_path(runs_dir: str | os.PathLike | None = None) -> Path:
 def read_lock(runs_dir: str | os.PathLike | None = None) -> dict | None:
     """The holder of the training lock, or None if free (stale locks are ignored)."""
     data = read_json(lock_path(runs_dir))
-    if not data or not pid_alive(data.get("pid")):
+    if not data or not pid_alive(data.get("pid"), data.get("pid_started")):
         return None
     return data
 
@@ -274,12 +326,18 @@ def acquire_lock(run: Run, runs_dir: str | os.PathLike | None = None, pid: int |
     path.parent.mkdir(parents=True, exist_ok=True)
     with _lock_guard(path):
         holder = read_json(path)
-        if holder and pid_alive(holder.get("pid")):
+        if holder and pid_alive(holder.get("pid"), holder.get("pid_started")):
             raise TrainingBusyError(
                 f"another training is running (run {Path(holder.get('run', '?')).name}, pid {holder['pid']}); "
                 "wait for it to finish or stop it"
             )
-        atomic_write_text(path, json.dumps({"pid": pid or os.getpid(), "run": str(run.path), "since": time.time()}))
+        atomic_write_text(path, json.dumps(lock_record(run, pid)))
+
+
+def lock_record(run: Run, pid: int | None = None) -> dict:
+    """What train.lock holds: the holder's pid and start time, its run, and since when."""
+    pid = pid or os.getpid()
+    return {"pid": pid, "pid_started": process_start_time(pid), "run": str(run.path), "since": time.time()}
 
 
 @contextmanager

@@ -7,6 +7,7 @@ visitor cannot point catdog at arbitrary server paths.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -32,21 +33,33 @@ def data_roots() -> list[Path]:
 
 
 def resolve_local_folder(path: str | os.PathLike) -> Path:
-    """Check a server path against the allow-list; `..` and symlinks are resolved first.
+    """The one rule for a server path that comes from the browser; `..` and symlinks are resolved first.
+
+    Allowed: a folder inside CATDOG_HOME/datasets (what uploads and Kaggle
+    downloads make), or, unless CATDOG_ALLOW_LOCAL_FOLDERS=0, inside one of
+    `data_roots()`. Files and class folders inside it are read only where they
+    resolve inside it too (see `catdog.data.discover`).
 
     Raises:
         DatasetError: local folders are off, the path is outside every root, or not a folder.
     """
-    if not local_folders_allowed():
-        raise DatasetError("local folders are turned off on this server (CATDOG_ALLOW_LOCAL_FOLDERS=0); upload a zip instead")
     folder = Path(path).expanduser().resolve()  # follows symlinks, so a link cannot escape a root
-    roots = data_roots()
-    if not any(folder == r or r in folder.parents for r in roots):
-        raise DatasetError(f"{str(path)!r} is outside the allowed folders ({', '.join(map(str, roots))}); "
-                           "set CATDOG_DATA_ROOTS to allow it")
+    if not is_within(folder, config.datasets_dir().resolve()):
+        if not local_folders_allowed():
+            raise DatasetError("local folders are turned off on this server (CATDOG_ALLOW_LOCAL_FOLDERS=0); "
+                               "upload a zip or a folder on the Data page instead")
+        roots = data_roots()
+        if not any(is_within(folder, r) for r in roots):
+            raise DatasetError(f"{str(path)!r} is outside the allowed folders ({', '.join(map(str, roots))}); "
+                               "set CATDOG_DATA_ROOTS to allow it")
     if not folder.is_dir():
-        raise DatasetError(f"{str(path)!r} is not a folder on this server")
+        raise DatasetError(f"{str(path)!r} does not exist or is not a folder on this server")
     return folder
+
+
+def is_within(path: Path, root: Path) -> bool:
+    """Whether the (already resolved) `path` is `root` or inside it."""
+    return path == root or root in path.parents
 
 
 def import_zip(source, name: str) -> Path:
@@ -55,18 +68,72 @@ def import_zip(source, name: str) -> Path:
     return extract_zip(source, _free_dest(safe))
 
 
-def import_files(files: list[tuple[str, bytes]], name: str) -> Path:
-    """Store uploaded files (relative name, bytes), e.g. a folder upload, into a new dataset folder."""
+def import_files(files: list[tuple[str, bytes]], name: str, refused: list[tuple[str, str]] | None = None) -> Path:
+    """Store uploaded files (relative name, bytes), e.g. a folder upload, into a new dataset folder.
+
+    Args:
+        files: (relative name, content) pairs.
+        name: the dataset folder's name under CATDOG_HOME/datasets.
+        refused: if given, names that cannot be stored (empty, `.`, a NUL byte,
+            a part over 255 bytes, a file/folder clash, a duplicate) are
+            skipped and listed here with the reason; otherwise the first one
+            refuses the upload.
+
+    Raises:
+        ArchiveError: a name points outside the folder (`..`, absolute): the whole upload is refused.
+        DatasetError: no file could be stored.
+    """
     from catdog.archive import _check_name
 
     dest = _free_dest(name)
+    for rel, _content in files:
+        _check_name(rel)
+    stored, skipped = 0, []
     with atomic_directory(dest) as tmp:
         for rel, content in files:
-            _check_name(rel)
-            target = tmp / rel.replace("\\", "/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
+            reason = _bad_upload_name(rel) or _store(tmp, rel, content)
+            if reason is None:
+                stored += 1
+                continue
+            if refused is None:
+                raise DatasetError(f"cannot store uploaded file {rel!r}: {reason}")
+            skipped.append((rel, reason))
+        if not stored:
+            raise DatasetError(f"none of the {len(files)} uploaded files could be stored" + (f" ({skipped[0][1]})" if skipped else ""))
+    if refused is not None:
+        refused.extend(skipped)
     return dest
+
+
+def _bad_upload_name(rel: str) -> str | None:
+    """Why an uploaded file's relative name cannot be a file in the dataset, or None."""
+    if "\0" in rel:
+        return "the name contains a NUL byte"
+    parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts:
+        return "the name is empty"
+    long = next((p for p in parts if len(p.encode("utf-8", "surrogatepass")) > 255), None)
+    if long is not None:
+        return f"a name part is {len(long.encode('utf-8', 'surrogatepass'))} bytes long; the limit is 255"
+    return None
+
+
+def _store(folder: Path, rel: str, content: bytes) -> str | None:
+    """Write one uploaded file under `folder`; the reason it cannot be, or None."""
+    target = folder.joinpath(*[p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")])
+    if target.exists():
+        return "a folder of the same name was uploaded too" if target.is_dir() else "another uploaded file has the same name"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "xb") as fh:
+            fh.write(content)
+    except (FileExistsError, NotADirectoryError):
+        return "a file and a folder of the same name were uploaded"
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        return getattr(exc, "strerror", None) or str(exc)
+    return None
 
 
 def _free_dest(name: str) -> Path:

@@ -267,7 +267,11 @@ def prepare_data(cfg: TrainConfig, image_size: int, log=print) -> PreparedData:
         for path, reason in decoded[name].skipped:
             log(f"  skipped {path}: {reason}")
     for name in ("train", "validation"):
-        if len(set(decoded[name].labels.tolist())) < 2:
+        ds = decoded[name]
+        if not len(ds):
+            folders_text = " ".join(cfg.data_folders())
+            raise DatasetError(f"none of the {len(ds.skipped)} {name} images could be read; check them with `catdog data inspect {folders_text}`")
+        if len(set(ds.labels.tolist())) < 2:
             raise DatasetError(f"after skipping unreadable files, the {name} set has only one class; add images of both classes")
     folders = [
         {
@@ -338,22 +342,28 @@ def resume(
     stream: IO[str] | None = None,
     lock: bool = True,
     handle_signals: bool = True,
+    requested_at: float | None = None,
 ) -> runs.Run:
     """Continue a stopped, failed or killed run from its last checkpoint.
 
     Uses the run's own config.json settings and appends to its metrics.jsonl:
     epochs after the checkpoint (or a partly trained one) are trained again,
-    so no epoch is missing or duplicated.
+    so no epoch is missing or duplicated. The stop request that ended the
+    previous attempt is withdrawn. A run killed after its last epoch but
+    before its model was written gets the model from its last checkpoint.
 
     Args:
         run: the run (folder, path or id).
         epochs: a new total number of epochs (default: the run's own).
         callbacks, verbose, stream, lock, handle_signals: as for `train`.
+        requested_at: when the resume was asked for (default: now); a stop
+            requested later is honoured, an older one is withdrawn.
 
     Raises:
         RunError: the run is still running, has no checkpoint, or is already complete.
     """
     stream = stream or sys.stdout
+    requested_at = time.time() if requested_at is None else requested_at
     run = run if isinstance(run, runs.Run) else runs.open_run(run)
     status = run.status()
     if status.get("state") in runs.ACTIVE_STATES:
@@ -367,11 +377,15 @@ def resume(
     cfg.epochs = epochs or cfg.epochs
     cfg.validate()
     done = int(state["epoch"]) - (1 if state.get("partial") else 0)
+    if done >= cfg.epochs and not run.model_path.exists():
+        _finish_from_checkpoint(run, lambda m: print(m, file=stream, flush=True))
+        return run
     if done >= cfg.epochs:
         raise RunError(f"run {run.id!r} already has all {cfg.epochs} epochs; pass --epochs N with N > {done} to train further")
     spec = get_preset(cfg.model)
 
     def start() -> None:
+        run.clear_stop(before=requested_at)
         run.write_config(dict(record, epochs=cfg.epochs))
         run.write_status("queued", pid=os.getpid(), resumed=time.time(), resumed_from_epoch=done, error=None, traceback=None, ended=None)
 
@@ -381,31 +395,59 @@ def resume(
     return run
 
 
+def _remove_unstarted(run: runs.Run) -> None:
+    """Remove a new run folder that nothing was written to (only a launcher's train.log, if any)."""
+    try:
+        if {p.name for p in run.path.iterdir()} <= {"train.log"}:
+            run.log_path.unlink(missing_ok=True)
+            run.path.rmdir()
+    except OSError:
+        pass
+
+
+def _finish_from_checkpoint(run: runs.Run, log) -> None:
+    """Write model.keras from the last checkpoint of a run that trained every epoch but was killed before saving."""
+    import keras
+
+    last = run.checkpoint_dir / "last.keras"
+    try:
+        model = keras.saving.load_model(last, compile=False)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+        raise RunError(f"cannot load checkpoint {str(last)!r}: {exc}; start a new training") from exc
+    save_model_atomic(model, run.model_path, include_optimizer=False)
+    for leftover in run.path.rglob(".tmp-*"):  # half-saved models of the killed process
+        leftover.unlink(missing_ok=True)
+    rows = run.metrics()
+    run.write_status("finished", ended=time.time(), epochs_done=len(rows), error=None, traceback=None, recovered_from_checkpoint=True)
+    log(f"Run {run.id} had trained all its epochs but was killed before saving its model; model saved from {last} to {run.model_path}")
+
+
 def _supervise(run: runs.Run, runs_dir, start, lock: bool, handle_signals: bool, fit, resuming: bool = False) -> None:
     """Run `start` and `fit(request)` holding the lock and signal handlers; mark the run failed if they raise.
 
-    A resume takes the lock before `start` touches the run: a second resume of
-    the same run is refused without marking the run that is training as failed.
+    The lock is taken before `start` touches the run: a second resume of the
+    same run is refused without marking the run that is training as failed,
+    and a refused new training leaves no run folder behind.
     """
     root = Path(runs_dir) if runs_dir else None
     locked = False
     request = StopRequested(run)
     old_handlers = {}
+    if lock:
+        try:
+            runs.acquire_lock(run, root)
+        except TrainingBusyError:
+            if not resuming:
+                _remove_unstarted(run)  # refused before it began: leave nothing behind
+            raise
+        locked = True
     try:
-        if resuming and lock:
-            runs.acquire_lock(run, root)
-            locked = True
         start()
-        if lock and not locked:
-            runs.acquire_lock(run, root)
-            locked = True
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 old_handlers[sig] = signal.signal(sig, request)
         fit(request)
     except BaseException as exc:
-        if isinstance(exc, TrainingBusyError) and resuming:
-            raise
         clear = _write_error(exc, run)
         message = str(clear or exc) if isinstance(clear or exc, (CatdogError, ValueError)) else f"{type(exc).__name__}: {exc}"
         if isinstance(exc, KeyboardInterrupt):
@@ -434,14 +476,25 @@ _WRITE_ERRORS = {
 
 
 def _write_error(exc: BaseException, run: runs.Run) -> RunError | None:
-    """A clear RunError for a failed write to the run folder (None for other errors)."""
+    """A clear RunError for a failed write to the run folder or the decode cache (None for other errors)."""
     if not isinstance(exc, OSError) or exc.errno not in _WRITE_ERRORS:
         return None
     where = exc.filename or run.path
-    return RunError(
-        f"cannot write {str(where)!r}: {_WRITE_ERRORS[exc.errno]}; free some space or fix the permissions, "
-        f"then continue with `catdog train --resume {run.path}` (or pick another --runs-dir)"
-    )
+    if _is_within(where, defaults.cache_dir()):
+        then = "(it is the decode cache: set CATDOG_CACHE_DIR to a larger disk, or use --cache memory), then start the training again"
+    elif (run.checkpoint_dir / "state.json").exists():
+        then = f"then continue with `catdog train --resume {run.path}` (or pick another --runs-dir)"
+    else:
+        then = "then start the training again (no epoch was checkpointed yet), or pick another --runs-dir"
+    return RunError(f"cannot write {str(where)!r}: {_WRITE_ERRORS[exc.errno]}; free some space or fix the permissions, {then}")
+
+
+def _is_within(path, folder: Path) -> bool:
+    try:
+        Path(os.path.abspath(path)).relative_to(os.path.abspath(folder))
+        return True
+    except (ValueError, TypeError):
+        return False
 
 
 def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, resume_from: dict | None = None) -> None:

@@ -64,11 +64,14 @@ def upload_ui() -> None:
             st.error(str(exc))
     files = st.file_uploader("Or a folder", accept_multiple_files="directory", key="data_dir")
     if files and st.button("Import folder", key="import_dir"):
+        refused: list[tuple[str, str]] = []
         try:
-            _choose(sources.import_files([(f.name, f.getvalue()) for f in files], "upload"))
-            st.success(f"Imported {len(files)} files to `{st.session_state[FOLDER_KEY]}`.")
+            _choose(sources.import_files([(f.name, f.getvalue()) for f in files], "upload", refused=refused))
+            st.success(f"Imported {len(files) - len(refused)} files to `{st.session_state[FOLDER_KEY]}`.")
         except CatdogError as exc:
             st.error(str(exc))
+        if refused:
+            st.warning(f"{len(refused)} file(s) could not be stored:\n" + "\n".join(f"- `{name!r}`: {why}" for name, why in refused[:50]))
 
 
 def local_ui() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from catdog import config
+from catdog import config, sources
 from catdog.errors import CatdogError
 from catdog.eval_plots import confusion_figure, pr_figure, reliability_figure, roc_auc, roc_figure
 from catdog.evaluate import EvalReport, evaluate, metrics_at
@@ -76,13 +76,17 @@ def run_evaluation(model: Path, folder: str) -> EvalReport | None:
     if not folder:
         st.error("Enter the path of a labelled folder (with cats/ and dogs/ inside).")
         return None
-    if not Path(folder).expanduser().is_dir():
-        st.error(f"Folder not found: `{folder}`")
+    try:
+        # The server's one path rule (as on the Data and Train pages), checked before the folder is even looked at.
+        allowed = sources.resolve_local_folder(folder)
+    except CatdogError as exc:
+        missing = "does not exist" in str(exc)
+        st.error(f"Folder not found: `{folder}`" if missing else str(exc), icon=":material/folder_off:")
         return None
     try:
         predictor = load_predictor(str(model), model.stat().st_mtime)
         with st.spinner("Classifying every image in the folder…"):
-            report = evaluate(predictor, Path(folder).expanduser())
+            report = evaluate(predictor, allowed)
     except (CatdogError, OSError, ValueError) as exc:
         st.error(f"Cannot evaluate: {exc}")
         return None

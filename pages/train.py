@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from catdog import config, jobs, predict
+from catdog import config, jobs, predict, sources
 from catdog.data import discover_all
 from catdog.errors import CatdogError
 from catdog.models import PRESETS, get_preset
@@ -28,7 +28,7 @@ VAL_SPLIT_SLIDER = (0.05, 0.4, 0.2, 0.05)  # min, max, default (the CLI's), step
 def dataset_summary(folders: tuple[str, ...]) -> tuple[str | None, dict]:
     """(error, facts) for the training folders together; cached because big folders take a moment to list."""
     try:
-        layouts = discover_all(folders)
+        layouts = discover_all([sources.resolve_local_folder(f) for f in folders])  # the server's one path rule
     except (CatdogError, OSError) as exc:
         return str(exc), {}
     own_val = [len(layout.validation) for layout in layouts if layout.validation is not None]
@@ -125,7 +125,8 @@ def validation_ui(col, facts: dict | None, disabled: bool) -> float | None:
 def start(folders: list[str], settings: dict) -> None:
     """Launch the training and remember it in this session."""
     try:
-        run = jobs.start_training(TrainConfig(data=folders[0] if len(folders) == 1 else folders, **settings))
+        resolved = [str(sources.resolve_local_folder(f)) for f in folders]
+        run = jobs.start_training(TrainConfig(data=resolved[0] if len(resolved) == 1 else resolved, **settings))
     except (CatdogError, ValueError) as exc:
         st.error(f"Could not start: {exc}")
         return
@@ -199,10 +200,31 @@ def curves_ui(run: Run, rows: list[dict]) -> None:
     right.plotly_chart(curves_figure(rows, "loss", "Loss"))
 
 
+def resume_ui(run: Run) -> None:
+    """The Resume button (with the total epochs) for a stopped, failed or killed run with a checkpoint."""
+    if not jobs.resumable(run):
+        return
+    done = len([r for r in run.metrics() if not r.get("partial")])
+    planned = int(run.config().get("epochs") or done + 1)
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    epochs = c1.number_input("Total epochs", 1, 1000, max(planned, done + 1), key=f"resume_epochs_{run.id}",
+                             help="Resume trains from the last checkpoint up to this many epochs in all.")
+    if c2.button("Resume", type="primary", icon=":material/play_arrow:", key=f"resume_{run.id}",
+                 help="Continue from the last checkpoint with this run's own settings."):
+        try:
+            jobs.start_resume(run, epochs=int(epochs))
+        except (CatdogError, ValueError) as exc:
+            st.error(f"Could not resume: {exc}")
+            return
+        st.session_state[WATCH_KEY] = str(run.path)
+        st.rerun(scope="app")
+
+
 def outcome_ui(run: Run, status: jobs.JobStatus) -> None:
     """What a finished, stopped or failed run leaves: plots, downloads, the model."""
     if status.state == "failed":
         st.error(f"Training failed: {status.error or 'no reason recorded'}", icon=":material/error:")
+        resume_ui(run)
         if status.log_tail:
             with st.expander("Last lines of the training log", expanded=True):
                 st.code(status.log_tail, language="text")
@@ -210,6 +232,7 @@ def outcome_ui(run: Run, status: jobs.JobStatus) -> None:
     done = len(run.metrics())
     if status.state == "stopped":
         st.warning(f"Stopped on request after {done} epoch(s). The model trained so far was saved.", icon=":material/stop_circle:")
+        resume_ui(run)
     else:
         st.success(f"Finished {done} epoch(s) in {format_duration(run_duration(run))}.", icon=":material/check_circle:")
     plots = [(name, run.path / f"{name}.png") for name in ("accuracy", "loss")]

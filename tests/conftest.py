@@ -53,8 +53,10 @@ def make_class_folders(root: Path, n: int = 12, names=("cats", "dogs"), size=(48
 def _isolated_home(tmp_path_factory):
     """Every test runs with its own CATDOG_HOME, never the user's."""
     home = tmp_path_factory.mktemp("catdog-home")
-    old = {k: os.environ.get(k) for k in ("CATDOG_HOME", "CATDOG_RUNS_DIR", "CATDOG_CACHE_DIR")}
+    old = {k: os.environ.get(k) for k in ("CATDOG_HOME", "CATDOG_RUNS_DIR", "CATDOG_CACHE_DIR", "CATDOG_DATA_ROOTS")}
     os.environ["CATDOG_HOME"] = str(home)
+    # The pages apply the server's path rule: the tests' datasets live in pytest's temp folder and ../shared/data.
+    os.environ["CATDOG_DATA_ROOTS"] = os.pathsep.join(map(str, (tmp_path_factory.getbasetemp(), SHARED_DATA.parent, REPO)))
     os.environ.pop("CATDOG_RUNS_DIR", None)
     os.environ.pop("CATDOG_CACHE_DIR", None)
     yield home

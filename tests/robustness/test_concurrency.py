@@ -99,7 +99,8 @@ def dead_pid() -> int:
 def test_a_lock_held_by_a_live_process_is_respected_and_a_dead_one_is_taken_over(tmp_path, stats):
     holder = subprocess.Popen(["sleep", "30"])
     try:
-        runs.lock_path(tmp_path).write_text(json.dumps({"pid": holder.pid, "run": str(tmp_path / "theirs")}))
+        # As catdog writes it: with the holder's start time (a bare pid is not trusted for a non-Python process).
+        runs.lock_path(tmp_path).write_text(json.dumps({"pid": holder.pid, "pid_started": runs.process_start_time(holder.pid), "run": str(tmp_path / "theirs")}))
         with pytest.raises(TrainingBusyError, match=rf"run theirs, pid {holder.pid}"):
             runs.acquire_lock(runs.Run(tmp_path / "mine"), tmp_path)
     finally:
