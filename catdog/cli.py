@@ -196,8 +196,9 @@ def cmd_runs(args, out) -> int:
 
     rows = []
     for run in list_runs(args.runs_dir):
-        cfg, status = run.config(), run.status()
-        rows.append({"id": run.id, "preset": cfg.get("model"), "state": status.get("state"), "epochs": len(run.metrics()), "best_val_accuracy": run.best_val_accuracy(), "path": str(run.path)})
+        summary = run.summary()
+        rows.append({"id": summary["id"], "preset": summary["preset"], "state": summary["state"], "epochs": summary["epochs_done"],
+                     "best_val_accuracy": summary["best_val_accuracy"], "path": summary["path"]})
     for row in rows:
         if args.json:
             print(json.dumps(row), file=out)

@@ -17,7 +17,7 @@ from catdog.models import PRESETS, get_preset
 from catdog.plots import curves_figure
 from catdog.runs import Run
 from catdog.training import TrainConfig
-from pages._ui import STATE_ICONS, default_dataset, format_duration, run_duration, settings_text, use_app_navigation
+from pages._ui import STATE_ICONS, default_dataset, format_duration, settings_text, use_app_navigation
 
 POLL_SECONDS = 1.5
 WATCH_KEY = "train_run"
@@ -166,7 +166,7 @@ def outcome_ui(run: Run, status: jobs.JobStatus) -> None:
     if status.state == "stopped":
         st.warning(f"Stopped on request after {done} epoch(s). The model trained so far was saved.", icon=":material/stop_circle:")
     else:
-        st.success(f"Finished {done} epoch(s) in {format_duration(run_duration(run))}.", icon=":material/check_circle:")
+        st.success(f"Finished {done} epoch(s) in {format_duration(run.duration())}.", icon=":material/check_circle:")
     plots = [(name, run.path / f"{name}.png") for name in ("accuracy", "loss")]
     cols = st.columns(2)
     for col, (name, png) in zip(cols, plots):
