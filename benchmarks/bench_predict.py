@@ -20,7 +20,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 SHARED_IMAGES = REPO.parent / "shared" / "data" / "catdog-small" / "train"
 
 

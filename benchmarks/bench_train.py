@@ -34,8 +34,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 TF_DEFAULT_ENV = dict(os.environ)  # before catdog is imported: what the notebook runs with
 EPOCH_IMAGES = 20_000
 AMORTISE_EPOCHS = 10

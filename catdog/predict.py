@@ -171,11 +171,6 @@ class Predictor:
                 self._fn = infer
             return self._fn
 
-    def warm_up(self) -> "Predictor":
-        """Trace the compiled function and run it once, so the first real image is not slow."""
-        self.predict_arrays(np.zeros((1, self.image_size, self.image_size, 3), np.uint8))
-        return self
-
     def preprocess(self, source: ImageSource) -> np.ndarray:
         """The model input for one image: the shared preprocessing path."""
         return load_array(source, self.image_size)

@@ -16,7 +16,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import IO, Any, Callable, Sequence
 
 from catdog import config as defaults
 from catdog import data, runs
@@ -180,7 +180,7 @@ def prepare_data(cfg: TrainConfig, image_size: int, log=print):
     if cfg.val_data:
         val_set, _ = data.load_labelled_folder(cfg.val_data, layout.class_names)
     elif cfg.val_split:
-        train_set, val_set = data.split(layout.train if layout.validation is None else layout.train, cfg.val_split, cfg.seed)
+        train_set, val_set = data.split(layout.train, cfg.val_split, cfg.seed)
     elif val_set is None:
         train_set, val_set = data.split(layout.train, 0.2, cfg.seed)
         log("No validation folder given: holding out 20% of the training images (--val-split 0.2).")
@@ -245,7 +245,8 @@ def train(
         run.write_config(_config_record(cfg, image_size, spec))
         run.write_status("queued", pid=os.getpid(), started=time.time())
 
-    _supervise(run, runs_dir, start, lock, handle_signals, lambda request: _fit(run, cfg, spec, image_size, request, callbacks, verbose, log))
+    job = _FitJob(run, cfg, spec, image_size, callbacks, verbose, log)
+    _supervise(run, runs_dir, start, lock, handle_signals, lambda request: _fit(job, request))
     return run
 
 
@@ -294,9 +295,9 @@ def resume(
         run.write_config(dict(record, epochs=cfg.epochs))
         run.write_status("queued", pid=os.getpid(), resumed=time.time(), resumed_from_epoch=done, error=None, traceback=None, ended=None)
 
-    resume_from = {"epoch": done, "best": state.get("best")}
-    fit = lambda request: _fit(run, cfg, spec, cfg.image_size, request, callbacks, verbose, lambda m: print(m, file=stream, flush=True), resume_from)  # noqa: E731
-    _supervise(run, Path(run.path).parent, start, lock, handle_signals, fit, resuming=True)
+    log = lambda msg: print(msg, file=stream, flush=True)  # noqa: E731
+    job = _FitJob(run, cfg, spec, cfg.image_size, callbacks, verbose, log, resume_from={"epoch": done, "best": state.get("best")})
+    _supervise(run, Path(run.path).parent, start, lock, handle_signals, lambda request: _fit(job, request), resuming=True)
     return run
 
 
@@ -363,8 +364,25 @@ def _write_error(exc: BaseException, run: runs.Run) -> RunError | None:
     )
 
 
-def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, resume_from: dict | None = None) -> None:
+@dataclass
+class _FitJob:
+    """What `_fit` trains: the run, its settings, and how `train`/`resume` were called."""
+
+    run: runs.Run
+    cfg: TrainConfig
+    spec: Any  # catdog.models.Preset
+    image_size: int
+    callbacks: Sequence = ()
+    verbose: int | str = "auto"
+    log: Callable[[str], None] = print
+    resume_from: dict | None = None  # {"epoch": done, "best": value} when resuming
+
+
+def _fit(job: _FitJob, request: StopRequested) -> None:
     import keras
+
+    run, cfg, spec, image_size, log, resume_from = job.run, job.cfg, job.spec, job.image_size, job.log, job.resume_from
+    extra_callbacks, verbose = job.callbacks, job.verbose
 
     keras.utils.set_random_seed(cfg.seed)
     layout, train_dec, val_dec = prepare_data(cfg, image_size, log)

@@ -1,6 +1,6 @@
 """Take the README's screenshots by driving the real app in headless Chromium.
 
-    python scripts/screenshots.py [--data ../shared/data/catdog-small] [--out docs]
+    python -m scripts.screenshots [--data ../shared/data/catdog-small] [--out docs]
 
 It starts `streamlit run` on 127.0.0.1 with a temp CATDOG_HOME (optionally on a
 copied subset of the photos), starts a training from the Train page,
@@ -23,9 +23,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, free_port, stop_server, wait_healthy  # noqa: E402
+from tests.server import CHROMIUM, CHROMIUM_ARGS, free_port, stop_server, wait_healthy
 
 
 def make_subset(src: Path, dst: Path, n_train: int, n_val: int, seed: int = 0) -> Path:
