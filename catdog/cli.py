@@ -17,7 +17,11 @@ def _add_train_parser(sub) -> None:
     from catdog.training import add_config_arguments
 
     p = sub.add_parser("train", help="train a model on a dataset folder")
-    p.add_argument("--resume", metavar="RUN", help="continue a stopped, failed or killed run from its last checkpoint, with its own settings (--epochs may raise the total)")
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue a stopped, failed or killed run from its last checkpoint, with its own settings (--epochs may raise the total)",
+    )
     add_config_arguments(p)  # one flag per TrainConfig field
     p.add_argument("--runs-dir", default=None, help=f"parent folder of run folders (default {config.runs_dir()})")
     p.add_argument("--run-id", default=None, help="name of the run folder (default: time and preset)")
@@ -176,11 +180,19 @@ def cmd_evaluate(args, out) -> int:
     names = report.class_names
     (tn, fp), (fn, tp) = report.confusion
     print(f"model: {report.model}\ndata: {report.data}\nimages: {report.n} (skipped {len(report.skipped)})", file=out)
-    print(f"accuracy {report.accuracy:.4f}  precision {report.precision:.4f}  recall {report.recall:.4f}  f1 {report.f1:.4f}  log loss {report.log_loss:.4f}", file=out)
+    print(
+        f"accuracy {report.accuracy:.4f}  precision {report.precision:.4f}  recall {report.recall:.4f}  f1 "
+        f"{report.f1:.4f}  log loss {report.log_loss:.4f}",
+        file=out,
+    )
     print(f"confusion (rows true, columns predicted: {names[0]}, {names[1]}):", file=out)
     print(f"  {names[0]:>6}: {tn:6d} {fp:6d}\n  {names[1]:>6}: {fn:6d} {tp:6d}", file=out)
     wrong = summary["misclassified"]
-    print(f"misclassified: {len(wrong)}" + (f" (the {_SHOW_WRONG} most confident shown; --json lists all)" if len(wrong) > _SHOW_WRONG else ""), file=out)
+    print(
+        f"misclassified: {len(wrong)}"
+        + (f" (the {_SHOW_WRONG} most confident shown; --json lists all)" if len(wrong) > _SHOW_WRONG else ""),
+        file=out,
+    )
     for row in wrong[:_SHOW_WRONG]:
         print(f"  {row['file']}\ttrue {row['true']}\tpredicted {row['predicted']}\tp_dog={row['p_dog']:.4f}", file=out)
     for f, e in report.skipped:

@@ -119,7 +119,14 @@ class Predictor:
     `predict_arrays` is a compiled `tf.function`; calls are thread-safe.
     """
 
-    def __init__(self, model=None, class_names: Sequence[str] | None = None, image_size: int | None = None, threshold: float | None = None, source: str = ""):
+    def __init__(
+        self,
+        model=None,
+        class_names: Sequence[str] | None = None,
+        image_size: int | None = None,
+        threshold: float | None = None,
+        source: str = "",
+    ):
         self.model = model
         self.class_names = list(class_names or config.CLASS_NAMES)
         self.image_size = int(image_size or model.input_shape[1])

@@ -20,13 +20,12 @@ from typing import IO, Any, Callable, Sequence
 
 from catdog import config as defaults
 from catdog import data, runs
-from catdog.data import CACHE_MODES
 from catdog.atomic import save_model_atomic  # noqa: F401 - part of training's API
-from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
+from catdog.data import CACHE_MODES
 from catdog.distribute import STRATEGIES, global_batch_size, make_strategy
+from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
 from catdog.hardware import PRECISIONS, resolve_precision
 from catdog.models import build_model, fuse_batch_norm, get_preset
-
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -39,7 +38,9 @@ def cosine_learning_rate(epoch: int, epochs: int, base: float, floor: float = 0.
     return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def setting(default: Any = dataclasses.MISSING, *, help: str | None = None, choices: Sequence[str] | None = None, metavar: str | None = None) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING, *, help: str | None = None, choices: Sequence[str] | None = None, metavar: str | None = None
+) -> Any:
     """A `TrainConfig` field that also describes its CLI flag.
 
     Args:
@@ -65,7 +66,9 @@ class TrainConfig:
 
     data: str = setting(help="dataset folder (cats/ + dogs/, train/ + test/, or cat.N.jpg files); required unless --resume")
     val_data: str | None = setting(None, help="a separate labelled validation folder")
-    val_split: float | None = setting(None, help="fraction of --data held out for validation (default 0.2 when no validation folder exists)")
+    val_split: float | None = setting(
+        None, help="fraction of --data held out for validation (default 0.2 when no validation folder exists)"
+    )
     model: str = setting(defaults.DEFAULT_PRESET, help="preset name (see `catdog models`)")
     epochs: int = setting(defaults.EPOCHS, help="default: the preset's")
     batch_size: int = setting(defaults.BATCH_SIZE, help="per replica; default: the preset's")
@@ -73,11 +76,15 @@ class TrainConfig:
     learning_rate: float | None = setting(None, help="Adam's learning rate (default: the preset's)")
     lr_schedule: str | None = setting(None, choices=LR_SCHEDULES, help="default: the preset's")
     precision: str = setting("auto", choices=PRECISIONS, help="dtype policy (auto: by hardware)")
-    early_stopping: int | None = setting(None, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement; restores the best weights")
+    early_stopping: int | None = setting(
+        None, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement; restores the best weights"
+    )
     checkpoint: bool = setting(True, help="save a checkpoint after each epoch (for --resume)")
     seed: int = setting(defaults.SEED, help="random seed for the split, shuffling and weights")
     cache: str = setting("auto", choices=CACHE_MODES, help="where decoded images are kept")
-    strategy: str = setting("auto", choices=STRATEGIES, help="tf.distribute strategy: mirrored = all local GPUs, multiworker = the cluster in TF_CONFIG")
+    strategy: str = setting(
+        "auto", choices=STRATEGIES, help="tf.distribute strategy: mirrored = all local GPUs, multiworker = the cluster in TF_CONFIG"
+    )
     # None: Keras' choice (XLA on GPUs, off on CPUs, where it measured no faster).
     jit_compile: bool | None = setting(None, help="XLA-compile the training step (default: on with a GPU, off on a CPU)")
 
@@ -110,7 +117,9 @@ def _flag(name: str) -> str:
 
 def _field_kind(hint: Any) -> tuple[str, type]:
     """("bool" | "list" | "value", element type) of a TrainConfig field's type hint."""
-    members = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) in (typing.Union, types.UnionType) else [hint]
+    members = (
+        [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) in (typing.Union, types.UnionType) else [hint]
+    )
     if bool in members:
         return "bool", bool
     for member in members:
@@ -437,11 +446,27 @@ def _fit(job: _FitJob, request: StopRequested) -> None:
     run.write_status("running", pid=os.getpid())
     bn = "fused BatchNorm" if config["fused_batch_norm"] else "Keras BatchNorm"
     log(f"Training {cfg.model} ({model.count_params():,} parameters, {precision}, {bn}) for {cfg.epochs} epochs, batch {cfg.batch_size}")
-    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=cfg.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,
+    )
     if fine_tune and not stopper.stopped:
         with strategy.scope():  # the new optimizer's variables belong to the strategy too
             _fine_tune(model, spec, config["learning_rate"], callbacks, log)
-        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs + fine_tune, initial_epoch=cfg.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=cfg.epochs + fine_tune,
+            initial_epoch=cfg.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
     save_model_atomic(model, run.model_path, include_optimizer=False)
     rows = run.metrics()
     state = "stopped" if stopper.stopped else "finished"

@@ -181,7 +181,9 @@ def results_ui(results: list[Prediction], items: list[Upload], predictor: Predic
         st.dataframe(rows, hide_index=True, key="predict_table", column_config={
             "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="percent"),
         })
-        st.download_button("Download results (CSV)", to_csv(rows), "catdog-predictions.csv", "text/csv", icon=":material/download:", key="predict_csv")
+        st.download_button(
+            "Download results (CSV)", to_csv(rows), "catdog-predictions.csv", "text/csv", icon=":material/download:", key="predict_csv"
+        )
 
 
 def main() -> None:

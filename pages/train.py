@@ -52,7 +52,10 @@ def dataset_ui(disabled: bool) -> tuple[str, dict | None]:
         st.error(error, icon=":material/folder_off:")
         return folder, None
     val = f"{facts['validation']:,} validation images" if facts["validation"] is not None else "no validation folder"
-    st.caption(f":green[:material/check_circle:] {facts['kind']} layout · classes {', '.join(facts['classes'])} · {facts['train']:,} training images · {val}")
+    st.caption(
+        f":green[:material/check_circle:] {facts['kind']} layout · classes {', '.join(facts['classes'])} · "
+        f"{facts['train']:,} training images · {val}"
+    )
     return folder, facts
 
 
@@ -69,11 +72,15 @@ def settings_ui(facts: dict | None, disabled: bool) -> dict:
     size = c4.number_input("Image size (px)", 32, 1024, spec.image_size, step=16, disabled=disabled, key=f"train_size_{preset}")
     st.caption(f"**{preset}**: {spec.description}")
     c1, c2, c3 = st.columns(3)
-    lr = c1.number_input("Learning rate", 1e-6, 1.0, float(spec.learning_rate), step=1e-4, format="%.5f", disabled=disabled, key=f"train_lr_{preset}")
+    lr = c1.number_input(
+        "Learning rate", 1e-6, 1.0, float(spec.learning_rate), step=1e-4, format="%.5f", disabled=disabled, key=f"train_lr_{preset}"
+    )
     split = validation_ui(c2, facts, disabled)
     early = c3.toggle("Early stopping", value=False, disabled=disabled, key="train_early",
                       help="Stop when validation loss has not improved for this many epochs, and keep the best weights.")
-    patience = c3.number_input("Patience (epochs)", 1, 100, 3, disabled=disabled or not early, key="train_patience", label_visibility="collapsed")
+    patience = c3.number_input(
+        "Patience (epochs)", 1, 100, 3, disabled=disabled or not early, key="train_patience", label_visibility="collapsed"
+    )
     return {
         "model": preset, "epochs": int(epochs), "batch_size": int(batch), "image_size": int(size),
         "learning_rate": float(lr), "val_split": split, "early_stopping": int(patience) if early else None,
@@ -83,10 +90,17 @@ def settings_ui(facts: dict | None, disabled: bool) -> dict:
 def validation_ui(col, facts: dict | None, disabled: bool) -> float | None:
     """The validation split, or None to use the dataset's own validation folder."""
     own_val = bool(facts and facts.get("validation"))
-    hold_out = col.toggle("Split off validation images", value=not own_val, disabled=disabled or not own_val, key=f"train_hold_out_{own_val}",
-                          help="Off: validate on the dataset's own validation/test folder.")
+    hold_out = col.toggle(
+        "Split off validation images",
+        value=not own_val,
+        disabled=disabled or not own_val,
+        key=f"train_hold_out_{own_val}",
+        help="Off: validate on the dataset's own validation/test folder.",
+    )
     low, high, default, step = VAL_SPLIT_SLIDER
-    split = col.slider("Validation split", low, high, default, step, disabled=disabled or not hold_out, key="train_split", label_visibility="collapsed")
+    split = col.slider(
+        "Validation split", low, high, default, step, disabled=disabled or not hold_out, key="train_split", label_visibility="collapsed"
+    )
     if not hold_out:
         col.caption(f"Validating on the dataset's {facts['validation']:,} validation images.")
     return float(split) if hold_out else None
@@ -123,7 +137,10 @@ def progress_ui(run: Run, status: jobs.JobStatus) -> None:
         batches = max(1, int(prog.get("batches") or 1))
         batch = min(int(prog.get("batch") or 0), batches)
         phase = {"validate": " · validating", "epoch_end": " · epoch done"}.get(prog.get("phase"), "")
-        text = f"Epoch {prog.get('epoch')}/{prog.get('epochs')} · batch {batch}/{batches}{phase} · ETA {format_duration(prog.get('eta_seconds'))}"
+        text = (
+            f"Epoch {prog.get('epoch')}/{prog.get('epochs')} · batch {batch}/{batches}{phase} · ETA "
+            f"{format_duration(prog.get('eta_seconds'))}"
+        )
         bar.progress(batch / batches, text=text)
     stopping = run.stop_requested()
     label = "Stopping…" if stopping else "Stop"
@@ -138,7 +155,9 @@ def metrics_ui(rows: list[dict]) -> None:
     last, prev = rows[-1], (rows[-2] if len(rows) > 1 else {})
     cols = st.columns(5)
     cols[0].metric("Epoch", f"{last['epoch']}", help="Epochs finished so far")
-    for col, key, label in zip(cols[1:], ("accuracy", "val_accuracy", "loss", "val_loss"), ("Train accuracy", "Val accuracy", "Train loss", "Val loss")):
+    for col, key, label in zip(
+        cols[1:], ("accuracy", "val_accuracy", "loss", "val_loss"), ("Train accuracy", "Val accuracy", "Train loss", "Val loss")
+    ):
         value, before = last.get(key), prev.get(key)
         if value is None:
             col.metric(label, "–")

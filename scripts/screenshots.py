@@ -22,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 from tests.server import CHROMIUM, CHROMIUM_ARGS, free_port, stop_server, wait_healthy
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def make_subset(src: Path, dst: Path, n_train: int, n_val: int, seed: int = 0) -> Path:
@@ -72,7 +73,11 @@ def wait_for_epochs(home: Path, epochs: int, timeout: float) -> Path:
         for folder in (home / "runs").glob("*"):
             run = Run(folder)
             prog = run.progress()
-            if len(run.metrics()) >= epochs and prog.get("phase") == "train" and 0.3 < prog.get("batch", 0) / max(1, prog.get("batches", 1)) < 0.8:
+            if (
+                len(run.metrics()) >= epochs
+                and prog.get("phase") == "train"
+                and 0.3 < prog.get("batch", 0) / max(1, prog.get("batches", 1)) < 0.8
+            ):
                 return folder
         time.sleep(0.5)
     raise SystemExit(f"training did not reach {epochs} epochs in {timeout}s")

@@ -79,7 +79,11 @@ def test_evaluate_shows_metrics_charts_and_mistakes_for_the_folder(active_model,
     assert {"Precision", "Recall", "F1", "ROC AUC"} <= {m.label for m in at.metric}
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert "Confusion matrix" in titles and "ROC curve" in titles
-    confusion = next(json.loads(c.proto.spec)["data"][0]["z"] for c in at.get("plotly_chart") if "Confusion" in json.loads(c.proto.spec)["layout"]["title"]["text"])
+    confusion = next(
+        json.loads(c.proto.spec)["data"][0]["z"]
+        for c in at.get("plotly_chart")
+        if "Confusion" in json.loads(c.proto.spec)["layout"]["title"]["text"]
+    )
     assert confusion == expected.confusion and sum(map(sum, confusion)) == 10
     assert at.slider(key="eval_threshold").value == pytest.approx(expected.threshold)
 
@@ -97,7 +101,9 @@ def test_moving_the_threshold_updates_precision_recall_and_the_confusion(active_
     assert (metric(at, "Precision"), metric(at, "Recall")) == (f"{m['precision']:.1%}", f"{m['recall']:.1%}")
     before = metrics_at(labels, probs, report.threshold)
     assert (m["precision"], m["recall"]) != (before["precision"], before["recall"])
-    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Confusion" in json.loads(c.proto.spec)["layout"]["title"]["text"])
+    spec = next(
+        json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Confusion" in json.loads(c.proto.spec)["layout"]["title"]["text"]
+    )
     assert spec["data"][0]["z"] == m["confusion"]
     assert sum(row[1] for row in m["confusion"]) == int((probs >= threshold).sum())
 

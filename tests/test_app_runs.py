@@ -30,7 +30,9 @@ def open_runs_page() -> AppTest:
 def make_run(run_id: str, val_acc: list[float], state: str = "finished", preset: str = "seed") -> runs.Run:
     """A run folder as a training leaves it (no TensorFlow needed to read it)."""
     run = runs.create_run(None, run_id, preset)
-    run.write_config({"model": preset, "created": time.time(), "epochs": len(val_acc), "image_size": 32, "batch_size": 8, "learning_rate": 0.001})
+    run.write_config(
+        {"model": preset, "created": time.time(), "epochs": len(val_acc), "image_size": 32, "batch_size": 8, "learning_rate": 0.001}
+    )
     run.write_metrics([
         {"epoch": i + 1, "accuracy": a + 0.05, "val_accuracy": a, "loss": 1 - a, "val_loss": 1.1 - a, "seconds": 1.0}
         for i, a in enumerate(val_acc)

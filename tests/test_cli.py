@@ -31,7 +31,7 @@ def test_predict_json_has_one_line_per_file_and_fails_on_a_bad_file(tmp_path, ti
     code, out, _ = run_cli("predict", cat, bad, dog, "--model", tiny_run.path, "--json")
     lines = [json.loads(line) for line in out.strip().splitlines()]
     assert code == 1
-    assert [l["file"] for l in lines] == [str(cat), str(bad), str(dog)]
+    assert [row["file"] for row in lines] == [str(cat), str(bad), str(dog)]
     assert lines[0]["label"] in ("cat", "dog") and 0.0 <= lines[0]["p_dog"] <= 1.0
     assert set(lines[0]) >= {"file", "label", "p_dog"}
     assert set(lines[1]) == {"file", "error"} and "not a supported image" in lines[1]["error"]

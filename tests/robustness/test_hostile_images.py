@@ -84,7 +84,9 @@ def test_predictor_classifies_good_files_and_reports_bad_ones_in_one_batch(hosti
     assert [p for p in problems if p] == []
 
 
-def test_cli_predict_json_gives_one_line_per_file_matching_the_predictor(hostile_corpus, hostile_folder, predictor, tiny_run, tmp_path, stats):
+def test_cli_predict_json_gives_one_line_per_file_matching_the_predictor(
+    hostile_corpus, hostile_folder, predictor, tiny_run, tmp_path, stats
+):
     files = [str(hostile_folder / c.name) for c in hostile_corpus]
     fifo = tmp_path / "a-pipe.jpg"
     os.mkfifo(fifo)  # reading it would block forever
@@ -188,8 +190,13 @@ def test_training_on_a_folder_with_hostile_files_skips_exactly_the_bad_ones(mixe
 
 
 def test_cli_evaluate_on_a_folder_with_hostile_files_lists_the_skipped_ones(mixed_dataset, hostile_corpus, tiny_run):
-    proc = subprocess.run([sys.executable, "-m", "catdog", "evaluate", "--model", str(tiny_run.path), "--data", str(mixed_dataset), "--json"],
-                          cwd=REPO, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-m", "catdog", "evaluate", "--model", str(tiny_run.path), "--data", str(mixed_dataset), "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert sorted(Path(s["file"]).name for s in summary["skipped"]) == sorted(c.name for c in hostile_corpus if not c.ok)
