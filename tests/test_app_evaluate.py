@@ -8,21 +8,16 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from catdog import config, predict
 from catdog import evaluate as evaluate_module
+from catdog import predict
 from catdog.evaluate import evaluate, metrics_at
-from tests.conftest import REPO, make_class_folders
+from tests.fixtures import REPO, make_class_folders
 
 REAL_EVALUATE = evaluate
 TIMEOUT = 120  # the first evaluation loads TensorFlow and the model
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CATDOG_RUNS_DIR", raising=False)
-    monkeypatch.setattr(config, "assets_dir", lambda: tmp_path / "assets")  # no bundled model
-    return tmp_path / "home"
+pytestmark = pytest.mark.usefixtures("no_bundled_model")  # no bundled model, no samples
 
 
 @pytest.fixture

@@ -10,16 +10,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from catdog import runs
-from tests.conftest import REPO
+from tests.fixtures import REPO
 
 TIMEOUT = 60
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CATDOG_RUNS_DIR", raising=False)
-    return tmp_path / "home"
 
 
 def open_runs_page() -> AppTest:

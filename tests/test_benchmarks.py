@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 
-from tests.conftest import REPO, make_class_folders
+from tests.fixtures import REPO, make_class_folders
 
 SPEEDUP = re.compile(r"^speedup \d+\.\d\d$", re.MULTILINE)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CAT_COLOUR, DOG_COLOUR, image_bytes
+from tests.fixtures import CAT_COLOUR, DOG_COLOUR, image_bytes
 from tests.server import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

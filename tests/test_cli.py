@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from catdog.cli import main
-from tests.conftest import CAT_COLOUR, DOG_COLOUR, REPO, make_class_folders, write_image
+from tests.fixtures import CAT_COLOUR, DOG_COLOUR, REPO, make_class_folders, write_image
 
 
 def run_cli(*argv):

@@ -7,7 +7,7 @@ import json
 
 from catdog.cli import main
 from catdog.inspect import format_report, inspect_dataset, quarantine
-from tests.conftest import image_bytes, make_class_folders, write_image
+from tests.fixtures import image_bytes, make_class_folders, write_image
 
 
 def _split_dataset(root):

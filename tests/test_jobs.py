@@ -15,7 +15,7 @@ from catdog import jobs, runs
 from catdog.cli import build_parser
 from catdog.errors import DatasetError, TrainingBusyError
 from catdog.training import TrainConfig
-from tests.conftest import write_image
+from tests.fixtures import write_image
 
 
 def wait_for(predicate, timeout: float = 90.0, interval: float = 0.2):

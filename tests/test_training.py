@@ -12,7 +12,7 @@ import pytest
 
 from catdog import runs
 from catdog.training import TrainConfig, train
-from tests.conftest import REPO
+from tests.fixtures import REPO
 
 EXPECTED_FILES = {"config.json", "status.json", "metrics.jsonl", "progress.json", "model.keras", "accuracy.png", "loss.png"}
 

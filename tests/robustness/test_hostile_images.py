@@ -21,7 +21,7 @@ from catdog.data import ImageSet, decode_images
 from catdog.errors import ImageError
 from catdog.predict import Predictor
 from catdog.preprocess import load_array
-from tests.conftest import REPO
+from tests.fixtures import REPO
 from tests.robustness.corpus import SIZE, Case
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the corrupt EXIF block

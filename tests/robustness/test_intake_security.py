@@ -12,7 +12,7 @@ import pytest
 from catdog import kaggle, sources
 from catdog.archive import ArchiveError
 from catdog.errors import CatdogError
-from tests.conftest import image_bytes
+from tests.fixtures import image_bytes
 
 FAKE_KEY = "0123456789abcdef0123456789abcdef"
 

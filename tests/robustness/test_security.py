@@ -13,7 +13,7 @@ import tomllib
 from catdog import jobs, preprocess, runs
 from catdog.errors import ImageError
 from catdog.training import TrainConfig
-from tests.conftest import REPO
+from tests.fixtures import REPO
 
 
 def files_containing(root: Path, needle: str) -> list[str]:

@@ -22,7 +22,7 @@ import pytest
 from catdog import cli, jobs, runs
 from catdog.errors import RunError
 from catdog.training import TrainConfig, resume, save_model_atomic, train
-from tests.conftest import REPO
+from tests.fixtures import REPO
 
 CHILD_TIMEOUT = 180
 
