@@ -1,4 +1,4 @@
-"""Training: `train(config, ...)` and the callbacks that write the run folder."""
+"""Training: `TrainConfig` (every setting, also the CLI flags), `train(config, ...)` and `resume(run)`."""
 
 from __future__ import annotations
 
