@@ -8,6 +8,8 @@ from streamlit.testing.v1 import AppTest
 from catdog import config, kaggle, sources
 from tests.fixtures import REPO, make_class_folders
 
+pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
+
 TIMEOUT = 60
 FAKE_KEY = "f4k3k3y0123456789abcdef0123456789"
 

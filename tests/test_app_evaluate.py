@@ -17,7 +17,7 @@ REAL_EVALUATE = evaluate
 TIMEOUT = 120  # the first evaluation loads TensorFlow and the model
 
 
-pytestmark = pytest.mark.usefixtures("no_bundled_model")  # no bundled model, no samples
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_bundled_model")]  # AppTest with TensorFlow; no bundled model
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ TIMEOUT = 60
 PAGES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "pages").glob("*.py") if not p.name.startswith("_"))
 
 
-pytestmark = pytest.mark.usefixtures("no_bundled_model")  # no bundled model, no samples
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_bundled_model")]  # AppTest with TensorFlow; no bundled model
 
 
 def open_home() -> AppTest:

@@ -13,7 +13,7 @@ from tests.fixtures import CAT_COLOUR, DOG_COLOUR, REPO, image_bytes, write_imag
 TIMEOUT = 120  # the first run loads TensorFlow and the model
 
 
-pytestmark = pytest.mark.usefixtures("no_bundled_model")  # no bundled model, no samples
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_bundled_model")]  # AppTest with TensorFlow; no bundled model
 
 
 @pytest.fixture

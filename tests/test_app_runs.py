@@ -12,6 +12,8 @@ from streamlit.testing.v1 import AppTest
 from catdog import runs
 from tests.fixtures import REPO
 
+pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
+
 TIMEOUT = 60
 
 

@@ -76,6 +76,7 @@ def test_train_with_wrong_path_is_a_clear_error_not_a_traceback(tmp_path):
     assert code == 2 and "does not exist" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_python_dash_m_catdog_trains_and_prints_the_run_folder_last(tmp_path, tiny_dataset):
     proc = subprocess.run(
         [sys.executable, "-m", "catdog", "train", "--data", tiny_dataset, "--model", "seed", "--epochs", "1",

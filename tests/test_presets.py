@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
+
 
 @pytest.fixture(autouse=True)
 def _no_pretrained_download(monkeypatch):

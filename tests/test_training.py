@@ -14,6 +14,8 @@ from catdog import runs
 from catdog.training import TrainConfig, train
 from tests.fixtures import REPO
 
+pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
+
 EXPECTED_FILES = {"config.json", "status.json", "metrics.jsonl", "progress.json", "model.keras", "accuracy.png", "loss.png"}
 
 

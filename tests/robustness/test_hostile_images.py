@@ -84,6 +84,7 @@ def test_predictor_classifies_good_files_and_reports_bad_ones_in_one_batch(hosti
     assert [p for p in problems if p] == []
 
 
+@pytest.mark.slow
 def test_cli_predict_json_gives_one_line_per_file_matching_the_predictor(
     hostile_corpus, hostile_folder, predictor, tiny_run, tmp_path, stats
 ):
@@ -172,6 +173,7 @@ def mixed_dataset(tmp_path_factory, hostile_corpus, tiny_dataset):
     return root
 
 
+@pytest.mark.slow
 def test_training_on_a_folder_with_hostile_files_skips_exactly_the_bad_ones(mixed_dataset, hostile_corpus, tmp_path, stats):
     from catdog.training import TrainConfig, train
 
@@ -189,6 +191,7 @@ def test_training_on_a_folder_with_hostile_files_skips_exactly_the_bad_ones(mixe
     assert cfg_n["n_train"] + cfg_n["n_validation"] == 24 + sum(c.ok for c in hostile_corpus)
 
 
+@pytest.mark.slow
 def test_cli_evaluate_on_a_folder_with_hostile_files_lists_the_skipped_ones(mixed_dataset, hostile_corpus, tiny_run):
     proc = subprocess.run(
         [sys.executable, "-m", "catdog", "evaluate", "--model", str(tiny_run.path), "--data", str(mixed_dataset), "--json"],

@@ -24,6 +24,8 @@ from catdog.errors import RunError
 from catdog.training import TrainConfig, resume, save_model_atomic, train
 from tests.fixtures import REPO
 
+pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
+
 CHILD_TIMEOUT = 180
 
 
