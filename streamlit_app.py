@@ -1,7 +1,7 @@
 """catdog studio: the Streamlit entry point (`streamlit run streamlit_app.py`).
 
-It sets up the page, the navigation and the Home view. Each page lives in
-pages/; Data and Evaluate join the navigation when their files exist.
+It sets up the page, the navigation (`st.navigation` over the files in pages/)
+and the Home view.
 """
 
 from __future__ import annotations
@@ -13,9 +13,16 @@ import streamlit as st
 from catdog import config, jobs
 from catdog.predict import default_model
 from catdog.runs import Run
-from pages._ui import default_dataset, format_pct, format_time, nav_link, page_path
+from pages._ui import APP_NAVIGATION_KEY, default_dataset, format_pct, format_time, nav_link
 
-OPTIONAL_PAGES = (("data", "Data", ":material/folder_open:"), ("evaluate", "Evaluate", ":material/analytics:"))
+PAGES_DIR = Path(__file__).resolve().parent / "pages"
+PAGES = (
+    ("data", "Data", ":material/folder_open:"),
+    ("train", "Train", ":material/model_training:"),
+    ("predict", "Predict", ":material/image_search:"),
+    ("runs", "Runs", ":material/history:"),
+    ("evaluate", "Evaluate", ":material/analytics:"),
+)
 
 
 def home() -> None:
@@ -33,7 +40,7 @@ def home() -> None:
     cols = st.columns(4)
     links = [("data", "Get a dataset", ":material/folder_open:"), ("train", "Train a model", ":material/model_training:"),
              ("predict", "Classify photos", ":material/image_search:"), ("runs", "Compare runs", ":material/history:")]
-    for col, (name, label, icon) in zip(cols, [link for link in links if page_path(link[0]).exists()]):
+    for col, (name, label, icon) in zip(cols, links):
         with col:
             nav_link(name, label, icon)
 
@@ -76,17 +83,14 @@ def _training_card() -> None:
 
 
 def build_pages() -> list:
-    """Home, then each page whose file exists (Data and Evaluate come from other work)."""
+    """Home, then the pages in pages/."""
     pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
-    main = [("train", "Train", ":material/model_training:"), ("predict", "Predict", ":material/image_search:"), ("runs", "Runs", ":material/history:")]
-    for name, title, icon in OPTIONAL_PAGES[:1] + tuple(main) + OPTIONAL_PAGES[1:]:
-        if page_path(name).exists():
-            pages.append(st.Page(page_path(name), title=title, icon=icon))
-    return pages
+    return pages + [st.Page(PAGES_DIR / f"{name}.py", title=title, icon=icon) for name, title, icon in PAGES]
 
 
 def main() -> None:
     st.set_page_config(page_title="catdog studio", page_icon=":material/pets:", layout="wide")
+    st.session_state[APP_NAVIGATION_KEY] = True
     st.navigation(build_pages()).run()
 
 

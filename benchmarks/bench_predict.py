@@ -20,7 +20,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 SHARED_IMAGES = REPO.parent / "shared" / "data" / "catdog-small" / "train"
 
 
@@ -87,7 +86,7 @@ def time_single(model, predictor, images: list[bytes], chunk: int = 10) -> dict[
                 if name == "notebook":
                     float(model.predict(load_array(io.BytesIO(data), size)[None], verbose=0)[0, 0])
                 else:
-                    predictor.predict_one(data).p_dog
+                    _ = predictor.predict_one(data).p_dog
                 times[name].append(time.perf_counter() - t0)
     return times
 
@@ -135,7 +134,10 @@ def main(argv=None) -> int:
     m = describe()
     print(f"machine: {m['cpu']}, {m['cores']} cores, GPUs: {m['gpus']}, TensorFlow {m['tensorflow']}, Python {m['python']}")
     print(f"model: {predictor.source}; load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
-    print(f"single image: {len(images)} images, bytes in -> P(dog) out, paths alternating every 10 images; batch: {args.batch} decoded images, best of 3")
+    print(
+        f"single image: {len(images)} images, bytes in -> P(dog) out, paths alternating every 10 images; batch: "
+        f"{args.batch} decoded images, best of 3"
+    )
     print("")
     header = f"{'path':<16}{'median ms':>11}{'p95 ms':>9}{f'batch {args.batch} img/s':>18}"
     print(header)

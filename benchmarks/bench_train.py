@@ -26,16 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import resource
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 TF_DEFAULT_ENV = dict(os.environ)  # before catdog is imported: what the notebook runs with
 EPOCH_IMAGES = 20_000
 AMORTISE_EPOCHS = 10
@@ -67,7 +65,9 @@ def notebook_pipeline(data: str, size: int):
     import keras
     import tensorflow as tf
 
-    ds = keras.utils.image_dataset_from_directory(data, labels="inferred", label_mode="int", batch_size=BATCH, image_size=(size, size), verbose=False)
+    ds = keras.utils.image_dataset_from_directory(
+        data, labels="inferred", label_mode="int", batch_size=BATCH, image_size=(size, size), verbose=False
+    )
 
     def process(image, label):
         image = tf.cast(image / 255.0, tf.float32)
@@ -136,7 +136,18 @@ def worker(args) -> int:
 
 def run_workers(args) -> dict:
     """Both pipelines in worker processes, timed in alternating chunks."""
-    base = [sys.executable, str(Path(__file__).resolve()), "--data", args.data, "--image-size", str(args.image_size), "--warmup", str(args.warmup), "--decode", str(args.decode)]
+    base = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--data",
+        args.data,
+        "--image-size",
+        str(args.image_size),
+        "--warmup",
+        str(args.warmup),
+        "--decode",
+        str(args.decode),
+    ]
     envs = {"notebook": dict(TF_DEFAULT_ENV), "catdog": dict(os.environ)}
     procs = {}
     info: dict = {}
@@ -176,7 +187,7 @@ def run(args) -> dict:
     pairs = {"notebook": (nb_model, nb_iter), "catdog": (cd_model, cd_iter)}
     seconds = {k: 0.0 for k in pairs}
     peak = {k: rss_mb() for k in pairs}
-    for name, (model, it) in pairs.items():
+    for model, it in pairs.values():
         time_steps(model, it, args.warmup)
     chunk = max(1, args.chunk)
     done = 0
@@ -187,7 +198,14 @@ def run(args) -> dict:
             seconds[name] += time_steps(*pairs[name], n)
             peak[name] = max(peak[name], rss_mb())
         done += n
-    return {"seconds": seconds, "peak": peak, "decode_s": decode_s, "n_decoded": n_decoded, "precision": precision, "jit": bool(cd_model.jit_compile)}
+    return {
+        "seconds": seconds,
+        "peak": peak,
+        "decode_s": decode_s,
+        "n_decoded": n_decoded,
+        "precision": precision,
+        "jit": bool(cd_model.jit_compile),
+    }
 
 
 def report(args, r: dict, load_before, load_after, out=sys.stdout) -> float:
@@ -202,22 +220,54 @@ def report(args, r: dict, load_before, load_after, out=sys.stdout) -> float:
     cd_epoch = EPOCH_IMAGES / ips["catdog"]
     cd_first = cd_epoch + decode_per_image * EPOCH_IMAGES
     cd_amort = cd_epoch + decode_per_image * EPOCH_IMAGES / AMORTISE_EPOCHS
-    print(f"machine: {m['cpu']}, {m['cores']} cores, fast bf16: {m['fast_bf16']}, GPUs: {m['gpus']}, TensorFlow {m['tensorflow']}, Python {m['python']}", file=out)
-    how = "one process, catdog's process settings for both" if args.one_process else "two worker processes, the notebook's with TensorFlow's defaults"
-    print(f"load average (1 min) before/after: {load_before:.2f} / {load_after:.2f}; timed in alternating chunks of {args.chunk} steps; {how}", file=out)
-    print(f"seed network, {args.image_size}x{args.image_size}, batch {BATCH}, {args.warmup} warm-up + {args.steps} timed steps each; catdog precision {r['precision']}, XLA {r['jit']}", file=out)
-    print(f"catdog one-off decode: {r['decode_s']:.1f} s for {r['n_decoded']} images ({decode_per_image * 1000:.1f} ms/image, {decode_per_image * EPOCH_IMAGES:.0f} s for {EPOCH_IMAGES:,})", file=out)
+    print(
+        f"machine: {m['cpu']}, {m['cores']} cores, fast bf16: {m['fast_bf16']}, GPUs: {m['gpus']}, TensorFlow "
+        f"{m['tensorflow']}, Python {m['python']}",
+        file=out,
+    )
+    how = (
+        "one process, catdog's process settings for both"
+        if args.one_process
+        else "two worker processes, the notebook's with TensorFlow's defaults"
+    )
+    print(
+        f"load average (1 min) before/after: {load_before:.2f} / {load_after:.2f}; timed in alternating chunks of "
+        f"{args.chunk} steps; {how}",
+        file=out,
+    )
+    print(
+        f"seed network, {args.image_size}x{args.image_size}, batch {BATCH}, {args.warmup} warm-up + {args.steps} "
+        f"timed steps each; catdog precision {r['precision']}, XLA {r['jit']}",
+        file=out,
+    )
+    print(
+        f"catdog one-off decode: {r['decode_s']:.1f} s for {r['n_decoded']} images ({decode_per_image * 1000:.1f} "
+        f"ms/image, {decode_per_image * EPOCH_IMAGES:.0f} s for {EPOCH_IMAGES:,})",
+        file=out,
+    )
     print("", file=out)
     header = f"{'pipeline':<10}{'images/s':>10}{'s/epoch':>10}{'1st epoch':>11}{'amortised':>11}{'peak RSS MB':>13}"
     print(header, file=out)
     print("-" * len(header), file=out)
-    print(f"{'notebook':<10}{ips['notebook']:>10.2f}{nb_epoch:>10.0f}{nb_epoch:>11.0f}{nb_epoch:>11.0f}{r['peak']['notebook']:>13.0f}", file=out)
+    print(
+        f"{'notebook':<10}{ips['notebook']:>10.2f}{nb_epoch:>10.0f}{nb_epoch:>11.0f}{nb_epoch:>11.0f}{r['peak']['notebook']:>13.0f}",
+        file=out,
+    )
     print(f"{'catdog':<10}{ips['catdog']:>10.2f}{cd_epoch:>10.0f}{cd_first:>11.0f}{cd_amort:>11.0f}{r['peak']['catdog']:>13.0f}", file=out)
     print("", file=out)
-    print(f"s/epoch: a {EPOCH_IMAGES:,}-image epoch at the measured rate; 1st epoch: plus decoding all {EPOCH_IMAGES:,} images once;", file=out)
-    print(f"amortised: the decode spread over {AMORTISE_EPOCHS} epochs. peak RSS: the pipeline's process, sampled after each chunk.", file=out)
+    print(
+        f"s/epoch: a {EPOCH_IMAGES:,}-image epoch at the measured rate; 1st epoch: plus decoding all {EPOCH_IMAGES:,} images once;",
+        file=out,
+    )
+    print(
+        f"amortised: the decode spread over {AMORTISE_EPOCHS} epochs. peak RSS: the pipeline's process, sampled after each chunk.", file=out
+    )
     if args.one_process:
-        print(f"both pipelines share one process; its peak RSS (getrusage): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", file=out)
+        print(
+            f"both pipelines share one process; its peak RSS (getrusage): "
+            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
+            file=out,
+        )
     steady = nb_epoch / cd_epoch
     speedup = nb_epoch / cd_amort
     print(f"steady-state speedup (decode already cached): {steady:.2f}", file=out)
@@ -232,7 +282,9 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per pipeline first")
     p.add_argument("--chunk", type=int, default=2, help="steps per alternating chunk")
     p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--decode", type=int, default=1024, help="images catdog decodes for the timing (its per-image decode cost is extrapolated)")
+    p.add_argument(
+        "--decode", type=int, default=1024, help="images catdog decodes for the timing (its per-image decode cost is extrapolated)"
+    )
     p.add_argument("--quick", action="store_true", help="a smoke run: 64x64, 1 warm-up and 2 timed steps")
     p.add_argument("--one-process", action="store_true", help="run both pipelines in this process (both get catdog's process settings)")
     p.add_argument("--worker", choices=["notebook", "catdog"], help=argparse.SUPPRESS)

@@ -93,7 +93,14 @@ def run_variant(name: str, epochs: int, size: int, seed: int) -> dict:
     probs = final.predict(val.images, batch_size=64, verbose=0).reshape(-1)
     flipped = final.predict(val.images[:, :, ::-1], batch_size=64, verbose=0).reshape(-1)
     labels = val.labels
-    row = {"variant": name, "what": VARIANTS[name], "epochs": epochs, "size": size, "train_images": len(files), "train_seconds": round(seconds)}
+    row = {
+        "variant": name,
+        "what": VARIANTS[name],
+        "epochs": epochs,
+        "size": size,
+        "train_images": len(files),
+        "train_seconds": round(seconds),
+    }
     row.update(_scores(labels, probs))
     row.update({f"tta_{k}": v for k, v in _scores(labels, (probs + flipped) / 2).items()})
     return row

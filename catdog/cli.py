@@ -11,13 +11,16 @@ from typing import IO, Sequence
 from catdog import config
 from catdog.errors import CatdogError
 from catdog.hardware import PRECISIONS
-from catdog.models import AUGMENTATIONS
 
 def _add_train_parser(sub) -> None:
     from catdog.training import add_config_arguments
 
     p = sub.add_parser("train", help="train a model on a dataset folder")
-    p.add_argument("--resume", metavar="RUN", help="continue a stopped, failed or killed run from its last checkpoint, with its own settings (--epochs may raise the total)")
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue a stopped, failed or killed run from its last checkpoint, with its own settings (--epochs may raise the total)",
+    )
     add_config_arguments(p)  # one flag per TrainConfig field
     p.add_argument("--runs-dir", default=None, help=f"parent folder of run folders (default {config.runs_dir()})")
     p.add_argument("--run-id", default=None, help="name of the run folder (default: time and preset)")
@@ -189,7 +192,11 @@ def cmd_evaluate(args, out) -> int:
     print(f"confusion (rows true, columns predicted: {names[0]}, {names[1]}):", file=out)
     print(f"  {names[0]:>6}: {tn:6d} {fp:6d}\n  {names[1]:>6}: {fn:6d} {tp:6d}", file=out)
     wrong = summary["misclassified"]
-    print(f"misclassified: {len(wrong)}" + (f" (the {_SHOW_WRONG} most confident shown; --json lists all)" if len(wrong) > _SHOW_WRONG else ""), file=out)
+    print(
+        f"misclassified: {len(wrong)}"
+        + (f" (the {_SHOW_WRONG} most confident shown; --json lists all)" if len(wrong) > _SHOW_WRONG else ""),
+        file=out,
+    )
     for row in wrong[:_SHOW_WRONG]:
         print(f"  {row['file']}\ttrue {row['true']}\tpredicted {row['predicted']}\tp_dog={row['p_dog']:.4f}", file=out)
     for f, e in report.skipped:
@@ -205,8 +212,9 @@ def cmd_runs(args, out) -> int:
 
     rows = []
     for run in list_runs(args.runs_dir):
-        cfg, status = run.config(), run.status()
-        rows.append({"id": run.id, "preset": cfg.get("model"), "state": status.get("state"), "epochs": len(run.metrics()), "best_val_accuracy": run.best_val_accuracy(), "path": str(run.path)})
+        summary = run.summary()
+        rows.append({"id": summary["id"], "preset": summary["preset"], "state": summary["state"], "epochs": summary["epochs_done"],
+                     "best_val_accuracy": summary["best_val_accuracy"], "path": summary["path"]})
     for row in rows:
         if args.json:
             print(json.dumps(row), file=out)

@@ -57,7 +57,15 @@ class EvalReport:
         for f, y, p in zip(self.files, self.labels, self.probs):
             pred = int(p >= self.threshold)
             if pred != y:
-                rows.append({"file": f, "true": self.class_names[y], "predicted": self.class_names[pred], "p_dog": round(p, 6), "wrongness": abs(p - y)})
+                rows.append(
+                    {
+                        "file": f,
+                        "true": self.class_names[y],
+                        "predicted": self.class_names[pred],
+                        "p_dog": round(p, 6),
+                        "wrongness": abs(p - y),
+                    }
+                )
         return sorted(rows, key=lambda r: -r["wrongness"])
 
     def summary(self) -> dict:

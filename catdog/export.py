@@ -130,7 +130,11 @@ def _write_sidecar(out: Path, fmt: str, predictor, model_file: Path) -> None:
         "class_names": predictor.class_names,
         "threshold": predictor.threshold,
         "image_size": predictor.image_size,
-        "input": {"shape": [None, predictor.image_size, predictor.image_size, 3], "values": "RGB 0..255 (uint8 values, float32 dtype outside keras)", "resize": "bilinear, squash to square"},
+        "input": {
+            "shape": [None, predictor.image_size, predictor.image_size, 3],
+            "values": "RGB 0..255 (uint8 values, float32 dtype outside keras)",
+            "resize": "bilinear, squash to square",
+        },
         "output": "P(class_names[1]) per image, shape (n, 1); label = class_names[1] if >= threshold",
     }
     from catdog.runs import atomic_write_json

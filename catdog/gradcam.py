@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -19,7 +20,18 @@ from catdog import config
 from catdog.errors import CatdogError
 
 # Layers whose 4D output is not a learned feature map worth explaining.
-_SKIPPED_PREFIXES = ("Random", "Rescaling", "Normalization", "InputLayer", "Dropout", "SpatialDropout", "MaxPooling", "AveragePooling", "ZeroPadding", "Cropping")
+_SKIPPED_PREFIXES = (
+    "Random",
+    "Rescaling",
+    "Normalization",
+    "InputLayer",
+    "Dropout",
+    "SpatialDropout",
+    "MaxPooling",
+    "AveragePooling",
+    "ZeroPadding",
+    "Cropping",
+)
 
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()
@@ -146,9 +158,8 @@ def explain(predictor, source, max_side: int = 512) -> tuple[np.ndarray, Image.I
     return heat, overlay(array, heat)
 
 
-def save_explanation(predictor, source, out_dir, stem: str) -> "Path":
+def save_explanation(predictor, source, out_dir, stem: str) -> Path:
     """Write `<out_dir>/<stem>.gradcam.png` and return its path."""
-    from pathlib import Path
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -72,6 +72,26 @@ def default_model() -> Path | None:
     return bundled_model_dir()
 
 
+def model_file(model: str | os.PathLike) -> Path:
+    """The `.keras` file of a run folder (or the file itself), resolved."""
+    model = Path(model)
+    return (model / config.MODEL_FILENAME if model.is_dir() else model).resolve()
+
+
+def model_choices() -> list[Path]:
+    """Model files to choose from: the default (active or bundled) first, then every finished or stopped run's, newest first."""
+    from catdog.runs import list_runs
+
+    choices: list[Path] = []
+    default = default_model()
+    if default is not None:
+        choices.append(model_file(default))
+    for run in list_runs():
+        if run.model_path.exists() and run.status().get("state") in ("finished", "stopped") and run.model_path.resolve() not in choices:
+            choices.append(run.model_path.resolve())
+    return choices
+
+
 def resolve_model(model: str | os.PathLike | None = None) -> tuple[Path, dict]:
     """Find a model file and its settings (class names, image size, threshold).
 
@@ -213,11 +233,6 @@ class Predictor:
 
                 self._fn = infer
             return self._fn
-
-    def warm_up(self) -> "Predictor":
-        """Trace the compiled function and run it once, so the first real image is not slow."""
-        self.predict_arrays(np.zeros((1, self.image_size, self.image_size, 3), np.uint8))
-        return self
 
     def preprocess(self, source: ImageSource) -> np.ndarray:
         """The model input for one image: the shared preprocessing path."""

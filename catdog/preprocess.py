@@ -203,7 +203,3 @@ def load_display_image(source: ImageSource, max_side: int = 512) -> Image.Image:
     img.thumbnail((max_side, max_side))
     return img
 
-
-def scale_to_unit(array: np.ndarray) -> np.ndarray:
-    """Pixels scaled to [0, 1] as the notebook's `process` did (for inspection)."""
-    return np.asarray(array, dtype=np.float32) / 255.0

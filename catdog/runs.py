@@ -236,6 +236,37 @@ class Run:
         values = [m["val_accuracy"] for m in self.metrics() if isinstance(m.get("val_accuracy"), (int, float))]
         return max(values) if values else None
 
+    def duration(self, now: float | None = None) -> float | None:
+        """Seconds from start to end (or to `now` while it runs); None when the start is unknown."""
+        status = self.status()
+        started = number(status.get("started")) or number(self.config().get("created"))
+        if not started:
+            return None
+        ended = number(status.get("ended"))
+        if ended is None and status.get("state") not in ("failed", "stopped", "finished"):
+            ended = time.time() if now is None else now
+        return (ended or number(status.get("updated")) or started) - started
+
+    def summary(self) -> dict:
+        """What a person compares runs by, as plain values (the pages and the CLI format them).
+
+        Keys: id, preset, state, epochs_done, epochs, best_val_accuracy, created,
+        duration (seconds), config (config.json) and path.
+        """
+        cfg = self.config()
+        return {
+            "id": self.id,
+            "preset": cfg.get("model"),
+            "state": self.status().get("state"),
+            "epochs_done": len(self.metrics()),
+            "epochs": cfg.get("epochs"),
+            "best_val_accuracy": self.best_val_accuracy(),
+            "created": number(cfg.get("created")),
+            "duration": self.duration(),
+            "config": cfg,
+            "path": str(self.path),
+        }
+
 
 def create_run(runs_dir: str | os.PathLike | None = None, run_id: str | None = None, preset: str = config.DEFAULT_PRESET) -> Run:
     """Make a new, empty run folder. An existing run is never overwritten."""
@@ -280,7 +311,7 @@ def list_runs(runs_dir: str | os.PathLike | None = None) -> list[Run]:
     if not root.is_dir():
         return []
     runs = [Run(p) for p in root.iterdir() if p.is_dir() and (p / "config.json").exists()]
-    return sorted(runs, key=lambda r: (_number(r.config().get("created")), r.id), reverse=True)
+    return sorted(runs, key=lambda r: (number(r.config().get("created")) or 0.0, r.id), reverse=True)
 
 
 def _dict(value: Any) -> dict:
@@ -288,8 +319,14 @@ def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+def number(value: Any) -> float | None:
+    """A float from a hand-edited or damaged JSON value; None when it is not a number."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def delete_run(run: Run) -> None:

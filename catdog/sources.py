@@ -157,6 +157,23 @@ def set_active_dataset(path: str | os.PathLike) -> Path:
     return folder
 
 
+def list_datasets() -> list[Path]:
+    """Dataset folders under CATDOG_HOME/datasets, by name (hidden and partial ones left out)."""
+    parent = config.datasets_dir()
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def suggested_dataset() -> Path | None:
+    """The dataset to suggest: the Data page's choice, else the first one listed."""
+    chosen = active_dataset()
+    if chosen is not None:
+        return chosen
+    found = list_datasets()
+    return found[0] if found else None
+
+
 def active_dataset() -> Path | None:
     """The folder set by `set_active_dataset`, or None when unset or gone."""
     try:

@@ -1,4 +1,4 @@
-"""Training: `train(config, ...)` and the callbacks that write the run folder."""
+"""Training: `TrainConfig` (every setting, also the CLI flags), `train(config, ...)` and `resume(run)`."""
 
 from __future__ import annotations
 
@@ -18,17 +18,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import IO, Any, Callable, Sequence
 
 from catdog import config as defaults
 from catdog import data, runs
-from catdog.data import CACHE_MODES
 from catdog.atomic import save_model_atomic  # noqa: F401 - part of training's API
-from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
+from catdog.data import CACHE_MODES
 from catdog.distribute import STRATEGIES, global_batch_size, make_strategy
+from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
 from catdog.hardware import PRECISIONS, resolve_precision
 from catdog.models import AUGMENTATIONS, build_model, fuse_batch_norm, get_preset
-
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -41,7 +40,9 @@ def cosine_learning_rate(epoch: int, epochs: int, base: float, floor: float = 0.
     return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def setting(default: Any = dataclasses.MISSING, *, help: str | None = None, choices: Sequence[str] | None = None, metavar: str | None = None) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING, *, help: str | None = None, choices: Sequence[str] | None = None, metavar: str | None = None
+) -> Any:
     """A `TrainConfig` field that also describes its CLI flag.
 
     Args:
@@ -70,7 +71,9 @@ class TrainConfig:
         metavar="DIR",
     )
     val_data: str | None = setting(None, help="a separate labelled validation folder")
-    val_split: float | None = setting(None, help="fraction of --data held out for validation (default 0.2 when no validation folder exists)")
+    val_split: float | None = setting(
+        None, help="fraction of --data held out for validation (default 0.2 when no validation folder exists)"
+    )
     model: str = setting(defaults.DEFAULT_PRESET, help="preset name (see `catdog models`)")
     epochs: int = setting(defaults.EPOCHS, help="default: the preset's")
     batch_size: int = setting(defaults.BATCH_SIZE, help="per replica; default: the preset's")
@@ -78,11 +81,15 @@ class TrainConfig:
     learning_rate: float | None = setting(None, help="Adam's learning rate (default: the preset's)")
     lr_schedule: str | None = setting(None, choices=LR_SCHEDULES, help="default: the preset's")
     precision: str = setting("auto", choices=PRECISIONS, help="dtype policy (auto: by hardware)")
-    early_stopping: int | None = setting(None, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement; restores the best weights")
+    early_stopping: int | None = setting(
+        None, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement; restores the best weights"
+    )
     checkpoint: bool = setting(True, help="save a checkpoint after each epoch (for --resume)")
     seed: int = setting(defaults.SEED, help="random seed for the split, shuffling and weights")
     cache: str = setting("auto", choices=CACHE_MODES, help="where decoded images are kept")
-    strategy: str = setting("auto", choices=STRATEGIES, help="tf.distribute strategy: mirrored = all local GPUs, multiworker = the cluster in TF_CONFIG")
+    strategy: str = setting(
+        "auto", choices=STRATEGIES, help="tf.distribute strategy: mirrored = all local GPUs, multiworker = the cluster in TF_CONFIG"
+    )
     # None: Keras' choice (XLA on GPUs, off on CPUs, where it measured no faster).
     jit_compile: bool | None = setting(None, help="XLA-compile the training step (default: on with a GPU, off on a CPU)")
     augment: str | None = setting(None, choices=AUGMENTATIONS, help="in-model augmentation strength (default: the preset's)")
@@ -147,7 +154,9 @@ def _flag(name: str) -> str:
 
 def _field_kind(hint: Any) -> tuple[str, type]:
     """("bool" | "list" | "value", element type) of a TrainConfig field's type hint."""
-    members = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) in (typing.Union, types.UnionType) else [hint]
+    members = (
+        [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) in (typing.Union, types.UnionType) else [hint]
+    )
     if bool in members:
         return "bool", bool
     for member in members:
@@ -330,7 +339,8 @@ def train(
         run.write_config(_config_record(cfg, image_size, spec))
         run.write_status("queued", pid=os.getpid(), started=time.time())
 
-    _supervise(run, runs_dir, start, lock, handle_signals, lambda request: _fit(run, cfg, spec, image_size, request, callbacks, verbose, log))
+    job = _FitJob(run, cfg, spec, image_size, callbacks, verbose, log)
+    _supervise(run, runs_dir, start, lock, handle_signals, lambda request: _fit(job, request))
     return run
 
 
@@ -389,9 +399,9 @@ def resume(
         run.write_config(dict(record, epochs=cfg.epochs))
         run.write_status("queued", pid=os.getpid(), resumed=time.time(), resumed_from_epoch=done, error=None, traceback=None, ended=None)
 
-    resume_from = {"epoch": done, "best": state.get("best")}
-    fit = lambda request: _fit(run, cfg, spec, cfg.image_size, request, callbacks, verbose, lambda m: print(m, file=stream, flush=True), resume_from)  # noqa: E731
-    _supervise(run, Path(run.path).parent, start, lock, handle_signals, fit, resuming=True)
+    log = lambda msg: print(msg, file=stream, flush=True)  # noqa: E731
+    job = _FitJob(run, cfg, spec, cfg.image_size, callbacks, verbose, log, resume_from={"epoch": done, "best": state.get("best")})
+    _supervise(run, Path(run.path).parent, start, lock, handle_signals, lambda request: _fit(job, request), resuming=True)
     return run
 
 
@@ -497,8 +507,25 @@ def _is_within(path, folder: Path) -> bool:
         return False
 
 
-def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, resume_from: dict | None = None) -> None:
+@dataclass
+class _FitJob:
+    """What `_fit` trains: the run, its settings, and how `train`/`resume` were called."""
+
+    run: runs.Run
+    cfg: TrainConfig
+    spec: Any  # catdog.models.Preset
+    image_size: int
+    callbacks: Sequence = ()
+    verbose: int | str = "auto"
+    log: Callable[[str], None] = print
+    resume_from: dict | None = None  # {"epoch": done, "best": value} when resuming
+
+
+def _fit(job: _FitJob, request: StopRequested) -> None:
     import keras
+
+    run, cfg, spec, image_size, log, resume_from = job.run, job.cfg, job.spec, job.image_size, job.log, job.resume_from
+    extra_callbacks, verbose = job.callbacks, job.verbose
 
     keras.utils.set_random_seed(cfg.seed)
     prepared = prepare_data(cfg, image_size, log)

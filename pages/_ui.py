@@ -1,4 +1,4 @@
-"""Small helpers shared by the studio's pages: formatting and run summaries.
+"""Small helpers shared by the studio's pages: formatting, the one model cache, navigation.
 
 Everything here is plain Python or draws a little Streamlit; the work itself
 lives in `catdog`.
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from catdog import config
-from catdog.runs import Run
+from catdog.predict import Predictor, default_model, model_file
+from catdog.runs import Run, number
+from catdog.sources import suggested_dataset
 
-PAGES_DIR = Path(__file__).resolve().parent
+APP_NAVIGATION_KEY = "catdog_app_navigation"  # session_state: the entry point has run in this session
 # Material icons render in every browser (emoji need a colour-emoji font on the viewer's machine).
 STATE_ICONS = {
     "starting": ":blue[:material/hourglass_top:]", "queued": ":blue[:material/hourglass_top:]",
@@ -22,11 +23,6 @@ STATE_ICONS = {
     "stopped": ":orange[:material/stop_circle:]", "failed": ":red[:material/error:]", "unknown": ":gray[:material/help:]",
 }
 CLASS_COLOURS = ("orange", "blue", "violet", "green")
-
-
-def page_path(name: str) -> Path:
-    """A page file next to this one (pages/<name>.py)."""
-    return PAGES_DIR / f"{name}.py"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -61,39 +57,18 @@ def class_badge(label: str, class_names: list[str]) -> str:
     return f":{CLASS_COLOURS[index % len(CLASS_COLOURS)]}[:material/pets: {label.capitalize()}]"
 
 
-def _number(value) -> float | None:
-    """A float from a hand-edited or damaged JSON value; None when it is not a number."""
-    if isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def run_duration(run: Run) -> float | None:
-    """Seconds from start to end (or to now while it runs)."""
-    status = run.status()
-    started = _number(status.get("started")) or _number(run.config().get("created"))
-    if not started:
-        return None
-    ended = _number(status.get("ended")) or (None if status.get("state") in ("failed", "stopped", "finished") else dt.datetime.now().timestamp())
-    return (ended or _number(status.get("updated")) or started) - started
-
-
 def run_summary(run: Run) -> dict:
-    """One row of the runs table: what a person compares runs by."""
-    cfg, status = run.config(), run.status()
-    rows = run.metrics()
+    """One row of the runs table: `Run.summary()`, formatted."""
+    summary = run.summary()
     return {
-        "run": run.id,
-        "date": format_time(cfg.get("created")),
-        "preset": cfg.get("model", "–"),
-        "settings": settings_text(cfg),
-        "epochs": f"{len(rows)}/{cfg.get('epochs', '?')}",
-        "best val acc": run.best_val_accuracy(),
-        "status": status.get("state"),
-        "duration": format_duration(run_duration(run)),
+        "run": summary["id"],
+        "date": format_time(summary["created"]),
+        "preset": summary["preset"] or "–",
+        "settings": settings_text(summary["config"]),
+        "epochs": f"{summary['epochs_done']}/{summary['epochs'] or '?'}",
+        "best val acc": summary["best_val_accuracy"],
+        "status": summary["state"],
+        "duration": format_duration(summary["duration"]),
     }
 
 
@@ -104,8 +79,8 @@ def settings_text(cfg: dict) -> str:
         parts.append(f"{cfg['image_size']}px")
     if cfg.get("batch_size"):
         parts.append(f"batch {cfg['batch_size']}")
-    if _number(cfg.get("learning_rate")):
-        parts.append(f"lr {_number(cfg['learning_rate']):g}")
+    if number(cfg.get("learning_rate")):
+        parts.append(f"lr {number(cfg['learning_rate']):g}")
     if cfg.get("early_stopping"):
         parts.append(f"early stop {cfg['early_stopping']}")
     return " · ".join(parts) or "–"
@@ -126,38 +101,49 @@ def model_label(model_path: Path, active: Path | None = None) -> str:
 
 
 def default_dataset() -> str:
-    """The dataset folder to suggest: the Data page's choice when catdog has one."""
-    from catdog import data
+    """The dataset folder to suggest: the Data page's choice, else the first one under CATDOG_HOME."""
+    try:
+        path = suggested_dataset()
+    except Exception:  # noqa: BLE001 - a broken saved choice must not break the page
+        path = None
+    return str(path) if path else ""
 
-    chosen = getattr(data, "active_dataset", None)
-    if callable(chosen):
-        try:
-            path = chosen()
-        except Exception:  # noqa: BLE001 - a broken saved choice must not break the page
-            path = None
-        if path:
-            return str(path)
-    found = sorted(p for p in config.datasets_dir().glob("*") if p.is_dir()) if config.datasets_dir().is_dir() else []
-    return str(found[0]) if found else ""
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def load_predictor(model_path: str, mtime: float) -> Predictor:
+    """Load a model once per file version for every page (the mtime makes a retrained file reload)."""
+    return Predictor.load(model_path)
+
+
+def load_model_file(path: Path) -> Predictor:
+    """`load_predictor` keyed by the file's path and modification time."""
+    return load_predictor(str(path), path.stat().st_mtime)
+
+
+def active_model_file() -> Path | None:
+    """The default model's file (active or bundled), for marking it in a selector."""
+    default = default_model()
+    return model_file(default) if default is not None else None
 
 
 def nav_link(name: str, label: str, icon: str) -> None:
-    """A link to a page, drawn only if that page exists."""
-    if page_path(name).exists():
-        st.page_link(f"pages/{name}.py", label=label, icon=icon)
+    """A link to pages/<name>.py."""
+    st.page_link(f"pages/{name}.py", label=label, icon=icon)
 
 
 def use_app_navigation() -> None:
-    """Rerun through streamlit_app.py when Streamlit ran this page file on its own.
+    """Hand over to the app's entry point when Streamlit runs this page file on its own.
 
-    Until the entry point has called `st.navigation` once in a server process,
-    Streamlit treats a `pages/` folder the old (v1) way: a first visit straight
-    to /train runs pages/train.py alone, without the app's layout and menu.
+    With a top-level `pages/` folder, Streamlit's first run in a fresh server
+    process uses its own pages/ discovery: a first visit straight to /train runs
+    pages/train.py alone, without the app's layout and menu. The entry point
+    marks the session (`APP_NAVIGATION_KEY`); an unmarked page run calls its
+    `main()`, whose `st.navigation` runs this page inside the app, then stops.
+    AppTest drives the entry point itself, so nothing is handed over there.
     """
-    from streamlit import config as st_config
-    from streamlit.runtime.pages_manager import PagesManager
+    if st.session_state.get(APP_NAVIGATION_KEY) or st.get_option("global.appTest"):
+        return
+    import streamlit_app
 
-    # AppTest resets the flag before every run and drives pages directly; leave it alone there.
-    if getattr(PagesManager, "uses_pages_directory", False) and not st_config.get_option("global.appTest"):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+    streamlit_app.main()
+    st.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from catdog import config, kaggle, sources
+from catdog import kaggle, sources
 from catdog.errors import CatdogError
 from catdog.inspect import DatasetReport, inspect_dataset, quarantine
 from pages._ui import use_app_navigation
@@ -89,8 +89,7 @@ def local_ui() -> None:
 
 def pick_ui() -> str | None:
     """The dataset to report on: the last one brought in, or one under CATDOG_HOME/datasets."""
-    known = sorted(str(p) for p in config.datasets_dir().glob("*") if p.is_dir() and not p.name.startswith(".")) \
-        if config.datasets_dir().is_dir() else []
+    known = [str(p) for p in sources.list_datasets()]
     current = st.session_state.get(FOLDER_KEY) or (str(sources.active_dataset() or "") or None)
     options = sorted(set(known) | ({current} if current else set()))
     if not options:

@@ -13,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from catdog import config, sources
+from catdog import sources
 from catdog.errors import CatdogError
 from catdog.eval_plots import confusion_figure, pr_figure, reliability_figure, roc_auc, roc_figure
 from catdog.evaluate import EvalReport, evaluate, metrics_at
-from catdog.predict import Predictor, default_model
+from catdog.predict import model_choices
 from catdog.preprocess import load_display_image
-from catdog.runs import list_runs
-from pages._ui import default_dataset, model_label, use_app_navigation
+from pages._ui import active_model_file, default_dataset, load_model_file, model_label, use_app_navigation
 
 REPORTS_KEY = "eval_reports"  # session_state: {(model path, mtime, folder): EvalReport}
 THRESHOLD_KEY = "eval_threshold"
@@ -28,28 +27,6 @@ MAX_REPORTS = 4  # each report holds one float per image; keep a few for switchi
 GALLERY_SIZE = 12
 CARDS_PER_ROW = 4
 THUMBNAIL_SIDE = 240
-
-
-@st.cache_resource(show_spinner="Loading the model…", max_entries=2)
-def load_predictor(model_path: str, mtime: float) -> Predictor:
-    """Load a model once per file version (the mtime makes a retrained file reload)."""
-    return Predictor.load(model_path)
-
-
-def _model_file(model: Path) -> Path:
-    model = Path(model)
-    return (model / config.MODEL_FILENAME if model.is_dir() else model).resolve()
-
-
-def model_choices() -> list[Path]:
-    """The default model (active or bundled) first, then every finished run's model."""
-    choices: list[Path] = []
-    if default_model() is not None:
-        choices.append(_model_file(default_model()))
-    for run in list_runs():
-        if run.model_path.exists() and run.status().get("state") in ("finished", "stopped") and run.model_path.resolve() not in choices:
-            choices.append(run.model_path.resolve())
-    return choices
 
 
 def inputs_ui() -> tuple[Path, str] | None:
@@ -61,7 +38,7 @@ def inputs_ui() -> tuple[Path, str] | None:
             icon=":material/model_training:",
         )
         return None
-    active = _model_file(default_model()) if default_model() else None
+    active = active_model_file()
     left, right = st.columns(2)
     model = left.selectbox("Model", choices, format_func=lambda p: model_label(p, active), key="eval_model")
     folder = right.text_input(
@@ -84,7 +61,7 @@ def run_evaluation(model: Path, folder: str) -> EvalReport | None:
         st.error(f"Folder not found: `{folder}`" if missing else str(exc), icon=":material/folder_off:")
         return None
     try:
-        predictor = load_predictor(str(model), model.stat().st_mtime)
+        predictor = load_model_file(model)
         with st.spinner("Classifying every image in the folder…"):
             report = evaluate(predictor, allowed)
     except (CatdogError, OSError, ValueError) as exc:

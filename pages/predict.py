@@ -16,10 +16,9 @@ from PIL import Image, ImageOps
 
 from catdog import config
 from catdog.errors import CatdogError
-from catdog.predict import Prediction, Predictor, default_model
+from catdog.predict import Prediction, Predictor, model_choices
 from catdog.preprocess import load_display_image
-from catdog.runs import list_runs
-from pages._ui import class_badge, model_label, use_app_navigation
+from pages._ui import active_model_file, class_badge, load_model_file, model_label, use_app_navigation
 
 CARDS_PER_ROW = 4
 THUMBNAIL_SIDE = 320  # display only; the model's own size comes from its settings
@@ -34,12 +33,6 @@ class Upload:
 
     name: str
     data: bytes
-
-
-@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def load_predictor(model_path: str, mtime: float) -> Predictor:
-    """Load a model once per file version (the mtime makes a retrained file reload)."""
-    return Predictor.load(model_path)
 
 
 @st.cache_data(show_spinner=False, max_entries=16, ttl=900)  # bounded: it holds the uploaded bytes
@@ -57,23 +50,6 @@ def explanation(model_key: tuple[str, float], _predictor: Predictor, data: bytes
     return ImageOps.pad(overlay, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), color=THUMBNAIL_BACKGROUND)
 
 
-def model_choices() -> list[Path]:
-    """The active model first, then every run that saved a model, newest first."""
-    choices: list[Path] = []
-    active = default_model()
-    if active is not None:
-        choices.append(_model_file(active))
-    for run in list_runs():
-        if run.model_path.exists() and run.status().get("state") in ("finished", "stopped") and run.model_path.resolve() not in choices:
-            choices.append(run.model_path.resolve())
-    return choices
-
-
-def _model_file(model: Path) -> Path:
-    model = Path(model)
-    return (model / config.MODEL_FILENAME if model.is_dir() else model).resolve()
-
-
 def model_ui() -> Predictor | None:
     """The model selector; returns the loaded predictor or None (with a message drawn)."""
     choices = model_choices()
@@ -85,10 +61,10 @@ def model_ui() -> Predictor | None:
         )
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         return None
-    active = _model_file(default_model()) if default_model() else None
+    active = active_model_file()
     path = st.selectbox("Model", choices, format_func=lambda p: model_label(p, active), key="predict_model")
     try:
-        predictor = load_predictor(str(path), path.stat().st_mtime)
+        predictor = load_model_file(path)
     except (CatdogError, OSError) as exc:
         st.error(f"Cannot use this model: {exc}")
         return None
@@ -212,7 +188,9 @@ def results_ui(results: list[Prediction], items: list[Upload], predictor: Predic
         st.dataframe(rows, hide_index=True, key="predict_table", column_config={
             "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="percent"),
         })
-        st.download_button("Download results (CSV)", to_csv(rows), "catdog-predictions.csv", "text/csv", icon=":material/download:", key="predict_csv")
+        st.download_button(
+            "Download results (CSV)", to_csv(rows), "catdog-predictions.csv", "text/csv", icon=":material/download:", key="predict_csv"
+        )
 
 
 def main() -> None:

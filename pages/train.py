@@ -17,7 +17,7 @@ from catdog.models import PRESETS, get_preset
 from catdog.plots import curves_figure
 from catdog.runs import Run
 from catdog.training import WARM_START_LR_FACTOR, TrainConfig, near_chance, warm_start_fits
-from pages._ui import STATE_ICONS, default_dataset, format_duration, run_duration, settings_text, use_app_navigation
+from pages._ui import STATE_ICONS, default_dataset, format_duration, settings_text, use_app_navigation
 
 POLL_SECONDS = 1.5
 WATCH_KEY = "train_run"
@@ -89,7 +89,9 @@ def settings_ui(facts: dict | None, disabled: bool) -> dict:
     split = validation_ui(c2, facts, disabled)
     early = c3.toggle("Early stopping", value=False, disabled=disabled, key="train_early",
                       help="Stop when validation loss has not improved for this many epochs, and keep the best weights.")
-    patience = c3.number_input("Patience (epochs)", 1, 100, 3, disabled=disabled or not early, key="train_patience", label_visibility="collapsed")
+    patience = c3.number_input(
+        "Patience (epochs)", 1, 100, 3, disabled=disabled or not early, key="train_patience", label_visibility="collapsed"
+    )
     return {
         "model": preset, "epochs": int(epochs), "batch_size": int(batch), "image_size": int(size),
         "learning_rate": float(lr), "val_split": split, "early_stopping": int(patience) if early else None,
@@ -113,10 +115,17 @@ def warm_start_ui(preset: str, size: int, facts: dict | None, disabled: bool) ->
 def validation_ui(col, facts: dict | None, disabled: bool) -> float | None:
     """The validation split, or None to use the dataset's own validation folder."""
     own_val = bool(facts and facts.get("validation"))
-    hold_out = col.toggle("Split off validation images", value=not own_val, disabled=disabled or not own_val, key=f"train_hold_out_{own_val}",
-                          help="Off: validate on the dataset's own validation/test folder.")
+    hold_out = col.toggle(
+        "Split off validation images",
+        value=not own_val,
+        disabled=disabled or not own_val,
+        key=f"train_hold_out_{own_val}",
+        help="Off: validate on the dataset's own validation/test folder.",
+    )
     low, high, default, step = VAL_SPLIT_SLIDER
-    split = col.slider("Validation split", low, high, default, step, disabled=disabled or not hold_out, key="train_split", label_visibility="collapsed")
+    split = col.slider(
+        "Validation split", low, high, default, step, disabled=disabled or not hold_out, key="train_split", label_visibility="collapsed"
+    )
     if not hold_out:
         col.caption(f"Validating on the dataset's {facts['validation']:,} validation images.")
     return float(split) if hold_out else None
@@ -154,7 +163,10 @@ def progress_ui(run: Run, status: jobs.JobStatus) -> None:
         batches = max(1, int(prog.get("batches") or 1))
         batch = min(int(prog.get("batch") or 0), batches)
         phase = {"validate": " · validating", "epoch_end": " · epoch done"}.get(prog.get("phase"), "")
-        text = f"Epoch {prog.get('epoch')}/{prog.get('epochs')} · batch {batch}/{batches}{phase} · ETA {format_duration(prog.get('eta_seconds'))}"
+        text = (
+            f"Epoch {prog.get('epoch')}/{prog.get('epochs')} · batch {batch}/{batches}{phase} · ETA "
+            f"{format_duration(prog.get('eta_seconds'))}"
+        )
         bar.progress(batch / batches, text=text)
     stopping = run.stop_requested()
     label = "Stopping…" if stopping else "Stop"
@@ -169,7 +181,9 @@ def metrics_ui(rows: list[dict]) -> None:
     last, prev = rows[-1], (rows[-2] if len(rows) > 1 else {})
     cols = st.columns(5)
     cols[0].metric("Epoch", f"{last['epoch']}", help="Epochs finished so far")
-    for col, key, label in zip(cols[1:], ("accuracy", "val_accuracy", "loss", "val_loss"), ("Train accuracy", "Val accuracy", "Train loss", "Val loss")):
+    for col, key, label in zip(
+        cols[1:], ("accuracy", "val_accuracy", "loss", "val_loss"), ("Train accuracy", "Val accuracy", "Train loss", "Val loss")
+    ):
         value, before = last.get(key), prev.get(key)
         if value is None:
             col.metric(label, "–")
@@ -234,7 +248,7 @@ def outcome_ui(run: Run, status: jobs.JobStatus) -> None:
         st.warning(f"Stopped on request after {done} epoch(s). The model trained so far was saved.", icon=":material/stop_circle:")
         resume_ui(run)
     else:
-        st.success(f"Finished {done} epoch(s) in {format_duration(run_duration(run))}.", icon=":material/check_circle:")
+        st.success(f"Finished {done} epoch(s) in {format_duration(run.duration())}.", icon=":material/check_circle:")
     plots = [(name, run.path / f"{name}.png") for name in ("accuracy", "loss")]
     cols = st.columns(2)
     for col, (name, png) in zip(cols, plots):

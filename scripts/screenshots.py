@@ -1,6 +1,6 @@
 """Take the README's screenshots by driving the real app in headless Chromium.
 
-    python scripts/screenshots.py [--data ../shared/data/catdog-small] [--out docs]
+    python -m scripts.screenshots [--data ../shared/data/catdog-small] [--out docs]
 
 It starts `streamlit run` on 127.0.0.1 with a temp CATDOG_HOME (optionally on a
 copied subset of the photos), starts a training from the Train page,
@@ -22,10 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from tests.server import CHROMIUM, CHROMIUM_ARGS, free_port, stop_server, wait_healthy
 
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, free_port, stop_server, wait_healthy  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def make_subset(src: Path, dst: Path, n_train: int, n_val: int, seed: int = 0) -> Path:
@@ -74,7 +73,11 @@ def wait_for_epochs(home: Path, epochs: int, timeout: float) -> Path:
         for folder in (home / "runs").glob("*"):
             run = Run(folder)
             prog = run.progress()
-            if len(run.metrics()) >= epochs and prog.get("phase") == "train" and 0.3 < prog.get("batch", 0) / max(1, prog.get("batches", 1)) < 0.8:
+            if (
+                len(run.metrics()) >= epochs
+                and prog.get("phase") == "train"
+                and 0.3 < prog.get("batch", 0) / max(1, prog.get("batches", 1)) < 0.8
+            ):
                 return folder
         time.sleep(0.5)
     raise SystemExit(f"training did not reach {epochs} epochs in {timeout}s")

@@ -1,53 +1,17 @@
-"""Shared fixtures: tiny generated images and datasets, an isolated CATDOG_HOME."""
+"""Shared fixtures: tiny datasets and a trained run, an isolated CATDOG_HOME (helpers: tests/fixtures.py)."""
 
 from __future__ import annotations
 
 import io
 import os
+import signal
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from tests.fixtures import SHARED_DATA, make_class_folders
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = (REPO.parent / "shared" / "data" / "catdog-small").resolve()
-
-# Class colours the tiny models can learn in one epoch.
-CAT_COLOUR = (200, 60, 40)
-DOG_COLOUR = (40, 70, 210)
-
-
-def image_bytes(size=(48, 40), colour=(128, 128, 128), fmt="JPEG", seed=0, mode="RGB") -> bytes:
-    """A small noisy image of one colour, encoded in memory."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    w, h = size
-    arr = (rng.normal(0, 18, (h, w, 3)) + np.array(colour)).clip(0, 255).astype(np.uint8)
-    img = Image.fromarray(arr, "RGB")
-    if mode != "RGB":
-        img = img.convert(mode)
-    buf = io.BytesIO()
-    img.save(buf, fmt)
-    return buf.getvalue()
-
-
-def write_image(path: Path, **kwargs) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = kwargs.pop("fmt", "PNG" if path.suffix.lower() == ".png" else "JPEG")
-    path.write_bytes(image_bytes(fmt=fmt, **kwargs))
-    return path
-
-
-def make_class_folders(root: Path, n: int = 12, names=("cats", "dogs"), size=(48, 40)) -> Path:
-    """root/cats/*.jpg and root/dogs/*.jpg with learnable colours."""
-    for name, colour in zip(names, (CAT_COLOUR, DOG_COLOUR)):
-        for i in range(n):
-            write_image(root / name / f"{name[:3]}{i:03d}.jpg", colour=colour, seed=i + (0 if colour == CAT_COLOUR else 1000), size=size)
-    return root
-
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_home(tmp_path_factory):
@@ -88,3 +52,27 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "train").is_dir():
         pytest.skip(f"real photos not found at {SHARED_DATA}; integration test needs ../shared/data/catdog-small")
     return SHARED_DATA
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A fresh CATDOG_HOME for one test, runs included; a training left running is killed after it."""
+    from catdog import config, runs
+
+    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CATDOG_RUNS_DIR", raising=False)
+    yield tmp_path / "home"
+    holder = runs.read_lock(config.runs_dir())
+    if holder:  # never leave a detached training behind
+        try:
+            os.kill(holder["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def no_bundled_model(tmp_path, monkeypatch) -> None:
+    """No bundled model and no sample photos: catdog's assets folder is an empty one."""
+    from catdog import config
+
+    monkeypatch.setattr(config, "assets_dir", lambda: tmp_path / "assets")

@@ -6,17 +6,17 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from catdog import config, kaggle, sources
-from tests.conftest import REPO, make_class_folders
+from tests.fixtures import REPO, make_class_folders
+
+pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
 
 TIMEOUT = 60
 FAKE_KEY = "f4k3k3y0123456789abcdef0123456789"
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
+@pytest.fixture(autouse=True)
+def _data_roots(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CATDOG_DATA_ROOTS", str(tmp_path))
-    return tmp_path / "home"
 
 
 def open_data_page() -> AppTest:

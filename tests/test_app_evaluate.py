@@ -8,21 +8,16 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from catdog import config, predict
 from catdog import evaluate as evaluate_module
+from catdog import predict
 from catdog.evaluate import evaluate, metrics_at
-from tests.conftest import REPO, make_class_folders
+from tests.fixtures import REPO, make_class_folders
 
 REAL_EVALUATE = evaluate
 TIMEOUT = 120  # the first evaluation loads TensorFlow and the model
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CATDOG_RUNS_DIR", raising=False)
-    monkeypatch.setattr(config, "assets_dir", lambda: tmp_path / "assets")  # no bundled model
-    return tmp_path / "home"
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_bundled_model")]  # AppTest with TensorFlow; no bundled model
 
 
 @pytest.fixture
@@ -79,7 +74,11 @@ def test_evaluate_shows_metrics_charts_and_mistakes_for_the_folder(active_model,
     assert {"Precision", "Recall", "F1", "ROC AUC"} <= {m.label for m in at.metric}
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert "Confusion matrix" in titles and "ROC curve" in titles
-    confusion = next(json.loads(c.proto.spec)["data"][0]["z"] for c in at.get("plotly_chart") if "Confusion" in json.loads(c.proto.spec)["layout"]["title"]["text"])
+    confusion = next(
+        json.loads(c.proto.spec)["data"][0]["z"]
+        for c in at.get("plotly_chart")
+        if "Confusion" in json.loads(c.proto.spec)["layout"]["title"]["text"]
+    )
     assert confusion == expected.confusion and sum(map(sum, confusion)) == 10
     assert at.slider(key="eval_threshold").value == pytest.approx(expected.threshold)
 
@@ -97,7 +96,9 @@ def test_moving_the_threshold_updates_precision_recall_and_the_confusion(active_
     assert (metric(at, "Precision"), metric(at, "Recall")) == (f"{m['precision']:.1%}", f"{m['recall']:.1%}")
     before = metrics_at(labels, probs, report.threshold)
     assert (m["precision"], m["recall"]) != (before["precision"], before["recall"])
-    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Confusion" in json.loads(c.proto.spec)["layout"]["title"]["text"])
+    spec = next(
+        json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Confusion" in json.loads(c.proto.spec)["layout"]["title"]["text"]
+    )
     assert spec["data"][0]["z"] == m["confusion"]
     assert sum(row[1] for row in m["confusion"]) == int((probs >= threshold).sum())
 

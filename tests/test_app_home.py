@@ -7,19 +7,14 @@ import os
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from catdog import config, predict, runs
-from tests.conftest import REPO
+from catdog import predict, runs
+from tests.fixtures import REPO
 
 TIMEOUT = 60
 PAGES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "pages").glob("*.py") if not p.name.startswith("_"))
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CATDOG_RUNS_DIR", raising=False)
-    monkeypatch.setattr(config, "assets_dir", lambda: tmp_path / "assets")  # no bundled model
-    return tmp_path / "home"
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_bundled_model")]  # AppTest with TensorFlow; no bundled model
 
 
 def open_home() -> AppTest:

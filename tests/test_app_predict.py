@@ -8,17 +8,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from catdog import config, predict
-from tests.conftest import CAT_COLOUR, DOG_COLOUR, REPO, image_bytes, write_image
+from tests.fixtures import CAT_COLOUR, DOG_COLOUR, REPO, image_bytes, write_image
 
 TIMEOUT = 120  # the first run loads TensorFlow and the model
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CATDOG_RUNS_DIR", raising=False)
-    monkeypatch.setattr(config, "assets_dir", lambda: tmp_path / "assets")  # no bundled model, no samples
-    return tmp_path / "home"
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_bundled_model")]  # AppTest with TensorFlow; no bundled model
 
 
 @pytest.fixture

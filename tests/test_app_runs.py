@@ -10,16 +10,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from catdog import runs
-from tests.conftest import REPO
+from tests.fixtures import REPO
+
+pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
 
 TIMEOUT = 60
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CATDOG_RUNS_DIR", raising=False)
-    return tmp_path / "home"
 
 
 def open_runs_page() -> AppTest:
@@ -30,7 +25,9 @@ def open_runs_page() -> AppTest:
 def make_run(run_id: str, val_acc: list[float], state: str = "finished", preset: str = "seed") -> runs.Run:
     """A run folder as a training leaves it (no TensorFlow needed to read it)."""
     run = runs.create_run(None, run_id, preset)
-    run.write_config({"model": preset, "created": time.time(), "epochs": len(val_acc), "image_size": 32, "batch_size": 8, "learning_rate": 0.001})
+    run.write_config(
+        {"model": preset, "created": time.time(), "epochs": len(val_acc), "image_size": 32, "batch_size": 8, "learning_rate": 0.001}
+    )
     run.write_metrics([
         {"epoch": i + 1, "accuracy": a + 0.05, "val_accuracy": a, "loss": 1 - a, "val_loss": 1.1 - a, "seconds": 1.0}
         for i, a in enumerate(val_acc)

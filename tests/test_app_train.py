@@ -11,19 +11,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from catdog import config, jobs, predict, runs
-from tests.conftest import REPO
+from tests.fixtures import REPO
+
+pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
 
 TIMEOUT = 60
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CATDOG_RUNS_DIR", raising=False)
-    yield tmp_path / "home"
-    holder = runs.read_lock(config.runs_dir())
-    if holder:  # never leave a detached training behind
-        os.kill(holder["pid"], signal.SIGKILL)
 
 
 def open_train_page() -> AppTest:

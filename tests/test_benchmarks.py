@@ -10,7 +10,11 @@ import re
 import subprocess
 import sys
 
-from tests.conftest import REPO, make_class_folders
+import pytest
+
+from tests.fixtures import REPO, make_class_folders
+
+pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
 
 SPEEDUP = re.compile(r"^speedup \d+\.\d\d$", re.MULTILINE)
 

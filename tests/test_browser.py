@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CAT_COLOUR, DOG_COLOUR, image_bytes
+from tests.fixtures import CAT_COLOUR, DOG_COLOUR, image_bytes
 from tests.server import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -44,9 +44,13 @@ def test_dropping_a_photo_on_the_predict_page_shows_its_label(chromium, studio, 
     expected = [r.label.capitalize() for r in Predictor.load(tiny_run.path).predict(list(photos.values()))]
     page = chromium.new_page(viewport={"width": 1280, "height": 900})
     try:
-        page.goto(f"{studio}/predict", wait_until="domcontentloaded")
+        page.goto(f"{studio}/predict", wait_until="domcontentloaded")  # the server's first visit: a deep link
         upload = page.locator("input[type=file]").first
         upload.wait_for(state="attached", timeout=PREDICT_TIMEOUT_MS)
+        # The app's own menu (st.navigation), not Streamlit's pages/ discovery (which would list "ui").
+        nav = page.locator("[data-testid=stSidebarNav]")
+        assert nav.get_by_text("Home", exact=True).count() == 1 and nav.get_by_text("Evaluate", exact=True).count() == 1
+        assert nav.get_by_text("ui", exact=True).count() == 0
         upload.set_input_files([{"name": name, "mimeType": "image/jpeg", "buffer": data} for name, data in photos.items()])
         page.get_by_text("Results: 2 of 2 classified").wait_for(timeout=PREDICT_TIMEOUT_MS)
         confidence = page.get_by_text(re.compile(r"\d+\.\d% confident"))

@@ -35,6 +35,7 @@ def test_with_no_model_chosen_predict_uses_the_bundle_and_gets_the_samples_right
     assert [r.label for r in results] == [p.name.split("-")[0] for p in SAMPLES]  # cat-1.jpg -> cat
 
 
+@pytest.mark.slow
 def test_cli_evaluate_with_no_model_reaches_ninety_percent_on_the_real_validation_photos(shared_data, monkeypatch, tmp_path):
     from catdog.cli import main
 

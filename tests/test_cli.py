@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from catdog.cli import main
-from tests.conftest import CAT_COLOUR, DOG_COLOUR, REPO, make_class_folders, write_image
+from tests.fixtures import CAT_COLOUR, DOG_COLOUR, REPO, make_class_folders, write_image
 
 
 def run_cli(*argv):
@@ -31,7 +31,7 @@ def test_predict_json_has_one_line_per_file_and_fails_on_a_bad_file(tmp_path, ti
     code, out, _ = run_cli("predict", cat, bad, dog, "--model", tiny_run.path, "--json")
     lines = [json.loads(line) for line in out.strip().splitlines()]
     assert code == 1
-    assert [l["file"] for l in lines] == [str(cat), str(bad), str(dog)]
+    assert [row["file"] for row in lines] == [str(cat), str(bad), str(dog)]
     assert lines[0]["label"] in ("cat", "dog") and 0.0 <= lines[0]["p_dog"] <= 1.0
     assert set(lines[0]) >= {"file", "label", "p_dog"}
     assert set(lines[1]) == {"file", "error"} and "not a supported image" in lines[1]["error"]
@@ -76,6 +76,7 @@ def test_train_with_wrong_path_is_a_clear_error_not_a_traceback(tmp_path):
     assert code == 2 and "does not exist" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_python_dash_m_catdog_trains_and_prints_the_run_folder_last(tmp_path, tiny_dataset):
     proc = subprocess.run(
         [sys.executable, "-m", "catdog", "train", "--data", tiny_dataset, "--model", "seed", "--epochs", "1",

@@ -5,7 +5,7 @@ import pytest
 
 from catdog import data
 from catdog.errors import DatasetError
-from tests.conftest import make_class_folders, write_image
+from tests.fixtures import make_class_folders, write_image
 
 
 def test_salader_layout_uses_train_and_test(tmp_path):

@@ -11,7 +11,9 @@ import textwrap
 import pytest
 
 from catdog.distribute import global_batch_size, resolve_strategy_name, tf_config_workers
-from tests.conftest import REPO, make_class_folders
+from tests.fixtures import REPO, make_class_folders
+
+pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
 
 
 def test_auto_picks_multiworker_when_tf_config_lists_a_cluster():

@@ -10,6 +10,8 @@ import pytest
 
 from catdog.cli import main
 
+pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
+
 
 def _images(size: int, n: int = 4) -> np.ndarray:
     return np.random.default_rng(7).integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)

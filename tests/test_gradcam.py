@@ -100,7 +100,7 @@ def test_cli_predict_explain_writes_one_overlay_per_good_image_and_keeps_output(
     import json
 
     from catdog.cli import main
-    from tests.conftest import write_image
+    from tests.fixtures import write_image
 
     cat = write_image(tmp_path / "in" / "cat.jpg", size=(60, 44), seed=5)
     bad = tmp_path / "in" / "bad.jpg"
@@ -120,12 +120,14 @@ def test_cli_explain_keeps_one_overlay_per_image_when_names_collide(tmp_path, ti
     import io
 
     from catdog.cli import main
-    from tests.conftest import write_image
+    from tests.fixtures import write_image
 
     first = write_image(tmp_path / "a" / "pet.jpg", size=(40, 30), seed=1)
     second = write_image(tmp_path / "b" / "pet.png", size=(50, 30), seed=2, fmt="PNG")
     out_dir = tmp_path / "explained"
-    code = main(["predict", str(first), str(second), "--model", str(tiny_run.path), "--explain", str(out_dir)], out=io.StringIO(), err=io.StringIO())
+    code = main(
+        ["predict", str(first), str(second), "--model", str(tiny_run.path), "--explain", str(out_dir)], out=io.StringIO(), err=io.StringIO()
+    )
     assert code == 0
     assert sorted(p.name for p in out_dir.iterdir()) == ["pet-2.gradcam.png", "pet.gradcam.png"]
     with Image.open(out_dir / "pet-2.gradcam.png") as img:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
+
 from catdog.cli import main
 from catdog.inspect import format_report, inspect_dataset, quarantine
-from tests.conftest import image_bytes, make_class_folders, write_image
+from tests.fixtures import image_bytes, make_class_folders, write_image
 
 
 def _split_dataset(root):
@@ -89,6 +91,7 @@ def test_cli_data_inspect_missing_folder_is_one_error_line(tmp_path):
     assert err.getvalue().startswith("error:") and "does not exist" in err.getvalue()
 
 
+@pytest.mark.slow
 def test_real_data_report(shared_data):
     report = inspect_dataset(shared_data)
     assert sum(report.counts["train"].values()) == 6000

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import typing
 import time
+import typing
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from catdog import jobs, runs
 from catdog.cli import build_parser
 from catdog.errors import DatasetError, TrainingBusyError
 from catdog.training import TrainConfig
-from tests.conftest import write_image
+from tests.fixtures import write_image
 
 
 def wait_for(predicate, timeout: float = 90.0, interval: float = 0.2):
@@ -47,7 +47,9 @@ def runs_root(tmp_path):
 
 
 def slow_config(data: Path, **overrides) -> TrainConfig:
-    settings = dict(data=str(data), model="seed", epochs=500, batch_size=2, image_size=32, val_split=0.25, precision="float32", checkpoint=False)
+    settings = dict(
+        data=str(data), model="seed", epochs=500, batch_size=2, image_size=32, val_split=0.25, precision="float32", checkpoint=False
+    )
     settings.update(overrides)
     return TrainConfig(**settings)
 

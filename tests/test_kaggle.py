@@ -13,7 +13,7 @@ import requests
 
 from catdog import kaggle
 from catdog.cli import main
-from tests.conftest import image_bytes
+from tests.fixtures import image_bytes
 
 FAKE_KEY = "f4k3k3y0123456789abcdef0123456789"
 JPG = image_bytes(size=(16, 16))

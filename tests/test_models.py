@@ -10,14 +10,14 @@ def test_seed_preset_is_the_notebook_network():
     model = models.build_model("seed")
     assert model.count_params() == 14_848_193
     assert model.input_shape == (None, 256, 256, 3)
-    convs = [l for l in model.layers if l.__class__.__name__ == "Conv2D"]
+    convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
     assert [c.filters for c in convs] == [32, 64, 128]
     assert all(c.kernel_size == (3, 3) and c.padding == "valid" and c.activation.__name__ == "relu" for c in convs)
-    kinds = [l.__class__.__name__ for l in model.layers]
+    kinds = [layer.__class__.__name__ for layer in model.layers]
     assert kinds.count("BatchNormalization") == 3 and kinds.count("MaxPooling2D") == 3
-    dense = [l for l in model.layers if l.__class__.__name__ == "Dense"]
+    dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
     assert [d.units for d in dense] == [128, 64, 1]
-    assert [l.rate for l in model.layers if l.__class__.__name__ == "Dropout"] == [0.1, 0.1]
+    assert [layer.rate for layer in model.layers if layer.__class__.__name__ == "Dropout"] == [0.1, 0.1]
     assert dense[-1].activation.__name__ == "sigmoid"
     assert model.loss == "binary_crossentropy"
     assert model.optimizer.__class__.__name__ == "Adam"

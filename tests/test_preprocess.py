@@ -9,7 +9,7 @@ from PIL import Image
 from catdog import data
 from catdog.errors import ImageError
 from catdog.preprocess import load_array, open_image
-from tests.conftest import image_bytes, write_image
+from tests.fixtures import image_bytes, write_image
 
 
 def test_path_bytes_and_pil_give_the_same_array(tmp_path):

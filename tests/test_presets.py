@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
+
 
 @pytest.fixture(autouse=True)
 def _no_pretrained_download(monkeypatch):
@@ -87,9 +89,15 @@ def test_cli_train_mobilenetv2_offline_prints_error_not_traceback(monkeypatch, t
     from catdog.cli import main
 
     monkeypatch.setenv("CATDOG_PRETRAINED", "1")
-    monkeypatch.setattr("keras.src.applications.mobilenet_v2.file_utils.get_file", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr(
+        "keras.src.applications.mobilenet_v2.file_utils.get_file", lambda *a, **k: (_ for _ in ()).throw(OSError("offline"))
+    )
     err = io.StringIO()
-    code = main(["train", "--data", str(tiny_dataset), "--model", "mobilenetv2", "--epochs", "1", "--runs-dir", str(tmp_path), "--no-lock"], out=io.StringIO(), err=err)
+    code = main(
+        ["train", "--data", str(tiny_dataset), "--model", "mobilenetv2", "--epochs", "1", "--runs-dir", str(tmp_path), "--no-lock"],
+        out=io.StringIO(),
+        err=err,
+    )
     assert code == 2 and err.getvalue().startswith("error: ImageNet weights for mobilenetv2")
     assert "Traceback" not in err.getvalue()
 
@@ -118,7 +126,9 @@ def test_mobilenetv2_fine_tunes_after_frozen_phase_with_continuous_epochs(tmp_pa
 
     spec = models.PRESETS["mobilenetv2"]
     monkeypatch.setitem(models.PRESETS, "mobilenetv2", dataclasses.replace(spec, fine_tune_epochs=1, fine_tune_layers=5))
-    cfg = TrainConfig(data=str(tiny_dataset), model="mobilenetv2", epochs=1, batch_size=8, image_size=32, val_split=0.25, precision="float32")
+    cfg = TrainConfig(
+        data=str(tiny_dataset), model="mobilenetv2", epochs=1, batch_size=8, image_size=32, val_split=0.25, precision="float32"
+    )
     seen = []
 
     class Watch(keras.callbacks.Callback):

@@ -12,7 +12,9 @@ import pytest
 
 from catdog import runs
 from catdog.training import TrainConfig, train
-from tests.conftest import REPO
+from tests.fixtures import REPO
+
+pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
 
 EXPECTED_FILES = {"config.json", "status.json", "metrics.jsonl", "progress.json", "model.keras", "accuracy.png", "loss.png"}
 
@@ -92,12 +94,16 @@ def test_bad_settings_are_refused_before_a_run_is_made(tmp_path, tiny_dataset):
 
 def test_bad_data_marks_the_run_failed_with_the_reason(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
-        train(TrainConfig(data=str(tmp_path / "nope"), epochs=1), runs_dir=tmp_path / "runs", run_id="bad", lock=False, stream=io.StringIO())
+        train(
+            TrainConfig(data=str(tmp_path / "nope"), epochs=1), runs_dir=tmp_path / "runs", run_id="bad", lock=False, stream=io.StringIO()
+        )
     status = json.loads((tmp_path / "runs" / "bad" / "status.json").read_text())
     assert status["state"] == "failed" and "does not exist" in status["error"]
 
 
-@pytest.mark.parametrize("preset,precision,fused", [("seed", "mixed_bfloat16", True), ("compact", "mixed_bfloat16", False), ("compact", "float32", True)])
+@pytest.mark.parametrize(
+    "preset,precision,fused", [("seed", "mixed_bfloat16", True), ("compact", "mixed_bfloat16", False), ("compact", "float32", True)]
+)
 def test_training_fuses_batch_norm_where_the_preset_measured_it_faster(tmp_path, tiny_dataset, preset, precision, fused):
     log = io.StringIO()
     cfg = TrainConfig(data=str(tiny_dataset), model=preset, epochs=1, batch_size=8, image_size=32, val_split=0.25,

@@ -5,7 +5,8 @@ Registered with their training defaults in `catdog.models`.
 
 from __future__ import annotations
 
-from catdog.models.layers import BN_MOMENTUM, augment as augment_layers, model_inputs, residual_block, sigmoid_output
+from catdog.models.layers import BN_MOMENTUM, model_inputs, residual_block, sigmoid_output
+from catdog.models.layers import augment as augment_layers
 
 COMPACT_WIDTHS = (24, 32, 64, 128, 192)
 

@@ -17,7 +17,9 @@ from catdog import jobs, runs
 from catdog.errors import TrainingBusyError
 from catdog.predict import Predictor
 from catdog.training import TrainConfig
-from tests.conftest import CAT_COLOUR, DOG_COLOUR, REPO, image_bytes
+from tests.fixtures import CAT_COLOUR, DOG_COLOUR, REPO, image_bytes
+
+pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
 
 
 def test_threads_sharing_one_predictor_get_the_same_answers_as_one_thread(tiny_run, stats):

@@ -21,7 +21,7 @@ from catdog.data import ImageSet, decode_images
 from catdog.errors import ImageError
 from catdog.predict import Predictor
 from catdog.preprocess import load_array
-from tests.conftest import REPO
+from tests.fixtures import REPO
 from tests.robustness.corpus import SIZE, Case
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the corrupt EXIF block
@@ -84,7 +84,10 @@ def test_predictor_classifies_good_files_and_reports_bad_ones_in_one_batch(hosti
     assert [p for p in problems if p] == []
 
 
-def test_cli_predict_json_gives_one_line_per_file_matching_the_predictor(hostile_corpus, hostile_folder, predictor, tiny_run, tmp_path, stats):
+@pytest.mark.slow
+def test_cli_predict_json_gives_one_line_per_file_matching_the_predictor(
+    hostile_corpus, hostile_folder, predictor, tiny_run, tmp_path, stats
+):
     files = [str(hostile_folder / c.name) for c in hostile_corpus]
     fifo = tmp_path / "a-pipe.jpg"
     os.mkfifo(fifo)  # reading it would block forever
@@ -170,6 +173,7 @@ def mixed_dataset(tmp_path_factory, hostile_corpus, tiny_dataset):
     return root
 
 
+@pytest.mark.slow
 def test_training_on_a_folder_with_hostile_files_skips_exactly_the_bad_ones(mixed_dataset, hostile_corpus, tmp_path, stats):
     from catdog.training import TrainConfig, train
 
@@ -187,9 +191,15 @@ def test_training_on_a_folder_with_hostile_files_skips_exactly_the_bad_ones(mixe
     assert cfg_n["n_train"] + cfg_n["n_validation"] == 24 + sum(c.ok for c in hostile_corpus)
 
 
+@pytest.mark.slow
 def test_cli_evaluate_on_a_folder_with_hostile_files_lists_the_skipped_ones(mixed_dataset, hostile_corpus, tiny_run):
-    proc = subprocess.run([sys.executable, "-m", "catdog", "evaluate", "--model", str(tiny_run.path), "--data", str(mixed_dataset), "--json"],
-                          cwd=REPO, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-m", "catdog", "evaluate", "--model", str(tiny_run.path), "--data", str(mixed_dataset), "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert sorted(Path(s["file"]).name for s in summary["skipped"]) == sorted(c.name for c in hostile_corpus if not c.ok)

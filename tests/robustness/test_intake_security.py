@@ -12,7 +12,7 @@ import pytest
 from catdog import kaggle, sources
 from catdog.archive import ArchiveError
 from catdog.errors import CatdogError
-from tests.conftest import image_bytes
+from tests.fixtures import image_bytes
 
 FAKE_KEY = "0123456789abcdef0123456789abcdef"
 
@@ -107,7 +107,9 @@ class _LeakyClient:
         raise self.exc
 
 
-@pytest.mark.parametrize("exc", [_LeakyError(401), _LeakyError(403), _LeakyError(404), ConnectionError(f"key={FAKE_KEY}"), RuntimeError(FAKE_KEY)])
+@pytest.mark.parametrize(
+    "exc", [_LeakyError(401), _LeakyError(403), _LeakyError(404), ConnectionError(f"key={FAKE_KEY}"), RuntimeError(FAKE_KEY)]
+)
 def test_kaggle_errors_never_carry_the_key(exc, tmp_path, stats):
     log = io.StringIO()
     stats.fault()

@@ -5,15 +5,15 @@ from __future__ import annotations
 import io
 import secrets
 import time
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from catdog import jobs, preprocess, runs
 from catdog.errors import ImageError
 from catdog.training import TrainConfig
-from tests.conftest import REPO
+from tests.fixtures import REPO
 
 
 def files_containing(root: Path, needle: str) -> list[str]:
@@ -52,7 +52,9 @@ def test_kaggle_key_never_reaches_run_folders_logs_or_errors(tmp_path, tiny_data
     for name in ("cats", "dogs"):
         (unreadable / name).mkdir(parents=True)
         (unreadable / name / "1.jpg").write_bytes(b"not a photo")
-    failed = jobs.start_training(TrainConfig(data=str(unreadable), epochs=1, image_size=32, val_split=0.5), runs_dir=runs_dir, run_id="fails")
+    failed = jobs.start_training(
+        TrainConfig(data=str(unreadable), epochs=1, image_size=32, val_split=0.5), runs_dir=runs_dir, run_id="fails"
+    )
     assert wait_for(failed, runs_dir) == "failed"
     assert failed.status().get("traceback") or failed.status().get("error")
     assert run.log_path.stat().st_size > 0 and failed.log_path.stat().st_size > 0

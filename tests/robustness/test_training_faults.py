@@ -5,8 +5,8 @@ from __future__ import annotations
 import errno
 import io
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +22,9 @@ import pytest
 from catdog import cli, jobs, runs
 from catdog.errors import RunError
 from catdog.training import TrainConfig, resume, save_model_atomic, train
-from tests.conftest import REPO
+from tests.fixtures import REPO
+
+pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
 
 CHILD_TIMEOUT = 180
 
@@ -257,7 +259,9 @@ def test_a_read_only_runs_folder_gives_a_clear_error(tmp_path, tiny_dataset, mou
         code = cli.main(["train", "--data", str(tiny_dataset), "--runs-dir", str(runs_dir), "--image-size", "32"], out, err)
         stats.fault()
         assert code == 2
-        assert re.search(r"^error: (runs folder .* is not writable|cannot create runs folder .*(Read-only|Permission denied))", err.getvalue()), err.getvalue()
+        assert re.search(
+            r"^error: (runs folder .* is not writable|cannot create runs folder .*(Read-only|Permission denied))", err.getvalue()
+        ), err.getvalue()
 
 
 # --- the model file is never half-written ----------------------------------------
