@@ -8,8 +8,8 @@ import pytest
 
 from catdog import jobs, runs
 from catdog.predict import bundled_model_dir
-from tests.conftest import make_class_folders
-from tests.test_app_train import home, open_train_page, rerun_until  # noqa: F401 - the fixture is used by name
+from tests.fixtures import make_class_folders
+from tests.test_app_train import open_train_page, rerun_until
 
 BUNDLED = runs.read_json(bundled_model_dir() / "config.json", {}) if bundled_model_dir() else {}
 needs_bundled = pytest.mark.skipif(not BUNDLED, reason="assets/model (the bundled model) is missing")
@@ -20,7 +20,7 @@ def warm_toggle(at):
 
 
 @needs_bundled
-def test_warm_start_is_the_default_for_a_two_class_dataset_at_the_bundled_size(home, tiny_dataset):  # noqa: F811
+def test_warm_start_is_the_default_for_a_two_class_dataset_at_the_bundled_size(home, tiny_dataset):
     at = open_train_page()
     at.text_input(key="train_data").set_value(str(tiny_dataset)).run()
     assert at.selectbox(key="train_preset").value == BUNDLED["preset"]
@@ -43,7 +43,7 @@ def BUNDLED_LR() -> float:  # noqa: N802 - reads like the constant it stands for
 
 @needs_bundled
 @pytest.mark.slow
-def test_starting_with_the_default_warm_start_records_the_bundled_model(home, tiny_dataset, tmp_path):  # noqa: F811
+def test_starting_with_the_default_warm_start_records_the_bundled_model(home, tiny_dataset, tmp_path):
     second = make_class_folders(tmp_path / "more", n=6)
     at = open_train_page()
     at.text_input(key="train_data").set_value(str(tiny_dataset)).run()
@@ -61,7 +61,7 @@ def test_starting_with_the_default_warm_start_records_the_bundled_model(home, ti
     assert [f["train"] for f in cfg["data_folders"]] == [{"cat": 12, "dog": 12}, {"cat": 6, "dog": 6}]
 
 
-def test_a_run_stuck_at_chance_gets_a_warning_with_advice(home, tmp_path):  # noqa: F811
+def test_a_run_stuck_at_chance_gets_a_warning_with_advice(home, tmp_path):
     run = runs.create_run(None, "stuck", "compact")
     run.write_config({"model": "compact", "class_names": ["cat", "dog"], "image_size": 160, "epochs": 3})
     run.write_metrics([{"epoch": e, "accuracy": 0.5, "val_accuracy": 0.5, "loss": 0.69, "val_loss": 0.69, "seconds": 1.0} for e in (1, 2, 3)])

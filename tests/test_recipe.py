@@ -12,7 +12,7 @@ import pytest
 
 from catdog.errors import DatasetError, RunError
 from catdog.training import TrainConfig, init_weights_from, train
-from tests.conftest import REPO, make_class_folders
+from tests.fixtures import REPO, make_class_folders
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from catdog import cli, data, runs
+from catdog import data, runs
 from catdog.errors import RunError
 from catdog.training import TrainConfig, train
 from tests.conftest import REPO

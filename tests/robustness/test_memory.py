@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catdog.preprocess import load_array, to_rgb
+from catdog.preprocess import to_rgb
 from tests.conftest import REPO
 
 SIDE = 3000  # 9 megapixels: big enough to measure, small enough for a shared CI machine
