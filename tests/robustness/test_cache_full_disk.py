@@ -14,7 +14,7 @@ import pytest
 from catdog import data, runs
 from catdog.errors import RunError
 from catdog.training import TrainConfig, train
-from tests.conftest import REPO
+from tests.fixtures import REPO
 
 
 def _no_space(*args, **kwargs):

@@ -12,7 +12,7 @@ import pytest
 
 from catdog import cli, config
 from catdog.export import FORMATS, export_model, sidecar_path
-from tests.conftest import REPO
+from tests.fixtures import REPO
 
 SIZE = 48  # small enough to export every preset in seconds on a CPU
 SUFFIX = {"keras": ".keras", "savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}

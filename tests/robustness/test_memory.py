@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from catdog.preprocess import to_rgb
-from tests.conftest import REPO
+from tests.fixtures import REPO
 
 SIDE = 3000  # 9 megapixels: big enough to measure, small enough for a shared CI machine
 

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from catdog import config, data, inspect
 from catdog.errors import DatasetError
-from tests.conftest import REPO, make_class_folders
+from tests.fixtures import REPO, make_class_folders
 
 TIMEOUT = 60
 

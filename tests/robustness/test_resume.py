@@ -16,7 +16,7 @@ import pytest
 
 from catdog import cli, config, jobs, runs
 from catdog.training import TrainConfig, resume, train
-from tests.conftest import REPO
+from tests.fixtures import REPO
 
 
 def tiny_config(data: Path, epochs: int = 3) -> TrainConfig:

@@ -131,7 +131,7 @@ def test_an_all_corrupt_dataset_is_reported_as_unreadable_not_as_one_class(tmp_p
 
 def test_empty_files_are_not_duplicates_and_a_newline_in_a_name_stays_on_one_line(tmp_path, stats):
     from catdog import inspect
-    from tests.conftest import make_class_folders
+    from tests.fixtures import make_class_folders
 
     root = make_class_folders(tmp_path / "ds", n=3)
     (root / "cats" / "empty1.jpg").write_bytes(b"")
