@@ -139,9 +139,9 @@ def use_app_navigation() -> None:
     pages/train.py alone, without the app's layout and menu. The entry point
     marks the session (`APP_NAVIGATION_KEY`); an unmarked page run calls its
     `main()`, whose `st.navigation` runs this page inside the app, then stops.
-    AppTest drives the entry point itself, so nothing is handed over there.
+    AppTest drives the entry point itself, so its pages are already marked.
     """
-    if st.session_state.get(APP_NAVIGATION_KEY) or st.get_option("global.appTest"):
+    if st.session_state.get(APP_NAVIGATION_KEY):
         return
     import streamlit_app
 
