@@ -44,7 +44,7 @@ def export_model(model: str | os.PathLike | None, fmt: str, out: str | os.PathLi
     if fmt not in FORMATS:
         raise CatdogError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     model_file, _ = resolve_model(model)
-    predictor = Predictor.load(model_file, precision="float32")  # portable: every runtime has float32
+    predictor = Predictor.load(model_file, precision="float32", backend="tensorflow")  # portable: every runtime has float32
     out = Path(out) if out else model_file.with_name(f"model_{fmt}{_SUFFIX[fmt]}")
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "keras":
