@@ -51,6 +51,9 @@ def _add_train_parser(sub) -> None:
 def _add_precision(p) -> None:
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="dtype to compute in (auto: float32 on a CPU, float16 on a GPU; env CATDOG_PREDICT_PRECISION)")
+    p.add_argument("--backend", default=None, choices=("auto", "onnxruntime", "tensorflow"),
+                   help="inference runtime (auto: ONNX Runtime when installed and the model has or gets a model.onnx, "
+                        "on a CPU in float32; else TensorFlow; env CATDOG_PREDICT_BACKEND)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,7 +184,7 @@ def cmd_train(args, out) -> int:
 def cmd_predict(args, out) -> int:
     from catdog.predict import Predictor
 
-    predictor = Predictor.load(args.model, precision=args.precision)
+    predictor = Predictor.load(args.model, precision=args.precision, backend=args.backend)
     failed, stems = 0, set()
     for source, result in zip(args.images, predictor.predict(args.images)):
         failed += not result.ok
@@ -190,7 +193,7 @@ def cmd_predict(args, out) -> int:
 
             save_explanation(predictor, source, args.explain, _unique_stem(source, stems))
         if args.json:
-            print(json.dumps(result.as_dict()), file=out)
+            print(json.dumps({**result.as_dict(), **({"backend": predictor.backend} if result.ok else {})}), file=out)
         elif result.ok:
             print(f"{result.file}\t{result.label}\t{result.confidence:.1%}\t(p_dog={result.p_dog:.4f})", file=out)
         else:
@@ -213,15 +216,15 @@ def cmd_evaluate(args, out) -> int:
     from catdog.evaluate import evaluate
     from catdog.predict import Predictor
 
-    predictor = Predictor.load(args.model, precision=args.precision)
+    predictor = Predictor.load(args.model, precision=args.precision, backend=args.backend)
     report = evaluate(predictor, args.data, threshold=args.threshold)
-    summary = report.summary()
+    summary = {**report.summary(), "backend": predictor.backend}
     if args.json:  # machine-readable: exactly one JSON document on stdout
         print(json.dumps(summary), file=out)
         return 0
     names = report.class_names
     (tn, fp), (fn, tp) = report.confusion
-    print(f"model: {report.model}\ndata: {report.data}\nimages: {report.n} (skipped {len(report.skipped)})", file=out)
+    print(f"model: {report.model} (on {predictor.backend})\ndata: {report.data}\nimages: {report.n} (skipped {len(report.skipped)})", file=out)
     print(f"accuracy {report.accuracy:.4f}  precision {report.precision:.4f}  recall {report.recall:.4f}  f1 {report.f1:.4f}  log loss {report.log_loss:.4f}", file=out)
     cal = summary["calibration"]
     if cal["ece"] is not None:
