@@ -590,6 +590,8 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
         config["calibration"] = calibrate(model, calib_dec, val_dec, log)
         run.write_config(config)
     save_model_atomic(model, run.model_path, include_optimizer=False)
+    from catdog.onnx_runtime import write_onnx  # model.onnx for ONNX Runtime; a failure only warns
+    write_onnx(run.path, logger=log)
     rows = run.metrics()
     state = "stopped" if stopper.stopped else "finished"
     run.write_status(state, ended=time.time(), epochs_done=len(rows), error=None)
