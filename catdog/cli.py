@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder, run id or .keras file")
     p.add_argument("--format", required=True, choices=("keras", "savedmodel", "tflite", "onnx"))
     p.add_argument("--out", default=None, help="target path (default: next to the model)")
+    p.add_argument("--quantize", default=None, choices=("int8",),
+                   help="onnx only, opt-in: static int8 quantisation calibrated on --calibration-data (default out: model_onnx_int8.onnx)")
+    p.add_argument("--calibration-data", default=None, metavar="DIR", help="training photos to calibrate the int8 model on")
+    p.add_argument("--calibration-images", type=int, default=200, metavar="N", help="photos used for the int8 calibration")
+    p.add_argument("--check-data", default=None, metavar="DIR", help="labelled folder: print the accuracy change int8 causes")
     _add_data_parsers(sub)
     return parser
 
@@ -285,8 +290,29 @@ def cmd_use(args, out) -> int:
 def cmd_export(args, out) -> int:
     from catdog.export import export_model, sidecar_path
 
+    if args.quantize:
+        return _export_quantized(args, out)
     path = export_model(args.run, args.format, args.out)
     print(f"{path}\n{sidecar_path(path)}", file=out)
+    return 0
+
+
+def _export_quantized(args, out) -> int:
+    from catdog.export import sidecar_path
+    from catdog.quantize import export_int8
+
+    if args.format != "onnx":
+        raise ValueError(f"--quantize {args.quantize} needs --format onnx, got --format {args.format!r}")
+    if not args.calibration_data:
+        raise ValueError("--quantize int8 needs --calibration-data DIR (training photos, not the validation ones)")
+    path, report = export_int8(args.run, args.out, args.calibration_data, args.check_data, args.calibration_images)
+    print(f"{path}\n{sidecar_path(path)}", file=out)
+    if report is not None:
+        print(
+            f"int8 check on {report.n} photos: accuracy {report.accuracy_float32:.4f} (float32) -> {report.accuracy_int8:.4f} (int8), "
+            f"change {report.change_points:+.2f} points; {report.flipped} labels flipped; largest P change {report.max_abs_diff:.4f}",
+            file=out,
+        )
     return 0
 
 

@@ -195,3 +195,22 @@ def test_onnxruntime_and_keras_give_the_same_labels_on_the_validation_photos():
     assert len(p_ort) == len(decoded) > 100
     assert np.array_equal(p_ort >= ort.threshold, p_tf >= tf.threshold)
     assert np.abs(p_ort - p_tf).max() < 1e-4
+
+
+def test_int8_export_is_opt_in_and_reports_the_accuracy_change(tmp_path, tiny_run, tiny_dataset):
+    import io
+
+    from catdog.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    target = tmp_path / "m-int8.onnx"
+    args = ["export", str(tiny_run.path), "--format", "onnx", "--quantize", "int8", "--out", str(target),
+            "--calibration-data", str(tiny_dataset), "--calibration-images", "8", "--check-data", str(tiny_dataset)]
+    assert main(args, out=out, err=err) == 0, err.getvalue()
+    assert "int8 check on 24 photos: accuracy" in out.getvalue() and "labels flipped" in out.getvalue()
+    info = json.loads((tmp_path / "m-int8.onnx.catdog.json").read_text())
+    assert info["quantization"]["calibration_images"] == 8 and info["quantization"]["check"]["n"] == 24
+    p = onnx_runtime.OnnxModel(target)(np.zeros((2, 32, 32, 3), np.uint8))
+    assert p.shape == (2,) and np.all((p >= 0) & (p <= 1))
+    assert main(["export", str(tiny_run.path), "--format", "tflite", "--quantize", "int8"], out=out, err=err) == 2
+    assert "needs --format onnx" in err.getvalue()
