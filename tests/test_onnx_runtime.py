@@ -214,3 +214,25 @@ def test_int8_export_is_opt_in_and_reports_the_accuracy_change(tmp_path, tiny_ru
     assert p.shape == (2,) and np.all((p >= 0) & (p <= 1))
     assert main(["export", str(tiny_run.path), "--format", "tflite", "--quantize", "int8"], out=out, err=err) == 2
     assert "needs --format onnx" in err.getvalue()
+
+
+_PAGE_NO_TF = """
+import json, sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file("streamlit_app.py", default_timeout=120).run()
+at = at.switch_page("pages/predict.py").run()
+at.button(key="sample_cat-1.jpg").click().run()
+cards = [m.value for m in at.markdown if m.value.startswith("### ")]
+print(json.dumps({"exception": bool(at.exception), "cards": cards, "tensorflow": "tensorflow" in sys.modules}))
+"""
+
+
+@pytest.mark.slow
+def test_predict_page_classifies_a_sample_without_importing_tensorflow():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env.pop("CATDOG_PREDICT_BACKEND", None)
+    proc = subprocess.run([sys.executable, "-c", _PAGE_NO_TF], capture_output=True, text=True, timeout=180, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["exception"] is False and len(result["cards"]) == 1 and "Cat" in result["cards"][0]
+    assert result["tensorflow"] is False
