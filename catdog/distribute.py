@@ -60,7 +60,7 @@ def make_strategy(name: str = "auto"):
     if resolved == "multiworker":
         if tf_config_workers() == 0:
             raise ValueError("--strategy multiworker needs TF_CONFIG naming the cluster; see the README's 'Training on a cluster'")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _reduce_each_leaf(tf.distribute.MultiWorkerMirroredStrategy())
     devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [d.name for d in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices=devices)
 
@@ -70,3 +70,36 @@ def global_batch_size(per_replica: int, strategy) -> int:
     if per_replica < 1:
         raise ValueError(f"per_replica batch must be >= 1, got {per_replica!r}")
     return per_replica * int(strategy.num_replicas_in_sync)
+
+
+def _reduce_each_leaf(strategy):
+    """Make `strategy.reduce` accept an (x, y) structure, as Keras 3's `fit` needs.
+
+    Keras 3 reduces the first batch as one structure before training, and
+    MultiWorkerMirroredStrategy only reduces single values, so every multi-worker
+    `fit` failed with "Attempt to convert a value (PerReplica...)"
+    (keras-team/keras#20585). Reducing leaf by leaf gives the same result.
+    Collectives cannot reduce uint8 (the image batches); for those, the
+    worker's own first value stands in: Keras reads only their shape and dtype.
+    Keras also reduces each scalar log with axis=0, which a scalar has not
+    (the same failure, next step); those are averaged over the replicas.
+    """
+    import tensorflow as tf
+
+    reduce = strategy.reduce
+    reducible = (tf.float16, tf.bfloat16, tf.float32, tf.float64, tf.int32, tf.int64)
+
+    def reduce_leaf(reduce_op, leaf, axis):
+        distributed = isinstance(leaf, tf.distribute.DistributedValues)
+        first = strategy.experimental_local_results(leaf)[0] if distributed else leaf
+        if distributed and getattr(first, "dtype", None) not in reducible:
+            return first
+        if axis is not None and getattr(getattr(first, "shape", None), "rank", None) == 0:
+            axis = None  # a scalar log (the loss): its mean over replicas
+        return reduce(reduce_op, leaf, axis=axis)
+
+    def reduce_leaves(reduce_op, value, axis=None):
+        return tf.nest.map_structure(lambda leaf: reduce_leaf(reduce_op, leaf, axis), value)
+
+    strategy.reduce = reduce_leaves
+    return strategy

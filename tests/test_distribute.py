@@ -70,3 +70,47 @@ def test_mirrored_training_runs_on_two_logical_cpu_devices(tmp_path):
     assert result == {"replicas": 2, "global": 8, "state": "finished"}
     assert "2 replicas, global batch 8" in proc.stdout
     assert (tmp_path / "runs" / "mirrored" / "model.keras").exists()
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.slow
+def test_two_multiworker_workers_on_localhost_train_one_model(tmp_path):
+    data = make_class_folders(tmp_path / "data", n=8, size=(40, 40))
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1", TF_CONFIG=json.dumps(tf_config))
+        cmd = [sys.executable, "-m", "catdog", "train", "--data", str(data), "--model", "seed", "--epochs", "2",
+               "--batch-size", "4", "--image-size", "32", "--val-split", "0.25", "--precision", "float32",
+               "--calibration-split", "0", "--strategy", "multiworker", "--runs-dir", str(tmp_path / f"runs{index}"),
+               "--run-id", "cluster", "--no-lock"]
+        log = open(tmp_path / f"worker{index}.log", "w")
+        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO))
+    try:
+        codes = [p.wait(timeout=400) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
+    assert codes == [0, 0], "\n\n".join(log[-3000:] for log in logs)
+    assert all("2 replicas, global batch 8" in log for log in logs)
+    chief = tmp_path / "runs0" / "cluster"
+    assert json.loads((chief / "status.json").read_text())["state"] == "finished"
+    epochs = [json.loads(line)["epoch"] for line in (chief / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+    for name in ("model.keras", "config.json", "model.onnx", "accuracy.png", "loss.png"):
+        assert (chief / name).is_file(), name
