@@ -9,6 +9,8 @@
   more GPUs, none otherwise.
 
 `--batch-size` is per replica: the global batch is batch x replicas.
+Under multiworker each worker decodes only its own share of the training photos
+(`worker_shard`, `catdog.data.shard`); validation photos are read by every worker.
 """
 
 from __future__ import annotations
@@ -33,6 +35,29 @@ def tf_config_workers(env: dict | None = None) -> int:
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"TF_CONFIG must be JSON with a 'cluster' entry, got {raw[:80]!r}") from exc
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def worker_shard(strategy: str = "multiworker", env: dict | None = None) -> tuple[int, int]:
+    """(this worker's index, number of workers) from `TF_CONFIG`; (0, 1) unless `strategy` is multi-worker.
+
+    The chief, when the cluster names one, is index 0 and the workers follow,
+    as in TensorFlow's own task numbering.
+
+    Raises:
+        ValueError: TF_CONFIG is malformed or its task is not in the cluster.
+    """
+    count = tf_config_workers(env)
+    if count <= 1 or resolve_strategy_name(strategy, gpus=0, env=env) != "multiworker":
+        return 0, 1
+    spec = json.loads((os.environ if env is None else env)["TF_CONFIG"])
+    task = spec.get("task") or {}
+    kind, index = task.get("type"), task.get("index", 0)
+    has_chief = bool(spec["cluster"].get("chief"))
+    if kind == "chief":
+        return 0, count
+    if kind != "worker" or not isinstance(index, int) or not 0 <= index < len(spec["cluster"].get("worker", [])):
+        raise ValueError(f"TF_CONFIG task must be a chief or a worker listed in the cluster, got {task!r}")
+    return index + int(has_chief), count
 
 
 def resolve_strategy_name(name: str = "auto", gpus: int | None = None, env: dict | None = None) -> str:

@@ -20,7 +20,7 @@ from typing import IO, Sequence
 from catdog import config as defaults
 from catdog import data, runs
 from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
-from catdog.distribute import STRATEGIES, global_batch_size, make_strategy
+from catdog.distribute import STRATEGIES, global_batch_size, make_strategy, worker_shard
 from catdog.hardware import resolve_precision
 from catdog.models import AUGMENTATIONS, build_model, fuse_batch_norm, get_preset
 
@@ -326,6 +326,8 @@ def prepare_data(cfg: TrainConfig, image_size: int, log=print) -> PreparedData:
         if images is None:
             continue
         t0 = time.time()
+        if name == "train":  # multiworker: each worker decodes only its own share
+            images = data.shard(images, *worker_shard(cfg.strategy))
         decoded[name] = data.decode_images(images, image_size, cache=cfg.cache)
         log(f"  decoded {len(decoded[name])} {name} images at {image_size}x{image_size} in {time.time() - t0:.1f}s")
         for path, reason in decoded[name].skipped:
@@ -543,9 +545,9 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
     batch_size = global_batch_size(cfg.batch_size, strategy)
     if strategy.num_replicas_in_sync > 1:
         log(f"Strategy {type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, global batch {batch_size}")
-    train_ds = data.make_tf_dataset(train_dec, batch_size, shuffle=True, seed=cfg.seed)
-    val_ds = data.make_tf_dataset(val_dec, batch_size)
-    steps = -(-len(train_dec) // batch_size)
+    train_ds = data.make_tf_dataset(train_dec, batch_size, shuffle=True, seed=cfg.seed, strategy=strategy)
+    val_ds = data.make_tf_dataset(val_dec, batch_size, strategy=strategy)
+    steps = -(-len(train_dec) * worker_shard(cfg.strategy)[1] // batch_size)  # a worker's share runs in per-worker batches
 
     RunRecorder, StopOnRequest, AtomicCheckpoint = _keras_callbacks()
     stopper = StopOnRequest(request)
@@ -576,7 +578,8 @@ def _fit(run, cfg, spec, image_size, request, extra_callbacks, verbose, log, res
                 model = _resized(model, size, config, precision)
         if size != image_size:
             phase_train, phase_val = (_redecode(d, size, cfg.cache) for d in (train_dec, val_dec))
-            phase_ds = data.make_tf_dataset(phase_train, batch_size, shuffle=True, seed=cfg.seed), data.make_tf_dataset(phase_val, batch_size)
+            phase_ds = (data.make_tf_dataset(phase_train, batch_size, shuffle=True, seed=cfg.seed, strategy=strategy),
+                        data.make_tf_dataset(phase_val, batch_size, strategy=strategy))
         else:
             phase_ds = train_ds, val_ds
         model.fit(phase_ds[0], validation_data=phase_ds[1], epochs=end, initial_epoch=max(start, initial_epoch),
