@@ -96,7 +96,7 @@ def test_two_multiworker_workers_on_localhost_train_one_model(tmp_path):
         cmd = [sys.executable, "-m", "catdog", "train", "--data", str(data), "--model", "seed", "--epochs", "2",
                "--batch-size", "4", "--image-size", "32", "--val-split", "0.25", "--precision", "float32",
                "--calibration-split", "0", "--strategy", "multiworker", "--runs-dir", str(tmp_path / f"runs{index}"),
-               "--run-id", "cluster", "--no-lock"]
+               "--run-id", "cluster"]
         log = open(tmp_path / f"worker{index}.log", "w")
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO))
     try:
