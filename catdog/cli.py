@@ -51,7 +51,7 @@ def _add_train_parser(sub) -> None:
 def _add_precision(p) -> None:
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="dtype to compute in (auto: float32 on a CPU, float16 on a GPU; env CATDOG_PREDICT_PRECISION)")
-    p.add_argument("--backend", default=None, choices=("auto", "onnxruntime", "tensorflow"),
+    p.add_argument("--backend", default=None, choices=("auto", "onnxruntime", "tensorflow"),  # predict.BACKENDS
                    help="inference runtime (auto: ONNX Runtime when installed and the model has or gets a model.onnx, "
                         "on a CPU in float32; else TensorFlow; env CATDOG_PREDICT_BACKEND)")
 

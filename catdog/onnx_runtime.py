@@ -38,7 +38,6 @@ ONNX_FILENAME = "model.onnx"
 RECORD_SUFFIX = ".catdog.json"  # the same sidecar name `catdog export` writes
 OPSET = 17
 FORMAT_VERSION = 1
-BACKENDS = ("auto", "onnxruntime", "tensorflow")
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -121,15 +120,13 @@ def write_onnx(run_dir: str | os.PathLike, logger=None) -> Path | None:
     Training calls this once it has saved the model, so every finished run can
     be served by ONNX Runtime without converting it first.
     """
-    say = logger or log.info
     model_file = Path(run_dir) / config.MODEL_FILENAME
     try:
         out = ensure_onnx(model_file, beside=True)
     except Exception as exc:  # noqa: BLE001 - an ONNX problem must never fail a finished training
-        say(f"warning: no {ONNX_FILENAME} written ({exc}); prediction will use TensorFlow")
-        log.warning("no %s written for %s: %s", ONNX_FILENAME, model_file, exc)
+        (logger or log.warning)(f"warning: no {ONNX_FILENAME} written ({exc}); prediction will use TensorFlow")
         return None
-    say(f"ONNX model for ONNX Runtime written to {out}")
+    (logger or log.info)(f"ONNX model for ONNX Runtime written to {out}")
     return out
 
 
