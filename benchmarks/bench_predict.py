@@ -1,13 +1,16 @@
-"""Prediction latency and throughput: `model.predict` against catdog's Predictor.
+"""Prediction latency and throughput: `model.predict` against catdog's Predictor on TensorFlow and on ONNX Runtime.
 
-    python benchmarks/bench_predict.py [--model RUN_OR_FILE] [--images DIR]
+    python benchmarks/bench_predict.py [--model RUN_OR_FILE] [--images DIR] [--int8 FILE.onnx]
 
 Single image: encoded bytes in, P(dog) out, over 100 images (median and p95).
 Batch: 64 images already decoded, images per second.
-notebook: the shared preprocessing (`catdog.preprocess.load_array`), then
-`model.predict`, as the notebook does. catdog: `Predictor.predict_one` /
-`Predictor.predict_arrays` (a compiled tf.function, loaded once).
-The two are timed in alternating chunks of 10 images, so a busy CPU slows both alike.
+model.predict: the shared preprocessing (`catdog.preprocess.load_array`), then
+`model.predict`, as the notebook does. Predictor tensorflow / onnxruntime:
+`Predictor.predict_one` / `Predictor.predict_arrays` on each backend (loaded
+once; the same calibration). int8: an ONNX file quantised by
+`catdog export --format onnx --quantize int8`, run through the same Predictor.
+The paths are timed in alternating chunks of 10 images, so a busy CPU slows all alike.
+The default model is the bundled one (assets/model); --quick uses an untrained seed network.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parent.parent
 SHARED_IMAGES = REPO.parent / "shared" / "data" / "catdog-small" / "train"
+FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
 
 def sample_images(folder: Path | None, n: int, size: int) -> list[bytes]:
@@ -44,113 +50,142 @@ def sample_images(folder: Path | None, n: int, size: int) -> list[bytes]:
     return out
 
 
-def load_predictor(model: str | None, size: int, precision: str = "auto"):
-    """The model to time: a given run/file, else the seed preset with untrained weights.
-
-    Returns (the Keras model as saved, for model.predict; catdog's Predictor,
-    which computes in `precision`).
-    """
-    import keras
-
-    from catdog.hardware import resolve_inference_precision
-    from catdog.models import build_model, with_policy
-    from catdog.predict import Predictor
+def model_file_for(model: str | None, size: int, workdir: Path) -> Path:
+    """The .keras file to time: a given run/file, else the bundled model, else an untrained seed at `size`."""
+    from catdog.predict import bundled_model_dir, resolve_model
 
     if model:
-        predictor = Predictor.load(model, precision=precision)
-        return keras.saving.load_model(predictor.source, compile=False), predictor
-    original = build_model("seed", size, compile=False)
-    policy = resolve_inference_precision(precision)
-    return original, Predictor(with_policy(original, policy), source=f"seed preset, untrained, {size}x{size}, catdog in {policy}")
+        return resolve_model(model)[0]
+    if size == 0 and bundled_model_dir() is not None:
+        return resolve_model(bundled_model_dir())[0]
+    from catdog.models import build_model
+
+    size = size or 256
+    folder = workdir / f"seed-{size}"
+    folder.mkdir(parents=True, exist_ok=True)
+    build_model("seed", size, compile=False).save(folder / "model.keras")
+    (folder / "config.json").write_text(f'{{"image_size": {size}, "model": "seed (untrained)"}}')
+    return folder / "model.keras"
 
 
-def time_single(model, predictor, images: list[bytes], chunk: int = 10) -> dict[str, list[float]]:
-    """Per-image seconds, bytes -> probability, the two paths alternating in chunks of `chunk` images.
+def load_paths(model_file: Path, precision: str, int8: str | None) -> tuple[object, dict]:
+    """The Keras model as saved (for model.predict) and a Predictor per backend."""
+    import keras
+
+    from catdog.onnx_runtime import OnnxModel
+    from catdog.predict import Predictor
+
+    predictors = {
+        "tensorflow": Predictor.load(model_file, precision=precision, backend="tensorflow"),
+        "onnxruntime": Predictor.load(model_file, backend="onnxruntime"),
+    }
+    if int8:
+        base = predictors["onnxruntime"]
+        predictors["int8"] = Predictor(
+            onnx_model=OnnxModel(int8), class_names=base.class_names, image_size=base.image_size,
+            threshold=base.threshold, source=int8, temperature=base.temperature, uncertain_below=base.uncertain_below,
+        )
+    return keras.saving.load_model(model_file, compile=False), predictors
+
+
+def time_single(paths: dict[str, Callable[[bytes], float]], images: list[bytes], chunk: int = 10) -> dict[str, list[float]]:
+    """Per-image seconds, bytes -> probability, the paths rotating in chunks of `chunk` images.
 
     Chunks rather than single images: a `model.predict` call between two
     Predictor calls evicts the Predictor's caches and adds about 4 ms to it
     (10 ms alone, 14-15 ms strictly interleaved, seed network here), which
     is not what an app that only predicts sees. Chunks still spread load
-    changes over both paths alike.
+    changes over all paths alike.
     """
-    import io
-
-    from catdog.preprocess import load_array
-
-    size = predictor.image_size
-    times: dict[str, list[float]] = {"notebook": [], "catdog": []}
+    names = list(paths)
+    times: dict[str, list[float]] = {name: [] for name in names}
     for c, start in enumerate(range(0, len(images), chunk)):
-        for name in (("notebook", "catdog") if c % 2 == 0 else ("catdog", "notebook")):
+        for name in names[c % len(names):] + names[: c % len(names)]:
             for data in images[start : start + chunk]:
                 t0 = time.perf_counter()
-                if name == "notebook":
-                    float(model.predict(load_array(io.BytesIO(data), size)[None], verbose=0)[0, 0])
-                else:
-                    _ = predictor.predict_one(data).p_dog
+                paths[name](data)
                 times[name].append(time.perf_counter() - t0)
     return times
 
 
-def time_batch(model, predictor, batch, repeats: int) -> dict[str, float]:
-    """Images per second for a decoded batch, best of `repeats` alternating runs."""
-    best = {"notebook": float("inf"), "catdog": float("inf")}
+def time_batch(paths: dict[str, Callable], batch, repeats: int) -> dict[str, float]:
+    """Images per second for a decoded batch, best of `repeats` rotating runs."""
+    best = {name: float("inf") for name in paths}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        model.predict(batch, batch_size=len(batch), verbose=0)
-        best["notebook"] = min(best["notebook"], time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        predictor.predict_arrays(batch)
-        best["catdog"] = min(best["catdog"], time.perf_counter() - t0)
+        for name, fn in paths.items():
+            t0 = time.perf_counter()
+            fn(batch)
+            best[name] = min(best[name], time.perf_counter() - t0)
     return {k: len(batch) / s for k, s in best.items()}
 
 
 def main(argv=None) -> int:
+    import io
+
     import numpy as np
 
-    from catdog.hardware import PRECISIONS
+    from catdog.hardware import PRECISIONS, cpu_flags, cpu_model, describe
+    from catdog.preprocess import load_array
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=None, help="run folder, run id or .keras file (default: the seed preset, untrained)")
+    p.add_argument("--model", default=None, help="run folder, run id or .keras file (default: the bundled model)")
     p.add_argument("--images", default=str(SHARED_IMAGES), help="folder of photos to use (generated JPEGs when missing)")
     p.add_argument("--n", type=int, default=100, help="images for the single-image latency")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--image-size", type=int, default=256, help="input size of the untrained seed model")
+    p.add_argument("--image-size", type=int, default=0, help="time an untrained seed network at this size instead of the bundled model")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="what catdog's Predictor computes in (auto: float32 on a CPU); model.predict keeps the model's own")
-    p.add_argument("--quick", action="store_true", help="a smoke run: 64x64, 6 images, batch 8")
+                   help="what the TensorFlow Predictor computes in (auto: float32 on a CPU); model.predict keeps the model's own")
+    p.add_argument("--int8", default=None, metavar="FILE", help="also time an int8 ONNX file (from `catdog export --format onnx --quantize int8`)")
+    p.add_argument("--quick", action="store_true", help="a smoke run: untrained seed at 64x64, 6 images, batch 8")
     args = p.parse_args(argv)
     if args.quick:
         args.n, args.batch, args.image_size = 6, 8, 64
-    from catdog.hardware import describe
-    from catdog.preprocess import load_array
 
     load_before = os.getloadavg()[0]
-    model, predictor = load_predictor(args.model, args.image_size, args.precision)
-    images = sample_images(Path(args.images) if args.images else None, args.n, predictor.image_size)
-    batch = np.stack([load_array(__import__("io").BytesIO(images[i % len(images)]), predictor.image_size) for i in range(args.batch)])
-    time_single(model, predictor, images[:3])  # warm-up: tracing, predict's function, caches
-    single = time_single(model, predictor, images)
-    throughput = time_batch(model, predictor, batch, repeats=3)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_file = model_file_for(args.model, args.image_size, Path(tmp))
+        model, predictors = load_paths(model_file, args.precision, args.int8)
+    size = predictors["tensorflow"].image_size
+    images = sample_images(Path(args.images) if args.images else None, args.n, size)
+    batch = np.stack([load_array(io.BytesIO(images[i % len(images)]), size) for i in range(args.batch)])
+
+    single = {"model.predict": lambda data: float(model.predict(load_array(io.BytesIO(data), size)[None], verbose=0)[0, 0])}
+    batched = {"model.predict": lambda b: model.predict(b, batch_size=len(b), verbose=0)}
+    for name, predictor in predictors.items():
+        label = f"Predictor {name}" if name != "int8" else "Predictor int8"
+        single[label] = lambda data, pr=predictor: pr.predict_one(data).p_dog
+        batched[label] = predictor.predict_arrays
+    time_single(single, images[:3])  # warm-up: tracing, predict's function, caches
+    latency = time_single(single, images)
+    throughput = time_batch(batched, batch, repeats=3)
+
     m = describe()
-    print(f"machine: {m['cpu']}, {m['cores']} cores, GPUs: {m['gpus']}, TensorFlow {m['tensorflow']}, Python {m['python']}")
-    print(f"model: {predictor.source}; load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
-    print(
-        f"single image: {len(images)} images, bytes in -> P(dog) out, paths alternating every 10 images; batch: "
-        f"{args.batch} decoded images, best of 3"
-    )
+    flags = cpu_flags()
+    print(f"machine: {cpu_model()}, {m['cores']} cores, GPUs: {m['gpus']}, TensorFlow {m['tensorflow']}, Python {m['python']}")
+    print(f"cpu flags: {' '.join(f for f in FLAGS_OF_INTEREST if f in flags) or 'none of ' + ' '.join(FLAGS_OF_INTEREST)}")
+    print(f"onnxruntime {_version('onnxruntime')}; model: {model_file} ({size}x{size}); load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
+    print(f"single image: {len(images)} images, bytes in -> P(dog) out, paths rotating every 10 images; batch: {args.batch} decoded images, best of 3")
     print("")
-    header = f"{'path':<16}{'median ms':>11}{'p95 ms':>9}{f'batch {args.batch} img/s':>18}"
+    header = f"{'path':<24}{'median ms':>11}{'p95 ms':>9}{f'batch {args.batch} img/s':>18}"
     print(header)
     print("-" * len(header))
-    label = {"notebook": "model.predict", "catdog": "catdog Predictor"}
-    for name in ("notebook", "catdog"):
-        ms = np.asarray(single[name]) * 1000
-        print(f"{label[name]:<16}{np.median(ms):>11.1f}{np.percentile(ms, 95):>9.1f}{throughput[name]:>18.1f}")
+    for name in single:
+        ms = np.asarray(latency[name]) * 1000
+        print(f"{name:<24}{np.median(ms):>11.1f}{np.percentile(ms, 95):>9.1f}{throughput[name]:>18.1f}")
     print("")
-    speedup = float(np.median(single["notebook"]) / np.median(single["catdog"]))
-    print(f"batch throughput speedup: {throughput['catdog'] / throughput['notebook']:.2f}")
-    print(f"speedup {speedup:.2f}")
+    base = float(np.median(latency["model.predict"]))
+    for name in list(single)[1:]:
+        print(f"{name}: single-image speedup {base / float(np.median(latency[name])):.2f}, "
+              f"batch speedup {throughput[name] / throughput['model.predict']:.2f} (against model.predict)")
+    print(f"speedup {base / float(np.median(latency['Predictor onnxruntime'])):.2f}")
     return 0
+
+
+def _version(package: str) -> str:
+    try:
+        return __import__(package).__version__
+    except ImportError:
+        return "not installed"
 
 
 if __name__ == "__main__":

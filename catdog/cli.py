@@ -31,6 +31,9 @@ def _add_train_parser(sub) -> None:
 def _add_precision(p) -> None:
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="dtype to compute in (auto: float32 on a CPU, float16 on a GPU; env CATDOG_PREDICT_PRECISION)")
+    p.add_argument("--backend", default=None, choices=("auto", "onnxruntime", "tensorflow"),  # predict.BACKENDS
+                   help="inference runtime (auto: ONNX Runtime when installed and the model has or gets a model.onnx, "
+                        "on a CPU in float32; else TensorFlow; env CATDOG_PREDICT_BACKEND)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=("keras", "savedmodel", "tflite", "onnx"))
     p.add_argument("--out", default=None, help="target path (default: next to the model); an existing one is refused")
     p.add_argument("--overwrite", action="store_true", help="replace a previous export of the same format at --out (nothing else)")
+    p.add_argument("--quantize", default=None, choices=("int8",),
+                   help="onnx only, opt-in: static int8 quantisation calibrated on --calibration-data (default out: model_onnx_int8.onnx)")
+    p.add_argument("--calibration-data", default=None, metavar="DIR", help="training photos to calibrate the int8 model on")
+    p.add_argument("--calibration-images", type=int, default=200, metavar="N", help="photos used for the int8 calibration")
+    p.add_argument("--check-data", default=None, metavar="DIR", help="labelled folder: print the accuracy change int8 causes")
     _add_data_parsers(sub)
     return parser
 
@@ -140,7 +148,7 @@ def cmd_train(args, out) -> int:
 def cmd_predict(args, out) -> int:
     from catdog.predict import Predictor
 
-    predictor = Predictor.load(args.model, precision=args.precision)
+    predictor = Predictor.load(args.model, precision=args.precision, backend=args.backend)
     failed, stems = 0, set()
     for source, result in zip(args.images, predictor.predict(args.images)):
         failed += not result.ok
@@ -149,7 +157,7 @@ def cmd_predict(args, out) -> int:
 
             save_explanation(predictor, source, args.explain, _unique_stem(source, stems))
         if args.json:
-            print(json.dumps(result.as_dict()), file=out)
+            print(json.dumps({**result.as_dict(), **({"backend": predictor.backend} if result.ok else {})}), file=out)
         elif result.ok:
             print(f"{result.file}\t{result.label}\t{result.confidence:.1%}\t(p_dog={result.p_dog:.4f})", file=out)
         else:
@@ -172,15 +180,15 @@ def cmd_evaluate(args, out) -> int:
     from catdog.evaluate import evaluate
     from catdog.predict import Predictor
 
-    predictor = Predictor.load(args.model, precision=args.precision)
+    predictor = Predictor.load(args.model, precision=args.precision, backend=args.backend)
     report = evaluate(predictor, args.data, threshold=args.threshold)
-    summary = report.summary()
+    summary = {**report.summary(), "backend": predictor.backend}
     if args.json:  # machine-readable: exactly one JSON document on stdout
         print(json.dumps(summary), file=out)
         return 0
     names = report.class_names
     (tn, fp), (fn, tp) = report.confusion
-    print(f"model: {report.model}\ndata: {report.data}\nimages: {report.n} (skipped {len(report.skipped)})", file=out)
+    print(f"model: {report.model} (on {predictor.backend})\ndata: {report.data}\nimages: {report.n} (skipped {len(report.skipped)})", file=out)
     print(f"accuracy {report.accuracy:.4f}  precision {report.precision:.4f}  recall {report.recall:.4f}  f1 {report.f1:.4f}  log loss {report.log_loss:.4f}", file=out)
     cal = summary["calibration"]
     if cal["ece"] is not None:
@@ -246,8 +254,29 @@ def cmd_use(args, out) -> int:
 def cmd_export(args, out) -> int:
     from catdog.export import export_model, sidecar_path
 
+    if args.quantize:
+        return _export_quantized(args, out)
     path = export_model(args.run, args.format, args.out, overwrite=args.overwrite)
     print(f"{path}\n{sidecar_path(path)}", file=out)
+    return 0
+
+
+def _export_quantized(args, out) -> int:
+    from catdog.export import sidecar_path
+    from catdog.quantize import export_int8
+
+    if args.format != "onnx":
+        raise ValueError(f"--quantize {args.quantize} needs --format onnx, got --format {args.format!r}")
+    if not args.calibration_data:
+        raise ValueError("--quantize int8 needs --calibration-data DIR (training photos, not the validation ones)")
+    path, report = export_int8(args.run, args.out, args.calibration_data, args.check_data, args.calibration_images)
+    print(f"{path}\n{sidecar_path(path)}", file=out)
+    if report is not None:
+        print(
+            f"int8 check on {report.n} photos: accuracy {report.accuracy_float32:.4f} (float32) -> {report.accuracy_int8:.4f} (int8), "
+            f"change {report.change_points:+.2f} points; {report.flipped} labels flipped; largest P change {report.max_abs_diff:.4f}",
+            file=out,
+        )
     return 0
 
 

@@ -162,6 +162,24 @@ def split(images: ImageSet, val_split: float, seed: int = config.SEED) -> tuple[
     return pick(train_idx), pick(val_idx)
 
 
+def shard(images: ImageSet, index: int, count: int) -> ImageSet:
+    """Worker `index` of `count`'s share: every count-th file, the same number for every worker.
+
+    Each worker of a multi-worker training decodes only its share. The shares
+    are equal (up to count - 1 files are left out) so that every worker runs
+    the same number of steps, which the collective ops require.
+    """
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"index must be in [0, count) with count >= 1, got index={index!r}, count={count!r}")
+    if count == 1:
+        return images
+    per_worker = len(images) // count
+    if per_worker == 0:
+        raise DatasetError(f"{len(images)} training images cannot be shared among {count} workers")
+    picked = list(range(index, per_worker * count, count))
+    return ImageSet([images.paths[i] for i in picked], [images.labels[i] for i in picked])
+
+
 def decode_images(
     images: ImageSet,
     image_size: int = config.IMAGE_SIZE,
@@ -196,12 +214,30 @@ def decode_images(
     return DecodedSet(array, np.asarray(images.labels, np.int32)[ok], [images.paths[i] for i in ok], skipped)
 
 
-def make_tf_dataset(decoded: DecodedSet, batch_size: int = config.BATCH_SIZE, shuffle: bool = False, seed: int = config.SEED):
-    """Batches of (uint8 images, int32 labels) from a `DecodedSet`."""
+def make_tf_dataset(decoded: DecodedSet, batch_size: int = config.BATCH_SIZE, shuffle: bool = False, seed: int = config.SEED, strategy=None):
+    """Batches of (uint8 images, int32 labels) from a `DecodedSet`.
+
+    Args:
+        strategy: the training's `tf.distribute` strategy, or None. Under a
+            multi-worker strategy `batch_size` is the global batch and each
+            worker reads its own `decoded` (its share, see `shard`) in
+            per-replica batches (`distribute_datasets_from_function`), so
+            tf.distribute neither shards nor re-batches it again.
+    """
     import tensorflow as tf
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return strategy.distribute_datasets_from_function(
+            lambda context: _batches(decoded, context.get_per_replica_batch_size(batch_size), shuffle, seed)
+        )
+    return _batches(decoded, batch_size, shuffle, seed)
+
+
+def _batches(decoded: DecodedSet, batch_size: int, shuffle: bool, seed: int):
+    import tensorflow as tf
+
     images, labels = decoded.images, decoded.labels
     size = images.shape[1]
 

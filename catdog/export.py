@@ -56,7 +56,7 @@ def export_model(model: str | os.PathLike | None, fmt: str, out: str | os.PathLi
     model_file, _ = resolve_model(model)
     out = Path(os.path.abspath(Path(out).expanduser())) if out else model_file.with_name(f"model_{fmt}{_SUFFIX[fmt]}")
     replace = check_target(out, fmt, overwrite)
-    predictor = Predictor.load(model_file, precision="float32")  # portable: every runtime has float32
+    predictor = Predictor.load(model_file, precision="float32", backend="tensorflow")  # portable: every runtime has float32
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.export-") as tmp:
         new = Path(tmp) / "export"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
@@ -87,3 +88,10 @@ def describe() -> dict:
         "tensorflow": tf.__version__,
         "python": platform.python_version(),
     }
+
+
+def gpu_device_present() -> bool:
+    """Whether an NVIDIA GPU is visible to this process, checked without importing TensorFlow."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return any(Path("/dev").glob("nvidia[0-9]*"))

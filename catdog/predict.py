@@ -1,9 +1,17 @@
-"""Prediction: find a model, load it once, classify images in batches."""
+"""Prediction: find a model, load it once, classify images in batches.
+
+A `Predictor` runs on ONNX Runtime when onnxruntime is installed and the model
+has (or can be given) a current ONNX file (`catdog.onnx_runtime`), else on
+TensorFlow; `Predictor.backend` says which. Nothing here imports TensorFlow at
+module level, and the ONNX Runtime path never imports it once the ONNX file exists.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -15,6 +23,14 @@ from catdog.calibration import DEFAULT_TEMPERATURE, DEFAULT_UNCERTAIN_BELOW, app
 from catdog.errors import CatdogError, ImageError, RunError
 from catdog.preprocess import ImageSource, load_array
 from catdog.runs import read_json
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "onnxruntime", "tensorflow")
+# Decoding threads for a batch: Pillow releases the GIL while it decodes and resizes.
+DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 
 @dataclass
@@ -164,8 +180,10 @@ def check_model_file(path: Path) -> None:
 class Predictor:
     """A loaded model with its class names, image size, threshold and calibration.
 
-    `predict_arrays` is a compiled `tf.function` followed by the model's
-    temperature scaling; calls are thread-safe.
+    `raw_probs` runs the network on ONNX Runtime or as a compiled `tf.function`
+    (`backend` says which); `predict_arrays` adds the model's temperature
+    scaling, the same for both. Calls are thread-safe. `model` is the Keras
+    model (for Grad-CAM); on ONNX Runtime it is loaded on first use.
     """
 
     def __init__(
@@ -177,47 +195,79 @@ class Predictor:
         source: str = "",
         temperature: float = DEFAULT_TEMPERATURE,
         uncertain_below: float = DEFAULT_UNCERTAIN_BELOW,
+        onnx_model=None,
+        keras_loader=None,
     ):
-        self.model = model
+        if model is None and onnx_model is None:
+            raise ValueError("Predictor needs a Keras model or an onnx_model, got neither")
+        self._model = model
+        self._onnx = onnx_model
+        self._keras_loader = keras_loader
+        self.backend = "onnxruntime" if onnx_model is not None else "tensorflow"
         self.class_names = list(class_names or config.CLASS_NAMES)
-        self.image_size = int(image_size or model.input_shape[1])
+        size = image_size or (model.input_shape[1] if model is not None else onnx_model.image_size)
+        self.image_size = int(size)
         self.threshold = float(config.THRESHOLD if threshold is None else threshold)
         self.source = source
         self.temperature = float(temperature)
         self.uncertain_below = float(uncertain_below)
         self._lock = threading.Lock()
+        self._model_lock = threading.Lock()
         self._fn = None
 
+    @property
+    def model(self):
+        """The Keras model; loaded now if this predictor runs on ONNX Runtime."""
+        with self._model_lock:
+            if self._model is None and self._keras_loader is not None:
+                self._model = self._keras_loader()
+            return self._model
+
+    @model.setter
+    def model(self, value) -> None:
+        self._model = value
+        self._fn = None
+
+    @property
+    def onnx_file(self) -> str | None:
+        """The ONNX file this predictor runs (None on TensorFlow)."""
+        return str(self._onnx.path) if self._onnx is not None else None
+
     @classmethod
-    def load(cls, model: str | os.PathLike | None = None, precision: str = "auto") -> "Predictor":
+    def load(cls, model: str | os.PathLike | None = None, precision: str = "auto", backend: str | None = None) -> "Predictor":
         """Load a model (a run folder, a .keras file, or the default) once.
 
         Args:
             model: a run folder, run id or `.keras` file; None for the default model.
             precision: the dtype policy to compute in (`hardware.resolve_inference_precision`):
                 a model trained in bfloat16 on an AMX machine runs in float32 elsewhere.
+                ONNX Runtime computes in float32, so `auto` picks it only on a CPU.
+            backend: `auto` (ONNX Runtime when installed and the model converts,
+                else TensorFlow), `onnxruntime` or `tensorflow`; None reads
+                `CATDOG_PREDICT_BACKEND` (default auto).
+
+        Raises:
+            RunError: no model, or one that cannot be loaded.
+            ValueError: an unknown `backend`.
         """
-        import keras
-
-        from catdog.hardware import resolve_inference_precision
-        from catdog.models import with_policy
-
+        backend = backend or os.environ.get("CATDOG_PREDICT_BACKEND") or "auto"
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         model_file, settings = resolve_model(model)
-        policy = resolve_inference_precision(precision)
-        try:
-            keras_model = with_policy(keras.saving.load_model(model_file, compile=False), policy)
-        except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
-            raise RunError(f"cannot load model {str(model_file)!r}: {exc}; retrain it or pick another run") from exc
         temperature, uncertain_below = calibration_of(settings)
-        return cls(
-            keras_model,
-            settings.get("class_names"),
-            settings.get("image_size"),
-            settings.get("threshold"),
+        common = dict(
+            class_names=settings.get("class_names"),
+            image_size=settings.get("image_size"),
+            threshold=settings.get("threshold"),
             source=str(model_file),
             temperature=temperature,
             uncertain_below=uncertain_below,
         )
+        if backend == "onnxruntime" or (backend == "auto" and _float32_on_cpu(precision)):
+            onnx_model = _onnx_model(model_file, required=backend == "onnxruntime")
+            if onnx_model is not None:
+                return cls(onnx_model=onnx_model, keras_loader=lambda: _load_keras(model_file, "float32"), **common)
+        return cls(_load_keras(model_file, precision), **common)
 
     def _compiled(self):
         with self._lock:
@@ -249,6 +299,8 @@ class Predictor:
             batch = batch[None]
         if batch.shape[1:] != (self.image_size, self.image_size, 3):
             raise ValueError(f"batch must have shape (n, {self.image_size}, {self.image_size}, 3), got {batch.shape}")
+        if self._onnx is not None:
+            return self._onnx(batch)
         return self._compiled()(batch).numpy()
 
     def predict(self, sources: Iterable[ImageSource], names: Sequence[str] | None = None, batch_size: int = 64) -> list[Prediction]:
@@ -257,17 +309,30 @@ class Predictor:
         names = list(names) if names is not None else [_name_of(s, i) for i, s in enumerate(sources)]
         results: list[Prediction] = [Prediction(file=n) for n in names]
         arrays, index = [], []
-        for i, source in enumerate(sources):
-            try:
-                arrays.append(self.preprocess(source))
+        for i, decoded in enumerate(self._decode_all(sources)):
+            if isinstance(decoded, Exception):
+                results[i].error = str(decoded)
+            else:
+                arrays.append(decoded)
                 index.append(i)
-            except (ImageError, CatdogError) as exc:
-                results[i].error = str(exc)
         for start in range(0, len(arrays), batch_size):
             probs = self.predict_arrays(np.stack(arrays[start : start + batch_size]))
             for i, p in zip(index[start : start + batch_size], probs):
                 self._fill(results[i], float(p))
         return results
+
+    def _decode_all(self, sources: list[ImageSource]) -> list:
+        """Each source's array, or the error it raised, in order; several decode on a thread pool."""
+
+        def decode(source):
+            try:
+                return self.preprocess(source)
+            except (ImageError, CatdogError) as exc:
+                return exc
+
+        if len(sources) < 2:
+            return [decode(s) for s in sources]
+        return list(_decode_pool().map(decode, sources))
 
     def predict_one(self, source: ImageSource, name: str | None = None) -> Prediction:
         return self.predict([source], [name or _name_of(source, 0)])[0]
@@ -283,6 +348,56 @@ class Predictor:
         result.label = self.label_for(p)
         result.confidence = p if p >= self.threshold else 1.0 - p
         result.uncertain = result.confidence < self.uncertain_below
+
+
+def _decode_pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="catdog-decode")
+        return _POOL
+
+
+def _float32_on_cpu(precision: str) -> bool:
+    """Whether inference would compute in float32 on a CPU, decided without importing TensorFlow."""
+    from catdog.hardware import PRECISIONS, gpu_device_present
+
+    if precision == "auto":
+        precision = os.environ.get("CATDOG_PREDICT_PRECISION", "auto") or "auto"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision == "float32" or (precision == "auto" and not gpu_device_present())
+
+
+def _onnx_model(model_file: Path, required: bool):
+    """An ONNX Runtime session for the model, converting it once if needed; None to fall back."""
+    from catdog import onnx_runtime
+
+    if not onnx_runtime.onnxruntime_available():
+        if required:
+            raise RunError("the onnxruntime backend needs onnxruntime: `pip install onnxruntime`")
+        return None
+    try:
+        return onnx_runtime.OnnxModel(onnx_runtime.ensure_onnx(model_file))
+    except (CatdogError, OSError) as exc:
+        if required:
+            raise RunError(f"cannot run {str(model_file)!r} on ONNX Runtime: {exc}") from exc
+        log.warning("ONNX Runtime unavailable for %s (%s); using TensorFlow", model_file, exc)
+        return None
+
+
+def _load_keras(model_file: Path, precision: str):
+    """The Keras model computing in `precision` (see `hardware.resolve_inference_precision`)."""
+    import keras
+
+    from catdog.hardware import resolve_inference_precision
+    from catdog.models import with_policy
+
+    policy = resolve_inference_precision(precision)
+    try:
+        return with_policy(keras.saving.load_model(model_file, compile=False), policy)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+        raise RunError(f"cannot load model {str(model_file)!r}: {exc}; retrain it or pick another run") from exc
 
 
 def _name_of(source, i: int) -> str:

@@ -24,7 +24,7 @@ from catdog import config as defaults
 from catdog import data, runs
 from catdog.atomic import save_model_atomic  # noqa: F401 - part of training's API
 from catdog.data import CACHE_MODES
-from catdog.distribute import STRATEGIES, global_batch_size, make_strategy
+from catdog.distribute import STRATEGIES, global_batch_size, make_strategy, worker_shard
 from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
 from catdog.hardware import PRECISIONS, resolve_precision
 from catdog.models import AUGMENTATIONS, build_model, fuse_batch_norm, get_preset
@@ -271,6 +271,8 @@ def prepare_data(cfg: TrainConfig, image_size: int, log=print) -> PreparedData:
         if images is None:
             continue
         t0 = time.time()
+        if name == "train":  # multiworker: each worker decodes only its own share
+            images = data.shard(images, *worker_shard(cfg.strategy))
         decoded[name] = data.decode_images(images, image_size, cache=cfg.cache)
         log(f"  decoded {len(decoded[name])} {name} images at {image_size}x{image_size} in {time.time() - t0:.1f}s")
         for path, reason in decoded[name].skipped:
@@ -559,9 +561,9 @@ def _fit(job: _FitJob, request: StopRequested) -> None:
     batch_size = global_batch_size(cfg.batch_size, strategy)
     if strategy.num_replicas_in_sync > 1:
         log(f"Strategy {type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, global batch {batch_size}")
-    train_ds = data.make_tf_dataset(train_dec, batch_size, shuffle=True, seed=cfg.seed)
-    val_ds = data.make_tf_dataset(val_dec, batch_size)
-    steps = -(-len(train_dec) // batch_size)
+    train_ds = data.make_tf_dataset(train_dec, batch_size, shuffle=True, seed=cfg.seed, strategy=strategy)
+    val_ds = data.make_tf_dataset(val_dec, batch_size, strategy=strategy)
+    steps = -(-len(train_dec) * worker_shard(cfg.strategy)[1] // batch_size)  # a worker's share runs in per-worker batches
 
     from catdog.callbacks import AtomicCheckpoint, RunRecorder, StopOnRequest
 
@@ -593,7 +595,8 @@ def _fit(job: _FitJob, request: StopRequested) -> None:
                 model = _resized(model, size, config, precision)
         if size != image_size:
             phase_train, phase_val = (_redecode(d, size, cfg.cache) for d in (train_dec, val_dec))
-            phase_ds = data.make_tf_dataset(phase_train, batch_size, shuffle=True, seed=cfg.seed), data.make_tf_dataset(phase_val, batch_size)
+            phase_ds = (data.make_tf_dataset(phase_train, batch_size, shuffle=True, seed=cfg.seed, strategy=strategy),
+                        data.make_tf_dataset(phase_val, batch_size, strategy=strategy))
         else:
             phase_ds = train_ds, val_ds
         model.fit(phase_ds[0], validation_data=phase_ds[1], epochs=end, initial_epoch=max(start, initial_epoch),
@@ -607,6 +610,8 @@ def _fit(job: _FitJob, request: StopRequested) -> None:
         config["calibration"] = calibrate(model, calib_dec, val_dec, log)
         run.write_config(config)
     save_model_atomic(model, run.model_path, include_optimizer=False)
+    from catdog.onnx_runtime import write_onnx  # model.onnx for ONNX Runtime; a failure only warns
+    write_onnx(run.path, logger=log)
     rows = run.metrics()
     state = "stopped" if stopper.stopped else "finished"
     run.write_status(state, ended=time.time(), epochs_done=len(rows), error=None)

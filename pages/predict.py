@@ -68,7 +68,8 @@ def model_ui() -> Predictor | None:
     except (CatdogError, OSError) as exc:
         st.error(f"Cannot use this model: {exc}")
         return None
-    st.caption(f"Classes {' / '.join(predictor.class_names)} · input {predictor.image_size}px · threshold {predictor.threshold:g}")
+    runtime = "ONNX Runtime" if predictor.backend == "onnxruntime" else "TensorFlow"
+    st.caption(f"Classes {' / '.join(predictor.class_names)} · input {predictor.image_size}px · threshold {predictor.threshold:g} · runs on {runtime}")
     return predictor
 
 

@@ -45,7 +45,8 @@ def test_bench_predict_quick_prints_latency_throughput_and_speedup(tmp_path):
     make_class_folders(tmp_path / "photos", n=3)
     out = _run("bench_predict.py", "--quick", "--images", str(tmp_path / "photos"))
     assert "TensorFlow" in out and "cores" in out
-    for path in ("model.predict", "catdog Predictor"):
+    assert "cpu flags:" in out
+    for path in ("model.predict", "Predictor tensorflow", "Predictor onnxruntime"):
         line = next(line for line in out.splitlines() if line.startswith(path))
         median, p95, throughput = (float(v) for v in line[len(path):].split())
         assert 0 < median <= p95 and throughput > 0

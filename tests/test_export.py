@@ -23,7 +23,7 @@ def reference(tiny_run):
 
     predictor = Predictor.load(tiny_run.path)
     batch = _images(predictor.image_size)
-    return batch, predictor.predict_arrays(batch)
+    return batch, predictor.raw_probs(batch)  # exports carry no calibration: they return the network's own P(class 1)
 
 
 def _export(tiny_run, fmt, out):

@@ -1,0 +1,253 @@
+"""Serve a trained model on ONNX Runtime: convert once, cache by hash, run without TensorFlow.
+
+`ensure_onnx(model_file)` returns an ONNX file made from the `.keras` file: the
+one beside it (`model.onnx`, written by every finished training and shipped
+with the bundled model) when its record says it was made from a file with the
+same sha256, else one converted once into `config.cache_dir()/onnx/<sha256>/`.
+The ONNX graph is the Keras inference function `model(x, training=False)`
+computing in float32. It takes uint8 RGB (n, size, size, 3), the array
+`catdog.preprocess.load_array` gives, and returns the network's own P(class 1),
+shape (n,), before the model's temperature calibration (the `Predictor` applies
+that, for every backend alike).
+
+Only conversion imports TensorFlow (and tf2onnx); finding a current file and
+running it need onnxruntime and NumPy alone.
+
+Make or refresh the file of a run folder (the bundled model included) with:
+
+    python -m catdog.onnx_runtime assets/model
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from catdog import config
+from catdog.errors import CatdogError
+
+log = logging.getLogger(__name__)
+
+ONNX_FILENAME = "model.onnx"
+RECORD_SUFFIX = ".catdog.json"  # the same sidecar name `catdog export` writes
+OPSET = 17
+FORMAT_VERSION = 1
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def record_path(onnx_file: str | os.PathLike) -> Path:
+    onnx_file = Path(onnx_file)
+    return onnx_file.with_name(onnx_file.name + RECORD_SUFFIX)
+
+
+def onnxruntime_available() -> bool:
+    """True when onnxruntime can be imported (checked without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def beside_path(model_file: str | os.PathLike) -> Path:
+    """Where a run folder keeps its ONNX file: `model.onnx` next to `model.keras`."""
+    model_file = Path(model_file)
+    return model_file.with_name(ONNX_FILENAME if model_file.name == config.MODEL_FILENAME else model_file.stem + ".onnx")
+
+
+def cached_path(sha256: str) -> Path:
+    return config.cache_dir() / "onnx" / sha256 / ONNX_FILENAME
+
+
+def current_onnx(model_file: str | os.PathLike, sha256: str | None = None) -> Path | None:
+    """The ONNX file made from this exact `.keras` file, beside it or in the cache; None if there is none."""
+    sha256 = sha256 or file_sha256(model_file)
+    for candidate in (beside_path(model_file), cached_path(sha256)):
+        if _is_current(candidate, sha256):
+            return candidate
+    return None
+
+
+def _is_current(onnx_file: Path, sha256: str) -> bool:
+    try:
+        record = json.loads(record_path(onnx_file).read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(record, dict)
+        and record.get("source_sha256") == sha256
+        and record.get("catdog_onnx_version") == FORMAT_VERSION
+        and onnx_file.is_file()
+    )
+
+
+def ensure_onnx(model_file: str | os.PathLike, beside: bool = False) -> Path:
+    """A current ONNX file for `model_file`, converting it once when there is none.
+
+    Args:
+        model_file: a `.keras` file.
+        beside: write a new conversion next to the model (`model.onnx`) instead
+            of into the cache; a current file is reused wherever it is.
+
+    Raises:
+        CatdogError: the conversion needs tf2onnx, or it failed.
+    """
+    model_file = Path(model_file).resolve()
+    sha256 = file_sha256(model_file)
+    found = current_onnx(model_file, sha256)
+    if found is not None and (not beside or found == beside_path(model_file)):
+        return found
+    out = beside_path(model_file) if beside else cached_path(sha256)
+    convert(model_file, out, sha256)
+    return out
+
+
+def write_onnx(run_dir: str | os.PathLike, logger=None) -> Path | None:
+    """Write `model.onnx` beside a run's `model.keras`; a failure is logged, never raised.
+
+    Training calls this once it has saved the model, so every finished run can
+    be served by ONNX Runtime without converting it first.
+    """
+    model_file = Path(run_dir) / config.MODEL_FILENAME
+    try:
+        out = ensure_onnx(model_file, beside=True)
+    except Exception as exc:  # noqa: BLE001 - an ONNX problem must never fail a finished training
+        (logger or log.warning)(f"warning: no {ONNX_FILENAME} written ({exc}); prediction will use TensorFlow")
+        return None
+    (logger or log.info)(f"ONNX model for ONNX Runtime written to {out}")
+    return out
+
+
+def convert(model_file: str | os.PathLike, out: str | os.PathLike, sha256: str | None = None) -> Path:
+    """Convert a `.keras` file to ONNX at `out` (atomically), with its record beside it.
+
+    Raises:
+        CatdogError: tf2onnx is missing, the model cannot be loaded, or conversion failed.
+    """
+    try:
+        import tensorflow as tf
+        import tf2onnx
+    except ImportError as exc:
+        raise CatdogError(f"ONNX conversion needs tf2onnx: `pip install tf2onnx onnxruntime` ({exc})") from exc
+    import keras
+
+    from catdog.models import with_policy
+
+    model_file, out = Path(model_file), Path(out)
+    sha256 = sha256 or file_sha256(model_file)
+    try:
+        model = with_policy(keras.saving.load_model(model_file, compile=False), "float32")
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+        raise CatdogError(f"cannot load model {str(model_file)!r}: {exc}") from exc
+    size = int(model.input_shape[1])
+    spec = (tf.TensorSpec((None, size, size, 3), tf.uint8, name="image"),)
+
+    @tf.function(input_signature=spec)
+    def serve(image):
+        p = model(tf.cast(image, tf.float32), training=False)
+        return tf.identity(tf.reshape(tf.cast(p, tf.float32), (-1,)), name="p")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=out.parent)
+    os.close(fd)
+    try:
+        tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET, output_path=tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except Exception as exc:  # noqa: BLE001 - the converter raises many types
+        raise CatdogError(f"ONNX conversion of {str(model_file)!r} failed: {exc}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    _write_record(out, model_file, sha256, size, tf.__version__, tf2onnx.__version__)
+    return out
+
+
+def _write_record(out: Path, model_file: Path, sha256: str, size: int, tf_version: str, tf2onnx_version: str) -> None:
+    settings = _read_settings(model_file.parent / "config.json")
+    record = {
+        "format": "onnx",
+        "catdog_onnx_version": FORMAT_VERSION,
+        "source": model_file.name if model_file.parent == out.parent else str(model_file),
+        "source_sha256": sha256,
+        "image_size": size,
+        "class_names": settings.get("class_names", list(config.CLASS_NAMES)),
+        "threshold": settings.get("threshold", config.THRESHOLD),
+        "calibration": settings.get("calibration"),
+        "input": {"name": "image", "dtype": "uint8", "shape": [None, size, size, 3], "values": "RGB 0..255", "resize": "bilinear, squash to square"},
+        "output": "P(class_names[1]) per image before calibration, shape (n,); calibrated = sigmoid(logit(p) / temperature)",
+        "opset": OPSET,
+        "converter": {"tensorflow": tf_version, "tf2onnx": tf2onnx_version},
+    }
+    path = record_path(out)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(record, indent=2) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _read_settings(path: Path) -> dict:
+    try:
+        settings = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+class OnnxModel:
+    """An ONNX Runtime session for a catdog ONNX file; `__call__` maps a uint8 batch to P(class 1).
+
+    A float32-input file (what `catdog export --format onnx` writes) works too.
+    Calls are thread-safe: ONNX Runtime allows concurrent `run` on one session.
+    """
+
+    def __init__(self, onnx_file: str | os.PathLike, threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: no informational lines on stderr
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        self.path = Path(onnx_file)
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for a bad file
+            raise CatdogError(f"cannot load ONNX model {str(self.path)!r}: {exc}") from exc
+        first = self.session.get_inputs()[0]
+        self.input_name = first.name
+        self.input_dtype = np.uint8 if first.type == "tensor(uint8)" else np.float32
+        self.image_size = first.shape[1] if isinstance(first.shape[1], int) else None
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        feed = {self.input_name: np.ascontiguousarray(batch, dtype=self.input_dtype)}
+        return np.asarray(self.session.run(None, feed)[0], dtype=np.float32).reshape(-1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m catdog.onnx_runtime RUN_DIR...`: write a current model.onnx beside each model.keras."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m catdog.onnx_runtime", description=main.__doc__)
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folder holding model.keras (e.g. assets/model)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for run_dir in args.runs:
+        print(ensure_onnx(Path(run_dir) / config.MODEL_FILENAME, beside=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
