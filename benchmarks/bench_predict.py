@@ -135,7 +135,9 @@ def main(argv=None) -> int:
     p.add_argument("--image-size", type=int, default=0, help="time an untrained seed network at this size instead of the bundled model")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="what the TensorFlow Predictor computes in (auto: float32 on a CPU); model.predict keeps the model's own")
-    p.add_argument("--int8", default=None, metavar="FILE", help="also time an int8 ONNX file (from `catdog export --format onnx --quantize int8`)")
+    p.add_argument(
+        "--int8", default=None, metavar="FILE", help="also time an int8 ONNX file (from `catdog export --format onnx --quantize int8`)"
+    )
     p.add_argument("--quick", action="store_true", help="a smoke run: untrained seed at 64x64, 6 images, batch 8")
     args = p.parse_args(argv)
     if args.quick:
@@ -163,8 +165,14 @@ def main(argv=None) -> int:
     flags = cpu_flags()
     print(f"machine: {cpu_model()}, {m['cores']} cores, GPUs: {m['gpus']}, TensorFlow {m['tensorflow']}, Python {m['python']}")
     print(f"cpu flags: {' '.join(f for f in FLAGS_OF_INTEREST if f in flags) or 'none of ' + ' '.join(FLAGS_OF_INTEREST)}")
-    print(f"onnxruntime {_version('onnxruntime')}; model: {model_file} ({size}x{size}); load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
-    print(f"single image: {len(images)} images, bytes in -> P(dog) out, paths rotating every 10 images; batch: {args.batch} decoded images, best of 3")
+    print(
+        f"onnxruntime {_version('onnxruntime')}; model: {model_file} ({size}x{size}); "
+        f"load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"single image: {len(images)} images, bytes in -> P(dog) out, paths rotating every 10 images; "
+        f"batch: {args.batch} decoded images, best of 3"
+    )
     print("")
     header = f"{'path':<24}{'median ms':>11}{'p95 ms':>9}{f'batch {args.batch} img/s':>18}"
     print(header)
@@ -175,8 +183,10 @@ def main(argv=None) -> int:
     print("")
     base = float(np.median(latency["model.predict"]))
     for name in list(single)[1:]:
-        print(f"{name}: single-image speedup {base / float(np.median(latency[name])):.2f}, "
-              f"batch speedup {throughput[name] / throughput['model.predict']:.2f} (against model.predict)")
+        print(
+            f"{name}: single-image speedup {base / float(np.median(latency[name])):.2f}, "
+            f"batch speedup {throughput[name] / throughput['model.predict']:.2f} (against model.predict)"
+        )
     print(f"speedup {base / float(np.median(latency['Predictor onnxruntime'])):.2f}")
     return 0
 

@@ -88,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         summary[name] = evaluate_transform(predictor, files, labels, transform)
         row = summary[name]
-        print(f"{name:18s} accuracy {row['accuracy']:.4f}  ECE {row['ece']:.4f}  log loss {row['log_loss']:.4f}  ({time.time() - t0:.0f} s)", flush=True)
+        print(
+            f"{name:18s} accuracy {row['accuracy']:.4f}  ECE {row['ece']:.4f}  log loss {row['log_loss']:.4f}  ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
     print(json.dumps({"model": predictor.source, "data": args.data, "n": len(files), "cpu": cpu_model(), "transforms": summary}))
     return 0
 

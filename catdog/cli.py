@@ -12,6 +12,7 @@ from catdog import config
 from catdog.errors import CatdogError
 from catdog.hardware import PRECISIONS
 
+
 def _add_train_parser(sub) -> None:
     from catdog.training import add_config_arguments
 
@@ -188,8 +189,13 @@ def cmd_evaluate(args, out) -> int:
         return 0
     names = report.class_names
     (tn, fp), (fn, tp) = report.confusion
-    print(f"model: {report.model} (on {predictor.backend})\ndata: {report.data}\nimages: {report.n} (skipped {len(report.skipped)})", file=out)
-    print(f"accuracy {report.accuracy:.4f}  precision {report.precision:.4f}  recall {report.recall:.4f}  f1 {report.f1:.4f}  log loss {report.log_loss:.4f}", file=out)
+    print(f"model: {report.model} (on {predictor.backend})", file=out)
+    print(f"data: {report.data}\nimages: {report.n} (skipped {len(report.skipped)})", file=out)
+    print(
+        f"accuracy {report.accuracy:.4f}  precision {report.precision:.4f}  recall {report.recall:.4f}  "
+        f"f1 {report.f1:.4f}  log loss {report.log_loss:.4f}",
+        file=out,
+    )
     cal = summary["calibration"]
     if cal["ece"] is not None:
         print(
@@ -221,8 +227,16 @@ def cmd_runs(args, out) -> int:
     rows = []
     for run in list_runs(args.runs_dir):
         summary = run.summary()
-        rows.append({"id": summary["id"], "preset": summary["preset"], "state": summary["state"], "epochs": summary["epochs_done"],
-                     "best_val_accuracy": summary["best_val_accuracy"], "path": summary["path"]})
+        rows.append(
+            {
+                "id": summary["id"],
+                "preset": summary["preset"],
+                "state": summary["state"],
+                "epochs": summary["epochs_done"],
+                "best_val_accuracy": summary["best_val_accuracy"],
+                "path": summary["path"],
+            }
+        )
     for row in rows:
         if args.json:
             print(json.dumps(row), file=out)

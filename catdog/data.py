@@ -214,7 +214,9 @@ def decode_images(
     return DecodedSet(array, np.asarray(images.labels, np.int32)[ok], [images.paths[i] for i in ok], skipped)
 
 
-def make_tf_dataset(decoded: DecodedSet, batch_size: int = config.BATCH_SIZE, shuffle: bool = False, seed: int = config.SEED, strategy=None):
+def make_tf_dataset(
+    decoded: DecodedSet, batch_size: int = config.BATCH_SIZE, shuffle: bool = False, seed: int = config.SEED, strategy=None
+):
     """Batches of (uint8 images, int32 labels) from a `DecodedSet`.
 
     Args:
@@ -322,8 +324,7 @@ def _labelled_files(folder: Path) -> tuple[ImageSet, list[str], str]:
     if class_dirs:
         if len(class_dirs) == 1:
             raise DatasetError(
-                f"{str(folder)!r} has only one class folder ({class_dirs[0].name!r}); "
-                "catdog needs two, for example cats/ and dogs/"
+                f"{str(folder)!r} has only one class folder ({class_dirs[0].name!r}); catdog needs two, for example cats/ and dogs/"
             )
         if len(class_dirs) > 2:
             names = ", ".join(repr(d.name) for d in class_dirs)

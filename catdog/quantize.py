@@ -135,8 +135,13 @@ def compare(float_onnx: str | os.PathLike, int8_onnx: str | os.PathLike, check_d
     )
 
 
-def export_int8(model, out: str | os.PathLike | None, calibration_data: str | os.PathLike,
-                check_data: str | os.PathLike | None = None, calibration_images: int = CALIBRATION_IMAGES) -> tuple[Path, QuantizationReport | None]:
+def export_int8(
+    model,
+    out: str | os.PathLike | None,
+    calibration_data: str | os.PathLike,
+    check_data: str | os.PathLike | None = None,
+    calibration_images: int = CALIBRATION_IMAGES,
+) -> tuple[Path, QuantizationReport | None]:
     """Export a model as int8 ONNX (with a `.catdog.json` sidecar) and check it on a labelled folder.
 
     Args:
@@ -157,9 +162,18 @@ def export_int8(model, out: str | os.PathLike | None, calibration_data: str | os
         info = json.loads(sidecar_path(float_onnx).read_text())
         quantize_onnx(float_onnx, out, files, info["image_size"])
         report = compare(float_onnx, out, check_data, info["class_names"], info["threshold"]) if check_data else None
-    info["quantization"] = {"type": "int8 static (QDQ), weights per channel", "calibration_images": len(files), "calibration_data": str(calibration_data)}
+    info["quantization"] = {
+        "type": "int8 static (QDQ), weights per channel",
+        "calibration_images": len(files),
+        "calibration_data": str(calibration_data),
+    }
     if report is not None:
-        info["quantization"]["check"] = {"data": str(check_data), "n": report.n, "accuracy_float32": report.accuracy_float32,
-                                         "accuracy_int8": report.accuracy_int8, "flipped": report.flipped}
+        info["quantization"]["check"] = {
+            "data": str(check_data),
+            "n": report.n,
+            "accuracy_float32": report.accuracy_float32,
+            "accuracy_int8": report.accuracy_int8,
+            "flipped": report.flipped,
+        }
     sidecar_path(out).write_text(json.dumps(info, indent=2) + "\n")
     return out, report

@@ -15,10 +15,10 @@ import traceback
 import types
 import typing
 from dataclasses import dataclass, field
-
-import numpy as np
 from pathlib import Path
 from typing import IO, Any, Callable, Sequence
+
+import numpy as np
 
 from catdog import config as defaults
 from catdog import data, runs
@@ -96,12 +96,16 @@ class TrainConfig:
     label_smoothing: float | None = setting(None, help="label smoothing of the loss, 0 to 0.5 (default: the preset's)")
     ema: bool | None = setting(None, help="average the weights during training, Adam's EMA (default: the preset's)")
     init_from: str | None = setting(
-        None, metavar="bundled|RUN",
-        help="start from a trained model's weights: 'bundled', a run folder or id, or a .keras file (learning rate defaults to a tenth of the preset's)",
+        None,
+        metavar="bundled|RUN",
+        help="start from a trained model's weights: 'bundled', a run folder or id, or a .keras file "
+        "(learning rate defaults to a tenth of the preset's)",
     )
     calibration_split: float = setting(0.1, help="share of the training photos held out to fit the confidence calibration (0 = none)")
     progressive_size: int | None = setting(
-        None, metavar="PX", help="progressive resizing: the first three quarters of the epochs at this smaller size, the rest at --image-size"
+        None,
+        metavar="PX",
+        help="progressive resizing: the first three quarters of the epochs at this smaller size, the rest at --image-size",
     )
 
     def __post_init__(self) -> None:
@@ -281,7 +285,9 @@ def prepare_data(cfg: TrainConfig, image_size: int, log=print) -> PreparedData:
         ds = decoded[name]
         if not len(ds):
             folders_text = " ".join(cfg.data_folders())
-            raise DatasetError(f"none of the {len(ds.skipped)} {name} images could be read; check them with `catdog data inspect {folders_text}`")
+            raise DatasetError(
+                f"none of the {len(ds.skipped)} {name} images could be read; check them with `catdog data inspect {folders_text}`"
+            )
         if len(set(ds.labels.tolist())) < 2:
             raise DatasetError(f"after skipping unreadable files, the {name} set has only one class; add images of both classes")
     folders = [
@@ -595,22 +601,40 @@ def _fit(job: _FitJob, request: StopRequested) -> None:
                 model = _resized(model, size, config, precision)
         if size != image_size:
             phase_train, phase_val = (_redecode(d, size, cfg.cache) for d in (train_dec, val_dec))
-            phase_ds = (data.make_tf_dataset(phase_train, batch_size, shuffle=True, seed=cfg.seed, strategy=strategy),
-                        data.make_tf_dataset(phase_val, batch_size, strategy=strategy))
+            phase_ds = (
+                data.make_tf_dataset(phase_train, batch_size, shuffle=True, seed=cfg.seed, strategy=strategy),
+                data.make_tf_dataset(phase_val, batch_size, strategy=strategy),
+            )
         else:
             phase_ds = train_ds, val_ds
-        model.fit(phase_ds[0], validation_data=phase_ds[1], epochs=end, initial_epoch=max(start, initial_epoch),
-                  callbacks=callbacks, verbose=verbose, shuffle=False)
+        model.fit(
+            phase_ds[0],
+            validation_data=phase_ds[1],
+            epochs=end,
+            initial_epoch=max(start, initial_epoch),
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
     if fine_tune and not stopper.stopped:
         with strategy.scope():  # the new optimizer's variables belong to the strategy too
             _fine_tune(model, spec, config["learning_rate"], callbacks, log)
-        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs + fine_tune, initial_epoch=cfg.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=cfg.epochs + fine_tune,
+            initial_epoch=cfg.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
     if calib_dec is not None:
         config = run.config()
         config["calibration"] = calibrate(model, calib_dec, val_dec, log)
         run.write_config(config)
     save_model_atomic(model, run.model_path, include_optimizer=False)
     from catdog.onnx_runtime import write_onnx  # model.onnx for ONNX Runtime; a failure only warns
+
     write_onnx(run.path, logger=log)
     rows = run.metrics()
     state = "stopped" if stopper.stopped else "finished"

@@ -69,7 +69,10 @@ def model_ui() -> Predictor | None:
         st.error(f"Cannot use this model: {exc}")
         return None
     runtime = "ONNX Runtime" if predictor.backend == "onnxruntime" else "TensorFlow"
-    st.caption(f"Classes {' / '.join(predictor.class_names)} · input {predictor.image_size}px · threshold {predictor.threshold:g} · runs on {runtime}")
+    st.caption(
+        f"Classes {' / '.join(predictor.class_names)} · input {predictor.image_size}px · "
+        f"threshold {predictor.threshold:g} · runs on {runtime}"
+    )
     return predictor
 
 
@@ -84,7 +87,9 @@ def sample_images() -> list[Path]:
 def inputs_ui() -> list[Upload]:
     """Uploads, an optional camera snapshot, and example photos, as plain bytes."""
     files = st.file_uploader(
-        "Drop photos here", accept_multiple_files=True, key="predict_files",
+        "Drop photos here",
+        accept_multiple_files=True,
+        key="predict_files",
         help="JPEG, PNG, GIF, BMP, TIFF or WebP. Each file is checked on its own; a broken one does not stop the rest.",
     )
     files = list(files or [])
@@ -186,9 +191,14 @@ def results_ui(results: list[Prediction], items: list[Upload], predictor: Predic
                 render_result_card(result, item, predictor)
     if len(results) > 1:
         rows = results_table(results, predictor)
-        st.dataframe(rows, hide_index=True, key="predict_table", column_config={
-            "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="percent"),
-        })
+        st.dataframe(
+            rows,
+            hide_index=True,
+            key="predict_table",
+            column_config={
+                "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="percent"),
+            },
+        )
         st.download_button(
             "Download results (CSV)", to_csv(rows), "catdog-predictions.csv", "text/csv", icon=":material/download:", key="predict_csv"
         )

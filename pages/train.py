@@ -84,17 +84,36 @@ def settings_ui(facts: dict | None, disabled: bool) -> dict:
     warm = warm_start_ui(preset, int(size), facts, disabled)
     c1, c2, c3 = st.columns(3)
     base_lr = spec.learning_rate * (WARM_START_LR_FACTOR if warm else 1.0)
-    lr = c1.number_input("Learning rate", 1e-6, 1.0, float(base_lr), step=1e-4, format="%.5f", disabled=disabled, key=f"train_lr_{preset}_{warm}",
-                         help="A warm start fine-tunes at a tenth of the preset's rate.")
+    lr = c1.number_input(
+        "Learning rate",
+        1e-6,
+        1.0,
+        float(base_lr),
+        step=1e-4,
+        format="%.5f",
+        disabled=disabled,
+        key=f"train_lr_{preset}_{warm}",
+        help="A warm start fine-tunes at a tenth of the preset's rate.",
+    )
     split = validation_ui(c2, facts, disabled)
-    early = c3.toggle("Early stopping", value=False, disabled=disabled, key="train_early",
-                      help="Stop when validation loss has not improved for this many epochs, and keep the best weights.")
+    early = c3.toggle(
+        "Early stopping",
+        value=False,
+        disabled=disabled,
+        key="train_early",
+        help="Stop when validation loss has not improved for this many epochs, and keep the best weights.",
+    )
     patience = c3.number_input(
         "Patience (epochs)", 1, 100, 3, disabled=disabled or not early, key="train_patience", label_visibility="collapsed"
     )
     return {
-        "model": preset, "epochs": int(epochs), "batch_size": int(batch), "image_size": int(size),
-        "learning_rate": float(lr), "val_split": split, "early_stopping": int(patience) if early else None,
+        "model": preset,
+        "epochs": int(epochs),
+        "batch_size": int(batch),
+        "image_size": int(size),
+        "learning_rate": float(lr),
+        "val_split": split,
+        "early_stopping": int(patience) if early else None,
         "init_from": "bundled" if warm else None,
     }
 
@@ -103,9 +122,12 @@ def warm_start_ui(preset: str, size: int, facts: dict | None, disabled: bool) ->
     """The "Start from the bundled model" toggle: on by default when the bundled model fits."""
     fits = warm_start_fits(preset, size, (facts or {}).get("classes", []))
     on = st.toggle(
-        "Start from the bundled model", value=fits, disabled=disabled or not fits, key=f"train_warm_{preset}_{size}_{fits}",
+        "Start from the bundled model",
+        value=fits,
+        disabled=disabled or not fits,
+        key=f"train_warm_{preset}_{size}_{fits}",
         help="Begin with the weights of the model catdog ships (trained on 15,000 cat and dog photos), so a few hundred "
-             "photos and a few epochs give a good model. Needs the same preset and image size, and two classes.",
+        "photos and a few epochs give a good model. Needs the same preset and image size, and two classes.",
     )
     if not fits:
         st.caption("Warm start needs the bundled model's preset and image size and a two-class dataset; this training starts from scratch.")
@@ -170,8 +192,14 @@ def progress_ui(run: Run, status: jobs.JobStatus) -> None:
         bar.progress(batch / batches, text=text)
     stopping = run.stop_requested()
     label = "Stopping…" if stopping else "Stop"
-    if button.button(label, icon=":material/stop:", disabled=stopping, key="train_stop", width="stretch",
-                     help="End after the current batch and keep the model trained so far."):
+    if button.button(
+        label,
+        icon=":material/stop:",
+        disabled=stopping,
+        key="train_stop",
+        width="stretch",
+        help="End after the current batch and keep the model trained so far.",
+    ):
         jobs.stop_training(run)
         st.toast("Stop requested: the model so far will be saved.")
 
@@ -221,10 +249,21 @@ def resume_ui(run: Run) -> None:
     done = len([r for r in run.metrics() if not r.get("partial")])
     planned = int(run.config().get("epochs") or done + 1)
     c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
-    epochs = c1.number_input("Total epochs", 1, 1000, max(planned, done + 1), key=f"resume_epochs_{run.id}",
-                             help="Resume trains from the last checkpoint up to this many epochs in all.")
-    if c2.button("Resume", type="primary", icon=":material/play_arrow:", key=f"resume_{run.id}",
-                 help="Continue from the last checkpoint with this run's own settings."):
+    epochs = c1.number_input(
+        "Total epochs",
+        1,
+        1000,
+        max(planned, done + 1),
+        key=f"resume_epochs_{run.id}",
+        help="Resume trains from the last checkpoint up to this many epochs in all.",
+    )
+    if c2.button(
+        "Resume",
+        type="primary",
+        icon=":material/play_arrow:",
+        key=f"resume_{run.id}",
+        help="Continue from the last checkpoint with this run's own settings.",
+    ):
         try:
             jobs.start_resume(run, epochs=int(epochs))
         except (CatdogError, ValueError) as exc:

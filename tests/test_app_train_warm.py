@@ -64,7 +64,9 @@ def test_starting_with_the_default_warm_start_records_the_bundled_model(home, ti
 def test_a_run_stuck_at_chance_gets_a_warning_with_advice(home, tmp_path):
     run = runs.create_run(None, "stuck", "compact")
     run.write_config({"model": "compact", "class_names": ["cat", "dog"], "image_size": 160, "epochs": 3})
-    run.write_metrics([{"epoch": e, "accuracy": 0.5, "val_accuracy": 0.5, "loss": 0.69, "val_loss": 0.69, "seconds": 1.0} for e in (1, 2, 3)])
+    run.write_metrics(
+        [{"epoch": e, "accuracy": 0.5, "val_accuracy": 0.5, "loss": 0.69, "val_loss": 0.69, "seconds": 1.0} for e in (1, 2, 3)]
+    )
     run.write_status("finished", ended=1.0)
     at = open_train_page()
     at.session_state["train_run"] = str(run.path)

@@ -25,7 +25,9 @@ def test_a_full_cache_disk_gives_the_full_disk_message_and_leaves_no_temp_file(t
     cache = tmp_path / "cache"
     monkeypatch.setenv("CATDOG_CACHE_DIR", str(cache))
     monkeypatch.setattr(os, "posix_fallocate", _no_space)
-    cfg = TrainConfig(data=str(tiny_dataset), model="seed", epochs=1, batch_size=4, image_size=32, val_split=0.25, precision="float32", cache="disk")
+    cfg = TrainConfig(
+        data=str(tiny_dataset), model="seed", epochs=1, batch_size=4, image_size=32, val_split=0.25, precision="float32", cache="disk"
+    )
     with pytest.raises(RunError, match=r"disk is full.*decode cache.*CATDOG_CACHE_DIR.*--cache memory") as info:
         train(cfg, runs_dir=tmp_path / "runs", run_id="r", verbose=0, stream=io.StringIO(), lock=False, handle_signals=False)
     stats.fault()
@@ -58,8 +60,26 @@ def tiny_tmpfs(tmp_path):
 def test_catdog_train_with_a_disk_cache_on_a_full_tmpfs_fails_with_a_message_not_sigbus(tmp_path, tiny_dataset, tiny_tmpfs, stats):
     env = dict(os.environ, CATDOG_CACHE_DIR=str(tiny_tmpfs), TF_CPP_MIN_LOG_LEVEL="2")
     # 18 training images at 256x256 need 3.5 MB of cache: more than the 2 MB tmpfs holds.
-    cmd = [sys.executable, "-m", "catdog", "train", "--data", str(tiny_dataset), "--model", "seed", "--epochs", "1",
-           "--image-size", "256", "--cache", "disk", "--runs-dir", str(tmp_path / "runs"), "--run-id", "r"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "catdog",
+        "train",
+        "--data",
+        str(tiny_dataset),
+        "--model",
+        "seed",
+        "--epochs",
+        "1",
+        "--image-size",
+        "256",
+        "--cache",
+        "disk",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--run-id",
+        "r",
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     stats.fault()
     assert proc.returncode == 2, f"exit {proc.returncode}: {proc.stderr[-1500:]}"

@@ -102,7 +102,9 @@ def test_a_lock_held_by_a_live_process_is_respected_and_a_dead_one_is_taken_over
     holder = subprocess.Popen(["sleep", "30"])
     try:
         # As catdog writes it: with the holder's start time (a bare pid is not trusted for a non-Python process).
-        runs.lock_path(tmp_path).write_text(json.dumps({"pid": holder.pid, "pid_started": runs.process_start_time(holder.pid), "run": str(tmp_path / "theirs")}))
+        runs.lock_path(tmp_path).write_text(
+            json.dumps({"pid": holder.pid, "pid_started": runs.process_start_time(holder.pid), "run": str(tmp_path / "theirs")})
+        )
         with pytest.raises(TrainingBusyError, match=rf"run theirs, pid {holder.pid}"):
             runs.acquire_lock(runs.Run(tmp_path / "mine"), tmp_path)
     finally:
@@ -154,10 +156,28 @@ def test_two_sessions_pressing_start_at_once_start_exactly_one_training(tmp_path
 
 @pytest.mark.slow
 def test_two_cli_trainings_started_together_one_trains_the_other_is_refused(tmp_path, tiny_dataset, stats):
-    cmd = [sys.executable, "-m", "catdog", "train", "--data", str(tiny_dataset), "--epochs", "1", "--batch-size", "4",
-           "--image-size", "32", "--val-split", "0.25", "--runs-dir", str(tmp_path)]
-    procs = [subprocess.Popen(cmd + ["--run-id", f"cli{i}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "catdog",
+        "train",
+        "--data",
+        str(tiny_dataset),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--image-size",
+        "32",
+        "--val-split",
+        "0.25",
+        "--runs-dir",
+        str(tmp_path),
+    ]
+    procs = [
+        subprocess.Popen(cmd + ["--run-id", f"cli{i}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
     results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
     stats.fault(2)
     codes = sorted(r[2] for r in results)

@@ -79,7 +79,9 @@ def test_peak_memory_of_a_large_image_stays_near_its_decoded_size(tmp_path, kind
         pytest.skip("needs Linux's /proc/self/clear_refs to measure a peak")
     path = (_png16 if kind == "16-bit grey" else _png_rgba)(tmp_path / "big.png", SIDE)
     small = (_png16 if kind == "16-bit grey" else _png_rgba)(tmp_path / "small.png", 64)
-    proc = subprocess.run([sys.executable, "-c", PEAK_CHILD, str(path), str(small), str(SIDE)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK_CHILD, str(path), str(small), str(SIDE)], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     per_pixel = float(proc.stdout.strip().splitlines()[-1])
     stats.input(True)

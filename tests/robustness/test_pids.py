@@ -63,7 +63,9 @@ def test_the_recorded_training_itself_is_still_recognised_and_signalled(tmp_path
 @pytest.mark.parametrize("holder", ["pid 1", "reused pid"])
 def test_a_lock_held_by_a_pid_that_is_not_the_training_does_not_block(tmp_path, stranger, holder, stats):
     pid, started = (1, None) if holder == "pid 1" else (stranger.pid, psutil.Process(stranger.pid).create_time() - 3600)
-    runs.lock_path(tmp_path).write_text(json.dumps({"pid": pid, "pid_started": started, "run": str(tmp_path / "old"), "since": time.time()}))
+    runs.lock_path(tmp_path).write_text(
+        json.dumps({"pid": pid, "pid_started": started, "run": str(tmp_path / "old"), "since": time.time()})
+    )
     stats.fault()
     assert runs.read_lock(tmp_path) is None and jobs.active_run(tmp_path) is None
     run = runs.create_run(tmp_path, "new")

@@ -47,7 +47,9 @@ class StopInEpoch2(keras.callbacks.Callback):
 
 
 def stopped_run(tiny_dataset: Path, runs_dir: Path, run_id: str = "stopped") -> runs.Run:
-    run = train(tiny_config(tiny_dataset), runs_dir=runs_dir, run_id=run_id, callbacks=[StopInEpoch2(runs_dir / run_id)], **quiet(lock=False))
+    run = train(
+        tiny_config(tiny_dataset), runs_dir=runs_dir, run_id=run_id, callbacks=[StopInEpoch2(runs_dir / run_id)], **quiet(lock=False)
+    )
     assert run.status()["state"] == "stopped" and run.stop_requested()
     return run
 

@@ -12,7 +12,9 @@ def test_a_training_refused_because_the_lock_is_busy_leaves_no_run_folder(tmp_pa
     runs.acquire_lock(holder, tmp_path)
     try:
         out, err = io.StringIO(), io.StringIO()
-        code = cli.main(["train", "--data", str(tiny_dataset), "--image-size", "32", "--runs-dir", str(tmp_path), "--run-id", "refused"], out, err)
+        code = cli.main(
+            ["train", "--data", str(tiny_dataset), "--image-size", "32", "--runs-dir", str(tmp_path), "--run-id", "refused"], out, err
+        )
     finally:
         runs.release_lock(tmp_path)
     stats.fault()
