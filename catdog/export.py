@@ -3,7 +3,9 @@
 Every export gets a `<name>.catdog.json` sidecar with the class names,
 threshold, image size and input format, so a serving stack needs nothing else.
 The exported model takes uint8-valued RGB (fed as float32 for SavedModel, TFLite
-and ONNX) of shape (n, size, size, 3) and returns P(class 1) of shape (n, 1).
+and ONNX) of shape (n, size, size, 3) and returns P(class 1) of shape (n, 1), with the
+model's temperature calibration applied inside the graph (the `.keras` copy is the raw
+network: its sidecar gives the temperature to apply).
 
 Export never deletes or overwrites what it did not write: an existing target is
 refused, and `overwrite=True` replaces only a previous export of the same
@@ -63,11 +65,11 @@ def export_model(model: str | os.PathLike | None, fmt: str, out: str | os.PathLi
         if fmt == "keras":
             shutil.copyfile(model_file, new)
         elif fmt == "savedmodel":
-            _saved_model(predictor.model, predictor.image_size, new)
+            _saved_model(predictor.model, predictor.image_size, new, predictor.temperature)
         elif fmt == "tflite":
-            _tflite(predictor.model, predictor.image_size, new)
+            _tflite(predictor.model, predictor.image_size, new, predictor.temperature)
         else:
-            _onnx(predictor.model, predictor.image_size, new)
+            _onnx(predictor.model, predictor.image_size, new, predictor.temperature)
         if replace and out.is_dir() and not out.is_symlink():
             shutil.rmtree(out)  # a previous SavedModel export: check_target saw only SavedModel files in it
         elif out.is_dir() and not out.is_symlink():
@@ -136,14 +138,33 @@ def _write_sidecar(out: Path, fmt: str, predictor, model_file: Path) -> None:
             "resize": "bilinear, squash to square",
         },
         "output": "P(class_names[1]) per image, shape (n, 1); label = class_names[1] if >= threshold",
+        "calibration": {
+            "temperature": predictor.temperature,
+            "uncertain_below": predictor.uncertain_below,
+            "applied": "by you: p = sigmoid(logit(p) / temperature)" if fmt == "keras" else "inside the exported graph",
+        },
     }
     from catdog.runs import atomic_write_json
 
     atomic_write_json(sidecar_path(out), info)
 
 
-def _saved_model(model, image_size: int, out: Path) -> None:
-    """A SavedModel whose `serve` endpoint is `model(image, training=False)`.
+def _inference_fn(model, temperature: float = 1.0):
+    """`model(image, training=False)` in float32, with the model's temperature scaling applied."""
+    import tensorflow as tf
+
+    def infer(image):
+        p = tf.cast(model(image, training=False), tf.float32)
+        if temperature == 1.0:
+            return p
+        p = tf.clip_by_value(p, 1e-7, 1.0 - 1e-7)
+        return tf.sigmoid((tf.math.log(p) - tf.math.log(1.0 - p)) / temperature)  # no Log1p: ONNX has none
+
+    return infer
+
+
+def _saved_model(model, image_size: int, out: Path, temperature: float = 1.0) -> None:
+    """A SavedModel whose `serve` endpoint is the calibrated `model(image, training=False)`.
 
     Keras' `model.export` traces the model's own call, which for presets with
     augmentation layers keeps their random ops; the explicit inference
@@ -156,18 +177,18 @@ def _saved_model(model, image_size: int, out: Path) -> None:
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
-        archive.add_endpoint("serve", lambda image: tf.cast(model(image, training=False), tf.float32), input_signature=[spec])
+        archive.add_endpoint("serve", _inference_fn(model, temperature), input_signature=[spec])
         archive.write_out(str(out), verbose=False)
     except Exception as exc:  # noqa: BLE001 - TensorFlow raises many types here
         raise CatdogError(f"SavedModel export failed: {exc}") from exc
 
 
-def _tflite(model, image_size: int, out: Path) -> None:
+def _tflite(model, image_size: int, out: Path, temperature: float = 1.0) -> None:
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "saved"
-        _saved_model(model, image_size, saved)  # the inference endpoint only: no random ops for TFLite to lack
+        _saved_model(model, image_size, saved, temperature)  # the inference endpoint only: no random ops for TFLite to lack
         try:
             data = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"]).convert()
         except Exception as exc:  # noqa: BLE001
@@ -175,7 +196,7 @@ def _tflite(model, image_size: int, out: Path) -> None:
     out.write_bytes(data)
 
 
-def _onnx(model, image_size: int, out: Path) -> None:
+def _onnx(model, image_size: int, out: Path, temperature: float = 1.0) -> None:
     try:
         import tensorflow as tf
         import tf2onnx
@@ -183,9 +204,7 @@ def _onnx(model, image_size: int, out: Path) -> None:
         raise CatdogError(f"ONNX export needs tf2onnx: `pip install tf2onnx onnxruntime` ({exc})") from exc
     spec = (tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name="image"),)
 
-    @tf.function(input_signature=spec)
-    def serve(image):
-        return tf.cast(model(image, training=False), tf.float32)
+    serve = tf.function(_inference_fn(model, temperature), input_signature=spec)
 
     try:
         tf2onnx.convert.from_function(serve, input_signature=spec, opset=17, output_path=str(out))

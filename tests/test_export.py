@@ -23,7 +23,7 @@ def reference(tiny_run):
 
     predictor = Predictor.load(tiny_run.path)
     batch = _images(predictor.image_size)
-    return batch, predictor.raw_probs(batch)  # exports carry no calibration: they return the network's own P(class 1)
+    return batch, predictor.raw_probs(batch), predictor.predict_arrays(batch)
 
 
 def _export(tiny_run, fmt, out):
@@ -34,6 +34,7 @@ def _export(tiny_run, fmt, out):
     info = json.loads((out.parent / (out.name + ".catdog.json")).read_text())
     assert info["format"] == fmt and info["class_names"] == ["cat", "dog"]
     assert info["image_size"] == 32 and info["threshold"] == 0.5
+    assert info["calibration"]["temperature"] == json.loads((tiny_run.path / "config.json").read_text())["calibration"]["temperature"]
     return out
 
 
@@ -41,7 +42,7 @@ def test_keras_export_is_a_loadable_copy(tmp_path, tiny_run, reference):
     from catdog.predict import Predictor
 
     out = _export(tiny_run, "keras", tmp_path / "m.keras")
-    batch, expected = reference
+    batch, expected, _ = reference  # the .keras copy is the raw network; its sidecar holds the temperature
     np.testing.assert_allclose(Predictor.load(out).predict_arrays(batch), expected, atol=1e-6)
 
 
@@ -49,7 +50,7 @@ def test_savedmodel_export_predicts_like_the_original(tmp_path, tiny_run, refere
     import tensorflow as tf
 
     out = _export(tiny_run, "savedmodel", tmp_path / "saved")
-    batch, expected = reference
+    batch, _, expected = reference  # calibrated inside the exported graph
     loaded = tf.saved_model.load(str(out))
     got = np.asarray(loaded.serve(tf.constant(batch, tf.float32))).reshape(-1)
     np.testing.assert_allclose(got, expected, atol=1e-4)
@@ -59,7 +60,7 @@ def test_tflite_export_predicts_like_the_original(tmp_path, tiny_run, reference)
     import tensorflow as tf
 
     out = _export(tiny_run, "tflite", tmp_path / "m.tflite")
-    batch, expected = reference
+    batch, _, expected = reference  # calibrated inside the exported graph
     interpreter = tf.lite.Interpreter(model_path=str(out))
     inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     got = []
@@ -76,7 +77,7 @@ def test_onnx_export_predicts_like_the_original(tmp_path, tiny_run, reference):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("tf2onnx")
     out = _export(tiny_run, "onnx", tmp_path / "m.onnx")
-    batch, expected = reference
+    batch, _, expected = reference  # calibrated inside the exported graph
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: batch.astype(np.float32)})[0].reshape(-1)
     np.testing.assert_allclose(got, expected, atol=1e-4)
