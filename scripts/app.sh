@@ -2,5 +2,5 @@
 # Install catdog and open the studio in the browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q -e .  # the app only; requirements.txt adds the test and ONNX extras
+python3 -m pip install -q -e .  # the app only (ONNX Runtime included); requirements.txt adds the test extras
 exec python3 -m streamlit run streamlit_app.py "$@"
