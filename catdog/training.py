@@ -801,12 +801,23 @@ def warm_start_fits(preset: str, image_size: int, class_names: Sequence[str]) ->
     return bundled.get("preset", bundled.get("model")) == preset and bundled.get("image_size") == image_size
 
 
-def near_chance(rows: Sequence[dict], n_classes: int = 2, after_epochs: int = 2, margin: float = 0.1) -> bool:
-    """True when validation accuracy has stayed within `margin` of chance for `after_epochs` epochs or more."""
+def near_chance(
+    rows: Sequence[dict], n_classes: int = 2, after_epochs: int = 2, margin: float = 0.1, n_validation: int | None = None
+) -> bool:
+    """True when, after `after_epochs` epochs or more, the latest validation accuracy is still near chance.
+
+    "Latest" is the mean of the last two epochs, and "near" is within `margin`
+    of chance, or within two standard errors of it when a small validation set
+    (`n_validation` photos) makes one lucky epoch look like learning.
+    """
     accs = [r.get("val_accuracy") for r in rows if isinstance(r.get("val_accuracy"), (int, float))]
     if len(accs) < after_epochs:
         return False
-    return max(accs) < 1.0 / max(n_classes, 1) + margin
+    chance = 1.0 / max(n_classes, 1)
+    tolerance = margin
+    if n_validation:
+        tolerance = max(margin, 2 * math.sqrt(chance * (1 - chance) / n_validation))
+    return sum(accs[-2:]) / len(accs[-2:]) < chance + tolerance
 
 
 def _fine_tune(model, spec, learning_rate: float, callbacks: list, log) -> None:

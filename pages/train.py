@@ -225,12 +225,12 @@ def chance_warning_ui(run: Run, rows: list[dict]) -> None:
     """Say so when validation accuracy sits near chance, and what to do about it."""
     cfg = run.config()
     classes = cfg.get("class_names") or ["cat", "dog"]
-    if not near_chance(rows, len(classes)):
+    if not near_chance(rows, len(classes), n_validation=cfg.get("n_validation")):
         return
-    best = max(r["val_accuracy"] for r in rows if isinstance(r.get("val_accuracy"), (int, float)))
+    latest = [r["val_accuracy"] for r in rows if isinstance(r.get("val_accuracy"), (int, float))][-1]
     advice = "more photos or more epochs" if cfg.get("init_from") else "**Start from the bundled model**, more photos, or more epochs"
     st.warning(
-        f"Validation accuracy is still near chance (best {best:.1%} after {len(rows)} epochs, chance is {1 / len(classes):.0%}): "
+        f"Validation accuracy is still near chance (latest {latest:.1%} after {len(rows)} epochs, chance is {1 / len(classes):.0%}): "
         f"the model is not learning to tell the classes apart yet. Try {advice}.",
         icon=":material/warning:",
     )

@@ -99,4 +99,8 @@ def test_near_chance_flags_only_a_run_that_stays_at_chance():
     flat = [{"val_accuracy": 0.5}, {"val_accuracy": 0.52}]
     assert near_chance(flat)
     assert not near_chance(flat[:1])
-    assert not near_chance(flat + [{"val_accuracy": 0.8}])
+    assert not near_chance(flat + [{"val_accuracy": 0.8}, {"val_accuracy": 0.85}])
+    # One lucky epoch on 60 validation photos is not learning (seen on a 300-photo dataset from scratch).
+    noisy = [{"val_accuracy": a} for a in (0.483, 0.633, 0.517)]
+    assert near_chance(noisy, n_validation=60)
+    assert not near_chance([{"val_accuracy": a} for a in (0.6, 0.8, 0.85)], n_validation=60)
