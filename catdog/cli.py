@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import IO, Sequence
 
 from catdog import config
@@ -102,13 +103,33 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[
         return 130
 
 
+# Parameter counts at each preset's default size, so `catdog models` never starts TensorFlow
+# (tests/test_cli.py checks them against `count_params`).
+PRESET_PARAMS = {"seed": 14_848_193, "compact": 887_081, "mobilenetv2": 2_259_265}
+
+
 def cmd_models(args, out) -> int:
-    from catdog.models import PRESETS, count_params
+    from catdog.models import PRESETS
 
     print(f"{'preset':<14}{'parameters':>14}{'input':>10}  description", file=out)
     for name, spec in PRESETS.items():
-        print(f"{name:<14}{count_params(name):>14,}{spec.image_size:>6}x{spec.image_size:<3}  {spec.description}", file=out)
+        params = PRESET_PARAMS.get(name)
+        if params is None:  # a preset added without a recorded count: build it once
+            from catdog.models import count_params
+
+            params = count_params(name)
+        print(f"{name:<14}{params:>14,}{spec.image_size:>6}x{spec.image_size:<3}  {spec.description}", file=out)
+    _print_bundled(out)
     return 0
+
+
+def _print_bundled(out) -> None:
+    from catdog.catalog import bundled_entry
+
+    entry = bundled_entry()
+    if entry is not None:
+        acc = f", accuracy {entry.accuracy:.1%} on {entry.accuracy_on}" if entry.accuracy is not None else ""
+        print(f"\nbundled model: {entry.preset or '?'} at {entry.image_size or '?'}px{acc}\n  {entry.path}", file=out)
 
 
 def _keras_verbosity(out) -> int:
@@ -221,8 +242,11 @@ def cmd_runs(args, out) -> int:
         else:
             best = f"{row['best_val_accuracy']:.4f}" if row["best_val_accuracy"] is not None else "-"
             print(f"{row['id']:<40}{row['preset'] or '-':<14}{row['state']:<10}{row['epochs']:>4} epochs  best val acc {best}", file=out)
-    if not rows and not args.json:
-        print("no runs yet; start one with `catdog train --data DIR`", file=out)
+    if not args.json:
+        if not rows:
+            print("no runs yet; start one with `catdog train --data DIR`", file=out)
+        print(f"runs folder: {Path(args.runs_dir).resolve() if args.runs_dir else config.runs_dir()} "
+              f"(CATDOG_HOME {config.home()})", file=out)
     return 0
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import SHARED_DATA, make_class_folders
+from tests.fixtures import REPO, SHARED_DATA, make_class_folders
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
