@@ -10,9 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from catdog import config, jobs
-from catdog.predict import default_model
-from catdog.runs import Run
+from catdog import catalog, config, jobs
 from pages._ui import APP_NAVIGATION_KEY, default_dataset, format_pct, format_time, nav_link
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
@@ -47,16 +45,14 @@ def home() -> None:
 
 def _model_card() -> None:
     st.markdown("**Active model**")
-    model = default_model()
-    if model is None:
+    entry = catalog.active_entry()
+    if entry is None:
         st.info("No model yet. Train one on the Train page, then choose *Use this model for Predict*.")
         return
-    run = Run(Path(model).parent)
-    cfg = run.config()
-    st.markdown(f"`{run.id}`")
+    st.markdown(f"`{entry.name}`" + (" (ships with catdog)" if entry.kind == "bundled" else ""))
+    accuracy = f"accuracy **{format_pct(entry.accuracy)}** on {entry.accuracy_on}" if entry.accuracy is not None else "accuracy –"
     st.caption(
-        f"preset **{cfg.get('model', '?')}** · {cfg.get('image_size', '?')}px · "
-        f"best val acc **{format_pct(run.best_val_accuracy())}** · trained {format_time(cfg.get('created'))}"
+        f"preset **{entry.preset or '?'}** · {entry.image_size or '?'}px · {accuracy} · trained {format_time(entry.created)}"
     )
 
 

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import streamlit as st
 
+from catdog import catalog, predict
+from catdog.errors import CatdogError
 from catdog.predict import Predictor, default_model, model_file
 from catdog.runs import Run, number
 from catdog.sources import suggested_dataset
 
+USE_CONFIRM_KEY = "use_model_confirm"  # session_state: the run whose "Use for Predict" awaits a yes
 APP_NAVIGATION_KEY = "catdog_app_navigation"  # session_state: the entry point has run in this session
 # Material icons render in every browser (emoji need a colour-emoji font on the viewer's machine).
 STATE_ICONS = {
@@ -98,6 +101,74 @@ def model_label(model_path: Path, active: Path | None = None) -> str:
         parts.append(f"val acc {best:.1%}")
     label = " · ".join(parts)
     return f"{label} (active)" if active is not None and model_path == active else label
+
+
+def model_picker_ui(key: str, container=None) -> Path | None:
+    """The model selectbox over `catalog.list_models()` (bundled always, active marked and preselected).
+
+    Returns the chosen model file, or None when there is no model at all.
+    """
+    container = container or st
+    entries = {entry.path: entry for entry in catalog.list_models()}
+    if not entries:
+        return None
+    options = list(entries)
+    index = next((i for i, entry in enumerate(entries.values()) if entry.active), 0)
+    path = container.selectbox("Model", options, index=index, format_func=lambda p: entries[p].label, key=key)
+    entry = entries.get(path)
+    if entry is not None and entry.accuracy is not None:
+        container.caption(f"{entry.accuracy:.1%} accuracy on {entry.accuracy_on}")
+    return path
+
+
+def models_table(entries: list[catalog.ModelEntry]) -> list[dict]:
+    """Rows for a table of usable models: name, preset, size, accuracy (and on which data), active."""
+    return [
+        {"model": e.name, "active": "✓" if e.active else "", "preset": e.preset or "–",
+         "size": f"{e.image_size}px" if e.image_size else "–", "accuracy": e.accuracy, "measured on": e.accuracy_on or "–",
+         "trained": format_time(e.created)}
+        for e in entries
+    ]
+
+
+def use_model_ui(run: Run, key: str, primary: bool = True) -> None:
+    """"Use this model for Predict": asks first when it would replace a better model, warns near chance."""
+    if not run.model_path.exists():
+        st.info("This run saved no model.")
+        return
+    default = default_model()
+    if default is not None and model_file(default) == run.model_path.resolve():
+        st.caption(":green[:material/check:] This is the model the Predict page uses.")
+        return
+    confirm, warn = catalog.replace_check(run)
+    if warn:
+        st.warning(warn, icon=":material/warning:")
+    risky = bool(confirm or warn)
+    if st.button("Use this model for Predict", type="primary" if primary and not risky else "secondary",
+                 icon=":material/image_search:", key=f"{key}_{run.id}"):
+        if not risky:
+            _activate(run)
+            return
+        st.session_state[USE_CONFIRM_KEY] = run.id
+    if st.session_state.get(USE_CONFIRM_KEY) == run.id:
+        with st.container(border=True):
+            st.markdown(confirm or "Use this model anyway?")
+            row = st.container(horizontal=True)
+            if row.button("Yes, use it", key=f"{key}_yes_{run.id}"):
+                st.session_state.pop(USE_CONFIRM_KEY, None)
+                _activate(run)
+            if row.button("Keep the current model", key=f"{key}_no_{run.id}"):
+                st.session_state.pop(USE_CONFIRM_KEY, None)
+                st.rerun()
+
+
+def _activate(run: Run) -> None:
+    try:
+        predict.set_active_model(run.path)
+    except CatdogError as exc:
+        st.error(str(exc))
+        return
+    st.success(f"The Predict page now uses {catalog.run_name(run)}.", icon=":material/check_circle:")
 
 
 def default_dataset() -> str:

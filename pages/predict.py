@@ -16,9 +16,9 @@ from PIL import Image, ImageOps
 
 from catdog import config
 from catdog.errors import CatdogError
-from catdog.predict import Prediction, Predictor, model_choices
+from catdog.predict import Prediction, Predictor
 from catdog.preprocess import load_display_image
-from pages._ui import active_model_file, class_badge, load_model_file, model_label, use_app_navigation
+from pages._ui import class_badge, load_model_file, model_picker_ui, use_app_navigation
 
 CARDS_PER_ROW = 4
 THUMBNAIL_SIDE = 320  # display only; the model's own size comes from its settings
@@ -52,8 +52,8 @@ def explanation(model_key: tuple[str, float], _predictor: Predictor, data: bytes
 
 def model_ui() -> Predictor | None:
     """The model selector; returns the loaded predictor or None (with a message drawn)."""
-    choices = model_choices()
-    if not choices:
+    path = model_picker_ui("predict_model")
+    if path is None:
         st.info(
             "**No trained model yet.** Train one on the **Train** page and press *Use this model for Predict*, "
             "or from a terminal: `catdog train --data PHOTOS` then `catdog use <run>`.",
@@ -61,8 +61,6 @@ def model_ui() -> Predictor | None:
         )
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         return None
-    active = active_model_file()
-    path = st.selectbox("Model", choices, format_func=lambda p: model_label(p, active), key="predict_model")
     try:
         predictor = load_model_file(path)
     except (CatdogError, OSError) as exc:

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from catdog import config, jobs, predict, sources
+from catdog import config, jobs, sources
 from catdog.data import discover_all
 from catdog.errors import CatdogError
 from catdog.models import PRESETS, get_preset
 from catdog.plots import curves_figure
 from catdog.runs import Run
 from catdog.training import WARM_START_LR_FACTOR, TrainConfig, near_chance, warm_start_fits
-from pages._ui import STATE_ICONS, default_dataset, format_duration, settings_text, use_app_navigation
+from pages._ui import STATE_ICONS, default_dataset, format_duration, settings_text, use_app_navigation, use_model_ui
 
 POLL_SECONDS = 1.5
 WATCH_KEY = "train_run"
@@ -255,23 +255,7 @@ def outcome_ui(run: Run, status: jobs.JobStatus) -> None:
         if png.exists():
             col.image(str(png), caption=f"{name} (the notebook's plot)")
             col.download_button(f"Download {name}.png", png.read_bytes(), f"{run.id}-{name}.png", "image/png", key=f"dl_{name}_{run.id}")
-    use_model_ui(run)
-
-
-def use_model_ui(run: Run) -> None:
-    if not run.model_path.exists():
-        st.info("This run saved no model.")
-        return
-    if predict.default_model() == run.model_path.resolve():
-        st.caption(":green[:material/check:] This is the model the Predict page uses.")
-        return
-    if st.button("Use this model for Predict", type="primary", icon=":material/image_search:", key=f"use_{run.id}"):
-        try:
-            predict.set_active_model(run.path)
-        except CatdogError as exc:
-            st.error(str(exc))
-            return
-        st.success("The Predict page now uses this model.")
+    use_model_ui(run, key="use")
 
 
 def run_caption(run: Run) -> str:
