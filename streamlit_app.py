@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from catdog import catalog, config, jobs
-from pages._ui import APP_NAVIGATION_KEY, default_dataset, format_pct, format_time, nav_link
+from pages._ui import APP_NAVIGATION_KEY, default_dataset, format_pct, format_time, nav_link, password_gate_ui
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 PAGES = (
@@ -84,9 +84,16 @@ def build_pages() -> list:
     return pages + [st.Page(PAGES_DIR / f"{name}.py", title=title, icon=icon) for name, title, icon in PAGES]
 
 
+def _locked() -> None:
+    """The only page before the password is given (the form is already drawn)."""
+
+
 def main() -> None:
     st.set_page_config(page_title="catdog studio", page_icon=":material/pets:", layout="wide")
     st.session_state[APP_NAVIGATION_KEY] = True
+    if not password_gate_ui():  # only when CATDOG_PASSWORD or [auth] password is set
+        st.navigation([st.Page(_locked, title="Sign in", default=True)], position="hidden")
+        st.stop()
     st.navigation(build_pages()).run()
 
 

@@ -202,6 +202,34 @@ def nav_link(name: str, label: str, icon: str) -> None:
     st.page_link(f"pages/{name}.py", label=label, icon=icon)
 
 
+AUTH_KEY = "catdog_authenticated"  # session_state: this session gave the right password
+
+
+def password_gate_ui() -> bool:
+    """The password form when a password is set (`catdog.auth`); True when the page may be shown."""
+    from catdog.auth import configured_password, password_matches
+
+    try:
+        secrets = st.secrets.to_dict() if hasattr(st.secrets, "to_dict") else dict(st.secrets)
+    except Exception:  # noqa: BLE001 - no secrets.toml, or an unreadable one: the environment decides
+        secrets = None
+    expected = configured_password(secrets)
+    if expected is None or st.session_state.get(AUTH_KEY):
+        return True
+    st.title(":material/lock: catdog studio")
+    with st.form("catdog_login"):
+        given = st.text_input("Password", type="password", key="catdog_password")
+        submitted = st.form_submit_button("Enter", type="primary")
+    if submitted:
+        if password_matches(given, expected):
+            st.session_state[AUTH_KEY] = True
+            st.session_state.pop("catdog_password", None)
+            st.rerun()
+        st.error("Wrong password.", icon=":material/lock:")
+    st.caption("This demo is shared with a password. Ask the person who sent you the link.")
+    return False
+
+
 def use_app_navigation() -> None:
     """Hand over to the app's entry point when Streamlit runs this page file on its own.
 

@@ -146,6 +146,15 @@ def report_ui(report: EvalReport) -> None:
     )
     if THRESHOLD_KEY not in st.session_state:  # Streamlit drops a widget's state on runs that did not draw it
         st.session_state[THRESHOLD_KEY] = float(report.threshold)
+    threshold_ui(report)
+    if report.skipped:
+        with st.expander(f"Skipped files ({len(report.skipped)})"):
+            st.dataframe([{"file": f, "error": e} for f, e in report.skipped], hide_index=True)
+
+
+@st.fragment
+def threshold_ui(report: EvalReport) -> None:
+    """The slider and everything that depends on it: a fragment, so a key press reruns only this part."""
     threshold = st.slider(
         "Threshold", 0.0, 1.0, step=0.01, key=THRESHOLD_KEY,
         help=f"An image is called {report.class_names[-1]} when P({report.class_names[-1]}) ≥ this value.",
@@ -153,9 +162,6 @@ def report_ui(report: EvalReport) -> None:
     now = metrics_ui(report, threshold)
     charts_ui(report, threshold, now["confusion"])
     gallery_ui(report, threshold)
-    if report.skipped:
-        with st.expander(f"Skipped files ({len(report.skipped)})"):
-            st.dataframe([{"file": f, "error": e} for f, e in report.skipped], hide_index=True)
 
 
 def main() -> None:
