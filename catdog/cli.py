@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=("keras", "savedmodel", "tflite", "onnx"))
     p.add_argument("--out", default=None, help="target path (default: next to the model); an existing one is refused")
     p.add_argument("--overwrite", action="store_true", help="replace a previous export of the same format at --out (nothing else)")
+    p = sub.add_parser("report", help="write a self-contained HTML report of a run (opens offline)")
+    p.add_argument("run", help="run folder or id")
+    p.add_argument("--out", default=None, help="the HTML file (default: <run>/report.html)")
+    p.add_argument("--data", default=None, help="labelled folder to evaluate on (default: the run's own validation folder)")
+    p.add_argument("--no-eval", action="store_true", help="facts and curves only: no evaluation, no sample predictions")
     _add_data_parsers(sub)
     return parser
 
@@ -250,6 +255,17 @@ def cmd_runs(args, out) -> int:
     return 0
 
 
+def cmd_report(args, out) -> int:
+    from catdog.report import write_report
+    from catdog.runs import open_run
+
+    run = open_run(args.run)
+    target = write_report(run, args.out or run.path / "report.html", data=args.data, evaluate_model=not args.no_eval,
+                          log=lambda line: print(line, file=sys.stderr))
+    print(target, file=out)
+    return 0
+
+
 def cmd_stop(args, out) -> int:
     from catdog.runs import open_run
 
@@ -305,6 +321,7 @@ COMMANDS = {
     "train": cmd_train,
     "predict": cmd_predict,
     "evaluate": cmd_evaluate,
+    "report": cmd_report,
     "runs": cmd_runs,
     "stop": cmd_stop,
     "use": cmd_use,

@@ -170,7 +170,7 @@ def progress_ui(run: Run, status: jobs.JobStatus) -> None:
         phase = {"validate": " · validating", "epoch_end": " · epoch done"}.get(prog.get("phase"), "")
         eta = prog.get("eta_seconds")
         left = f"about {format_duration(eta)} left" if eta is not None else "estimating the time left…"
-        text = f"{overall:.0%} · epoch {epoch}/{epochs} · batch {batch}/{batches}{phase} · {left}"
+        text = f"Epoch {epoch}/{epochs} · batch {batch}/{batches}{phase} · {overall:.0%} of the run · {left}"
         bar.progress(min(1.0, max(0.0, float(overall))), text=text)
     stopping = run.stop_requested()
     label = "Stopping…" if stopping else "Stop"
