@@ -162,6 +162,31 @@ def use_model_ui(run: Run, key: str, primary: bool = True) -> None:
                 st.rerun()
 
 
+def report_ui(run: Run, key: str) -> None:
+    """**Download report**: one HTML file that opens offline (built once, then kept in the run folder)."""
+    from catdog.report import evaluation_folder, write_report
+
+    target = run.path / "report.html"
+    metrics_file = run.path / "metrics.jsonl"
+    fresh = target.exists() and (not metrics_file.exists() or target.stat().st_mtime >= metrics_file.stat().st_mtime)
+    if not fresh:
+        folder = evaluation_folder(run)
+        extra = f" and evaluates the model on `{folder}` (a minute or so)" if folder else ""
+        if st.button("Build report", icon=":material/description:", key=f"{key}_build_{run.id}",
+                     help=f"Writes one HTML file with the facts, curves and sample predictions{extra}."):
+            try:
+                with st.spinner("Writing the report…"):
+                    write_report(run, target)
+            except (CatdogError, OSError, ValueError) as exc:
+                st.error(f"Could not write the report: {exc}")
+                return
+            fresh = True
+    if fresh:
+        st.download_button("Download report", target.read_bytes(), f"catdog-{run.id}.html", "text/html",
+                           icon=":material/download:", key=f"{key}_dl_{run.id}",
+                           help="One self-contained HTML file: it opens offline in any browser.")
+
+
 def _activate(run: Run) -> None:
     try:
         predict.set_active_model(run.path)

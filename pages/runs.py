@@ -12,7 +12,7 @@ from catdog import catalog, jobs
 from catdog.errors import CatdogError
 from catdog.plots import compare_figure, curves_figure
 from catdog.runs import Run, delete_run, list_runs
-from pages._ui import models_table, run_summary, use_app_navigation, use_model_ui
+from pages._ui import models_table, report_ui, run_summary, use_app_navigation, use_model_ui
 
 COMPARE_METRICS = {"val_accuracy": "Validation accuracy", "val_loss": "Validation loss", "accuracy": "Train accuracy", "loss": "Train loss"}
 CONFIRM_KEY = "runs_confirm_delete"
@@ -80,6 +80,8 @@ def details_ui(runs: list[Run]) -> None:
 def actions_ui(run: Run, status: jobs.JobStatus) -> None:
     if run.model_path.exists() and not status.active:
         use_model_ui(run, key="runs_use", primary=False)
+    if status.state in ("finished", "stopped"):
+        report_ui(run, key="runs_report")
     row = st.container(horizontal=True)
     if status.active:
         row.caption("Running: stop it on the Train page before deleting.")

@@ -17,7 +17,7 @@ from catdog.models import PRESETS, get_preset
 from catdog.plots import curves_figure
 from catdog.runs import Run
 from catdog.training import WARM_START_LR_FACTOR, TrainConfig, near_chance, warm_start_fits
-from pages._ui import STATE_ICONS, default_dataset, format_duration, settings_text, use_app_navigation, use_model_ui
+from pages._ui import STATE_ICONS, default_dataset, format_duration, report_ui, settings_text, use_app_navigation, use_model_ui
 
 POLL_SECONDS = 1.5
 WATCH_KEY = "train_run"
@@ -266,6 +266,7 @@ def outcome_ui(run: Run, status: jobs.JobStatus) -> None:
                 col.download_button(f"Download {name}.png", png.read_bytes(), f"{run.id}-{name}.png", "image/png",
                                     key=f"dl_{name}_{run.id}")
     use_model_ui(run, key="use")
+    report_ui(run, key="train_report")
 
 
 def run_caption(run: Run) -> str:

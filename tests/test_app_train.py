@@ -93,6 +93,10 @@ def test_start_watch_stop_and_use_a_background_training(home, tiny_dataset):
     assert len(at.get("download_button")) == 2  # accuracy.png and loss.png
 
     at.button(key=f"use_{run.id}").click().run()
+    # The bundled model scores better than a tiny run: replacing it asks first.
+    assert predict.default_model() != run.model_path.resolve()
+    assert any("Replace it anyway?" in m.value for m in at.markdown)
+    at.button(key=f"use_yes_{run.id}").click().run()
     assert predict.default_model() == run.model_path.resolve()
 
 
