@@ -3,7 +3,7 @@
 Set `CATDOG_PASSWORD` (or `[auth] password` in .streamlit/secrets.toml, read by
 the app) to put a password form before every page. Without it the app is open,
 as before. This keeps casual visitors out of a shared demo; it is no substitute
-for a reverse proxy with real accounts and HTTPS (README, Security).
+for a reverse proxy with real accounts and HTTPS (docs/security.md).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ the demo model never disappears. Nothing here imports TensorFlow or Streamlit.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,10 +69,32 @@ def run_name(run: Run) -> str:
     return f"{' '.join(parts)} ({short})"
 
 
+def file_sha256(path: str | Path) -> str:
+    """The file's SHA-256 (hex), cached by path, size and modification time."""
+    stat = Path(path).stat()
+    return _sha256(str(path), stat.st_size, stat.st_mtime)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, size: int, mtime: float) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def evaluation_record(folder: Path) -> dict | None:
-    """The saved `catdog evaluate --json` output next to a model (None when missing or unreadable)."""
+    """The saved `catdog evaluate --json` output next to a model (None when missing, unreadable, or stale).
+
+    A record with `model_sha256` that does not match the model file beside it
+    was made for an older model (e.g. before the bundled model was replaced) and is ignored.
+    """
     record = read_json(Path(folder) / EVALUATION_FILE)
     if not isinstance(record, dict) or number(record.get("accuracy")) is None:
+        return None
+    model = Path(folder) / config.MODEL_FILENAME
+    if record.get("model_sha256") and model.exists() and record["model_sha256"] != file_sha256(model):
         return None
     return record
 

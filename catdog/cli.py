@@ -201,6 +201,10 @@ def cmd_evaluate(args, out) -> int:
     predictor = Predictor.load(args.model, precision=args.precision)
     report = evaluate(predictor, args.data, threshold=args.threshold)
     summary = report.summary()
+    if report.model:  # lets catdog.catalog tell an evaluation.json from an older model's
+        from catdog.catalog import file_sha256
+
+        summary["model_sha256"] = file_sha256(report.model)
     if args.json:  # machine-readable: exactly one JSON document on stdout
         print(json.dumps(summary), file=out)
         return 0

@@ -62,3 +62,15 @@ def test_evaluation_record_is_preferred_and_says_which_data(tmp_path):
     assert catalog.accuracy_facts(Run(tmp_path)) == (0.93, "best validation epoch, validation photos")
     (tmp_path / catalog.EVALUATION_FILE).write_text(json.dumps({"accuracy": 0.916, "n": 1999, "data": "/x/catdog-small/validation"}))
     assert catalog.accuracy_facts(Run(tmp_path)) == (0.916, "1,999 photos in catdog-small/validation (catdog evaluate)")
+
+
+def test_an_evaluation_of_an_older_model_is_ignored(tmp_path):
+    from catdog.runs import Run
+
+    (tmp_path / "model.keras").write_bytes(b"new model")
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": 0.8}) + "\n")
+    record = {"accuracy": 0.9, "n": 10, "data": "/d/v", "model_sha256": catalog.file_sha256(tmp_path / "model.keras")}
+    (tmp_path / catalog.EVALUATION_FILE).write_text(json.dumps(record))
+    assert catalog.accuracy_facts(Run(tmp_path))[0] == 0.9
+    (tmp_path / "model.keras").write_bytes(b"a retrained model")
+    assert catalog.accuracy_facts(Run(tmp_path))[0] == 0.8
