@@ -36,11 +36,15 @@ def home() -> None:
         _training_card()
     st.subheader("Where to next")
     cols = st.columns(4)
-    links = [("data", "Get a dataset", ":material/folder_open:"), ("train", "Train a model", ":material/model_training:"),
-             ("predict", "Classify photos", ":material/image_search:"), ("runs", "Compare runs", ":material/history:")]
-    for col, (name, label, icon) in zip(cols, links):
+    links = [
+        ("predict", "Classify photos", ":material/image_search:", "Start here: try the sample photos with the bundled model."),
+        ("data", "Get a dataset", ":material/folder_open:", "Upload a zip, download from Kaggle, or check a folder."),
+        ("train", "Train a model", ":material/model_training:", "Watch it learn, live; it keeps going if you close the tab."),
+        ("runs", "Compare runs", ":material/history:", "Every model, its curves, and a report to hand out."),
+    ]
+    for col, (name, label, icon, text) in zip(cols, links):
         with col:
-            nav_link(name, label, icon)
+            nav_link(name, label, icon, text)
 
 
 def _model_card() -> None:

@@ -26,6 +26,7 @@ STATE_ICONS = {
     "stopped": ":orange[:material/stop_circle:]", "failed": ":red[:material/error:]", "unknown": ":gray[:material/help:]",
 }
 CLASS_COLOURS = ("orange", "blue", "violet", "green")
+CLASS_HEX = ("#FF8700", "#1C83E1", "#803DF5", "#21C354")  # the same colours as hex (Streamlit's orange, blue, violet, green)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -58,6 +59,12 @@ def class_badge(label: str, class_names: list[str]) -> str:
     """Markdown for a class label, coloured by its index (class 0 orange, class 1 blue)."""
     index = class_names.index(label) if label in class_names else len(CLASS_COLOURS) - 1
     return f":{CLASS_COLOURS[index % len(CLASS_COLOURS)]}[:material/pets: {label.capitalize()}]"
+
+
+def class_hex(label: str, class_names: list[str]) -> str:
+    """The hex colour of a class's badge, for bars drawn in HTML."""
+    index = class_names.index(label) if label in class_names else len(CLASS_HEX) - 1
+    return CLASS_HEX[index % len(CLASS_HEX)]
 
 
 def run_summary(run: Run) -> dict:
@@ -222,9 +229,12 @@ def active_model_file() -> Path | None:
     return model_file(default) if default is not None else None
 
 
-def nav_link(name: str, label: str, icon: str) -> None:
-    """A link to pages/<name>.py."""
-    st.page_link(f"pages/{name}.py", label=label, icon=icon)
+def nav_link(name: str, label: str, icon: str, help_text: str | None = None) -> None:
+    """A link to pages/<name>.py in a bordered card, so it reads as a link (not plain text)."""
+    with st.container(border=True):
+        st.page_link(f"pages/{name}.py", label=f"**{label}** →", icon=icon, width="stretch")
+        if help_text:
+            st.caption(help_text)
 
 
 AUTH_KEY = "catdog_authenticated"  # session_state: this session gave the right password
