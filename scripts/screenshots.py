@@ -149,7 +149,8 @@ def wait_for_epochs(home: Path, epochs: int, timeout: float) -> Path:
         for folder in (home / "runs").glob("*"):
             run = Run(folder)
             prog = run.progress()
-            if len(run.metrics()) >= epochs and prog.get("phase") == "train" and 0.2 < prog.get("batch", 0) / max(1, prog.get("batches", 1)) < 0.9:
+            part = prog.get("batch", 0) / max(1, prog.get("batches", 1))
+            if len(run.metrics()) >= epochs and prog.get("phase") == "train" and 0.2 < part < 0.9:
                 return folder
             if run.status().get("state") in ("finished", "stopped", "failed"):
                 return folder
