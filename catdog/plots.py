@@ -90,6 +90,7 @@ def compare_figure(runs: Sequence[Run], metric: str = "val_accuracy", title: str
                                  name=run_name(run), line=dict(color=RUN_COLOURS[i % len(RUN_COLOURS)])))
     # The legend goes under the plot, so a phone-width chart keeps its plot area.
     _layout(fig, title or f"{metric} by run", metric, 380 + 22 * max(0, len(runs) - 2))
+    fig.update_layout(showlegend=True)  # the run's readable name, even for a single run
     if "accuracy" in metric:
         fig.update_yaxes(range=list(ACCURACY_RANGE), tickformat=".0%")
     fig.update_xaxes(dtick=1 if longest <= 20 else None)

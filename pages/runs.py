@@ -58,7 +58,7 @@ def details_ui(runs: list[Run]) -> None:
     by_id = {run.id: run for run in runs}
     if st.session_state.get("runs_detail") not in by_id:  # e.g. the run just deleted
         st.session_state.pop("runs_detail", None)
-    names = {run.id: f"{catalog.run_name(run)} · {run.id}" for run in runs}
+    names = {run.id: catalog.run_name(run) for run in runs}
     run = by_id[st.selectbox("Run", list(by_id), format_func=names.get, key="runs_detail")]
     status = jobs.job_status(run)
     rows = run.metrics()

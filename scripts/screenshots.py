@@ -126,13 +126,13 @@ def shoot_predict(page, url: str, out: Path) -> None:
     shot(page, out, "predict-gradcam", WIDE, 2600)
 
 
-def start_training(page, url: str, data: Path, epochs: int, size: int) -> None:
+def start_training(page, url: str, data: Path, epochs: int, size: int, batch: int) -> None:
     goto(page, f"{url}/train", "Train")
     box = page.get_by_label("Dataset folder", exact=True).and_(page.locator("input"))
     box.fill(str(data / "train"))
     box.press("Enter")
     wait_text(page, "training images", 60)
-    for label, value in (("Epochs", epochs), ("Image size (px)", size)):
+    for label, value in (("Epochs", epochs), ("Batch size", batch), ("Image size (px)", size)):
         field = page.get_by_label(label, exact=True).and_(page.locator("input"))
         field.fill(str(value))
         field.press("Enter")
@@ -159,7 +159,7 @@ def wait_for_epochs(home: Path, epochs: int, timeout: float) -> Path:
 
 
 def shoot_train(page, url: str, data: Path, home: Path, out: Path, args) -> Path:
-    start_training(page, url, data, args.epochs, args.image_size)
+    start_training(page, url, data, args.epochs, args.image_size, args.batch_size)
     run_dir = wait_for_epochs(home, args.shot_after, timeout=1200)
     time.sleep(2)
     both(page, out, "train-live", 1900, 4200)
@@ -229,6 +229,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "docs")
     parser.add_argument("--subset", type=int, default=60, metavar="N", help="training photos per class copied (0: all)")
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=8, help="small, so an epoch has batches to watch")
     parser.add_argument("--image-size", type=int, default=64, help="small, so the walk takes minutes on a laptop CPU")
     parser.add_argument("--shot-after", type=int, default=2, help="epochs done before the live Train screenshot")
     parser.add_argument("--only", default="", help="comma-separated: home,predict,train,runs,evaluate,data,report (default all)")
