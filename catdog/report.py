@@ -154,6 +154,7 @@ class _Figures:
         self._first = True
 
     def __call__(self, fig) -> str:
+        fig.update_layout(template="plotly_white")
         fragment = fig.to_html(full_html=False, include_plotlyjs=self._first, config={"displaylogo": False, "responsive": True})
         self._first = False
         return f'<div class="fig">{fragment}</div>'
