@@ -20,6 +20,7 @@ from catdog.training import WARM_START_LR_FACTOR, TrainConfig, near_chance, warm
 from pages._ui import STATE_ICONS, default_dataset, format_duration, report_ui, settings_text, use_app_navigation, use_model_ui
 
 POLL_SECONDS = 1.5
+METRIC_WIDTH = 150  # px: a wrapping row of metrics
 WATCH_KEY = "train_run"
 VAL_SPLIT_SLIDER = (0.05, 0.4, 0.2, 0.05)  # min, max, default (the CLI's), step
 
@@ -183,22 +184,22 @@ def progress_ui(run: Run, status: jobs.JobStatus) -> None:
 def metrics_ui(rows: list[dict]) -> None:
     """The latest epoch's metrics, with the change since the epoch before."""
     last, prev = rows[-1], (rows[-2] if len(rows) > 1 else {})
-    cols = st.columns(5)
-    cols[0].metric("Epoch", f"{last['epoch']}", help="Epochs finished so far")
-    for col, key, label in zip(
-        cols[1:], ("accuracy", "val_accuracy", "loss", "val_loss"), ("Train accuracy", "Val accuracy", "Train loss", "Val loss")
-    ):
+    # One wrapping row: five across on a desktop, two or three a line on a phone (not one per row).
+    row = st.container(horizontal=True, gap="medium")
+    row.metric("Epoch", f"{last['epoch']}", help="Epochs finished so far", width=METRIC_WIDTH)
+    for key, label in zip(("accuracy", "val_accuracy", "loss", "val_loss"), ("Train accuracy", "Val accuracy", "Train loss", "Val loss")):
         value, before = last.get(key), prev.get(key)
         if value is None:
-            col.metric(label, "–")
+            row.metric(label, "–", width=METRIC_WIDTH)
             continue
         is_acc = "accuracy" in key
         change = None if before is None else value - before
         # No arrow for a change that rounds to zero (a green "↑ +0.0%" reads as progress).
-        if change is not None and abs(change) < (0.0005 if is_acc else 0.0005):
+        if change is not None and abs(change) < 0.0005:
             change = None
         delta = None if change is None else (f"{change:+.1%}" if is_acc else f"{change:+.3f}")
-        col.metric(label, f"{value:.1%}" if is_acc else f"{value:.3f}", delta, delta_color="normal" if is_acc else "inverse")
+        row.metric(label, f"{value:.1%}" if is_acc else f"{value:.3f}", delta, delta_color="normal" if is_acc else "inverse",
+                   width=METRIC_WIDTH)
 
 
 def chance_warning_ui(run: Run, rows: list[dict]) -> None:
