@@ -159,13 +159,15 @@ def wait_for_epochs(home: Path, epochs: int, timeout: float) -> Path:
 
 
 def shoot_train(page, url: str, data: Path, home: Path, out: Path, args) -> Path:
+    """Live (one bar for the run, ETA), a reload (re-attached, settings restored), Stop, then the outcome."""
     start_training(page, url, data, args.epochs, args.image_size, args.batch_size)
     run_dir = wait_for_epochs(home, args.shot_after, timeout=1200)
-    time.sleep(2)
+    goto(page, f"{url}/train", "Train")  # a reload while it trains: the page re-attaches and restores the settings
+    page.locator("[data-testid=stProgress]").first.wait_for(timeout=30_000)
     both(page, out, "train-live", 1900, 4200)
+    page.get_by_role("button", name="Stop").first.click()  # the long run is cut short: the walk stays quick
     _wait_finished(run_dir)
-    goto(page, f"{url}/train", "Train")  # a reload: the page re-attaches and restores the settings
-    wait_text(page, "Finished", 120)
+    wait_text(page, "Use this model for Predict", 120)
     page.get_by_role("button", name="Use this model for Predict").click()
     time.sleep(2)
     both(page, out, "train-done", 2400, 5200)
@@ -228,7 +230,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "catdog-small")
     parser.add_argument("--out", type=Path, default=REPO / "docs")
     parser.add_argument("--subset", type=int, default=60, metavar="N", help="training photos per class copied (0: all)")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=30, help="planned epochs; the walk stops the run after the live shot")
     parser.add_argument("--batch-size", type=int, default=8, help="small, so an epoch has batches to watch")
     parser.add_argument("--image-size", type=int, default=64, help="small, so the walk takes minutes on a laptop CPU")
     parser.add_argument("--shot-after", type=int, default=2, help="epochs done before the live Train screenshot")
