@@ -131,3 +131,12 @@ def test_models_table_always_lists_the_bundled_model_and_marks_the_active_one(ho
     assert list(models["model"]) == ["bundled", "mine"]
     assert models[models["model"] == "mine"].iloc[0]["active"] == "✓"
     assert models[models["model"] == "bundled"].iloc[0]["active"] == ""
+
+
+def test_a_finished_run_builds_its_report_and_offers_the_download(home):
+    run = make_run("done", [0.6, 0.7])
+    at = open_runs_page()
+    at.button(key="runs_report_build_done").click().run()
+    assert not at.exception, at.exception
+    assert (run.path / "report.html").exists()
+    assert [b for b in at.get("download_button") if "report" in b.proto.label.lower()]
