@@ -38,7 +38,8 @@ def upload_limit_text() -> str:
     from catdog.archive import MAX_TOTAL_BYTES
 
     per_file = st.get_option("server.maxUploadSize")
-    return f"Up to {per_file:,} MB per uploaded file; a zip may expand to {MAX_TOTAL_BYTES / 1024**3:.0f} GB."
+    return (f"Uploads: up to {per_file:,} MB per file, a zip included (the server's `server.maxUploadSize`). "
+            f"A zip may expand to {MAX_TOTAL_BYTES / 1024**3:.0f} GB.")
 
 
 def kaggle_ui() -> None:
