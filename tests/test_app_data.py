@@ -99,7 +99,7 @@ def _zip_bytes(top: str) -> bytes:
 
 def test_each_import_selects_the_new_dataset_and_it_can_be_removed(home):
     at = open_data_page()
-    assert "MB per uploaded file" in _texts(at)
+    assert "MB per file, a zip included" in _texts(at)
     for name in ("first", "second"):
         at.file_uploader(key="data_zip").set_value([(f"{name}.zip", _zip_bytes(name), "application/zip")]).run()
         at.button(key="import_zip").click().run()
