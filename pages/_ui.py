@@ -131,9 +131,8 @@ def model_picker_ui(key: str, container=None) -> Path | None:
 def models_table(entries: list[catalog.ModelEntry]) -> list[dict]:
     """Rows for a table of usable models: name, preset, size, accuracy (and on which data), active."""
     return [
-        {"model": e.name, "active": "✓" if e.active else "", "preset": e.preset or "–",
-         "size": f"{e.image_size}px" if e.image_size else "–", "accuracy": e.accuracy, "measured on": e.accuracy_on or "–",
-         "trained": format_time(e.created)}
+        {"model": e.name, "active": "✓" if e.active else "", "accuracy": e.accuracy, "measured on": e.accuracy_on or "–",
+         "preset": e.preset or "–", "size": f"{e.image_size}px" if e.image_size else "–", "trained": format_time(e.created)}
         for e in entries
     ]
 
