@@ -50,14 +50,20 @@ class Sample:
 def evaluation_folder(run: Run, data: str | os.PathLike | None = None) -> Path | None:
     """The labelled folder to evaluate on: `data`, else the run's own validation folder when it has one.
 
-    A run that held out a random part of its training folder has no separate
-    folder to evaluate on (the rest of that folder was trained on), so None.
+    Then the folder of the model's saved evaluation (`catdog evaluate ... > evaluation.json`),
+    if it is still there. A run that held out a random part of its training folder has
+    no separate folder (`held_out_images` rebuilds that part instead), so None.
     """
     if data:
         return Path(data)
     cfg = run.config()
     if cfg.get("val_data") and Path(str(cfg["val_data"])).is_dir():
         return Path(str(cfg["val_data"]))
+    from catdog.catalog import evaluation_record
+
+    record = evaluation_record(run.path) or {}
+    if record.get("data") and Path(str(record["data"])).is_dir():
+        return Path(str(record["data"]))
     folder = cfg.get("data")
     if isinstance(folder, list):
         folder = folder[0] if folder else None
@@ -70,6 +76,30 @@ def evaluation_folder(run: Run, data: str | os.PathLike | None = None) -> Path |
     except Exception:  # noqa: BLE001 - an unreadable folder just means no evaluation
         return None
     return Path(str(folder)) if getattr(layout, "validation", None) else None
+
+
+def held_out_images(run: Run):
+    """The photos a run held out of its training folders for validation, rebuilt from its seed; None if unreachable.
+
+    Returns:
+        (ImageSet, class names, a description) or None.
+    """
+    from catdog import data
+
+    cfg = run.config()
+    val_split, seed = number(cfg.get("val_split")), number(cfg.get("seed"))
+    folders = cfg.get("data") if isinstance(cfg.get("data"), list) else [cfg.get("data")]
+    if not val_split or seed is None or not all(folders) or not all(Path(str(f)).is_dir() for f in folders):
+        return None
+    try:
+        layouts = data.discover_all([str(f) for f in folders])
+        pooled = data.ImageSet([p for lay in layouts for p in lay.train.paths], [lb for lay in layouts for lb in lay.train.labels])
+        _, held_out = data.split(pooled, float(val_split), int(seed))
+    except Exception:  # noqa: BLE001 - moved or changed folders: no evaluation rather than a wrong one
+        return None
+    names = list(cfg.get("class_names") or layouts[0].class_names)
+    where = ", ".join(Path(str(f)).name for f in folders)
+    return held_out, names, f"the {len(held_out):,} photos held out of {where} for validation (rebuilt from seed {int(seed)})"
 
 
 def image_data_uri(image, fmt: str = "JPEG") -> str:
@@ -269,19 +299,23 @@ def write_report(run: Run, out: str | os.PathLike, data: str | os.PathLike | Non
 
     evaluation, samples, note = None, None, None
     folder = evaluation_folder(run, data) if evaluate_model else None
-    if evaluate_model and folder is None:
-        note = ("No evaluation: this run held out part of its training folder, which is not a folder of its own. "
+    held_out = held_out_images(run) if evaluate_model and folder is None else None
+    if evaluate_model and folder is None and held_out is None:
+        note = ("No evaluation: the photos this run validated on are not reachable from here. "
                 "Pass a labelled folder: catdog report RUN --data DIR.")
-    elif folder is not None and not run.model_path.exists():
+    elif (folder is not None or held_out is not None) and not run.model_path.exists():
         note = "No evaluation: this run saved no model."
-    elif folder is not None:
-        from catdog.evaluate import evaluate
+    elif folder is not None or held_out is not None:
+        from catdog.evaluate import evaluate, evaluate_images
         from catdog.predict import Predictor
 
-        if log:
-            log(f"evaluating on {folder} …")
         predictor = Predictor.load(run.path)
-        evaluation = evaluate(predictor, folder)
+        if log:
+            log(f"evaluating on {folder or held_out[2]} …")
+        evaluation = evaluate(predictor, folder) if folder is not None else evaluate_images(predictor, *held_out)
+        if held_out is not None:
+            note = (f"Evaluated on {held_out[2]}: the epoch kept was picked on these photos, so the figure reads a little high; "
+                    "pass --data DIR for photos the run never saw.")
         if log:
             log(f"accuracy {evaluation.accuracy:.4f} on {evaluation.n} images; explaining samples …")
         samples = collect_samples(predictor, evaluation)

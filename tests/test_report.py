@@ -53,10 +53,27 @@ def test_headless_chromium_renders_it_with_no_network_request(report_file):
     assert [u for u in requests if u.startswith(("http:", "https:", "ws:", "wss:"))] == []
 
 
-def test_without_a_labelled_folder_the_report_says_how_to_add_one(tmp_path, tiny_run):
+def test_without_a_labelled_folder_the_report_rebuilds_the_runs_held_out_photos(tmp_path, tiny_run):
+    from catdog.report import held_out_images
+
     assert evaluation_folder(tiny_run) is None  # it held out part of its training folder
-    out = write_report(tiny_run, tmp_path / "r.html")
-    text = out.read_text(encoding="utf-8")
+    images, names, where = held_out_images(tiny_run)
+    assert len(images) == 6 and names == ["cat", "dog"] and "held out of data" in where  # 25% of 24
+    text = write_report(tiny_run, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Evaluation" in text and "6 labelled photos" in text and "Sample predictions" in text
+
+
+def test_when_the_validation_photos_are_gone_the_report_says_how_to_add_some(tmp_path, tiny_run):
+    import json
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run.path, copy)
+    cfg = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**cfg, "data": str(tmp_path / "moved-away")}))
+    from catdog.runs import Run
+
+    text = write_report(Run(copy), tmp_path / "r.html").read_text(encoding="utf-8")
     assert "--data DIR" in text and "Training curves" in text and "Sample predictions" not in text
 
 
