@@ -10,10 +10,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from catdog import config, jobs
-from catdog.predict import default_model
-from catdog.runs import Run
-from pages._ui import APP_NAVIGATION_KEY, default_dataset, format_pct, format_time, nav_link
+from catdog import catalog, config, jobs
+from pages._ui import APP_NAVIGATION_KEY, default_dataset, format_pct, format_time, nav_link, password_gate_ui
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 PAGES = (
@@ -38,25 +36,27 @@ def home() -> None:
         _training_card()
     st.subheader("Where to next")
     cols = st.columns(4)
-    links = [("data", "Get a dataset", ":material/folder_open:"), ("train", "Train a model", ":material/model_training:"),
-             ("predict", "Classify photos", ":material/image_search:"), ("runs", "Compare runs", ":material/history:")]
-    for col, (name, label, icon) in zip(cols, links):
+    links = [
+        ("predict", "Classify photos", ":material/image_search:", "Start here: try the sample photos with the bundled model."),
+        ("data", "Get a dataset", ":material/folder_open:", "Upload a zip, download from Kaggle, or check a folder."),
+        ("train", "Train a model", ":material/model_training:", "Watch it learn, live; it keeps going if you close the tab."),
+        ("runs", "Compare runs", ":material/history:", "Every model, its curves, and a report to hand out."),
+    ]
+    for col, (name, label, icon, text) in zip(cols, links):
         with col:
-            nav_link(name, label, icon)
+            nav_link(name, label, icon, text)
 
 
 def _model_card() -> None:
     st.markdown("**Active model**")
-    model = default_model()
-    if model is None:
+    entry = catalog.active_entry()
+    if entry is None:
         st.info("No model yet. Train one on the Train page, then choose *Use this model for Predict*.")
         return
-    run = Run(Path(model).parent)
-    cfg = run.config()
-    st.markdown(f"`{run.id}`")
+    st.markdown(f"`{entry.name}`" + (" (ships with catdog)" if entry.kind == "bundled" else ""))
+    accuracy = f"accuracy **{format_pct(entry.accuracy)}** on {entry.accuracy_on}" if entry.accuracy is not None else "accuracy –"
     st.caption(
-        f"preset **{cfg.get('model', '?')}** · {cfg.get('image_size', '?')}px · "
-        f"best val acc **{format_pct(run.best_val_accuracy())}** · trained {format_time(cfg.get('created'))}"
+        f"preset **{entry.preset or '?'}** · {entry.image_size or '?'}px · {accuracy} · trained {format_time(entry.created)}"
     )
 
 
@@ -88,9 +88,16 @@ def build_pages() -> list:
     return pages + [st.Page(PAGES_DIR / f"{name}.py", title=title, icon=icon) for name, title, icon in PAGES]
 
 
+def _locked() -> None:
+    """The only page before the password is given (the form is already drawn)."""
+
+
 def main() -> None:
     st.set_page_config(page_title="catdog studio", page_icon=":material/pets:", layout="wide")
     st.session_state[APP_NAVIGATION_KEY] = True
+    if not password_gate_ui():  # only when CATDOG_PASSWORD or [auth] password is set
+        st.navigation([st.Page(_locked, title="Sign in", default=True)], position="hidden")
+        st.stop()
     st.navigation(build_pages()).run()
 
 

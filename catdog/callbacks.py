@@ -22,7 +22,14 @@ class StopSignal(Protocol):
 
 
 class RunRecorder(keras.callbacks.Callback):
-    """Writes progress.json per batch and metrics.jsonl + plots per epoch."""
+    """Writes progress.json per batch and metrics.jsonl + plots per epoch.
+
+    progress.json's `overall` is the fraction of the whole run done (one bar that
+    never slides back), and its ETA leaves out the first batch of the process,
+    which traces and compiles the graph and takes many batches' time: the first
+    epoch is timed from the end of its first batch, and the process's first
+    epoch counts without that overhead once later epochs are timed.
+    """
 
     def __init__(self, run: runs.Run, epochs: int, steps: int, initial_rows: Sequence[dict] = (), min_interval: float = 0.5, log=None):
         super().__init__()
@@ -33,12 +40,18 @@ class RunRecorder(keras.callbacks.Callback):
         self._last_write = 0.0
         self._epoch_start = time.time()
         self._epoch = 0
+        self._first_batch_end: float | None = None  # this epoch's first batch, timed apart (graph tracing)
+        self._session_epochs: list[float] = []  # seconds of epochs trained by this process, overhead removed
+        self._overhead = 0.0  # the first batch's extra time, left out of the estimates
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._epoch_start = epoch, time.time()
+        self._first_batch_end = None
         self._write_progress(0, "train", force=True)
 
     def on_train_batch_end(self, batch, logs=None):
+        if batch == 0:
+            self._first_batch_end = time.time()
         self._write_progress(batch + 1, "train")
 
     def on_test_begin(self, logs=None):
@@ -54,6 +67,7 @@ class RunRecorder(keras.callbacks.Callback):
         if getattr(self.model, "stop_training", False):
             row["partial"] = True
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+        self._record_epoch_time(row["seconds"], partial=bool(row.get("partial")))
         self.run.write_metrics(self.rows)
         self._write_progress(self.steps, "epoch_end", force=True)
         if self.log is not None:
@@ -63,24 +77,48 @@ class RunRecorder(keras.callbacks.Callback):
 
         save_notebook_plots(self.run)
 
+    def _record_epoch_time(self, seconds: float, partial: bool) -> None:
+        """Remember this epoch's time; the process's first epoch without its first batch's tracing overhead."""
+        if partial:
+            return
+        if not self._session_epochs and self._first_batch_end is not None and self.steps > 1:
+            first = self._first_batch_end - self._epoch_start
+            rest = (seconds - first) / (self.steps - 1)  # a typical batch (validation included, a little)
+            self._overhead = max(0.0, first - rest)
+        self._session_epochs.append(max(0.0, seconds - (self._overhead if not self._session_epochs else 0.0)))
+
+    def _per_epoch(self, batch: int, elapsed: float, now: float) -> float | None:
+        """Seconds one epoch takes: from the epochs done, else from this epoch's batches after the first."""
+        done = self._session_epochs or [r["seconds"] for r in self.rows if not r.get("partial")]
+        if done:
+            return sum(done) / len(done)
+        if self._first_batch_end is not None and batch > 1:
+            return (now - self._first_batch_end) / (batch - 1) * self.steps
+        if self._first_batch_end is not None:
+            return None  # only the first (tracing) batch is timed: too early to say
+        return elapsed / batch * self.steps if batch else None
+
     def _write_progress(self, batch: int, phase: str, force: bool = False):
         now = time.time()
         if not force and now - self._last_write < self.min_interval and batch < self.steps:
             return
         self._last_write = now
         elapsed = now - self._epoch_start
-        done_epochs = [r["seconds"] for r in self.rows if not r.get("partial")]
-        per_epoch = (sum(done_epochs) / len(done_epochs)) if done_epochs else (elapsed / batch * self.steps if batch else None)
+        per_epoch = self._per_epoch(batch, elapsed, now)
         remaining_epochs = self.epochs - self._epoch - 1
         eta = None
         if per_epoch is not None:
             if phase == "epoch_end":
                 in_epoch = 0.0
-            elif done_epochs:
-                in_epoch = max(0.0, per_epoch - elapsed)
+            elif self._session_epochs or any(not r.get("partial") for r in self.rows):
+                overhead = self._overhead if not self._session_epochs and self._first_batch_end else 0.0
+                in_epoch = max(0.0, per_epoch - elapsed + overhead)
+            elif self._first_batch_end is not None:
+                in_epoch = per_epoch / self.steps * (self.steps - batch)
             else:
                 in_epoch = elapsed / batch * (self.steps - batch) if batch else 0.0
             eta = round(in_epoch + remaining_epochs * per_epoch, 1)
+        done = min(1.0, (self._epoch + (1.0 if phase in ("validate", "epoch_end") else batch / max(1, self.steps))) / max(1, self.epochs))
         self.run.write_progress(
             {
                 "epoch": self._epoch + 1,
@@ -88,11 +126,13 @@ class RunRecorder(keras.callbacks.Callback):
                 "batch": batch,
                 "batches": self.steps,
                 "phase": phase,
+                "overall": round(done, 4),
                 "elapsed_epoch": round(elapsed, 2),
                 "eta_seconds": eta,
                 "updated": now,
             }
         )
+
 
 class StopOnRequest(keras.callbacks.Callback):
     """Ends training after the current batch when a stop was requested."""

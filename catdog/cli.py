@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import IO, Sequence
 
 from catdog import config
@@ -77,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-data", default=None, metavar="DIR", help="training photos to calibrate the int8 model on")
     p.add_argument("--calibration-images", type=int, default=200, metavar="N", help="photos used for the int8 calibration")
     p.add_argument("--check-data", default=None, metavar="DIR", help="labelled folder: print the accuracy change int8 causes")
+    p = sub.add_parser("report", help="write a self-contained HTML report of a run (opens offline)")
+    p.add_argument("run", help="run folder or id")
+    p.add_argument("--out", default=None, help="the HTML file (default: <run>/report.html)")
+    p.add_argument("--data", default=None, help="labelled folder to evaluate on (default: the run's own validation folder)")
+    p.add_argument("--no-eval", action="store_true", help="facts and curves only: no evaluation, no sample predictions")
     _add_data_parsers(sub)
     return parser
 
@@ -111,13 +117,33 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[
         return 130
 
 
+# Parameter counts at each preset's default size, so `catdog models` never starts TensorFlow
+# (tests/test_cli.py checks them against `count_params`).
+PRESET_PARAMS = {"seed": 14_848_193, "compact": 887_081, "mobilenetv2": 2_259_265}
+
+
 def cmd_models(args, out) -> int:
-    from catdog.models import PRESETS, count_params
+    from catdog.models import PRESETS
 
     print(f"{'preset':<14}{'parameters':>14}{'input':>10}  description", file=out)
     for name, spec in PRESETS.items():
-        print(f"{name:<14}{count_params(name):>14,}{spec.image_size:>6}x{spec.image_size:<3}  {spec.description}", file=out)
+        params = PRESET_PARAMS.get(name)
+        if params is None:  # a preset added without a recorded count: build it once
+            from catdog.models import count_params
+
+            params = count_params(name)
+        print(f"{name:<14}{params:>14,}{spec.image_size:>6}x{spec.image_size:<3}  {spec.description}", file=out)
+    _print_bundled(out)
     return 0
+
+
+def _print_bundled(out) -> None:
+    from catdog.catalog import bundled_entry
+
+    entry = bundled_entry()
+    if entry is not None:
+        acc = f", accuracy {entry.accuracy:.1%} on {entry.accuracy_on}" if entry.accuracy is not None else ""
+        print(f"\nbundled model: {entry.preset or '?'} at {entry.image_size or '?'}px{acc}\n  {entry.path}", file=out)
 
 
 def _keras_verbosity(out) -> int:
@@ -184,6 +210,10 @@ def cmd_evaluate(args, out) -> int:
     predictor = Predictor.load(args.model, precision=args.precision, backend=args.backend)
     report = evaluate(predictor, args.data, threshold=args.threshold)
     summary = {**report.summary(), "backend": predictor.backend}
+    if report.model:  # lets catdog.catalog tell an evaluation.json from an older model's
+        from catdog.catalog import file_sha256
+
+        summary["model_sha256"] = file_sha256(report.model)
     if args.json:  # machine-readable: exactly one JSON document on stdout
         print(json.dumps(summary), file=out)
         return 0
@@ -243,8 +273,22 @@ def cmd_runs(args, out) -> int:
         else:
             best = f"{row['best_val_accuracy']:.4f}" if row["best_val_accuracy"] is not None else "-"
             print(f"{row['id']:<40}{row['preset'] or '-':<14}{row['state']:<10}{row['epochs']:>4} epochs  best val acc {best}", file=out)
-    if not rows and not args.json:
-        print("no runs yet; start one with `catdog train --data DIR`", file=out)
+    if not args.json:
+        if not rows:
+            print("no runs yet; start one with `catdog train --data DIR`", file=out)
+        print(f"runs folder: {Path(args.runs_dir).resolve() if args.runs_dir else config.runs_dir()} "
+              f"(CATDOG_HOME {config.home()})", file=out)
+    return 0
+
+
+def cmd_report(args, out) -> int:
+    from catdog.report import write_report
+    from catdog.runs import open_run
+
+    run = open_run(args.run)
+    target = write_report(run, args.out or run.path / "report.html", data=args.data, evaluate_model=not args.no_eval,
+                          log=lambda line: print(line, file=sys.stderr))
+    print(target, file=out)
     return 0
 
 
@@ -324,6 +368,7 @@ COMMANDS = {
     "train": cmd_train,
     "predict": cmd_predict,
     "evaluate": cmd_evaluate,
+    "report": cmd_report,
     "runs": cmd_runs,
     "stop": cmd_stop,
     "use": cmd_use,

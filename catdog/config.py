@@ -27,8 +27,26 @@ MODEL_FILENAME = "model.keras"
 
 
 def home() -> Path:
-    """The folder that holds runs, datasets and caches (`CATDOG_HOME`)."""
-    return Path(os.environ.get("CATDOG_HOME", "catdog-data")).expanduser().resolve()
+    """The folder that holds runs, datasets and caches (`CATDOG_HOME`, else `default_home()`)."""
+    chosen = os.environ.get("CATDOG_HOME")
+    return Path(chosen).expanduser().resolve() if chosen else default_home()
+
+
+def default_home() -> Path:
+    """catdog-data/ in the project folder of a source checkout, else the user's data folder.
+
+    Anchored, not relative to the current folder: `catdog runs` run from anywhere
+    sees the same runs as the app.
+    """
+    root = project_root()
+    if (root / "pyproject.toml").exists():
+        return root / "catdog-data"
+    try:
+        from platformdirs import user_data_dir
+
+        return Path(user_data_dir("catdog", appauthor=False)).resolve()
+    except ImportError:
+        return (Path.home() / ".local" / "share" / "catdog").resolve()
 
 
 def runs_dir() -> Path:

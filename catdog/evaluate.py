@@ -119,6 +119,12 @@ def metrics_at(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) ->
 def evaluate(predictor: Predictor, data_dir: str | os.PathLike, threshold: float | None = None, batch_size: int = 64) -> EvalReport:
     """Run a model over every labelled image in a folder (the validation part of a split layout)."""
     images, names = data.load_labelled_folder(data_dir, predictor.class_names)
+    return evaluate_images(predictor, images, names, str(data_dir), threshold, batch_size)
+
+
+def evaluate_images(predictor: Predictor, images: data.ImageSet, names: list[str], label: str,
+                    threshold: float | None = None, batch_size: int = 64) -> EvalReport:
+    """Run a model over labelled files (e.g. a run's held-out photos); `label` says which data they are."""
     decoded = data.decode_images(images, predictor.image_size, cache="memory")
     raw = np.concatenate(
         [predictor.raw_probs(np.asarray(decoded.images[i : i + batch_size])) for i in range(0, len(decoded), batch_size)]
@@ -134,7 +140,7 @@ def evaluate(predictor: Predictor, data_dir: str | os.PathLike, threshold: float
         probs=probs.astype(float).tolist(),
         skipped=[(str(p), r) for p, r in decoded.skipped],
         model=predictor.source,
-        data=str(data_dir),
+        data=label,
         raw_probs=raw.astype(float).tolist(),
         temperature=predictor.temperature,
         uncertain_below=predictor.uncertain_below,

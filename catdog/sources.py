@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 from pathlib import Path
 
 from catdog import config
@@ -63,9 +64,55 @@ def is_within(path: Path, root: Path) -> bool:
 
 
 def import_zip(source, name: str) -> Path:
-    """Extract an uploaded zip (path or file object) safely into CATDOG_HOME/datasets/<name>."""
+    """Extract an uploaded zip (path or file object) safely into CATDOG_HOME/datasets/<name>.
+
+    A zip made by "compress folder" holds one top folder (photos/cats, photos/dogs):
+    that folder is unwrapped, so the dataset starts at the class folders.
+    """
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(name).stem).strip(".-") or "upload"
-    return extract_zip(source, _free_dest(safe))
+    dest = extract_zip(source, _free_dest(safe))
+    unwrap_single_folder(dest)
+    return dest
+
+
+IGNORED_NAMES = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
+
+
+def unwrap_single_folder(folder: Path) -> Path:
+    """Move the contents of a lone top folder (that holds folders) up into `folder`; drop macOS/Windows litter.
+
+    A lone folder of images (one class) is left as it is.
+    """
+    for name in IGNORED_NAMES:
+        junk = folder / name
+        if junk.is_dir():
+            shutil.rmtree(junk)
+        elif junk.exists():
+            junk.unlink()
+    while True:
+        entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+        if len(entries) != 1 or not entries[0].is_dir() or not any(p.is_dir() for p in entries[0].iterdir()):
+            return folder
+        inner = entries[0].rename(folder.parent / f".{folder.name}.unwrap")
+        for hidden in folder.iterdir():  # only hidden leftovers remain
+            shutil.rmtree(hidden) if hidden.is_dir() else hidden.unlink()
+        folder.rmdir()
+        inner.rename(folder)
+
+
+def remove_dataset(path: str | os.PathLike) -> None:
+    """Delete a dataset folder that catdog made (under CATDOG_HOME/datasets); anything else is refused.
+
+    Raises:
+        DatasetError: the folder is not directly under CATDOG_HOME/datasets.
+    """
+    folder = Path(path).expanduser().resolve()
+    parent = config.datasets_dir().resolve()
+    if folder.parent != parent or not folder.is_dir():
+        raise DatasetError(f"only datasets under {str(parent)!r} can be removed here, not {str(path)!r}")
+    if active_dataset() == folder:
+        (config.home() / ACTIVE_FILE).unlink(missing_ok=True)
+    shutil.rmtree(folder)
 
 
 def import_files(files: list[tuple[str, bytes]], name: str, refused: list[tuple[str, str]] | None = None) -> Path:

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import streamlit as st
 
+from catdog import catalog, predict
+from catdog.errors import CatdogError
 from catdog.predict import Predictor, default_model, model_file
 from catdog.runs import Run, number
 from catdog.sources import suggested_dataset
 
+USE_CONFIRM_KEY = "use_model_confirm"  # session_state: the run whose "Use for Predict" awaits a yes
 APP_NAVIGATION_KEY = "catdog_app_navigation"  # session_state: the entry point has run in this session
 # Material icons render in every browser (emoji need a colour-emoji font on the viewer's machine).
 STATE_ICONS = {
@@ -23,6 +26,7 @@ STATE_ICONS = {
     "stopped": ":orange[:material/stop_circle:]", "failed": ":red[:material/error:]", "unknown": ":gray[:material/help:]",
 }
 CLASS_COLOURS = ("orange", "blue", "violet", "green")
+CLASS_HEX = ("#FF8700", "#1C83E1", "#803DF5", "#21C354")  # the same colours as hex (Streamlit's orange, blue, violet, green)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -55,6 +59,12 @@ def class_badge(label: str, class_names: list[str]) -> str:
     """Markdown for a class label, coloured by its index (class 0 orange, class 1 blue)."""
     index = class_names.index(label) if label in class_names else len(CLASS_COLOURS) - 1
     return f":{CLASS_COLOURS[index % len(CLASS_COLOURS)]}[:material/pets: {label.capitalize()}]"
+
+
+def class_hex(label: str, class_names: list[str]) -> str:
+    """The hex colour of a class's badge, for bars drawn in HTML."""
+    index = class_names.index(label) if label in class_names else len(CLASS_HEX) - 1
+    return CLASS_HEX[index % len(CLASS_HEX)]
 
 
 def run_summary(run: Run) -> dict:
@@ -100,6 +110,98 @@ def model_label(model_path: Path, active: Path | None = None) -> str:
     return f"{label} (active)" if active is not None and model_path == active else label
 
 
+def model_picker_ui(key: str, container=None) -> Path | None:
+    """The model selectbox over `catalog.list_models()` (bundled always, active marked and preselected).
+
+    Returns the chosen model file, or None when there is no model at all.
+    """
+    container = container or st
+    entries = {entry.path: entry for entry in catalog.list_models()}
+    if not entries:
+        return None
+    options = list(entries)
+    index = next((i for i, entry in enumerate(entries.values()) if entry.active), 0)
+    path = container.selectbox("Model", options, index=index, format_func=lambda p: entries[p].label, key=key)
+    entry = entries.get(path)
+    if entry is not None and entry.accuracy is not None:
+        container.caption(f"{entry.accuracy:.1%} accuracy on {entry.accuracy_on}")
+    return path
+
+
+def models_table(entries: list[catalog.ModelEntry]) -> list[dict]:
+    """Rows for a table of usable models: name, preset, size, accuracy (and on which data), active."""
+    return [
+        {"model": e.name, "active": "✓" if e.active else "", "accuracy": e.accuracy, "measured on": e.accuracy_on or "–",
+         "preset": e.preset or "–", "size": f"{e.image_size}px" if e.image_size else "–", "trained": format_time(e.created)}
+        for e in entries
+    ]
+
+
+def use_model_ui(run: Run, key: str, primary: bool = True) -> None:
+    """"Use this model for Predict": asks first when it would replace a better model, warns near chance."""
+    if not run.model_path.exists():
+        st.info("This run saved no model.")
+        return
+    default = default_model()
+    if default is not None and model_file(default) == run.model_path.resolve():
+        st.caption(":green[:material/check:] This is the model the Predict page uses.")
+        return
+    confirm, warn = catalog.replace_check(run)
+    if warn:
+        st.warning(warn, icon=":material/warning:")
+    risky = bool(confirm or warn)
+    if st.button("Use this model for Predict", type="primary" if primary and not risky else "secondary",
+                 icon=":material/image_search:", key=f"{key}_{run.id}"):
+        if not risky:
+            _activate(run)
+            return
+        st.session_state[USE_CONFIRM_KEY] = run.id
+    if st.session_state.get(USE_CONFIRM_KEY) == run.id:
+        with st.container(border=True):
+            st.markdown(confirm or "Use this model anyway?")
+            row = st.container(horizontal=True)
+            if row.button("Yes, use it", key=f"{key}_yes_{run.id}"):
+                st.session_state.pop(USE_CONFIRM_KEY, None)
+                _activate(run)
+            if row.button("Keep the current model", key=f"{key}_no_{run.id}"):
+                st.session_state.pop(USE_CONFIRM_KEY, None)
+                st.rerun()
+
+
+def report_ui(run: Run, key: str) -> None:
+    """**Download report**: one HTML file that opens offline (built once, then kept in the run folder)."""
+    from catdog.report import evaluation_folder, write_report
+
+    target = run.path / "report.html"
+    metrics_file = run.path / "metrics.jsonl"
+    fresh = target.exists() and (not metrics_file.exists() or target.stat().st_mtime >= metrics_file.stat().st_mtime)
+    if not fresh:
+        folder = evaluation_folder(run)
+        extra = f" and evaluates the model on `{folder}` (a minute or so)" if folder else ""
+        if st.button("Build report", icon=":material/description:", key=f"{key}_build_{run.id}",
+                     help=f"Writes one HTML file with the facts, curves and sample predictions{extra}."):
+            try:
+                with st.spinner("Writing the report…"):
+                    write_report(run, target)
+            except (CatdogError, OSError, ValueError) as exc:
+                st.error(f"Could not write the report: {exc}")
+                return
+            fresh = True
+    if fresh:
+        st.download_button("Download report", target.read_bytes(), f"catdog-{run.id}.html", "text/html",
+                           icon=":material/download:", key=f"{key}_dl_{run.id}",
+                           help="One self-contained HTML file: it opens offline in any browser.")
+
+
+def _activate(run: Run) -> None:
+    try:
+        predict.set_active_model(run.path)
+    except CatdogError as exc:
+        st.error(str(exc))
+        return
+    st.success(f"The Predict page now uses {catalog.run_name(run)}.", icon=":material/check_circle:")
+
+
 def default_dataset() -> str:
     """The dataset folder to suggest: the Data page's choice, else the first one under CATDOG_HOME."""
     try:
@@ -126,9 +228,40 @@ def active_model_file() -> Path | None:
     return model_file(default) if default is not None else None
 
 
-def nav_link(name: str, label: str, icon: str) -> None:
-    """A link to pages/<name>.py."""
-    st.page_link(f"pages/{name}.py", label=label, icon=icon)
+def nav_link(name: str, label: str, icon: str, help_text: str | None = None) -> None:
+    """A link to pages/<name>.py in a bordered card, so it reads as a link (not plain text)."""
+    with st.container(border=True):
+        st.page_link(f"pages/{name}.py", label=f"**{label}** →", icon=icon, width="stretch")
+        if help_text:
+            st.caption(help_text)
+
+
+AUTH_KEY = "catdog_authenticated"  # session_state: this session gave the right password
+
+
+def password_gate_ui() -> bool:
+    """The password form when a password is set (`catdog.auth`); True when the page may be shown."""
+    from catdog.auth import configured_password, password_matches
+
+    try:
+        secrets = st.secrets.to_dict() if hasattr(st.secrets, "to_dict") else dict(st.secrets)
+    except Exception:  # noqa: BLE001 - no secrets.toml, or an unreadable one: the environment decides
+        secrets = None
+    expected = configured_password(secrets)
+    if expected is None or st.session_state.get(AUTH_KEY):
+        return True
+    st.title(":material/lock: catdog studio")
+    with st.form("catdog_login"):
+        given = st.text_input("Password", type="password", key="catdog_password")
+        submitted = st.form_submit_button("Enter", type="primary")
+    if submitted:
+        if password_matches(given, expected):
+            st.session_state[AUTH_KEY] = True
+            st.session_state.pop("catdog_password", None)
+            st.rerun()
+        st.error("Wrong password.", icon=":material/lock:")
+    st.caption("This demo is shared with a password. Ask the person who sent you the link.")
+    return False
 
 
 def use_app_navigation() -> None:

@@ -16,6 +16,8 @@ from catdog.inspect import DatasetReport, inspect_dataset, quarantine
 from pages._ui import use_app_navigation
 
 FOLDER_KEY = "data_folder"
+PICK_KEY = "data_pick"
+REMOVE_KEY = "data_confirm_remove"
 SAMPLES_PER_CLASS = 6
 
 
@@ -26,7 +28,18 @@ def cached_report(folder: str, mtime: float) -> DatasetReport:
 
 
 def _choose(path: Path) -> None:
+    """Select a dataset just brought in (the picker below is drawn later in the same run)."""
     st.session_state[FOLDER_KEY] = str(path)
+    st.session_state[PICK_KEY] = str(path)
+
+
+def upload_limit_text() -> str:
+    """What the server accepts per upload (server.maxUploadSize) and how far a zip may expand."""
+    from catdog.archive import MAX_TOTAL_BYTES
+
+    per_file = st.get_option("server.maxUploadSize")
+    return (f"Uploads: up to {per_file:,} MB per file, a zip included (the server's `server.maxUploadSize`). "
+            f"A zip may expand to {MAX_TOTAL_BYTES / 1024**3:.0f} GB.")
 
 
 def kaggle_ui() -> None:
@@ -55,6 +68,7 @@ def kaggle_ui() -> None:
 
 def upload_ui() -> None:
     """A zip, or a whole folder, uploaded from the browser."""
+    st.caption(upload_limit_text() + " Bigger datasets: the **Local folder** tab or `catdog download`.")
     archive = st.file_uploader("A zip of your photos (cats/ and dogs/ folders inside)", type=["zip"], key="data_zip")
     if archive is not None and st.button("Import zip", key="import_zip"):
         try:
@@ -95,7 +109,37 @@ def pick_ui() -> str | None:
     if not options:
         st.info("No dataset yet: download one, upload a zip, or pick a local folder above.")
         return None
-    return st.selectbox("Dataset", options, index=options.index(current) if current in options else 0, key="data_pick")
+    if st.session_state.get(PICK_KEY) not in options:
+        st.session_state.pop(PICK_KEY, None)
+    return st.selectbox("Dataset", options, index=options.index(current) if current in options else 0, key=PICK_KEY)
+
+
+def remove_ui(folder: str) -> None:
+    """Remove a dataset catdog stored (uploads, downloads), after a confirmation; local folders are never deleted."""
+    from catdog import config
+
+    if Path(folder).resolve().parent != config.datasets_dir().resolve():
+        return
+    if st.button("Remove this dataset", icon=":material/delete:", key="data_remove"):
+        st.session_state[REMOVE_KEY] = folder
+    if st.session_state.get(REMOVE_KEY) != folder:
+        return
+    with st.container(border=True):
+        st.warning(f"Delete `{folder}` and every photo in it? This cannot be undone.", icon=":material/warning:")
+        row = st.container(horizontal=True)
+        if row.button("Yes, remove", type="primary", key="data_remove_yes"):
+            try:
+                sources.remove_dataset(folder)
+            except (CatdogError, OSError) as exc:
+                st.error(f"Could not remove: {exc}")
+                return
+            for key in (REMOVE_KEY, FOLDER_KEY, PICK_KEY):
+                st.session_state.pop(key, None)
+            cached_report.clear()
+            st.rerun()
+        if row.button("Cancel", key="data_remove_no"):
+            st.session_state.pop(REMOVE_KEY, None)
+            st.rerun()
 
 
 def report_ui(folder: str) -> None:
@@ -106,11 +150,13 @@ def report_ui(folder: str) -> None:
     except (CatdogError, OSError) as exc:
         st.error(str(exc))
         return
-    cols = st.columns(4)
-    for col, (part, counts) in zip(cols, report.counts.items()):
-        col.metric(f"{part} images", f"{sum(counts.values()):,}", help=", ".join(f"{n} {k}" for k, n in counts.items()))
-    cols[2].metric("duplicate groups", len(report.duplicates), help=f"{len(report.leaks)} across train and validation (leakage)")
-    cols[3].metric("unreadable files", len(report.corrupt))
+    # One column per figure, however many splits the dataset has (no empty or shared columns).
+    figures = [(f"{part} images", f"{sum(counts.values()):,}", ", ".join(f"{n} {k}" for k, n in counts.items()))
+               for part, counts in report.counts.items()]
+    figures += [("duplicate groups", f"{len(report.duplicates):,}", f"{len(report.leaks)} across train and validation (leakage)"),
+                ("unreadable files", f"{len(report.corrupt):,}", None)]
+    for col, (label, value, help_text) in zip(st.columns(len(figures)), figures):
+        col.metric(label, value, help=help_text, border=True)
     st.dataframe([{"split": p, **c} for p, c in report.counts.items()], hide_index=True)
     if report.size_stats:
         s = report.size_stats
@@ -131,6 +177,7 @@ def report_ui(folder: str) -> None:
     if st.button("Use this dataset for training", key="set_active", type="primary"):
         sources.set_active_dataset(report.root)
         st.success("The Train page will start with this dataset.")
+    remove_ui(folder)
 
 
 def main() -> None:

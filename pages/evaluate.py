@@ -17,9 +17,8 @@ from catdog import sources
 from catdog.errors import CatdogError
 from catdog.eval_plots import confusion_figure, pr_figure, reliability_figure, roc_auc, roc_figure
 from catdog.evaluate import EvalReport, evaluate, metrics_at
-from catdog.predict import model_choices
 from catdog.preprocess import load_display_image
-from pages._ui import active_model_file, default_dataset, load_model_file, model_label, use_app_navigation
+from pages._ui import default_dataset, load_model_file, model_picker_ui, use_app_navigation
 
 REPORTS_KEY = "eval_reports"  # session_state: {(model path, mtime, folder): EvalReport}
 THRESHOLD_KEY = "eval_threshold"
@@ -31,16 +30,14 @@ THUMBNAIL_SIDE = 240
 
 def inputs_ui() -> tuple[Path, str] | None:
     """The model and folder pickers; None (with a message drawn) when there is no model."""
-    choices = model_choices()
-    if not choices:
+    left, right = st.columns(2)
+    model = model_picker_ui("eval_model", left)
+    if model is None:
         st.info(
             "**No trained model yet.** Train one on the **Train** page, or from a terminal with `catdog train --data PHOTOS`.",
             icon=":material/model_training:",
         )
         return None
-    active = active_model_file()
-    left, right = st.columns(2)
-    model = left.selectbox("Model", choices, format_func=lambda p: model_label(p, active), key="eval_model")
     folder = right.text_input(
         "Labelled folder", value=default_dataset(), key="eval_folder",
         help="A folder with one sub-folder per class (cats/, dogs/), or a train/validation split: its validation part is used.",
@@ -149,6 +146,15 @@ def report_ui(report: EvalReport) -> None:
     )
     if THRESHOLD_KEY not in st.session_state:  # Streamlit drops a widget's state on runs that did not draw it
         st.session_state[THRESHOLD_KEY] = float(report.threshold)
+    threshold_ui(report)
+    if report.skipped:
+        with st.expander(f"Skipped files ({len(report.skipped)})"):
+            st.dataframe([{"file": f, "error": e} for f, e in report.skipped], hide_index=True)
+
+
+@st.fragment
+def threshold_ui(report: EvalReport) -> None:
+    """The slider and everything that depends on it: a fragment, so a key press reruns only this part."""
     threshold = st.slider(
         "Threshold", 0.0, 1.0, step=0.01, key=THRESHOLD_KEY,
         help=f"An image is called {report.class_names[-1]} when P({report.class_names[-1]}) ≥ this value.",
@@ -156,9 +162,6 @@ def report_ui(report: EvalReport) -> None:
     now = metrics_ui(report, threshold)
     charts_ui(report, threshold, now["confusion"])
     gallery_ui(report, threshold)
-    if report.skipped:
-        with st.expander(f"Skipped files ({len(report.skipped)})"):
-            st.dataframe([{"file": f, "error": e} for f, e in report.skipped], hide_index=True)
 
 
 def main() -> None:

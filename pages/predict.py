@@ -7,6 +7,7 @@ size and threshold saved with the model; a bad file gets its own error card.
 from __future__ import annotations
 
 import csv
+import html
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,9 @@ from PIL import Image, ImageOps
 
 from catdog import config
 from catdog.errors import CatdogError
-from catdog.predict import Prediction, Predictor, model_choices
+from catdog.predict import Prediction, Predictor
 from catdog.preprocess import load_display_image
-from pages._ui import active_model_file, class_badge, load_model_file, model_label, use_app_navigation
+from pages._ui import class_badge, class_hex, load_model_file, model_picker_ui, use_app_navigation
 
 CARDS_PER_ROW = 4
 THUMBNAIL_SIDE = 320  # display only; the model's own size comes from its settings
@@ -52,8 +53,8 @@ def explanation(model_key: tuple[str, float], _predictor: Predictor, data: bytes
 
 def model_ui() -> Predictor | None:
     """The model selector; returns the loaded predictor or None (with a message drawn)."""
-    choices = model_choices()
-    if not choices:
+    path = model_picker_ui("predict_model")
+    if path is None:
         st.info(
             "**No trained model yet.** Train one on the **Train** page and press *Use this model for Predict*, "
             "or from a terminal: `catdog train --data PHOTOS` then `catdog use <run>`.",
@@ -61,8 +62,6 @@ def model_ui() -> Predictor | None:
         )
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         return None
-    active = active_model_file()
-    path = st.selectbox("Model", choices, format_func=lambda p: model_label(p, active), key="predict_model")
     try:
         predictor = load_model_file(path)
     except (CatdogError, OSError) as exc:
@@ -114,11 +113,12 @@ def samples_ui() -> list[Upload]:
         return []
     st.caption("No photo at hand? Try an example:")
     chosen = st.session_state.setdefault(SAMPLES_KEY, [])
-    cols = st.columns(min(len(samples), 8) + 1)
-    for i, path in enumerate(samples):
-        if cols[i % (len(cols) - 1)].button(path.stem, key=f"sample_{path.name}") and str(path) not in chosen:
+    # One wrapping row: on a phone the buttons flow several to a line instead of one per row.
+    row = st.container(horizontal=True, gap="small")
+    for path in samples:
+        if row.button(path.stem, key=f"sample_{path.name}", width="content") and str(path) not in chosen:
             chosen.append(str(path))
-    if chosen and cols[-1].button("Clear examples", key="samples_clear"):
+    if chosen and row.button("Clear examples", key="samples_clear", icon=":material/close:", width="content"):
         chosen.clear()
     return [Upload(Path(p).name, Path(p).read_bytes()) for p in chosen if Path(p).is_file()]
 
@@ -140,7 +140,7 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
             st.error(result.error, icon=":material/broken_image:")
             return
         if st.session_state.get(EXPLAIN_KEY):
-            photo, heat = st.columns(2)
+            photo, heat = st.columns(2, gap="small")
             photo.image(thumbnail(item.data), width="stretch")
             try:
                 model_key = (predictor.source, Path(predictor.source).stat().st_mtime) if predictor.source else ("", 0.0)
@@ -151,11 +151,24 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
             st.image(thumbnail(item.data), width="stretch")
         if result.uncertain:
             st.markdown("### :gray[:material/help: Not sure]")
-            st.progress(min(1.0, result.confidence), text=f"Best guess: {result.label.capitalize()}, {result.confidence:.1%} confident")
+            confidence_bar(result.confidence, f"Best guess: {result.label.capitalize()}, {result.confidence:.1%} confident", None)
         else:
             st.markdown(f"### {class_badge(result.label, predictor.class_names)}")
-            st.progress(min(1.0, result.confidence), text=f"{result.confidence:.1%} confident")
+            confidence_bar(result.confidence, f"{result.confidence:.1%} confident", class_hex(result.label, predictor.class_names))
         st.caption(f"{item.name} · P({predictor.class_names[1]}) = {result.p_dog:.3f}")
+
+
+def confidence_bar(value: float, text: str, colour: str | None) -> None:
+    """A confidence bar in the class's own colour (grey when unsure); st.progress has one colour for all."""
+    width = max(0.0, min(1.0, value)) * 100
+    st.markdown(
+        f'<div class="catdog-confidence" style="margin:-4px 0 6px 0">'
+        f'<div style="font-size:0.9rem;margin-bottom:4px">{html.escape(text)}</div>'
+        f'<div style="background:#E5E7EB;border-radius:6px;height:10px" role="progressbar" aria-valuenow="{width:.0f}" '
+        f'aria-valuemin="0" aria-valuemax="100"><div style="width:{width:.1f}%;background:{colour or "#9CA3AF"};'
+        f'height:10px;border-radius:6px"></div></div></div>',
+        unsafe_allow_html=True,
+    )
 
 
 def results_table(results: list[Prediction], predictor: Predictor) -> list[dict]:
@@ -184,9 +197,10 @@ def results_ui(results: list[Prediction], items: list[Upload], predictor: Predic
         summary += f" · {unsure} not sure (under {predictor.uncertain_below:.0%} confident)"
     st.subheader(f"Results: {ok} of {len(results)} classified")
     st.caption(summary + (f" · :red[{len(results) - ok} unreadable]" if ok < len(results) else ""))
-    for start in range(0, len(results), CARDS_PER_ROW):
-        cols = st.columns(CARDS_PER_ROW)
-        for col, result, item in zip(cols, results[start : start + CARDS_PER_ROW], items[start : start + CARDS_PER_ROW]):
+    per_row = CARDS_PER_ROW // 2 if st.session_state.get(EXPLAIN_KEY) else CARDS_PER_ROW  # Grad-CAM needs the room
+    for start in range(0, len(results), per_row):
+        cols = st.columns(per_row)
+        for col, result, item in zip(cols, results[start : start + per_row], items[start : start + per_row]):
             with col:
                 render_result_card(result, item, predictor)
     if len(results) > 1:

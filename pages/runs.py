@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import streamlit as st
 
-from catdog import jobs, predict
+from catdog import catalog, jobs
 from catdog.errors import CatdogError
 from catdog.plots import compare_figure, curves_figure
 from catdog.runs import Run, delete_run, list_runs
-from pages._ui import run_summary, use_app_navigation
+from pages._ui import models_table, report_ui, run_summary, use_app_navigation, use_model_ui
 
 COMPARE_METRICS = {"val_accuracy": "Validation accuracy", "val_loss": "Validation loss", "accuracy": "Train accuracy", "loss": "Train loss"}
 CONFIRM_KEY = "runs_confirm_delete"
+
+
+def models_ui() -> None:
+    """Every model Predict can use: the bundled one always, the active one marked."""
+    entries = catalog.list_models()
+    if not entries:
+        return
+    st.dataframe(models_table(entries), hide_index=True, key="runs_models", column_config={
+        "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
+    })
 
 
 def table_ui(runs: list[Run]) -> None:
@@ -32,28 +42,30 @@ def compare_ui(runs: list[Run]) -> None:
         st.caption("No run has finished an epoch yet.")
         return
     ids = [run.id for run in with_metrics]
+    names = {run.id: catalog.run_name(run) for run in with_metrics}
     c1, c2 = st.columns([3, 1])
-    picked = c1.multiselect("Runs to compare", ids, default=ids[:3], key="runs_compare")
+    picked = c1.multiselect("Runs to compare", ids, default=ids[:3], format_func=names.get, key="runs_compare")
     metric = c2.selectbox("Metric", list(COMPARE_METRICS), format_func=COMPARE_METRICS.get, key="runs_metric")
     if not picked:
         st.caption("Pick one or more runs.")
         return
     chosen = [run for run in with_metrics if run.id in picked]
-    fig = compare_figure(chosen, metric)
-    fig.update_layout(title=f"{COMPARE_METRICS[metric]} by run")
-    st.plotly_chart(fig)
+    st.plotly_chart(compare_figure(chosen, metric, title=f"{COMPARE_METRICS[metric]} by run"), key="runs_compare_chart")
 
 
 def details_ui(runs: list[Run]) -> None:
     """One run: its curves, settings, log, and actions."""
     by_id = {run.id: run for run in runs}
-    run = by_id[st.selectbox("Run", list(by_id), key="runs_detail")]
+    if st.session_state.get("runs_detail") not in by_id:  # e.g. the run just deleted
+        st.session_state.pop("runs_detail", None)
+    names = {run.id: catalog.run_name(run) for run in runs}
+    run = by_id[st.selectbox("Run", list(by_id), format_func=names.get, key="runs_detail")]
     status = jobs.job_status(run)
     rows = run.metrics()
     if rows:
         left, right = st.columns(2)
-        left.plotly_chart(curves_figure(rows, "accuracy", f"Accuracy · {run.id}"))
-        right.plotly_chart(curves_figure(rows, "loss", f"Loss · {run.id}"))
+        left.plotly_chart(curves_figure(rows, "accuracy", f"Accuracy · {run.id}"), key=f"runs_acc_{run.id}")
+        right.plotly_chart(curves_figure(rows, "loss", f"Loss · {run.id}"), key=f"runs_loss_{run.id}")
     if status.state == "failed":
         st.error(f"This run failed: {status.error or 'no reason recorded'}")
     with st.expander("Settings (config.json)"):
@@ -66,14 +78,11 @@ def details_ui(runs: list[Run]) -> None:
 
 
 def actions_ui(run: Run, status: jobs.JobStatus) -> None:
-    row = st.container(horizontal=True)
     if run.model_path.exists() and not status.active:
-        if row.button("Use for Predict", icon=":material/image_search:", key=f"runs_use_{run.id}"):
-            try:
-                predict.set_active_model(run.path)
-                st.toast(f"Predict now uses {run.id}")
-            except CatdogError as exc:
-                st.error(str(exc))
+        use_model_ui(run, key="runs_use", primary=False)
+    if status.state in ("finished", "stopped"):
+        report_ui(run, key="runs_report")
+    row = st.container(horizontal=True)
     if status.active:
         row.caption("Running: stop it on the Train page before deleting.")
         return
@@ -107,9 +116,14 @@ def main() -> None:
     st.title("Runs")
     runs = list_runs()
     if not runs:
+        models_ui()
         st.info("No runs yet. Start one on the **Train** page, or with `catdog train --data DIR`.")
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         return
+    st.subheader("Models")
+    st.caption("What Predict and Evaluate can use. The bundled model is always here; ✓ marks the one Predict uses.")
+    models_ui()
+    st.subheader("Runs")
     st.caption(f"{len(runs)} run(s), newest first.")
     table_ui(runs)
     st.subheader("Compare")

@@ -10,16 +10,17 @@ from pathlib import Path
 
 import streamlit as st
 
-from catdog import config, jobs, predict, sources
+from catdog import config, jobs, sources
 from catdog.data import discover_all
 from catdog.errors import CatdogError
 from catdog.models import PRESETS, get_preset
 from catdog.plots import curves_figure
 from catdog.runs import Run
 from catdog.training import WARM_START_LR_FACTOR, TrainConfig, near_chance, warm_start_fits
-from pages._ui import STATE_ICONS, default_dataset, format_duration, settings_text, use_app_navigation
+from pages._ui import STATE_ICONS, default_dataset, format_duration, report_ui, settings_text, use_app_navigation, use_model_ui
 
 POLL_SECONDS = 1.5
+METRIC_WIDTH = 150  # px: a wrapping row of metrics
 WATCH_KEY = "train_run"
 VAL_SPLIT_SLIDER = (0.05, 0.4, 0.2, 0.05)  # min, max, default (the CLI's), step
 
@@ -176,20 +177,24 @@ def watched_run() -> Run | None:
 
 
 def progress_ui(run: Run, status: jobs.JobStatus) -> None:
-    """Progress bar within the epoch with the ETA, and the Stop button beside it."""
+    """One progress bar for the whole run, with the ETA, and the Stop button beside it."""
     bar, button = st.columns([5, 1], vertical_alignment="bottom")
     prog = run.progress()
-    if status.state == "starting" or not prog:
+    if status.state in ("starting", "queued") or not prog:
         bar.progress(0.0, text="Starting: loading TensorFlow and decoding the images…")
     else:
         batches = max(1, int(prog.get("batches") or 1))
         batch = min(int(prog.get("batch") or 0), batches)
+        epochs = max(1, int(prog.get("epochs") or 1))
+        epoch = int(prog.get("epoch") or 1)
+        overall = prog.get("overall")
+        if not isinstance(overall, (int, float)):  # progress.json from an older catdog
+            overall = (epoch - 1 + batch / batches) / epochs
         phase = {"validate": " · validating", "epoch_end": " · epoch done"}.get(prog.get("phase"), "")
-        text = (
-            f"Epoch {prog.get('epoch')}/{prog.get('epochs')} · batch {batch}/{batches}{phase} · ETA "
-            f"{format_duration(prog.get('eta_seconds'))}"
-        )
-        bar.progress(batch / batches, text=text)
+        eta = prog.get("eta_seconds")
+        left = f"about {format_duration(eta)} left" if eta is not None else "estimating the time left…"
+        text = f"Epoch {epoch}/{epochs} · batch {batch}/{batches}{phase} · {overall:.0%} of the run · {left}"
+        bar.progress(min(1.0, max(0.0, float(overall))), text=text)
     stopping = run.stop_requested()
     label = "Stopping…" if stopping else "Stop"
     if button.button(
@@ -207,18 +212,22 @@ def progress_ui(run: Run, status: jobs.JobStatus) -> None:
 def metrics_ui(rows: list[dict]) -> None:
     """The latest epoch's metrics, with the change since the epoch before."""
     last, prev = rows[-1], (rows[-2] if len(rows) > 1 else {})
-    cols = st.columns(5)
-    cols[0].metric("Epoch", f"{last['epoch']}", help="Epochs finished so far")
-    for col, key, label in zip(
-        cols[1:], ("accuracy", "val_accuracy", "loss", "val_loss"), ("Train accuracy", "Val accuracy", "Train loss", "Val loss")
-    ):
+    # One wrapping row: five across on a desktop, two or three a line on a phone (not one per row).
+    row = st.container(horizontal=True, gap="medium")
+    row.metric("Epoch", f"{last['epoch']}", help="Epochs finished so far", width=METRIC_WIDTH)
+    for key, label in zip(("accuracy", "val_accuracy", "loss", "val_loss"), ("Train accuracy", "Val accuracy", "Train loss", "Val loss")):
         value, before = last.get(key), prev.get(key)
         if value is None:
-            col.metric(label, "–")
+            row.metric(label, "–", width=METRIC_WIDTH)
             continue
         is_acc = "accuracy" in key
-        delta = None if before is None else (f"{value - before:+.1%}" if is_acc else f"{value - before:+.3f}")
-        col.metric(label, f"{value:.1%}" if is_acc else f"{value:.3f}", delta, delta_color="normal" if is_acc else "inverse")
+        change = None if before is None else value - before
+        # No arrow for a change that rounds to zero (a green "↑ +0.0%" reads as progress).
+        if change is not None and abs(change) < 0.0005:
+            change = None
+        delta = None if change is None else (f"{change:+.1%}" if is_acc else f"{change:+.3f}")
+        row.metric(label, f"{value:.1%}" if is_acc else f"{value:.3f}", delta, delta_color="normal" if is_acc else "inverse",
+                   width=METRIC_WIDTH)
 
 
 def chance_warning_ui(run: Run, rows: list[dict]) -> None:
@@ -238,8 +247,8 @@ def chance_warning_ui(run: Run, rows: list[dict]) -> None:
 
 def curves_ui(run: Run, rows: list[dict]) -> None:
     left, right = st.columns(2)
-    left.plotly_chart(curves_figure(rows, "accuracy", "Accuracy"))
-    right.plotly_chart(curves_figure(rows, "loss", "Loss"))
+    left.plotly_chart(curves_figure(rows, "accuracy", "Accuracy"), key=f"train_acc_{run.id}")
+    right.plotly_chart(curves_figure(rows, "loss", "Loss"), key=f"train_loss_{run.id}")
 
 
 def resume_ui(run: Run) -> None:
@@ -288,29 +297,16 @@ def outcome_ui(run: Run, status: jobs.JobStatus) -> None:
         resume_ui(run)
     else:
         st.success(f"Finished {done} epoch(s) in {format_duration(run.duration())}.", icon=":material/check_circle:")
-    plots = [(name, run.path / f"{name}.png") for name in ("accuracy", "loss")]
-    cols = st.columns(2)
-    for col, (name, png) in zip(cols, plots):
-        if png.exists():
-            col.image(str(png), caption=f"{name} (the notebook's plot)")
-            col.download_button(f"Download {name}.png", png.read_bytes(), f"{run.id}-{name}.png", "image/png", key=f"dl_{name}_{run.id}")
-    use_model_ui(run)
-
-
-def use_model_ui(run: Run) -> None:
-    if not run.model_path.exists():
-        st.info("This run saved no model.")
-        return
-    if predict.default_model() == run.model_path.resolve():
-        st.caption(":green[:material/check:] This is the model the Predict page uses.")
-        return
-    if st.button("Use this model for Predict", type="primary", icon=":material/image_search:", key=f"use_{run.id}"):
-        try:
-            predict.set_active_model(run.path)
-        except CatdogError as exc:
-            st.error(str(exc))
-            return
-        st.success("The Predict page now uses this model.")
+    plots = [(name, run.path / f"{name}.png") for name in ("accuracy", "loss") if (run.path / f"{name}.png").exists()]
+    if plots:
+        with st.expander("The notebook's plots (PNG) and downloads", icon=":material/image:"):
+            cols = st.columns(2)
+            for col, (name, png) in zip(cols, plots):
+                col.image(str(png), caption=f"{name} (the notebook's plot)")
+                col.download_button(f"Download {name}.png", png.read_bytes(), f"{run.id}-{name}.png", "image/png",
+                                    key=f"dl_{name}_{run.id}")
+    use_model_ui(run, key="use")
+    report_ui(run, key="train_report")
 
 
 def run_caption(run: Run) -> str:
@@ -333,7 +329,8 @@ def monitor_ui(run_path: str, live: bool) -> None:
     def monitor() -> None:
         run = Run(Path(run_path))
         status = jobs.job_status(run)
-        st.subheader(f"{STATE_ICONS.get(status.state, '')} Run `{run.id}` · {status.state}")
+        state = "starting" if status.state == "queued" else status.state  # queued only means the process is starting
+        st.subheader(f"{STATE_ICONS.get(state, '')} Run `{run.id}` · {state}")
         st.caption(run_caption(run))
         if status.active:
             progress_ui(run, status)
@@ -350,6 +347,40 @@ def monitor_ui(run_path: str, live: bool) -> None:
             st.rerun()  # the job is over: redraw the whole page so Start comes back
 
     monitor()
+
+
+RESTORED_KEY = "train_settings_restored"  # session_state: the settings were filled from a run once
+
+
+def restore_settings(run: Run) -> None:
+    """After a reload, fill the settings from the watched run's config.json (once per session)."""
+    if st.session_state.get(RESTORED_KEY) or "train_data" in st.session_state:
+        return
+    st.session_state[RESTORED_KEY] = True
+    cfg = run.config()
+    preset = cfg.get("model")
+    if not cfg or preset not in PRESETS:
+        return
+    data = cfg.get("data")
+    folders = [str(f) for f in data] if isinstance(data, list) else ([str(data)] if data else [])
+    state = st.session_state
+    if folders:
+        state["train_data"] = folders[0]
+        state["train_data_more"] = "\n".join(folders[1:])
+    state["train_preset"] = preset
+    for key, field, low, high in (("epochs", "epochs", 1, 1000), ("batch", "batch_size", 1, 4096), ("size", "image_size", 32, 1024)):
+        value = cfg.get(field)
+        if isinstance(value, int) and low <= value <= high:
+            state[f"train_{key}_{preset}"] = value
+    lr = cfg.get("learning_rate")
+    if isinstance(lr, (int, float)) and 1e-6 <= lr <= 1.0:
+        state[f"train_lr_{preset}_{bool(cfg.get('init_from'))}"] = float(lr)
+    if isinstance(cfg.get("early_stopping"), int):
+        state["train_early"], state["train_patience"] = True, max(1, min(100, cfg["early_stopping"]))
+    split = cfg.get("val_split")
+    low, high = VAL_SPLIT_SLIDER[:2]
+    if isinstance(split, (int, float)) and low <= split <= high:
+        state["train_split"] = float(split)
 
 
 def settings_panel(busy: bool, run: Run | None) -> tuple[bool, str, dict, bool]:
@@ -369,6 +400,8 @@ def main() -> None:
     use_app_navigation()
     st.title("Train")
     run = watched_run()
+    if run is not None:
+        restore_settings(run)
     busy = jobs.active_run() is not None
     if busy and run is not None:
         # While a job runs, watching it comes first; the settings wait folded away.
@@ -376,12 +409,18 @@ def main() -> None:
         with st.expander("Settings for the next training", icon=":material/tune:"):
             settings_panel(busy, run)
         return
+    if run is not None:
+        # The same place as while it trained, so the finished run's charts replace the live ones instead of doubling.
+        monitor_ui(str(run.path), live=False)
+        with st.expander("Settings for the next training", icon=":material/tune:", expanded=True):
+            clicked, folders, settings, ok = settings_panel(busy, run)
+        if clicked and ok:
+            start(folders, settings)
+        return
     with st.container(border=True):
         clicked, folders, settings, ok = settings_panel(busy, run)
     if clicked and ok:
         start(folders, settings)
-    if run is not None:
-        monitor_ui(str(run.path), live=False)
     else:
         st.info("No training in this session yet. Pick a dataset and press **Start training**; earlier runs are on the Runs page.")
 

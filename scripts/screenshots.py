@@ -1,11 +1,20 @@
-"""Take the README's screenshots by driving the real app in headless Chromium.
+"""Take the README's screenshots by driving the real app in headless Chromium, at 1440 px and 390 px.
 
-    python -m scripts.screenshots [--data ../shared/data/catdog-small] [--out docs]
+    python -m scripts.screenshots [--data ../shared/data/catdog-small] [--out docs] [--only home,predict]
 
-It starts `streamlit run` on 127.0.0.1 with a temp CATDOG_HOME (optionally on a
-copied subset of the photos), starts a training from the Train page,
-captures it mid-training (docs/train.png), makes the model active, drops
-validation photos on the Predict page (docs/predict.png), and stops the server.
+It starts `streamlit run` on 127.0.0.1 with a temp CATDOG_HOME and a small copied
+subset of the photos, then walks the fixes of issue 12 and saves docs/<name>-<width>.png:
+
+- home: first launch, the bundled model's real facts (preset, size, accuracy and its data);
+- predict: the sample buttons in one wrapping row, cards with class-coloured confidence bars,
+  and Grad-CAM two cards a row (desktop); the picker lists the bundled model;
+- train-live: one progress bar for the whole run with its ETA, contrasting curves on 0..1 axes;
+- train-done: the finished run, its curves once, the PNGs folded away, Use (with its question) and the report;
+- runs: the models table (bundled always, the active one marked), readable run names in the compare legend;
+- evaluate: the bundled model on labelled photos, threshold slider and figures;
+- data: a dataset's report row; report: the HTML run report, opened offline.
+
+train.png and predict.png (the README's pictures) are the 1440 px train-live and predict shots.
 """
 
 from __future__ import annotations
@@ -64,6 +73,73 @@ def shrink_png(path: Path, max_bytes: int = 450_000) -> None:
     path.write_bytes(buf.getvalue())
 
 
+WIDE, PHONE = 1440, 390
+
+
+def shot(page, out: Path, name: str, width: int, height: int = 2400, settle: float = 2.0) -> Path:
+    """A screenshot of the whole page at this width (Streamlit scrolls inside its own container: a tall viewport)."""
+    page.set_viewport_size({"width": width, "height": height})
+    time.sleep(settle)
+    page.mouse.move(2, 2)  # no hover toolbars
+    time.sleep(0.5)
+    target = out / f"{name}-{width}.png"
+    page.screenshot(path=str(target), full_page=True)
+    trim_bottom(target)
+    shrink_png(target)
+    print(f"{target}: {target.stat().st_size / 1000:.0f} KB", flush=True)
+    return target
+
+
+def wait_text(page, text: str, timeout: float = 180) -> None:
+    page.get_by_text(text).first.wait_for(timeout=timeout * 1000)
+
+
+def goto(page, url: str, heading: str) -> None:
+    page.goto(url)
+    page.locator("h1", has_text=heading).first.wait_for(timeout=120_000)
+    time.sleep(1.5)
+
+
+def both(page, out: Path, name: str, height: int = 2400, phone_height: int = 3600) -> None:
+    shot(page, out, name, WIDE, height)
+    shot(page, out, name, PHONE, phone_height)
+    page.set_viewport_size({"width": WIDE, "height": 1000})
+
+
+def shoot_home(page, url: str, out: Path) -> None:
+    goto(page, url, "catdog studio")
+    wait_text(page, "preset")
+    both(page, out, "home", 1100, 2600)
+
+
+def shoot_predict(page, url: str, out: Path) -> None:
+    goto(page, f"{url}/predict", "Predict")
+    for stem in ("cat-1", "dog-1", "cat-2", "dog-2"):
+        page.get_by_role("button", name=stem, exact=True).click()
+        time.sleep(1.0)
+    wait_text(page, "of 4 classified", 240)
+    time.sleep(3)
+    both(page, out, "predict", 1900, 5200)
+    page.get_by_text("Explain (Grad-CAM)").click()
+    wait_text(page, "Grad-CAM", 240)
+    time.sleep(6)
+    shot(page, out, "predict-gradcam", WIDE, 2600)
+
+
+def start_training(page, url: str, data: Path, epochs: int, size: int, batch: int) -> None:
+    goto(page, f"{url}/train", "Train")
+    box = page.get_by_label("Dataset folder", exact=True).and_(page.locator("input"))
+    box.fill(str(data / "train"))
+    box.press("Enter")
+    wait_text(page, "training images", 60)
+    for label, value in (("Epochs", epochs), ("Batch size", batch), ("Image size (px)", size)):
+        field = page.get_by_label(label, exact=True).and_(page.locator("input"))
+        field.fill(str(value))
+        field.press("Enter")
+        time.sleep(1)
+    page.get_by_role("button", name="Start training").click()
+
+
 def wait_for_epochs(home: Path, epochs: int, timeout: float) -> Path:
     """The run folder once it has `epochs` epochs and is part-way into the next."""
     from catdog.runs import Run
@@ -73,69 +149,105 @@ def wait_for_epochs(home: Path, epochs: int, timeout: float) -> Path:
         for folder in (home / "runs").glob("*"):
             run = Run(folder)
             prog = run.progress()
-            if (
-                len(run.metrics()) >= epochs
-                and prog.get("phase") == "train"
-                and 0.3 < prog.get("batch", 0) / max(1, prog.get("batches", 1)) < 0.8
-            ):
+            part = prog.get("batch", 0) / max(1, prog.get("batches", 1))
+            if len(run.metrics()) >= epochs and prog.get("phase") == "train" and 0.2 < part < 0.9:
                 return folder
-        time.sleep(0.5)
+            if run.status().get("state") in ("finished", "stopped", "failed"):
+                return folder
+        time.sleep(0.3)
     raise SystemExit(f"training did not reach {epochs} epochs in {timeout}s")
 
 
-def shoot_train(page, url: str, data: Path, home: Path, args) -> Path:
-    page.goto(f"{url}/train")
-    page.get_by_label("Dataset folder", exact=True).and_(page.locator("input")).fill(str(data))
-    page.get_by_label("Dataset folder", exact=True).and_(page.locator("input")).press("Enter")
-    page.get_by_text("validation images").wait_for(timeout=60_000)
-    for label, value in (("Epochs", args.epochs), ("Image size (px)", args.image_size)):
-        page.get_by_label(label, exact=True).and_(page.locator("input")).fill(str(value))
-        page.get_by_label(label, exact=True).and_(page.locator("input")).press("Enter")
-        time.sleep(1)
-    page.get_by_text("Early stopping", exact=True).click()  # keeps the best epoch's weights for Predict
-    time.sleep(1)
-    page.get_by_role("button", name="Start training").click()
-    run_dir = wait_for_epochs(home, args.shot_after, timeout=1800)
-    time.sleep(2.5)  # let the fragment redraw with the newest epoch
-    page.mouse.move(5, 5)  # no hover toolbar on the charts
-    page.screenshot(path=str(args.out / "train.png"), full_page=True)
+def shoot_train(page, url: str, data: Path, home: Path, out: Path, args) -> Path:
+    """Live (one bar for the run, ETA), a reload (re-attached, settings restored), Stop, then the outcome."""
+    start_training(page, url, data, args.epochs, args.image_size, args.batch_size)
+    run_dir = wait_for_epochs(home, args.shot_after, timeout=1200)
+    goto(page, f"{url}/train", "Train")  # a reload while it trains: the page re-attaches and restores the settings
+    page.locator("[data-testid=stProgress]").first.wait_for(timeout=30_000)
+    both(page, out, "train-live", 1900, 4200)
+    page.get_by_role("button", name="Stop").first.click()  # the long run is cut short: the walk stays quick
+    _wait_finished(run_dir)
+    wait_text(page, "Use this model for Predict", 120)
+    page.get_by_role("button", name="Use this model for Predict").click()
+    time.sleep(2)
+    both(page, out, "train-done", 2400, 5200)
     return run_dir
 
 
-def shoot_predict(page, url: str, data: Path, args) -> None:
-    photos = sorted((data / "validation" / "cats").glob("*.jpg"))[:4] + sorted((data / "validation" / "dogs").glob("*.jpg"))[:3]
-    files = [{"name": p.name, "mimeType": "image/jpeg", "buffer": p.read_bytes()} for p in photos]
-    files.append({"name": "holiday-notes.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8\xff\xe0 not really a photo"})
-    page.goto(f"{url}/predict")
-    page.locator("input[type=file]").first.wait_for(state="attached", timeout=180_000)
-    page.locator("input[type=file]").first.set_input_files(files)
-    page.get_by_text(f"of {len(files)} classified").wait_for(timeout=180_000)
-    time.sleep(4)  # thumbnails and the table stream in
-    # Streamlit scrolls inside its own container, so show the whole page in one tall viewport.
-    page.set_viewport_size({"width": 1360, "height": 2250})
-    page.mouse.move(5, 5)
+def shoot_runs(page, url: str, out: Path) -> None:
+    goto(page, f"{url}/runs", "Runs")
+    wait_text(page, "Compare")
     time.sleep(2)
-    page.screenshot(path=str(args.out / "predict.png"), full_page=True)
+    both(page, out, "runs", 2600, 5600)
+
+
+def shoot_evaluate(page, url: str, data: Path, out: Path) -> None:
+    goto(page, f"{url}/evaluate", "Evaluate")
+    box = page.get_by_label("Labelled folder", exact=True).and_(page.locator("input"))
+    box.fill(str(data / "validation"))
+    box.press("Enter")
+    time.sleep(1)
+    page.get_by_role("button", name="Evaluate").click()
+    wait_text(page, "Most confidently wrong", 300)
+    time.sleep(3)
+    both(page, out, "evaluate", 2600, 7000)
+
+
+def shoot_data(page, url: str, data: Path, out: Path) -> None:
+    goto(page, f"{url}/data", "Data")
+    page.get_by_role("tab", name="Local folder").click()
+    box = page.get_by_label("Folder on this computer", exact=True).and_(page.locator("input"))
+    box.fill(str(data))
+    box.press("Enter")
+    time.sleep(1)
+    page.get_by_role("button", name="Use this folder").click()
+    wait_text(page, "duplicate groups", 120)
+    both(page, out, "data", 1800, 4200)
+
+
+def shoot_report(browser, run_dir: Path, data: Path, env: dict, tmp: Path, out: Path) -> None:
+    report = tmp / "report.html"
+    subprocess.run([sys.executable, "-m", "catdog", "report", str(run_dir), "--out", str(report), "--data", str(data / "validation")],
+                   env=env, cwd=REPO, check=True)
+    page = browser.new_page(viewport={"width": WIDE, "height": 1000})
+    outside: list[str] = []
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
+               else (outside.append(route.request.url), route.abort()))
+    page.goto(report.as_uri())
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)
+    for width, height in ((WIDE, 3200), (PHONE, 9000)):
+        page.set_viewport_size({"width": width, "height": height})
+        time.sleep(1.5)
+        target = out / f"report-{width}.png"
+        page.screenshot(path=str(target), full_page=True)
+        shrink_png(target)
+        print(f"{target}: {target.stat().st_size / 1000:.0f} KB (network requests: {len(outside)})", flush=True)
+    page.close()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "catdog-small")
     parser.add_argument("--out", type=Path, default=REPO / "docs")
-    parser.add_argument("--subset", type=int, default=0, metavar="N", help="copy N training photos per class (0: use them all)")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--image-size", type=int, default=64, help="small, so the pictures take minutes on a laptop CPU")
-    parser.add_argument("--shot-after", type=int, default=4, help="epochs done before the Train screenshot")
+    parser.add_argument("--subset", type=int, default=60, metavar="N", help="training photos per class copied (0: all)")
+    parser.add_argument("--epochs", type=int, default=30, help="planned epochs; the walk stops the run after the live shot")
+    parser.add_argument("--batch-size", type=int, default=8, help="small, so an epoch has batches to watch")
+    parser.add_argument("--image-size", type=int, default=64, help="small, so the walk takes minutes on a laptop CPU")
+    parser.add_argument("--shot-after", type=int, default=2, help="epochs done before the live Train screenshot")
+    parser.add_argument("--only", default="", help="comma-separated: home,predict,train,runs,evaluate,data,report (default all)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
+    only = set(filter(None, args.only.split(","))) or {"home", "predict", "train", "runs", "evaluate", "data", "report"}
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="catdog-shots-") as tmp:
         tmp = Path(tmp)
-        data = make_subset(args.data, tmp / "photos", args.subset, args.subset // 4) if args.subset else args.data.resolve()
+        data = make_subset(args.data, tmp / "photos", args.subset, max(8, args.subset // 3)) if args.subset else args.data.resolve()
         home = tmp / "home"
-        env = dict(os.environ, CATDOG_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
+        env = dict(os.environ, CATDOG_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2",
+                   CATDOG_DATA_ROOTS=os.pathsep.join([str(tmp), str(args.data.resolve().parent)]))
         env.pop("CATDOG_RUNS_DIR", None)
+        env.pop("CATDOG_PASSWORD", None)
         port = free_port()
         log = tmp / "streamlit.log"
         with open(log, "wb") as out:
@@ -143,27 +255,54 @@ def main() -> int:
                                      "--server.address", "127.0.0.1", "--server.headless", "true"],
                                     cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
+        run_dir = None
         try:
             wait_healthy(url, proc, log)
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1360, "height": 900})
-                run_dir = shoot_train(page, url, data, home, args)
-                _wait_model(run_dir)
-                subprocess.run([sys.executable, "-m", "catdog", "use", str(run_dir)], env=env, cwd=REPO, check=True)
-                shoot_predict(page, url, data, args)
+                page = browser.new_page(viewport={"width": WIDE, "height": 1000})
+                steps = [("home", lambda: shoot_home(page, url, args.out)),
+                         ("predict", lambda: shoot_predict(page, url, args.out)),
+                         ("data", lambda: shoot_data(page, url, data, args.out))]
+                for name, step in steps:
+                    if name in only:
+                        _step(name, step, page, args.out)
+                if only & {"train", "runs", "report"}:
+                    run_dir = _step("train", lambda: shoot_train(page, url, data, home, args.out, args), page, args.out)
+                if "runs" in only:
+                    _step("runs", lambda: shoot_runs(page, url, args.out), page, args.out)
+                if "evaluate" in only:
+                    _step("evaluate", lambda: shoot_evaluate(page, url, data, args.out), page, args.out)
+                if "report" in only and run_dir is not None:
+                    _step("report", lambda: shoot_report(browser, run_dir, data, env, tmp, args.out), page, args.out)
                 browser.close()
         finally:
             stop_server(proc)
             _kill_training(home)
-    trim_bottom(args.out / "predict.png")
-    for name in ("train.png", "predict.png"):
-        shrink_png(args.out / name)
-        print(f"{args.out / name}: {(args.out / name).stat().st_size / 1000:.0f} KB")
+    for wide, readme in (("train-live", "train"), ("predict", "predict")):
+        source = args.out / f"{wide}-{WIDE}.png"
+        if source.exists():
+            shutil.copyfile(source, args.out / f"{readme}.png")
     return 0
 
 
-def _wait_model(run_dir: Path, timeout: float = 300) -> None:
+def _step(name: str, fn, page, out: Path):
+    """Run one walk step; a failure is reported with a screenshot of where it stopped, and the walk goes on."""
+    started = time.time()
+    try:
+        result = fn()
+        print(f"{name}: done in {time.time() - started:.0f}s", flush=True)
+        return result
+    except Exception as exc:  # noqa: BLE001 - one failed step must not lose the others' pictures
+        print(f"{name}: FAILED after {time.time() - started:.0f}s: {exc}", flush=True)
+        try:
+            page.screenshot(path=str(out / f"failed-{name}.png"))
+        except Exception:  # noqa: BLE001
+            pass
+        return None
+
+
+def _wait_finished(run_dir: Path, timeout: float = 900) -> None:
     from catdog.runs import Run
 
     deadline = time.time() + timeout

@@ -81,3 +81,31 @@ def test_kaggle_failure_is_a_message_without_the_key(home, monkeypatch):
     assert not at.exception
     assert "rejected the credentials" in _texts(at)
     assert FAKE_KEY not in _texts(at) + " ".join(str(m.value) for m in at.markdown)
+
+
+def _zip_bytes(top: str) -> bytes:
+    import io
+    import zipfile
+
+    from tests.fixtures import image_bytes
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for cls in ("cats", "dogs"):
+            for i in range(2):
+                zf.writestr(f"{top}/{cls}/{cls}{i}.jpg", image_bytes(seed=i))
+    return buf.getvalue()
+
+
+def test_each_import_selects_the_new_dataset_and_it_can_be_removed(home):
+    at = open_data_page()
+    assert "MB per file, a zip included" in _texts(at)
+    for name in ("first", "second"):
+        at.file_uploader(key="data_zip").set_value([(f"{name}.zip", _zip_bytes(name), "application/zip")]).run()
+        at.button(key="import_zip").click().run()
+        assert not at.exception, at.exception
+        assert at.selectbox(key="data_pick").value.endswith(name)
+    assert (config.datasets_dir() / "second" / "cats").is_dir()  # the one top folder was unwrapped
+    at.button(key="data_remove").click().run()
+    at.button(key="data_remove_yes").click().run()
+    assert not (config.datasets_dir() / "second").exists() and (config.datasets_dir() / "first").exists()

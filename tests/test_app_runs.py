@@ -36,6 +36,11 @@ def make_run(run_id: str, val_acc: list[float], state: str = "finished", preset:
     return run
 
 
+def runs_table(at: AppTest):
+    """The runs table (the models table comes first)."""
+    return next(d.value for d in at.dataframe if "run" in d.value.columns)
+
+
 def chart_traces(at: AppTest, index: int) -> list[str]:
     return [trace["name"] for trace in json.loads(at.get("plotly_chart")[index].proto.spec)["data"]]
 
@@ -51,7 +56,7 @@ def test_runs_table_lists_every_run_with_its_best_accuracy_and_status(home):
     make_run("beta", [0.5], state="failed")
     at = open_runs_page()
     assert not at.exception
-    table = at.dataframe[0].value
+    table = runs_table(at)
     assert set(table["run"]) == {"alpha", "beta"}
     alpha = table[table["run"] == "alpha"].iloc[0]
     assert alpha["best val acc"] == pytest.approx(0.7)
@@ -66,11 +71,13 @@ def test_comparison_chart_overlays_the_picked_runs(home):
     make_run("gamma", [0.8, 0.9])
     at = open_runs_page()
     at.multiselect(key="runs_compare").set_value(["alpha", "gamma"]).run()
-    assert sorted(chart_traces(at, 0)) == ["alpha", "gamma"]
+    names = chart_traces(at, 0)
+    assert len(names) == 2 and "(alpha)" in names[0] + names[1] and "(gamma)" in names[0] + names[1]
+    assert any(name.startswith("seed 32px 90.0%") for name in names)  # readable: preset, size, best accuracy
     at.selectbox(key="runs_metric").set_value("val_loss").run()
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert "Validation loss" in spec["layout"]["title"]["text"]
-    alpha = next(t for t in spec["data"] if t["name"] == "alpha")
+    alpha = next(t for t in spec["data"] if "(alpha)" in t["name"])
     assert alpha["y"] == pytest.approx([0.5, 0.4])
 
 
@@ -98,7 +105,8 @@ def test_delete_asks_for_confirmation_and_cancel_keeps_the_run(home):
     at.button(key="runs_delete_yes").click().run()
     assert not at.exception
     assert not gone.path.exists() and keep.path.exists()
-    assert list(at.dataframe[0].value["run"]) == ["keep"]
+    assert list(runs_table(at)["run"]) == ["keep"]
+    assert at.selectbox(key="runs_detail").value == "keep"  # the details box no longer names the deleted run
 
 
 def test_a_running_run_cannot_be_deleted_from_the_page(home):
@@ -107,3 +115,28 @@ def test_a_running_run_cannot_be_deleted_from_the_page(home):
     at = open_runs_page()
     assert not [b for b in at.button if b.key == "runs_delete_busy"]
     assert any("stop it on the Train page" in c.value for c in at.caption)
+
+
+def test_models_table_always_lists_the_bundled_model_and_marks_the_active_one(home):
+    import zipfile
+
+    from catdog import predict
+
+    run = make_run("mine", [0.6, 0.7])
+    with zipfile.ZipFile(run.model_path, "w") as zf:  # enough of a .keras archive to be made active (never loaded)
+        zf.writestr("config.json", "{}")
+    predict.set_active_model(run.path)
+    at = open_runs_page()
+    models = at.dataframe[0].value
+    assert list(models["model"]) == ["bundled", "mine"]
+    assert models[models["model"] == "mine"].iloc[0]["active"] == "✓"
+    assert models[models["model"] == "bundled"].iloc[0]["active"] == ""
+
+
+def test_a_finished_run_builds_its_report_and_offers_the_download(home):
+    run = make_run("done", [0.6, 0.7])
+    at = open_runs_page()
+    at.button(key="runs_report_build_done").click().run()
+    assert not at.exception, at.exception
+    assert (run.path / "report.html").exists()
+    assert [b for b in at.get("download_button") if "report" in b.proto.label.lower()]

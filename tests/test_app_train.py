@@ -93,6 +93,10 @@ def test_start_watch_stop_and_use_a_background_training(home, tiny_dataset):
     assert len(at.get("download_button")) == 2  # accuracy.png and loss.png
 
     at.button(key=f"use_{run.id}").click().run()
+    # The bundled model scores better than a tiny run: replacing it asks first.
+    assert predict.default_model() != run.model_path.resolve()
+    assert any("Replace it anyway?" in m.value for m in at.markdown)
+    at.button(key=f"use_yes_{run.id}").click().run()
     assert predict.default_model() == run.model_path.resolve()
 
 
@@ -104,3 +108,21 @@ def test_a_training_that_dies_shows_the_error_and_the_log(home, tiny_dataset):
     rerun_until(at, lambda a: "failed" in a.subheader[0].value and not a.button(key="train_start").disabled, timeout=30)
     assert "Training failed" in at.error[0].value
     assert "catdog train" in at.code[0].value  # the log tail
+
+
+def test_after_a_reload_the_settings_come_back_from_the_running_runs_config(home, tiny_dataset):
+    run = runs.create_run(None, "reloaded")
+    run.write_config({"model": "seed", "data": str(tiny_dataset), "epochs": 7, "batch_size": 4, "image_size": 48,
+                      "learning_rate": 0.0005, "val_split": 0.25, "early_stopping": 2, "created": time.time()})
+    run.write_status("queued", pid=os.getpid())
+    runs.acquire_lock(run)
+    try:
+        at = open_train_page()  # a fresh session, as after a browser reload
+    finally:
+        runs.release_lock()
+    assert not at.exception, at.exception
+    assert at.text_input(key="train_data").value == str(tiny_dataset)
+    assert at.selectbox(key="train_preset").value == "seed"
+    assert at.number_input(key="train_epochs_seed").value == 7 and at.number_input(key="train_size_seed").value == 48
+    assert at.toggle(key="train_early").value and at.number_input(key="train_patience").value == 2
+    assert "starting" in at.subheader[0].value and "queued" not in at.subheader[0].value

@@ -59,6 +59,44 @@ def test_eta_is_extrapolated_from_batches_then_from_finished_epochs(run, tiny_mo
     assert run.metrics() == [{"epoch": 1, "seconds": 10.0, "loss": 0.7, "accuracy": 0.5, "val_loss": 0.69, "val_accuracy": 0.55}]
 
 
+def test_eta_leaves_out_the_first_batch_which_traces_the_graph(run, tiny_model, clock):
+    recorder = RunRecorder(run, epochs=3, steps=10, min_interval=0)
+    recorder.set_model(tiny_model)
+    recorder.on_epoch_begin(0)
+    clock.now += 30  # tracing and compiling: the first batch takes as long as 30 others
+    recorder.on_train_batch_end(0)
+    assert run.progress()["eta_seconds"] is None  # too early to say, rather than "37 min"
+    for batch in range(1, 5):
+        clock.now += 1
+        recorder.on_train_batch_end(batch)
+    assert run.progress()["eta_seconds"] == 25.0  # 1 s a batch: 5 s left here, 2 epochs of 10 s after
+    for batch in range(5, 10):
+        clock.now += 1
+        recorder.on_train_batch_end(batch)
+    recorder.on_epoch_end(0, logs={"loss": 0.7, "accuracy": 0.5})
+    assert run.metrics()[0]["seconds"] == 39.0  # the record keeps the real time
+    assert run.progress()["eta_seconds"] == 20.0  # two more epochs of 10 s, not of 39 s
+
+
+def test_one_bar_for_the_whole_run_never_slides_back(run, tiny_model, clock):
+    recorder = RunRecorder(run, epochs=2, steps=4, min_interval=0)
+    recorder.set_model(tiny_model)
+    seen = []
+    for epoch in range(2):
+        recorder.on_epoch_begin(epoch)
+        seen.append(run.progress()["overall"])
+        for batch in range(4):
+            clock.now += 1
+            recorder.on_train_batch_end(batch)
+            seen.append(run.progress()["overall"])
+        recorder.on_test_begin()
+        seen.append(run.progress()["overall"])
+        recorder.on_epoch_end(epoch, logs={"loss": 0.5})
+        seen.append(run.progress()["overall"])
+    assert seen == sorted(seen) and seen[0] == 0.0 and seen[-1] == 1.0
+    assert run.progress()["eta_seconds"] == 0.0
+
+
 def test_progress_writes_are_throttled_but_the_last_batch_always_lands(run, tiny_model, clock):
     recorder = RunRecorder(run, epochs=1, steps=3, min_interval=10)
     recorder.set_model(tiny_model)

@@ -23,6 +23,33 @@ def test_models_lists_presets_with_parameter_counts():
     assert "seed" in out and "14,848,193" in out and "256x256" in out
 
 
+@pytest.mark.slow
+def test_recorded_parameter_counts_match_the_built_presets():
+    from catdog.cli import PRESET_PARAMS
+    from catdog.models import count_params
+
+    assert {name: count_params(name) for name in PRESET_PARAMS} == PRESET_PARAMS
+
+
+@pytest.mark.parametrize("command", ["models", "runs"])
+def test_listing_commands_never_import_tensorflow(command, tmp_path):
+    code = (
+        "import sys, io; from catdog.cli import main; "
+        f"rc = main([{command!r}], out=io.StringIO()); "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow imported'; sys.exit(rc)"
+    )
+    env = {**__import__("os").environ, "CATDOG_HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "tensorflow" not in proc.stderr.lower() and "cuda" not in proc.stderr.lower()
+
+
+def test_runs_prints_where_the_runs_folder_is(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "h"))
+    code, out, _ = run_cli("runs")
+    assert code == 0 and str(tmp_path / "h" / "runs") in out
+
+
 def test_predict_json_has_one_line_per_file_and_fails_on_a_bad_file(tmp_path, tiny_run):
     cat = write_image(tmp_path / "cat.jpg", colour=CAT_COLOUR, seed=5)
     dog = write_image(tmp_path / "dog.png", colour=DOG_COLOUR, seed=6)

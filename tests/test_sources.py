@@ -61,3 +61,35 @@ def test_active_dataset_round_trips_and_is_visible_through_catdog_data(tmp_path)
     assert data.active_dataset() == tmp_path.resolve()
     with pytest.raises(DatasetError):
         sources.set_active_dataset(tmp_path / "missing")
+
+
+def _zip_of(names: dict[str, bytes]) -> io.BytesIO:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, content in names.items():
+            zf.writestr(name, content)
+    buf.seek(0)
+    return buf
+
+
+def test_a_compressed_folder_with_one_top_folder_is_unwrapped():
+    archive = _zip_of({"pets/cats/a.jpg": b"x", "pets/dogs/b.jpg": b"y", "__MACOSX/pets/._a.jpg": b"z"})
+    folder = sources.import_zip(archive, "pets.zip")
+    assert sorted(p.name for p in folder.iterdir()) == ["cats", "dogs"]
+    assert (folder / "cats" / "a.jpg").read_bytes() == b"x"
+
+
+def test_a_single_class_folder_is_not_unwrapped():
+    folder = sources.import_zip(_zip_of({"cats/a.jpg": b"x"}), "cats.zip")
+    assert [p.name for p in folder.iterdir()] == ["cats"]
+
+
+def test_only_datasets_catdog_stored_can_be_removed(tmp_path):
+    folder = sources.import_zip(_zip_of({"cats/a.jpg": b"x", "dogs/b.jpg": b"y"}), "two.zip")
+    sources.set_active_dataset(folder)
+    elsewhere = tmp_path / "mine"
+    elsewhere.mkdir()
+    with pytest.raises(DatasetError, match="only datasets under"):
+        sources.remove_dataset(elsewhere)
+    sources.remove_dataset(folder)
+    assert not folder.exists() and elsewhere.exists() and sources.active_dataset() is None

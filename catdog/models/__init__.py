@@ -53,7 +53,7 @@ class Preset:
     # `fine_tune_layers` layers and train `fine_tune_epochs` more at lr / 10.
     fine_tune_epochs: int = 0
     fine_tune_layers: int = 0
-    # Precisions in which training uses `fuse_batch_norm` (measured per preset; README, Fused BatchNorm).
+    # Precisions in which training uses `fuse_batch_norm` (measured per preset; docs/performance.md, Fused BatchNorm).
     fuse_batch_norm_in: tuple[str, ...] = ("float32", "mixed_bfloat16", "mixed_float16")
     # Recipe: in-model augmentation strength (None: the preset has none), label smoothing, EMA weights.
     augment: str | None = None

@@ -2,7 +2,7 @@
 
 Keras 3's BatchNormalization computes the batch moments and the normalisation
 as separate ops, in float32 even under a mixed policy; the fused kernel is
-much faster on CPUs for most presets (measurements: README, Fused BatchNorm).
+much faster on CPUs for most presets (measurements: docs/performance.md, Fused BatchNorm).
 
 This patches layer *instances* (their `call`) and reads Keras' attributes
 (`axis`, `gamma`, `beta`, `moving_mean`, `moving_variance`, `momentum`,

@@ -1,0 +1,206 @@
+"""Every model the app can use, with a readable name and what its accuracy was measured on.
+
+The bundled model (assets/model/) is always listed, whichever run is active, so
+the demo model never disappears. Nothing here imports TensorFlow or Streamlit.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from catdog import config
+from catdog.runs import Run, list_runs, number, read_json
+
+EVALUATION_FILE = "evaluation.json"  # written by `catdog evaluate --data DIR --json > assets/model/evaluation.json`
+USABLE_STATES = ("finished", "stopped")
+
+
+@dataclass
+class ModelEntry:
+    """One usable model: its file, where it comes from, and its recorded accuracy.
+
+    Attributes:
+        path: the resolved `.keras` file.
+        kind: "bundled" or "run".
+        name: the run id ("bundled" for the shipped model).
+        preset: the architecture preset, if recorded.
+        image_size: the input side in pixels, if recorded.
+        accuracy: the best recorded accuracy (an evaluation, else the best validation epoch).
+        accuracy_on: which data `accuracy` is on, in words.
+        active: whether Predict and Evaluate use it by default.
+        created: the training's Unix time, if recorded.
+    """
+
+    path: Path
+    kind: str
+    name: str
+    preset: str | None = None
+    image_size: int | None = None
+    accuracy: float | None = None
+    accuracy_on: str = ""
+    active: bool = False
+    created: float | None = None
+
+    @property
+    def label(self) -> str:
+        """'bundled · compact · 160px · 91.6% · active' (missing parts left out)."""
+        parts = [self.name, self.preset, f"{self.image_size}px" if self.image_size else None]
+        if self.accuracy is not None:
+            parts.append(f"{self.accuracy:.1%}")
+        if self.active:
+            parts.append("active")
+        return " · ".join(str(p) for p in parts if p)
+
+
+def run_name(run: Run) -> str:
+    """A readable name for legends and pickers: 'compact 160px 91.6% (20261126-101010)'."""
+    cfg = run.config()
+    best = run.best_val_accuracy()
+    parts = [str(cfg.get("model") or "?")]
+    if cfg.get("image_size"):
+        parts.append(f"{cfg['image_size']}px")
+    if best is not None:
+        parts.append(f"{best:.1%}")
+    stamp = run.id.split("-")
+    short = "-".join(stamp[:2]) if len(stamp) >= 2 and stamp[0].isdigit() else run.id
+    return f"{' '.join(parts)} ({short})"
+
+
+def file_sha256(path: str | Path) -> str:
+    """The file's SHA-256 (hex), cached by path, size and modification time."""
+    stat = Path(path).stat()
+    return _sha256(str(path), stat.st_size, stat.st_mtime)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, size: int, mtime: float) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def evaluation_record(folder: Path) -> dict | None:
+    """The saved `catdog evaluate --json` output next to a model (None when missing, unreadable, or stale).
+
+    A record with `model_sha256` that does not match the model file beside it
+    was made for an older model (e.g. before the bundled model was replaced) and is ignored.
+    """
+    record = read_json(Path(folder) / EVALUATION_FILE)
+    if not isinstance(record, dict) or number(record.get("accuracy")) is None:
+        return None
+    model = Path(folder) / config.MODEL_FILENAME
+    if record.get("model_sha256") and model.exists() and record["model_sha256"] != file_sha256(model):
+        return None
+    return record
+
+
+def _data_name(path: object) -> str:
+    """'catdog-small/validation' from a full path: the last two parts are what people recognise."""
+    parts = Path(str(path)).parts if path else ()
+    return "/".join(parts[-2:]) if parts else "?"
+
+
+def accuracy_facts(run: Run) -> tuple[float | None, str]:
+    """(accuracy, which data it is on) for a run folder, preferring a saved evaluation.
+
+    An evaluation on a separate folder says more than the best validation epoch
+    (which was picked on the very images it reports).
+    """
+    record = evaluation_record(run.path)
+    if record is not None:
+        n = int(number(record.get("n")) or 0)
+        return float(record["accuracy"]), f"{n:,} photos in {_data_name(record.get('data'))} (catdog evaluate)"
+    best = run.best_val_accuracy()
+    if best is None:
+        return None, ""
+    cfg = run.config()
+    n_val = int(number(cfg.get("n_validation")) or 0)
+    count = f"{n_val:,} " if n_val else ""
+    data = cfg.get("data")
+    if isinstance(data, list):
+        data = data[0] if data else None
+    if cfg.get("val_data"):
+        where = f"{count}photos in {_data_name(cfg['val_data'])}"
+    elif cfg.get("val_split"):
+        where = f"{count}photos held out of {_data_name(data)}"
+    else:
+        where = f"{count}validation photos"
+    return float(best), f"best validation epoch, {where}"
+
+
+def _entry(run: Run, kind: str, active: Path | None) -> ModelEntry:
+    cfg = run.config()
+    accuracy, on = accuracy_facts(run)
+    path = run.model_path.resolve()
+    size = number(cfg.get("image_size"))
+    return ModelEntry(
+        path=path, kind=kind, name="bundled" if kind == "bundled" else run.id, preset=cfg.get("model") or cfg.get("preset"),
+        image_size=int(size) if size else None, accuracy=accuracy, accuracy_on=on, active=active == path,
+        created=number(cfg.get("created")),
+    )
+
+
+def bundled_entry() -> ModelEntry | None:
+    """The model shipped in assets/model/, or None when it is not there."""
+    from catdog.predict import bundled_model_dir, default_model, model_file
+
+    folder = bundled_model_dir()
+    if folder is None:
+        return None
+    default = default_model()
+    return _entry(Run(folder), "bundled", model_file(default) if default else None)
+
+
+def list_models() -> list[ModelEntry]:
+    """The bundled model first (always), then every finished or stopped run with a model, newest first."""
+    from catdog.predict import default_model, model_file
+
+    default = default_model()
+    active = model_file(default) if default is not None else None
+    entries: list[ModelEntry] = []
+    bundled = bundled_entry()
+    if bundled is not None:
+        entries.append(bundled)
+    for run in list_runs():
+        if run.model_path.exists() and run.status().get("state") in USABLE_STATES:
+            entry = _entry(run, "run", active)
+            if all(e.path != entry.path for e in entries):
+                entries.append(entry)
+    if active is not None and all(e.path != active for e in entries) and active.exists():
+        entries.insert(0, _entry(Run(active.parent), "run", active))  # an active model outside the runs folder
+    return entries
+
+
+def active_entry() -> ModelEntry | None:
+    """The model Predict uses by default (the active run's, else the bundled one)."""
+    return next((e for e in list_models() if e.active), None)
+
+
+def replace_check(run: Run, chance_margin: float = 0.05) -> tuple[str | None, str | None]:
+    """(confirm, warn) messages for making `run` the active model; None when there is nothing to say.
+
+    Args:
+        run: the run about to become active.
+        chance_margin: how far above chance counts as learning something.
+    """
+    from catdog.training import near_chance
+
+    warn = None
+    classes = run.config().get("class_names") or config.CLASS_NAMES
+    rows = run.metrics()
+    if rows and near_chance(rows, len(classes)):
+        warn = (f"This run's validation accuracy sits near chance ({1 / len(classes):.0%}): it has not learned to tell "
+                "the classes apart, so Predict would answer almost at random.")
+    confirm = None
+    current = active_entry()
+    new, _ = accuracy_facts(run)
+    if current is not None and current.path != run.model_path.resolve() and current.accuracy is not None:
+        if new is None or new < current.accuracy:
+            confirm = (f"Predict now uses **{current.label}** ({current.accuracy:.1%} on {current.accuracy_on}). "
+                       f"This run reached {'no recorded accuracy' if new is None else f'{new:.1%}'}. Replace it anyway?")
+    return confirm, warn

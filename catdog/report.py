@@ -1,0 +1,326 @@
+"""A run report to hand out: ONE self-contained HTML file that opens offline.
+
+It holds the model and data facts with the settings, the training curves as
+interactive Plotly (plotly.js inlined once), the evaluation figures when a
+labelled folder is evaluated, and a grid of sample predictions with Grad-CAM,
+confident mistakes first. Images are base64 data URIs; nothing is fetched.
+
+    catdog report RUN --out report.html [--data LABELLED_DIR]
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from catdog.runs import Run, number
+
+if TYPE_CHECKING:
+    from catdog.evaluate import EvalReport
+    from catdog.predict import Predictor
+
+SAMPLE_MISTAKES = 8
+SAMPLE_CORRECT = 4
+THUMB_SIDE = 224
+
+
+@dataclass
+class Sample:
+    """One photo in the grid: the photo and its Grad-CAM as data URIs, with the verdict."""
+
+    name: str
+    true: str
+    predicted: str
+    confidence: float
+    photo: str
+    gradcam: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def correct(self) -> bool:
+        return self.true == self.predicted
+
+
+def evaluation_folder(run: Run, data: str | os.PathLike | None = None) -> Path | None:
+    """The labelled folder to evaluate on: `data`, else the run's own validation folder when it has one.
+
+    Then the folder of the model's saved evaluation (`catdog evaluate ... > evaluation.json`),
+    if it is still there. A run that held out a random part of its training folder has
+    no separate folder (`held_out_images` rebuilds that part instead), so None.
+    """
+    if data:
+        return Path(data)
+    cfg = run.config()
+    if cfg.get("val_data") and Path(str(cfg["val_data"])).is_dir():
+        return Path(str(cfg["val_data"]))
+    from catdog.catalog import evaluation_record
+
+    record = evaluation_record(run.path) or {}
+    if record.get("data") and Path(str(record["data"])).is_dir():
+        return Path(str(record["data"]))
+    folder = cfg.get("data")
+    if isinstance(folder, list):
+        folder = folder[0] if folder else None
+    if not folder or not Path(str(folder)).is_dir():
+        return None
+    try:
+        from catdog.data import discover
+
+        layout = discover(str(folder))
+    except Exception:  # noqa: BLE001 - an unreadable folder just means no evaluation
+        return None
+    return Path(str(folder)) if getattr(layout, "validation", None) else None
+
+
+def held_out_images(run: Run):
+    """The photos a run held out of its training folders for validation, rebuilt from its seed; None if unreachable.
+
+    Returns:
+        (ImageSet, class names, a description) or None.
+    """
+    from catdog import data
+
+    cfg = run.config()
+    val_split, seed = number(cfg.get("val_split")), number(cfg.get("seed"))
+    folders = cfg.get("data") if isinstance(cfg.get("data"), list) else [cfg.get("data")]
+    if not val_split or seed is None or not all(folders) or not all(Path(str(f)).is_dir() for f in folders):
+        return None
+    try:
+        layouts = data.discover_all([str(f) for f in folders])
+        pooled = data.ImageSet([p for lay in layouts for p in lay.train.paths], [lb for lay in layouts for lb in lay.train.labels])
+        _, held_out = data.split(pooled, float(val_split), int(seed))
+    except Exception:  # noqa: BLE001 - moved or changed folders: no evaluation rather than a wrong one
+        return None
+    names = list(cfg.get("class_names") or layouts[0].class_names)
+    where = ", ".join(Path(str(f)).name for f in folders)
+    return held_out, names, f"the {len(held_out):,} photos held out of {where} for validation (rebuilt from seed {int(seed)})"
+
+
+def image_data_uri(image, fmt: str = "JPEG") -> str:
+    """A PIL image as a data: URI (JPEG for photos, PNG for figures)."""
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, fmt, quality=85) if fmt == "JPEG" else image.save(buf, fmt)
+    return f"data:image/{fmt.lower()};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def collect_samples(predictor: "Predictor", report: "EvalReport", mistakes: int = SAMPLE_MISTAKES,
+                    correct: int = SAMPLE_CORRECT, gradcam: bool = True) -> list[Sample]:
+    """The most confident mistakes, then the most confident right answers, each with Grad-CAM."""
+    from catdog.preprocess import load_display_image
+
+    names = report.class_names
+    rows = []
+    for file, label, p in zip(report.files, report.labels, report.probs):
+        predicted = 1 if p >= report.threshold else 0
+        confidence = p if predicted == 1 else 1.0 - p
+        rows.append((file, names[label], names[predicted], float(confidence)))
+    wrong = sorted((r for r in rows if r[1] != r[2]), key=lambda r: -r[3])[:mistakes]
+    right = sorted((r for r in rows if r[1] == r[2]), key=lambda r: -r[3])[:correct]
+    samples = []
+    for file, true, predicted, confidence in wrong + right:
+        try:
+            photo = image_data_uri(load_display_image(file, THUMB_SIDE))
+        except Exception:  # noqa: BLE001 - an unreadable photo is left out of the grid
+            continue
+        sample = Sample(Path(file).name, true, predicted, confidence, photo)
+        if gradcam:
+            try:
+                from catdog.gradcam import explain
+
+                sample.gradcam = image_data_uri(explain(predictor, file, max_side=THUMB_SIDE)[1])
+            except Exception as exc:  # noqa: BLE001 - a model without conv layers has no Grad-CAM
+                sample.notes.append(f"no Grad-CAM: {exc}")
+        samples.append(sample)
+    return samples
+
+
+def _facts(run: Run) -> list[tuple[str, str]]:
+    from catdog.catalog import accuracy_facts
+
+    cfg = run.config()
+    status = run.status()
+    accuracy, on = accuracy_facts(run)
+    data = cfg.get("data")
+    data = ", ".join(map(str, data)) if isinstance(data, list) else data
+    created = number(cfg.get("created"))
+    duration = run.duration()
+    versions = cfg.get("versions") if isinstance(cfg.get("versions"), dict) else {}
+    rows = [
+        ("Run", run.id),
+        ("State", str(status.get("state", "?"))),
+        ("Trained", dt.datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M") if created else "–"),
+        ("Duration", f"{duration / 60:.1f} min" if duration else "–"),
+        ("Preset", str(cfg.get("model") or "?")),
+        ("Image size", f"{cfg.get('image_size', '?')} px"),
+        ("Classes", " / ".join(cfg.get("class_names") or [])),
+        ("Accuracy", f"{accuracy:.1%} on {on}" if accuracy is not None else "–"),
+        ("Epochs", f"{len(run.metrics())} of {cfg.get('epochs', '?')}"),
+        ("Batch size", str(cfg.get("batch_size", "?"))),
+        ("Learning rate", f"{cfg['learning_rate']:g}" if number(cfg.get("learning_rate")) else "?"),
+        ("Schedule", str(cfg.get("lr_schedule") or "constant")),
+        ("Early stopping", str(cfg.get("early_stopping") or "off")),
+        ("Precision", str(cfg.get("precision") or "?")),
+        ("Started from", str(cfg.get("init_from") or "scratch")),
+        ("Training data", str(data or "?")),
+        ("Images", f"{cfg.get('n_train', '?'):,} training / {cfg.get('n_validation', '?'):,} validation"
+         if isinstance(cfg.get("n_train"), int) and isinstance(cfg.get("n_validation"), int) else "?"),
+        ("Validation", f"folder {cfg['val_data']}" if cfg.get("val_data") else
+         f"{cfg['val_split']:.0%} held out of the training data" if number(cfg.get("val_split")) else "the dataset's own"),
+        ("Software", ", ".join(f"{k} {v}" for k, v in versions.items()) or "?"),
+    ]
+    return rows
+
+
+class _Figures:
+    """Plotly figures as HTML fragments; plotly.js is inlined with the first one only."""
+
+    def __init__(self) -> None:
+        self._first = True
+
+    def __call__(self, fig) -> str:
+        fig.update_layout(template="plotly_white")
+        fragment = fig.to_html(full_html=False, include_plotlyjs=self._first, config={"displaylogo": False, "responsive": True})
+        self._first = False
+        return f'<div class="fig">{fragment}</div>'
+
+
+def build_report(run: Run, evaluation: "EvalReport | None" = None, samples: list[Sample] | None = None,
+                 note: str | None = None) -> str:
+    """The report as one HTML string.
+
+    Args:
+        run: the run folder.
+        evaluation: an evaluation on a labelled folder, for the metrics and figures.
+        samples: the prediction grid (`collect_samples`).
+        note: a line saying why something is missing (e.g. no labelled folder).
+    """
+    from catdog.catalog import run_name
+    from catdog.plots import curves_figure
+
+    figure = _Figures()
+    rows = run.metrics()
+    esc = html.escape
+    parts = [f"<h1>{esc(run_name(run))}</h1>",
+             f"<p class='muted'>catdog run report · written {dt.datetime.now():%Y-%m-%d %H:%M}</p>"]
+    parts.append("<h2>Model and data</h2><table class='facts'>"
+                 + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in _facts(run)) + "</table>")
+    parts.append("<h2>Training curves</h2>")
+    if rows:
+        parts.append("<div class='row'>" + figure(curves_figure(rows, "accuracy", "Accuracy"))
+                     + figure(curves_figure(rows, "loss", "Loss")) + "</div>")
+    else:
+        parts.append("<p>No epoch finished.</p>")
+    if evaluation is not None:
+        parts.append(_evaluation_html(evaluation, figure))
+    if samples:
+        parts.append(_samples_html(samples))
+    if note:
+        parts.append(f"<p class='note'>{esc(note)}</p>")
+    return _PAGE.format(title=esc(f"catdog report · {run.id}"), body="\n".join(parts))
+
+
+def _evaluation_html(report: "EvalReport", figure: _Figures) -> str:
+    from catdog.eval_plots import confusion_figure, reliability_figure
+
+    esc = html.escape
+    cal = report.calibration()
+    cells = [("Accuracy", f"{report.accuracy:.1%}"), ("Precision", f"{report.precision:.1%}"),
+             ("Recall", f"{report.recall:.1%}"), ("F1", f"{report.f1:.1%}"), ("Log loss", f"{report.log_loss:.3f}")]
+    if cal.get("ece") is not None:
+        cells.append(("ECE", f"{cal['ece']:.3f}"))
+    metrics = "".join(f"<div class='metric'><span>{esc(k)}</span><b>{esc(v)}</b></div>" for k, v in cells)
+    return (f"<h2>Evaluation</h2><p class='muted'>{report.n:,} labelled photos in {esc(report.data)} · "
+            f"threshold {report.threshold:g}</p><div class='metrics'>{metrics}</div><div class='row'>"
+            + figure(confusion_figure(report.confusion, report.class_names))
+            + figure(reliability_figure(report.labels, report.probs, report.raw_probs or None)) + "</div>")
+
+
+def _samples_html(samples: list[Sample]) -> str:
+    esc = html.escape
+    cards = []
+    for s in samples:
+        verdict = "right" if s.correct else "wrong"
+        images = f"<img src='{s.photo}' alt='{esc(s.name)}'>" + (f"<img src='{s.gradcam}' alt='Grad-CAM'>" if s.gradcam else "")
+        cards.append(
+            f"<figure class='card {verdict}'><div class='pair'>{images}</div><figcaption><b>{esc(s.predicted)}</b> "
+            f"{s.confidence:.1%} · true {esc(s.true)}{' ✗' if not s.correct else ' ✓'}<br><small>{esc(s.name)}"
+            + "".join(f"<br>{esc(n)}" for n in s.notes) + "</small></figcaption></figure>"
+        )
+    mistakes = sum(not s.correct for s in samples)
+    return (f"<h2>Sample predictions</h2><p class='muted'>The {mistakes} most confident mistakes first, then confident right "
+            "answers. Right of each photo: Grad-CAM, the regions that drove the answer (red = most).</p>"
+            f"<div class='grid'>{''.join(cards)}</div>")
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1F2937; margin: 0 auto;
+       max-width: 1200px; padding: 24px; }}
+h1 {{ margin-bottom: 0; }} h2 {{ margin-top: 32px; border-bottom: 1px solid #E5E7EB; padding-bottom: 4px; }}
+.muted {{ color: #6B7280; }} .note {{ background: #F4F6FA; padding: 8px 12px; border-radius: 6px; }}
+table.facts {{ border-collapse: collapse; }} table.facts th {{ text-align: left; padding: 3px 16px 3px 0; color: #6B7280;
+       font-weight: normal; vertical-align: top; }} table.facts td {{ padding: 3px 0; }}
+.row {{ display: flex; flex-wrap: wrap; gap: 16px; }} .fig {{ flex: 1 1 420px; min-width: 0; }}
+.metrics {{ display: flex; flex-wrap: wrap; gap: 12px; }} .metric {{ border: 1px solid #E5E7EB; border-radius: 8px;
+       padding: 8px 14px; }} .metric span {{ display: block; color: #6B7280; font-size: 0.85em; }}
+.metric b {{ font-size: 1.4em; }}
+.grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 12px; }}
+.card {{ margin: 0; border: 1px solid #E5E7EB; border-radius: 8px; padding: 8px; }}
+.card.wrong {{ border-color: #D55E00; }} .pair {{ display: flex; gap: 4px; }}
+.pair img {{ width: 50%; aspect-ratio: 1; object-fit: cover; border-radius: 4px; }}
+figcaption {{ margin-top: 6px; }}
+</style></head>
+<body>
+{body}
+</body></html>
+"""
+
+
+def write_report(run: Run, out: str | os.PathLike, data: str | os.PathLike | None = None, evaluate_model: bool = True,
+                 log=None) -> Path:
+    """Evaluate (when a labelled folder is known), collect samples, and write the HTML file atomically.
+
+    Args:
+        run: the run folder (it needs model.keras for the evaluation and samples).
+        out: the HTML file to write.
+        data: a labelled folder; default: the run's own validation folder, if it has one.
+        evaluate_model: False to leave out the evaluation and samples (curves and facts only).
+        log: a callable for progress lines, or None.
+    """
+    from catdog.atomic import atomic_write_text
+
+    evaluation, samples, note = None, None, None
+    folder = evaluation_folder(run, data) if evaluate_model else None
+    held_out = held_out_images(run) if evaluate_model and folder is None else None
+    if evaluate_model and folder is None and held_out is None:
+        note = ("No evaluation: the photos this run validated on are not reachable from here. "
+                "Pass a labelled folder: catdog report RUN --data DIR.")
+    elif (folder is not None or held_out is not None) and not run.model_path.exists():
+        note = "No evaluation: this run saved no model."
+    elif folder is not None or held_out is not None:
+        from catdog.evaluate import evaluate, evaluate_images
+        from catdog.predict import Predictor
+
+        predictor = Predictor.load(run.path)
+        if log:
+            log(f"evaluating on {folder or held_out[2]} …")
+        evaluation = evaluate(predictor, folder) if folder is not None else evaluate_images(predictor, *held_out)
+        if held_out is not None:
+            note = (f"Evaluated on {held_out[2]}: the epoch kept was picked on these photos, so the figure reads a little high; "
+                    "pass --data DIR for photos the run never saw.")
+        if log:
+            log(f"accuracy {evaluation.accuracy:.4f} on {evaluation.n} images; explaining samples …")
+        samples = collect_samples(predictor, evaluation)
+    text = build_report(run, evaluation, samples, note)
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, text)
+    return target

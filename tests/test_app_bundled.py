@@ -1,0 +1,76 @@
+"""The bundled model never disappears (AppTest): Home's facts, and every picker lists it beside the active run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from catdog import catalog, config, predict
+from tests.fixtures import REPO
+
+TIMEOUT = 120
+
+pytestmark = pytest.mark.slow  # the Predict page loads a model with TensorFlow
+
+
+def open_page(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT).run()
+    return at.switch_page(page).run() if page else at
+
+
+def option_labels(at: AppTest, key: str) -> list[str]:
+    box = at.selectbox(key=key)
+    return list(box.options)
+
+
+def test_home_on_first_launch_shows_the_bundled_models_real_facts(home):
+    cfg = json.loads((config.assets_dir() / "model" / "config.json").read_text())
+    at = open_page()
+    assert not at.exception
+    text = "\n".join(m.value for m in at.markdown) + "\n".join(c.value for c in at.caption)
+    assert "`bundled`" in text
+    assert f"preset **{cfg['model']}**" in text and f"{cfg['image_size']}px" in text
+    assert "accuracy **" in text and " on " in text and "trained –" not in text
+
+
+@pytest.mark.parametrize(("page", "key"), [("pages/predict.py", "predict_model"), ("pages/evaluate.py", "eval_model")])
+def test_with_an_active_trained_run_the_pickers_still_list_the_bundled_model(home, tiny_run, page, key):
+    predict.set_active_model(tiny_run.path)
+    at = open_page(page)
+    assert not at.exception, at.exception
+    labels = option_labels(at, key)
+    assert any(label.startswith("bundled ·") for label in labels), labels
+    active = [label for label in labels if label.endswith("· active")]
+    assert len(active) == 1 and active[0].startswith("tiny-seed")
+    assert at.selectbox(key=key).format_func(at.selectbox(key=key).value) == active[0]  # the active one is preselected
+
+
+def test_replacing_a_better_model_asks_first_and_a_near_chance_run_is_warned(home, tiny_run):
+    confirm, _ = catalog.replace_check(tiny_run)
+    bundled = catalog.bundled_entry()
+    if tiny_run.best_val_accuracy() < bundled.accuracy:
+        assert confirm and "Replace it anyway?" in confirm and "bundled" in confirm
+
+
+def test_evaluation_record_is_preferred_and_says_which_data(tmp_path):
+    from catdog.runs import Run
+
+    (tmp_path / "config.json").write_text(json.dumps({"model": "compact", "image_size": 160}))
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": 0.93}) + "\n")
+    assert catalog.accuracy_facts(Run(tmp_path)) == (0.93, "best validation epoch, validation photos")
+    (tmp_path / catalog.EVALUATION_FILE).write_text(json.dumps({"accuracy": 0.916, "n": 1999, "data": "/x/catdog-small/validation"}))
+    assert catalog.accuracy_facts(Run(tmp_path)) == (0.916, "1,999 photos in catdog-small/validation (catdog evaluate)")
+
+
+def test_an_evaluation_of_an_older_model_is_ignored(tmp_path):
+    from catdog.runs import Run
+
+    (tmp_path / "model.keras").write_bytes(b"new model")
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": 0.8}) + "\n")
+    record = {"accuracy": 0.9, "n": 10, "data": "/d/v", "model_sha256": catalog.file_sha256(tmp_path / "model.keras")}
+    (tmp_path / catalog.EVALUATION_FILE).write_text(json.dumps(record))
+    assert catalog.accuracy_facts(Run(tmp_path))[0] == 0.9
+    (tmp_path / "model.keras").write_bytes(b"a retrained model")
+    assert catalog.accuracy_facts(Run(tmp_path))[0] == 0.8

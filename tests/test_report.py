@@ -1,0 +1,84 @@
+"""catdog report: one self-contained HTML file that headless Chromium renders with no network request."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from catdog.cli import main
+from catdog.report import build_report, evaluation_folder, write_report
+from tests.server import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.slow  # the tiny run trains a model; the report runs Grad-CAM
+
+
+@pytest.fixture(scope="module")
+def report_file(tmp_path_factory, tiny_run, tiny_dataset) -> Path:
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    assert main(["report", str(tiny_run.path), "--out", str(out), "--data", str(tiny_dataset)]) == 0
+    return out
+
+
+def test_the_report_is_one_file_with_everything_inline(report_file):
+    text = report_file.read_text(encoding="utf-8")
+    assert "Model and data" in text and "Training curves" in text and "Evaluation" in text and "Sample predictions" in text
+    assert text.count("data:image/jpeg;base64,") >= 2  # photos and their Grad-CAM
+    assert "plotly" in text and not re.search(r"<script[^>]+src=", text)  # plotly.js inlined, no script fetched
+    markup = re.sub(r"<script.*?</script>", "", text, flags=re.S)  # plotly.js itself mentions URLs in strings
+    assert not re.search(r"""(src|href)=["']https?://""", markup)
+
+
+def test_headless_chromium_renders_it_with_no_network_request(report_file):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    requests: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.route("**/*", lambda route: (requests.append(route.request.url), route.continue_()
+                                              if route.request.url.startswith(("file:", "data:")) else route.abort()))
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(report_file.as_uri(), wait_until="load")
+            page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)  # plotly.js ran: a chart is drawn
+            assert page.locator(".js-plotly-plot").count() == 4  # accuracy, loss, confusion, reliability
+            assert page.locator(".grid img").count() >= 2
+            assert errors == []
+        finally:
+            browser.close()
+    assert [u for u in requests if u.startswith(("http:", "https:", "ws:", "wss:"))] == []
+
+
+def test_without_a_labelled_folder_the_report_rebuilds_the_runs_held_out_photos(tmp_path, tiny_run):
+    from catdog.report import held_out_images
+
+    assert evaluation_folder(tiny_run) is None  # it held out part of its training folder
+    images, names, where = held_out_images(tiny_run)
+    assert len(images) == 6 and names == ["cat", "dog"] and "held out of data" in where  # 25% of 24
+    text = write_report(tiny_run, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Evaluation" in text and "6 labelled photos" in text and "Sample predictions" in text
+
+
+def test_when_the_validation_photos_are_gone_the_report_says_how_to_add_some(tmp_path, tiny_run):
+    import json
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run.path, copy)
+    cfg = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**cfg, "data": str(tmp_path / "moved-away")}))
+    from catdog.runs import Run
+
+    text = write_report(Run(copy), tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "--data DIR" in text and "Training curves" in text and "Sample predictions" not in text
+
+
+def test_a_run_without_epochs_still_gives_a_page(tmp_path):
+    from catdog.runs import Run
+
+    (tmp_path / "config.json").write_text('{"model": "seed"}')
+    assert "No epoch finished" in build_report(Run(tmp_path))
