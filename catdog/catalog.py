@@ -121,9 +121,7 @@ def accuracy_facts(run: Run) -> tuple[float | None, str]:
     cfg = run.config()
     n_val = int(number(cfg.get("n_validation")) or 0)
     count = f"{n_val:,} " if n_val else ""
-    data = cfg.get("data")
-    if isinstance(data, list):
-        data = data[0] if data else None
+    data = first_folder(cfg)
     if cfg.get("val_data"):
         where = f"{count}photos in {_data_name(cfg['val_data'])}"
     elif cfg.get("val_split"):
@@ -131,6 +129,16 @@ def accuracy_facts(run: Run) -> tuple[float | None, str]:
     else:
         where = f"{count}validation photos"
     return float(best), f"best validation epoch, {where}"
+
+
+def first_folder(cfg: dict) -> str | None:
+    """The (first) training folder a config names: `data` (a path or a list), else `data_folders` (paths or dicts)."""
+    data = cfg.get("data") or cfg.get("data_folders")
+    if isinstance(data, list):
+        data = data[0] if data else None
+    if isinstance(data, dict):
+        data = data.get("path") or data.get("folder") or data.get("root")
+    return str(data) if data else None
 
 
 def _entry(run: Run, kind: str, active: Path | None) -> ModelEntry:
