@@ -115,10 +115,10 @@ def accuracy_facts(run: Run) -> tuple[float | None, str]:
     if record is not None:
         n = int(number(record.get("n")) or 0)
         return float(record["accuracy"]), f"{n:,} photos in {_data_name(record.get('data'))} (catdog evaluate)"
-    best = run.best_val_accuracy()
-    if best is None:
-        return None, ""
     cfg = run.config()
+    value, which = _saved_model_val_accuracy(run, cfg)
+    if value is None:
+        return None, ""
     n_val = int(number(cfg.get("n_validation")) or 0)
     count = f"{n_val:,} " if n_val else ""
     data = first_folder(cfg)
@@ -128,7 +128,18 @@ def accuracy_facts(run: Run) -> tuple[float | None, str]:
         where = f"{count}photos held out of {_data_name(data)}"
     else:
         where = f"{count}validation photos"
-    return float(best), f"best validation epoch, {where}"
+    return value, f"{which}, {where}"
+
+
+def _saved_model_val_accuracy(run: Run, cfg: dict) -> tuple[float | None, str]:
+    """The validation accuracy of the weights model.keras holds: the best epoch's with early stopping
+    (it restores them), else the last epoch's (the best epoch's would overstate the saved model)."""
+    values = [float(r["val_accuracy"]) for r in run.metrics() if isinstance(r.get("val_accuracy"), (int, float))]
+    if not values:
+        return None, ""
+    if cfg.get("early_stopping"):
+        return max(values), "best validation epoch"
+    return values[-1], "last validation epoch"
 
 
 def first_folder(cfg: dict) -> str | None:
@@ -189,12 +200,11 @@ def active_entry() -> ModelEntry | None:
     return next((e for e in list_models() if e.active), None)
 
 
-def replace_check(run: Run, chance_margin: float = 0.05) -> tuple[str | None, str | None]:
+def replace_check(run: Run) -> tuple[str | None, str | None]:
     """(confirm, warn) messages for making `run` the active model; None when there is nothing to say.
 
     Args:
         run: the run about to become active.
-        chance_margin: how far above chance counts as learning something.
     """
     from catdog.training import near_chance
 

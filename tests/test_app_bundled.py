@@ -64,7 +64,7 @@ def _fake_run(run_id: str, val_acc: list[float]):
 def test_replacing_a_better_model_asks_first_and_a_near_chance_run_is_warned(home):
     weak = _fake_run("weak", [0.5, 0.52, 0.51])
     confirm, warn = catalog.replace_check(weak)
-    assert confirm and "bundled" in confirm and "Replace it anyway?" in confirm and "52.0%" in confirm
+    assert confirm and "bundled" in confirm and "Replace it anyway?" in confirm and "51.0%" in confirm  # the saved (last) epoch
     assert warn and "near chance" in warn
     strong = _fake_run("strong", [0.9, 0.99])
     assert catalog.replace_check(strong) == (None, None)
@@ -78,9 +78,20 @@ def test_evaluation_record_is_preferred_and_says_which_data(tmp_path):
 
     (tmp_path / "config.json").write_text(json.dumps({"model": "compact", "image_size": 160}))
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": 0.93}) + "\n")
-    assert catalog.accuracy_facts(Run(tmp_path)) == (0.93, "best validation epoch, validation photos")
+    assert catalog.accuracy_facts(Run(tmp_path)) == (0.93, "last validation epoch, validation photos")
     (tmp_path / catalog.EVALUATION_FILE).write_text(json.dumps({"accuracy": 0.916, "n": 1999, "data": "/x/catdog-small/validation"}))
     assert catalog.accuracy_facts(Run(tmp_path)) == (0.916, "1,999 photos in catdog-small/validation (catdog evaluate)")
+
+
+def test_the_figure_is_the_saved_models_last_epoch_unless_early_stopping_kept_the_best(tmp_path):
+    from catdog.runs import Run
+
+    rows = [{"epoch": 1, "val_accuracy": 0.7}, {"epoch": 2, "val_accuracy": 0.9}, {"epoch": 3, "val_accuracy": 0.8}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "config.json").write_text(json.dumps({"model": "seed"}))
+    assert catalog.accuracy_facts(Run(tmp_path))[0] == 0.8
+    (tmp_path / "config.json").write_text(json.dumps({"model": "seed", "early_stopping": 3}))
+    assert catalog.accuracy_facts(Run(tmp_path))[0] == 0.9
 
 
 def test_an_evaluation_of_an_older_model_is_ignored(tmp_path):
