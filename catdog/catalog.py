@@ -115,22 +115,41 @@ def accuracy_facts(run: Run) -> tuple[float | None, str]:
     if record is not None:
         n = int(number(record.get("n")) or 0)
         return float(record["accuracy"]), f"{n:,} photos in {_data_name(record.get('data'))} (catdog evaluate)"
-    best = run.best_val_accuracy()
-    if best is None:
-        return None, ""
     cfg = run.config()
+    value, which = _saved_model_val_accuracy(run, cfg)
+    if value is None:
+        return None, ""
     n_val = int(number(cfg.get("n_validation")) or 0)
     count = f"{n_val:,} " if n_val else ""
-    data = cfg.get("data")
-    if isinstance(data, list):
-        data = data[0] if data else None
+    data = first_folder(cfg)
     if cfg.get("val_data"):
         where = f"{count}photos in {_data_name(cfg['val_data'])}"
     elif cfg.get("val_split"):
         where = f"{count}photos held out of {_data_name(data)}"
     else:
         where = f"{count}validation photos"
-    return float(best), f"best validation epoch, {where}"
+    return value, f"{which}, {where}"
+
+
+def _saved_model_val_accuracy(run: Run, cfg: dict) -> tuple[float | None, str]:
+    """The validation accuracy of the weights model.keras holds: the best epoch's with early stopping
+    (it restores them), else the last epoch's (the best epoch's would overstate the saved model)."""
+    values = [float(r["val_accuracy"]) for r in run.metrics() if isinstance(r.get("val_accuracy"), (int, float))]
+    if not values:
+        return None, ""
+    if cfg.get("early_stopping"):
+        return max(values), "best validation epoch"
+    return values[-1], "last validation epoch"
+
+
+def first_folder(cfg: dict) -> str | None:
+    """The (first) training folder a config names: `data` (a path or a list), else `data_folders` (paths or dicts)."""
+    data = cfg.get("data") or cfg.get("data_folders")
+    if isinstance(data, list):
+        data = data[0] if data else None
+    if isinstance(data, dict):
+        data = data.get("path") or data.get("folder") or data.get("root")
+    return str(data) if data else None
 
 
 def _entry(run: Run, kind: str, active: Path | None) -> ModelEntry:
@@ -181,12 +200,11 @@ def active_entry() -> ModelEntry | None:
     return next((e for e in list_models() if e.active), None)
 
 
-def replace_check(run: Run, chance_margin: float = 0.05) -> tuple[str | None, str | None]:
+def replace_check(run: Run) -> tuple[str | None, str | None]:
     """(confirm, warn) messages for making `run` the active model; None when there is nothing to say.
 
     Args:
         run: the run about to become active.
-        chance_margin: how far above chance counts as learning something.
     """
     from catdog.training import near_chance
 
