@@ -27,9 +27,11 @@ def local_folders_allowed() -> bool:
 
 
 def data_roots() -> list[Path]:
-    """Allowed roots: CATDOG_DATA_ROOTS (os.pathsep-separated), else the home folder and CATDOG_HOME."""
+    """Allowed roots: CATDOG_DATA_ROOTS (os.pathsep-separated), else the home folder, CATDOG_HOME,
+    and the folder that holds the project (where a checkout keeps its sample data beside it)."""
     raw = os.environ.get("CATDOG_DATA_ROOTS", "")
-    roots = [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()] or [Path.home(), config.home()]
+    defaults = [Path.home(), config.home(), config.project_root().parent]
+    roots = [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()] or defaults
     return [r.resolve() for r in roots]
 
 

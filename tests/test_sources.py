@@ -93,3 +93,12 @@ def test_only_datasets_catdog_stored_can_be_removed(tmp_path):
         sources.remove_dataset(elsewhere)
     sources.remove_dataset(folder)
     assert not folder.exists() and elsewhere.exists() and sources.active_dataset() is None
+
+
+def test_default_roots_are_home_catdog_home_and_the_folder_holding_the_project(monkeypatch):
+    from catdog import config
+
+    monkeypatch.delenv("CATDOG_DATA_ROOTS", raising=False)
+    roots = sources.data_roots()
+    assert config.project_root().parent.resolve() in roots and config.home().resolve() in roots
+    assert sources.resolve_local_folder(config.project_root()) == config.project_root().resolve()
