@@ -15,7 +15,7 @@ import pytest
 from catdog import config, onnx_runtime
 from catdog.errors import CatdogError, RunError
 from catdog.predict import Predictor
-from tests.conftest import REPO, SHARED_DATA, image_bytes, make_class_folders
+from tests.fixtures import REPO, SHARED_DATA, image_bytes, make_class_folders
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tf2onnx")
