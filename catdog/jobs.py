@@ -98,7 +98,7 @@ def start_training(cfg: TrainConfig, runs_dir: str | os.PathLike | None = None, 
 def resumable(run: runs.Run) -> bool:
     """Whether `run` is a stopped, failed or killed run with a checkpoint to continue from."""
     state = run.status().get("state")
-    has_checkpoint = (run.checkpoint_dir / "state.json").exists() and (run.checkpoint_dir / "last.keras").exists()
+    has_checkpoint = run.checkpoint_state() is not None and run.checkpoint_path.exists()
     return state in ("stopped", "failed") and has_checkpoint
 
 

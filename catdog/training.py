@@ -427,7 +427,7 @@ def _finish_from_checkpoint(run: runs.Run, log) -> None:
     """Write model.keras from the last checkpoint of a run that trained every epoch but was killed before saving."""
     import keras
 
-    last = run.checkpoint_dir / "last.keras"
+    last = run.checkpoint_path  # the file checkpoint/state.json names (last.keras for older runs)
     try:
         model = keras.saving.load_model(last, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
