@@ -139,7 +139,7 @@ def test_child_that_fails_shows_the_runs_error_and_log_tail(runs_root, tmp_path)
     run = jobs.start_training(slow_config(data, val_split=0.5), runs_root, run_id="broken")
     status = wait_for(lambda: (s := jobs.job_status(run)) and not s.active and s)
     assert status.state == "failed" and not status.alive
-    assert "one class" in status.error or "no images" in status.error.lower()
+    assert "one class" in status.error or "could be read" in status.error or "no images" in status.error.lower()
     assert "error:" in status.log_tail
 
 

@@ -188,7 +188,7 @@ def test_training_on_a_folder_with_hostile_files_skips_exactly_the_bad_ones(mixe
     assert [p for p in problems if p] == []
     assert all(f"skipped {Path(p)}" in log.getvalue() for p, _ in run.config()["skipped"])  # the user is told
     cfg_n = run.config()
-    assert cfg_n["n_train"] + cfg_n["n_validation"] == 24 + sum(c.ok for c in hostile_corpus)
+    assert cfg_n["n_train"] + cfg_n["n_validation"] + cfg_n["n_calibration"] == 24 + sum(c.ok for c in hostile_corpus)
 
 
 @pytest.mark.slow
