@@ -28,6 +28,7 @@ from catdog.distribute import STRATEGIES, global_batch_size, make_strategy, work
 from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
 from catdog.hardware import PRECISIONS, resolve_precision
 from catdog.models import AUGMENTATIONS, build_model, fuse_batch_norm, get_preset
+from catdog.models.layers import iter_layers
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -650,12 +651,19 @@ def progressive_phases(epochs: int, image_size: int, small: int | None) -> list[
     return [(small, 0, switch), (image_size, switch, epochs)]
 
 
+def _build_for_recipe(config: dict, size: int, precision: str, weights_from=None):
+    """The run's preset at `size`, with `weights_from`'s weights if given, compiled with the run's recipe."""
+    options = {"augment": config["augment"]} if config.get("augment") else {}
+    model = build_model(config["model"], size, precision=precision, compile=False, **options)
+    if weights_from is not None:
+        copy_weights(weights_from, model)
+    compile_for_training(model, config["learning_rate"], config.get("label_smoothing") or 0.0, bool(config.get("ema")))
+    return model
+
+
 def _resized(model, size: int, config: dict, precision: str):
     """The same network and weights at another input size, compiled afresh (the phases share no optimizer state)."""
-    options = {"augment": config["augment"]} if config.get("augment") else {}
-    resized = build_model(config["model"], size, precision=precision, compile=False, **options)
-    copy_weights(model, resized)
-    compile_for_training(resized, config["learning_rate"], config.get("label_smoothing") or 0.0, bool(config.get("ema")))
+    resized = _build_for_recipe(config, size, precision, weights_from=model)
     if config.get("fused_batch_norm"):
         fuse_batch_norm(resized)
     return resized
@@ -667,12 +675,10 @@ def _redecode(decoded: data.DecodedSet, size: int, cache: str) -> data.DecodedSe
 
 def _new_model(cfg: TrainConfig, spec, config: dict, image_size: int, precision: str, log):
     """The preset, compiled with the run's recipe, and warm-started when `init_from` says so."""
-    options = {"augment": config["augment"]} if config.get("augment") else {}
-    model = build_model(cfg.model, image_size, precision=precision, compile=False, **options)
+    model = _build_for_recipe(config, image_size, precision)
     if cfg.init_from:
         source = init_weights_from(model, config.get("init_from") or cfg.init_from)
         log(f"Starting from the weights of {source}")
-    compile_for_training(model, config["learning_rate"], config.get("label_smoothing") or 0.0, bool(config.get("ema")))
     return model
 
 
@@ -736,8 +742,8 @@ def copy_weights(source, target) -> None:
     Raises:
         ValueError: a layer of `target` with weights is missing in `source`, or its shapes differ.
     """
-    by_name = {layer.name: layer for layer in _all_layers(source)}
-    for layer in _all_layers(target):
+    by_name = {layer.name: layer for layer in iter_layers(source)}
+    for layer in iter_layers(target):
         if not layer.weights:
             continue
         other = by_name.get(layer.name)
@@ -745,11 +751,6 @@ def copy_weights(source, target) -> None:
         if other is None or [tuple(w.shape) for w in other.weights] != shapes:
             raise ValueError(f"its network differs from {target.name!r} at layer {layer.name!r}")
         layer.set_weights(other.get_weights())
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield from (_all_layers(layer) if hasattr(layer, "layers") else (layer,))
 
 
 def calibrate(model, calibration: data.DecodedSet, validation: data.DecodedSet | None = None, log=print) -> dict:
