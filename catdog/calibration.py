@@ -43,24 +43,15 @@ def log_loss(labels, probs) -> float:
 
 def expected_calibration_error(labels, probs, bins: int = ECE_BINS) -> float:
     """ECE over the confidence of the predicted class, in `bins` equal-width bins."""
-    y = np.asarray(labels).reshape(-1) == 1
-    p = np.asarray(probs, np.float64).reshape(-1)
-    if y.size == 0:
+    rows = reliability_bins(labels, probs, bins)
+    n = sum(row["count"] for row in rows)
+    if n == 0:
         raise ValueError("expected_calibration_error needs at least one label")
-    confidence = np.where(p >= 0.5, p, 1 - p)
-    correct = (p >= 0.5) == y
-    edges = np.linspace(0.5, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
-    return float(ece)
+    return float(sum(row["count"] / n * abs(row["accuracy"] - row["confidence"]) for row in rows if row["count"]))
 
 
 def reliability_bins(labels, probs, bins: int = ECE_BINS) -> list[dict]:
-    """Per-bin mean confidence, accuracy and count, for a reliability diagram."""
+    """Per-bin mean confidence, accuracy and count, for a reliability diagram and the ECE."""
     y = np.asarray(labels).reshape(-1) == 1
     p = np.asarray(probs, np.float64).reshape(-1)
     confidence = np.where(p >= 0.5, p, 1 - p)

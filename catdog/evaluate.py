@@ -102,16 +102,14 @@ def metrics_at(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) ->
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    eps = 1e-7
-    clipped = np.clip(probs, eps, 1 - eps)
-    log_loss = float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))) if n else math.nan
+    loss = log_loss(labels, probs) if n else math.nan
     return {
         "n": n,
         "accuracy": (tp + tn) / n if n else 0.0,
         "precision": precision,
         "recall": recall,
         "f1": f1,
-        "log_loss": log_loss,
+        "log_loss": loss,
         "confusion": [[tn, fp], [fn, tp]],
     }
 
