@@ -15,31 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from catdog.hardware import cpu_model
-from tests.server import CHROMIUM, CHROMIUM_ARGS, free_port, stop_server, wait_healthy
+from tests.server import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
-REPO = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 900
-
-
-def _start_server(home: Path, data_root: Path):
-    import subprocess
-
-    env = dict(os.environ, CATDOG_HOME=str(home), CATDOG_DATA_ROOTS=str(data_root), TF_CPP_MIN_LOG_LEVEL="2")
-    port, log = free_port(), home / "streamlit.log"
-    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, proc, log)
-    return proc, url
 
 
 def _finished_run(home: Path) -> Path | None:
@@ -64,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data = Path(args.data).resolve()
     home = Path(tempfile.mkdtemp(prefix="catdog-demo-"))
-    proc, url = _start_server(home, data.parent)
-    try:
+    with streamlit_server(home, CATDOG_DATA_ROOTS=str(data.parent)) as (url, _log):
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": args.width, "height": 1800})
@@ -94,8 +77,6 @@ def main(argv: list[str] | None = None) -> int:
             if args.shot:
                 page.screenshot(path=args.shot, full_page=True)
             browser.close()
-    finally:
-        stop_server(proc)
     if run is None:
         print(f"the training did not end within {TIMEOUT_S} s", file=sys.stderr)
         return 1

@@ -46,3 +46,20 @@ def make_class_folders(root: Path, n: int = 12, names=("cats", "dogs"), size=(48
         for i in range(n):
             write_image(root / name / f"{name[:3]}{i:03d}.jpg", colour=colour, seed=i + (0 if colour == CAT_COLOUR else 1000), size=size)
     return root
+
+
+def tiny_config(data: Path, epochs: int = 3):
+    """A seed training at 32 px on a tiny dataset: seconds, not minutes."""
+    from catdog.training import TrainConfig
+
+    return TrainConfig(data=str(data), model="seed", epochs=epochs, batch_size=4, image_size=32, val_split=0.25, precision="float32")
+
+
+def quiet(**kwargs) -> dict:
+    """`train`/`resume` keyword arguments for a silent in-process training."""
+    return dict(verbose=0, stream=io.StringIO(), handle_signals=False, **kwargs)
+
+
+def epochs_of(run) -> list[int]:
+    """The epoch numbers in a run's metrics.jsonl, in order."""
+    return [row["epoch"] for row in run.metrics()]

@@ -56,11 +56,12 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def streamlit_server(home: Path, model: Path):
-    """Serve the studio with its own CATDOG_HOME and `model` active; yields (url, log file)."""
-    env = dict(os.environ, CATDOG_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
+def streamlit_server(home: Path, model: Path | None = None, **env_vars: str):
+    """Serve the studio with its own CATDOG_HOME (and `model` active, and `env_vars` set); yields (url, log file)."""
+    env = dict(os.environ, CATDOG_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2", **env_vars)
     env.pop("CATDOG_RUNS_DIR", None)
-    subprocess.run([sys.executable, "-m", "catdog", "use", str(model)], env=env, cwd=REPO, check=True, capture_output=True)
+    if model is not None:
+        subprocess.run([sys.executable, "-m", "catdog", "use", str(model)], env=env, cwd=REPO, check=True, capture_output=True)
     port, log = free_port(), home / "streamlit.log"
     cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]

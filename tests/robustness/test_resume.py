@@ -15,20 +15,8 @@ import keras
 import pytest
 
 from catdog import cli, config, jobs, runs
-from catdog.training import TrainConfig, resume, train
-from tests.fixtures import REPO
-
-
-def tiny_config(data: Path, epochs: int = 3) -> TrainConfig:
-    return TrainConfig(data=str(data), model="seed", epochs=epochs, batch_size=4, image_size=32, val_split=0.25, precision="float32")
-
-
-def quiet(**kwargs) -> dict:
-    return dict(verbose=0, stream=io.StringIO(), handle_signals=False, **kwargs)
-
-
-def epochs_of(run: runs.Run) -> list[int]:
-    return [row["epoch"] for row in run.metrics()]
+from catdog.training import resume, train
+from tests.fixtures import REPO, epochs_of, quiet, tiny_config
 
 
 class StopInEpoch2(keras.callbacks.Callback):

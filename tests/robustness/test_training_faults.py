@@ -21,24 +21,12 @@ import pytest
 
 from catdog import cli, jobs, runs
 from catdog.errors import RunError
-from catdog.training import TrainConfig, resume, save_model_atomic, train
-from tests.fixtures import REPO
+from catdog.training import resume, save_model_atomic, train
+from tests.fixtures import REPO, epochs_of, quiet, tiny_config
 
 pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
 
 CHILD_TIMEOUT = 180
-
-
-def tiny_config(data: Path, epochs: int = 3) -> TrainConfig:
-    return TrainConfig(data=str(data), model="seed", epochs=epochs, batch_size=4, image_size=32, val_split=0.25, precision="float32")
-
-
-def quiet(**kwargs) -> dict:
-    return dict(verbose=0, stream=io.StringIO(), handle_signals=False, **kwargs)
-
-
-def epochs_of(run: runs.Run) -> list[int]:
-    return [row["epoch"] for row in run.metrics()]
 
 
 def assert_readable(run: runs.Run, stats) -> None:
