@@ -284,7 +284,7 @@ def _samples_html(samples: list[Sample]) -> str:
 
 
 def _samples_intro(samples: list[Sample]) -> str:
-    """'The 2 most confident mistakes first, then 1 wrong best guess the model marked Not sure, then ...'."""
+    """'The 2 most confident mistakes first, then 1 wrong best guess under the Not-sure line (...), then confident right answers.'"""
     confident = sum(not s.correct and not s.unsure for s in samples)
     unsure = sum(not s.correct and s.unsure for s in samples)
     parts = []
