@@ -25,7 +25,8 @@ def tf_config_workers(env: dict | None = None) -> int:
     """How many workers `TF_CONFIG` lists (0 when it is unset).
 
     Raises:
-        ValueError: TF_CONFIG is not valid JSON or has no cluster.
+        ValueError: TF_CONFIG is not valid JSON, has no cluster, or lists its
+            workers other than as a list of "host:port" strings.
     """
     raw = (os.environ if env is None else env).get("TF_CONFIG", "").strip()
     if not raw:
@@ -34,6 +35,14 @@ def tf_config_workers(env: dict | None = None) -> int:
         cluster = json.loads(raw)["cluster"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"TF_CONFIG must be JSON with a 'cluster' entry, got {raw[:80]!r}") from exc
+    if not isinstance(cluster, dict):
+        raise ValueError(f"TF_CONFIG's 'cluster' must be an object of job name -> list of \"host:port\", got {cluster!r:.80}")
+    for job in ("worker", "chief"):
+        addresses = cluster.get(job, [])
+        # A bare string is iterable too: "host:port" would count as 9 workers.
+        if not isinstance(addresses, list) or not all(isinstance(a, str) and a.strip() for a in addresses):
+            raise ValueError(f"TF_CONFIG's cluster {job!r} must be a list of \"host:port\" strings, got {addresses!r:.80}; "
+                             f"write [\"host:port\"] even for one {job}")
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
 
 
