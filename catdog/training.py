@@ -27,7 +27,7 @@ from catdog.data import CACHE_MODES
 from catdog.distribute import STRATEGIES, global_batch_size, make_strategy, worker_shard
 from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
 from catdog.hardware import PRECISIONS, resolve_precision
-from catdog.models import AUGMENTATIONS, build_model, fuse_batch_norm, get_preset
+from catdog.models import AUGMENTATIONS, build_model, fuse_batch_norm, get_preset, load_keras
 from catdog.models.layers import iter_layers
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -426,11 +426,9 @@ def _remove_unstarted(run: runs.Run) -> None:
 
 def _finish_from_checkpoint(run: runs.Run, log) -> None:
     """Write model.keras from the last checkpoint of a run that trained every epoch but was killed before saving."""
-    import keras
-
     last = run.checkpoint_path  # the file checkpoint/state.json names (last.keras for older runs)
     try:
-        model = keras.saving.load_model(last, compile=False)
+        model = load_keras(last, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         raise RunError(f"cannot load checkpoint {str(last)!r}: {exc}; start a new training") from exc
     save_model_atomic(model, run.model_path, include_optimizer=False)
@@ -568,7 +566,12 @@ def _fit(job: _FitJob, request: StopRequested) -> None:
     batch_size = global_batch_size(cfg.batch_size, strategy)
     if strategy.num_replicas_in_sync > 1:
         log(f"Strategy {type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, global batch {batch_size}")
-    train_ds = data.make_tf_dataset(train_dec, batch_size, shuffle=True, seed=cfg.seed, strategy=strategy)
+    # One repeated training dataset per fit call (one iterator for all its epochs), epoch N shuffled by (seed, N).
+    def train_from(decoded, first_epoch):
+        return data.make_tf_dataset(
+            decoded, batch_size, shuffle=True, seed=cfg.seed, strategy=strategy, repeat=True, first_epoch=first_epoch
+        )
+
     val_ds = data.make_tf_dataset(val_dec, batch_size, strategy=strategy)
     steps = -(-len(train_dec) * worker_shard(cfg.strategy)[1] // batch_size)  # a worker's share runs in per-worker batches
 
@@ -602,15 +605,13 @@ def _fit(job: _FitJob, request: StopRequested) -> None:
                 model = _resized(model, size, config, precision)
         if size != image_size:
             phase_train, phase_val = (_redecode(d, size, cfg.cache) for d in (train_dec, val_dec))
-            phase_ds = (
-                data.make_tf_dataset(phase_train, batch_size, shuffle=True, seed=cfg.seed, strategy=strategy),
-                data.make_tf_dataset(phase_val, batch_size, strategy=strategy),
-            )
+            phase_ds = (phase_train, data.make_tf_dataset(phase_val, batch_size, strategy=strategy))
         else:
-            phase_ds = train_ds, val_ds
+            phase_ds = train_dec, val_ds
         model.fit(
-            phase_ds[0],
+            train_from(phase_ds[0], max(start, initial_epoch)),
             validation_data=phase_ds[1],
+            steps_per_epoch=steps,
             epochs=end,
             initial_epoch=max(start, initial_epoch),
             callbacks=callbacks,
@@ -621,8 +622,9 @@ def _fit(job: _FitJob, request: StopRequested) -> None:
         with strategy.scope():  # the new optimizer's variables belong to the strategy too
             _fine_tune(model, spec, config["learning_rate"], callbacks, log)
         model.fit(
-            train_ds,
+            train_from(train_dec, cfg.epochs),
             validation_data=val_ds,
+            steps_per_epoch=steps,
             epochs=cfg.epochs + fine_tune,
             initial_epoch=cfg.epochs,
             callbacks=callbacks,
@@ -719,11 +721,9 @@ def init_weights_from(model, init_from: str) -> str:
     Raises:
         RunError: the source cannot be loaded or its network does not fit.
     """
-    import keras
-
     model_file = resolve_init_from(init_from)
     try:
-        source = keras.saving.load_model(model_file, compile=False)
+        source = load_keras(model_file, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         raise RunError(f"cannot load {str(model_file)!r} to start from: {exc}; pick a finished run or 'bundled'") from exc
     try:
@@ -840,12 +840,10 @@ def _fine_tune(model, spec, learning_rate: float, callbacks: list, log) -> None:
 
 def _restore(run: runs.Run, resume_from: dict, log):
     """The checkpointed model (with its optimizer state) and the metrics rows it covers."""
-    import keras
-
     done = int(resume_from["epoch"])
     checkpoint = run.checkpoint_path
     try:
-        model = keras.saving.load_model(checkpoint)
+        model = load_keras(checkpoint, compile=True)  # with its optimizer state
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         raise RunError(f"cannot load checkpoint {str(checkpoint)!r}: {exc}; start a new training") from exc
     # Rows after the checkpoint (a killed or stopped epoch) are trained again, not kept twice.
