@@ -215,77 +215,29 @@ def decode_images(
 
 
 def make_tf_dataset(
-    decoded: DecodedSet,
-    batch_size: int = config.BATCH_SIZE,
-    shuffle: bool = False,
-    seed: int = config.SEED,
-    strategy=None,
-    repeat: bool = False,
-    first_epoch: int = 0,
+    decoded: DecodedSet, batch_size: int = config.BATCH_SIZE, shuffle: bool = False, seed: int = config.SEED, strategy=None
 ):
     """Batches of (uint8 images, int32 labels) from a `DecodedSet`.
 
     Args:
-        shuffle: a new order every pass (with `repeat`: `epoch_order(n, seed, epoch)`).
         strategy: the training's `tf.distribute` strategy, or None. Under a
             multi-worker strategy `batch_size` is the global batch and each
             worker reads its own `decoded` (its share, see `shard`) in
             per-replica batches (`distribute_datasets_from_function`), so
             tf.distribute neither shards nor re-batches it again.
-        repeat: endless, one epoch after the other (`steps_per_epoch` batches
-            each, never a batch across two epochs), for `fit(steps_per_epoch=...)`:
-            one iterator serves every epoch, so no epoch starts by waiting for a
-            new iterator's tf.data autotuning (issue 21).
-        first_epoch: the epoch the repeated dataset starts at (a resumed run's
-            next epoch), so that epoch N's order is the same however the run got there.
     """
     import tensorflow as tf
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-    if first_epoch < 0:
-        raise ValueError(f"first_epoch must be >= 0, got {first_epoch!r}")
-    order = (repeat, first_epoch)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return strategy.distribute_datasets_from_function(
-            lambda context: _batches(decoded, context.get_per_replica_batch_size(batch_size), shuffle, seed, order)
+            lambda context: _batches(decoded, context.get_per_replica_batch_size(batch_size), shuffle, seed)
         )
-    return _batches(decoded, batch_size, shuffle, seed, order)
+    return _batches(decoded, batch_size, shuffle, seed)
 
 
-def steps_per_epoch(n_images: int, batch_size: int) -> int:
-    """Batches in one epoch of `n_images` (the last one may be short)."""
-    if n_images < 1 or batch_size < 1:
-        raise ValueError(f"n_images and batch_size must be >= 1, got n_images={n_images!r}, batch_size={batch_size!r}")
-    return -(-n_images // batch_size)
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The shuffled order of epoch `epoch`: a permutation of range(n) drawn from (seed, epoch) alone."""
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(epoch)]).permutation(n)
-
-
-def _index_batches(n: int, batch_size: int, shuffle: bool, seed: int, order: tuple[bool, int]):
-    """Batches of image indices: tf.data's reshuffling order, or with `repeat` each epoch's `epoch_order`."""
-    import tensorflow as tf
-
-    repeat, first_epoch = order
-    if not repeat:
-        ds = tf.data.Dataset.range(n)
-        if shuffle:
-            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size)
-
-    def one_epoch(epoch):
-        if not shuffle:
-            return tf.data.Dataset.range(n).batch(batch_size)
-        idx = tf.numpy_function(lambda e: epoch_order(n, seed, int(e)), [epoch], tf.int64, stateful=False)
-        return tf.data.Dataset.from_tensor_slices(tf.ensure_shape(idx, (n,))).batch(batch_size)
-
-    return tf.data.Dataset.counter(first_epoch).flat_map(one_epoch)
-
-
-def _batches(decoded: DecodedSet, batch_size: int, shuffle: bool, seed: int, order: tuple[bool, int] = (False, 0)):
+def _batches(decoded: DecodedSet, batch_size: int, shuffle: bool, seed: int):
     import tensorflow as tf
 
     images, labels = decoded.images, decoded.labels
@@ -302,7 +254,10 @@ def _batches(decoded: DecodedSet, batch_size: int, shuffle: bool, seed: int, ord
         y.set_shape((None,))
         return x, y
 
-    ds = _index_batches(len(labels), batch_size, shuffle, seed, order)
+    ds = tf.data.Dataset.range(len(labels))
+    if shuffle:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
     ds = ds.map(lambda i: tf.numpy_function(gather, [i], (tf.uint8, tf.int32)), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.map(set_shapes).prefetch(tf.data.AUTOTUNE)
 

@@ -566,12 +566,7 @@ def _fit(job: _FitJob, request: StopRequested) -> None:
     batch_size = global_batch_size(cfg.batch_size, strategy)
     if strategy.num_replicas_in_sync > 1:
         log(f"Strategy {type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, global batch {batch_size}")
-    # One repeated training dataset per fit call (one iterator for all its epochs), epoch N shuffled by (seed, N).
-    def train_from(decoded, first_epoch):
-        return data.make_tf_dataset(
-            decoded, batch_size, shuffle=True, seed=cfg.seed, strategy=strategy, repeat=True, first_epoch=first_epoch
-        )
-
+    train_ds = data.make_tf_dataset(train_dec, batch_size, shuffle=True, seed=cfg.seed, strategy=strategy)
     val_ds = data.make_tf_dataset(val_dec, batch_size, strategy=strategy)
     steps = -(-len(train_dec) * worker_shard(cfg.strategy)[1] // batch_size)  # a worker's share runs in per-worker batches
 
@@ -605,13 +600,15 @@ def _fit(job: _FitJob, request: StopRequested) -> None:
                 model = _resized(model, size, config, precision)
         if size != image_size:
             phase_train, phase_val = (_redecode(d, size, cfg.cache) for d in (train_dec, val_dec))
-            phase_ds = (phase_train, data.make_tf_dataset(phase_val, batch_size, strategy=strategy))
+            phase_ds = (
+                data.make_tf_dataset(phase_train, batch_size, shuffle=True, seed=cfg.seed, strategy=strategy),
+                data.make_tf_dataset(phase_val, batch_size, strategy=strategy),
+            )
         else:
-            phase_ds = train_dec, val_ds
+            phase_ds = train_ds, val_ds
         model.fit(
-            train_from(phase_ds[0], max(start, initial_epoch)),
+            phase_ds[0],
             validation_data=phase_ds[1],
-            steps_per_epoch=steps,
             epochs=end,
             initial_epoch=max(start, initial_epoch),
             callbacks=callbacks,
@@ -622,9 +619,8 @@ def _fit(job: _FitJob, request: StopRequested) -> None:
         with strategy.scope():  # the new optimizer's variables belong to the strategy too
             _fine_tune(model, spec, config["learning_rate"], callbacks, log)
         model.fit(
-            train_from(train_dec, cfg.epochs),
+            train_ds,
             validation_data=val_ds,
-            steps_per_epoch=steps,
             epochs=cfg.epochs + fine_tune,
             initial_epoch=cfg.epochs,
             callbacks=callbacks,

@@ -96,7 +96,7 @@ def test_compact_with_crop_predicts_like_the_same_weights_without_augmentation()
     assert any(layer.name == "aug_crop" for layer in crop.layers)
 
 
-def test_saved_model_loads_in_a_fresh_process_through_catdog(tmp_path):
+def test_saved_model_loads_and_warm_starts_in_a_fresh_process_through_catdog(tmp_path):
     from catdog.models import build_model
 
     model = build_model("compact", 32, compile=False, augment="crop")
@@ -105,11 +105,16 @@ def test_saved_model_loads_in_a_fresh_process_through_catdog(tmp_path):
     batch = np.random.default_rng(2).integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
     np.save(tmp_path / "batch.npy", batch)
     np.save(tmp_path / "want.npy", np.asarray(model(batch, training=False)))
+    # A fresh process that has built no "crop" model: loading must register the layer by itself.
     code = (
-        "import sys, numpy as np; from catdog.models import load_keras; d = sys.argv[1]; "
+        "import sys, numpy as np; from catdog.models import build_model, load_keras; "
+        "from catdog.training import init_weights_from; d = sys.argv[1]; "
         "m = load_keras(d + '/crop.keras'); layer = m.get_layer('aug_crop'); "
         "assert type(layer).__name__ == 'RandomCropAugment' and layer.rotation == 10.0, layer; "
-        "np.testing.assert_allclose(np.asarray(m(np.load(d + '/batch.npy'), training=False)), np.load(d + '/want.npy'), rtol=1e-6)"
+        "want = np.load(d + '/want.npy'); x = np.load(d + '/batch.npy'); "
+        "np.testing.assert_allclose(np.asarray(m(x, training=False)), want, rtol=1e-6); "
+        "t = build_model('compact', 32, compile=False, augment='standard'); init_weights_from(t, d + '/crop.keras'); "
+        "np.testing.assert_allclose(np.asarray(t(x, training=False)), want, rtol=1e-6)"
     )
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
