@@ -137,3 +137,24 @@ def test_tflite_export_of_a_crop_model_has_no_random_ops_and_predicts_alike(tmp_
     interpreter.invoke()
     got = interpreter.get_tensor(outp["index"]).reshape(-1)
     np.testing.assert_allclose(got, np.asarray(model(batch, training=False)).reshape(-1), atol=1e-4)
+
+
+def test_compact_trains_and_resumes_with_crop_augmentation(tmp_path, tiny_dataset):
+    import io
+
+    from catdog.predict import Predictor
+    from catdog.training import TrainConfig, resume, train
+
+    cfg = TrainConfig(
+        data=str(tiny_dataset), model="compact", augment="crop", epochs=1, batch_size=8, image_size=32, val_split=0.25, precision="float32"
+    )
+    quiet = dict(verbose=0, stream=io.StringIO(), lock=False, handle_signals=False)
+    run = train(cfg, runs_dir=tmp_path, run_id="crop", **quiet)
+    assert run.status()["state"] == "finished" and run.config()["augment"] == "crop"
+    resume(run, epochs=2, **quiet)  # loads the checkpoint, optimizer and RandomCropAugment included
+    assert [r["epoch"] for r in run.metrics()] == [1, 2] and run.status()["state"] == "finished"
+    model = Predictor.load(run.path, backend="tensorflow").model
+    assert type(model.get_layer("aug_crop")).__name__ == "RandomCropAugment"
+    onnx = Predictor.load(run.path, backend="onnxruntime")  # model.onnx, converted with the inference graph only
+    x = np.random.default_rng(4).integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(onnx.raw_probs(x), np.asarray(model(x, training=False)).reshape(-1), atol=1e-4)
