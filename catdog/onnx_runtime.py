@@ -161,15 +161,14 @@ def convert(model_file: str | os.PathLike, out: str | os.PathLike, sha256: str |
         import tf2onnx
     except ImportError as exc:
         raise CatdogError(f"ONNX conversion needs tf2onnx: `pip install tf2onnx onnxruntime` ({exc})") from exc
-    import keras
 
     from catdog import openset
-    from catdog.models import with_policy
+    from catdog.models import load_keras, with_policy
 
     model_file, out = Path(model_file), Path(out)
     sha256 = sha256 or file_sha256(model_file)
     try:
-        model = with_policy(keras.saving.load_model(model_file, compile=False), "float32")
+        model = with_policy(load_keras(model_file, compile=False), "float32")
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         raise CatdogError(f"cannot load model {str(model_file)!r}: {exc}") from exc
     size = int(model.input_shape[1])
