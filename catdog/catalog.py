@@ -206,7 +206,7 @@ def replace_check(run: Run) -> tuple[str | None, str | None]:
     Args:
         run: the run about to become active.
     """
-    from catdog.training import near_chance
+    from catdog.health import near_chance
 
     warn = None
     classes = run.config().get("class_names") or config.CLASS_NAMES

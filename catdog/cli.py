@@ -155,7 +155,6 @@ def _keras_verbosity(out) -> int:
 
 
 def cmd_train(args, out) -> int:
-    from catdog.models import get_preset
     from catdog.training import config_from_args, resume, train
 
     session = {"stream": out, "lock": not args.no_lock, "verbose": _keras_verbosity(out)}
@@ -165,8 +164,7 @@ def cmd_train(args, out) -> int:
         return 0
     if not args.data:
         raise ValueError("--data is required (the dataset folder), unless you --resume a run")
-    spec = get_preset(args.model or config.DEFAULT_PRESET)
-    cfg = config_from_args(args, epochs=spec.epochs, batch_size=spec.batch_size)
+    cfg = config_from_args(args)  # unset flags stay None: `train` resolves them as TrainConfig(...) does
     run = train(cfg, runs_dir=args.runs_dir, run_id=args.run_id, **session)
     print(run.path, file=out)
     return 0
