@@ -262,21 +262,3 @@ def password_gate_ui() -> bool:
         st.error("Wrong password.", icon=":material/lock:")
     st.caption("This demo is shared with a password. Ask the person who sent you the link.")
     return False
-
-
-def use_app_navigation() -> None:
-    """Hand over to the app's entry point when Streamlit runs this page file on its own.
-
-    With a top-level `pages/` folder, Streamlit's first run in a fresh server
-    process uses its own pages/ discovery: a first visit straight to /train runs
-    pages/train.py alone, without the app's layout and menu. The entry point
-    marks the session (`APP_NAVIGATION_KEY`); an unmarked page run calls its
-    `main()`, whose `st.navigation` runs this page inside the app, then stops.
-    AppTest drives the entry point itself, so its pages are already marked.
-    """
-    if st.session_state.get(APP_NAVIGATION_KEY):
-        return
-    import streamlit_app
-
-    streamlit_app.main()
-    st.stop()

@@ -13,7 +13,7 @@ import streamlit as st
 from catdog import kaggle, sources
 from catdog.errors import CatdogError
 from catdog.inspect import DatasetReport, inspect_dataset, quarantine
-from pages._ui import use_app_navigation
+from pages._nav import use_app_navigation
 
 FOLDER_KEY = "data_folder"
 PICK_KEY = "data_pick"

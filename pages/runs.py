@@ -12,7 +12,8 @@ from catdog import catalog, jobs
 from catdog.errors import CatdogError
 from catdog.plots import compare_figure, curves_figure
 from catdog.runs import Run, delete_run, list_runs
-from pages._ui import models_table, report_ui, run_summary, use_app_navigation, use_model_ui
+from pages._nav import use_app_navigation
+from pages._ui import models_table, report_ui, run_summary, use_model_ui
 
 COMPARE_METRICS = {"val_accuracy": "Validation accuracy", "val_loss": "Validation loss", "accuracy": "Train accuracy", "loss": "Train loss"}
 CONFIRM_KEY = "runs_confirm_delete"

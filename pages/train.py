@@ -18,7 +18,8 @@ from catdog.models import PRESETS, get_preset
 from catdog.plots import curves_figure
 from catdog.runs import Run
 from catdog.training import BOUNDS, TrainConfig, warm_start_fits, warm_start_learning_rate
-from pages._ui import STATE_ICONS, default_dataset, format_duration, report_ui, settings_text, use_app_navigation, use_model_ui
+from pages._nav import use_app_navigation
+from pages._ui import STATE_ICONS, default_dataset, format_duration, report_ui, settings_text, use_model_ui
 
 POLL_SECONDS = 1.5
 METRIC_WIDTH = 150  # px: a wrapping row of metrics
