@@ -6,12 +6,11 @@ the demo model never disappears. Nothing here imports TensorFlow or Streamlit.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from catdog import config
+from catdog.hashing import cached_file_sha256
 from catdog.runs import Run, list_runs, number, read_json
 
 EVALUATION_FILE = "evaluation.json"  # written by `catdog evaluate --data DIR --json > assets/model/evaluation.json`
@@ -69,21 +68,6 @@ def run_name(run: Run) -> str:
     return f"{' '.join(parts)} ({short})"
 
 
-def file_sha256(path: str | Path) -> str:
-    """The file's SHA-256 (hex), cached by path, size and modification time."""
-    stat = Path(path).stat()
-    return _sha256(str(path), stat.st_size, stat.st_mtime)
-
-
-@functools.lru_cache(maxsize=32)
-def _sha256(path: str, size: int, mtime: float) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def evaluation_record(folder: Path) -> dict | None:
     """The saved `catdog evaluate --json` output next to a model (None when missing, unreadable, or stale).
 
@@ -94,7 +78,7 @@ def evaluation_record(folder: Path) -> dict | None:
     if not isinstance(record, dict) or number(record.get("accuracy")) is None:
         return None
     model = Path(folder) / config.MODEL_FILENAME
-    if record.get("model_sha256") and model.exists() and record["model_sha256"] != file_sha256(model):
+    if record.get("model_sha256") and model.exists() and record["model_sha256"] != cached_file_sha256(model):
         return None
     return record
 

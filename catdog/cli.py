@@ -209,9 +209,9 @@ def cmd_evaluate(args, out) -> int:
     report = evaluate(predictor, args.data, threshold=args.threshold)
     summary = {**report.summary(), "backend": predictor.backend}
     if report.model:  # lets catdog.catalog tell an evaluation.json from an older model's
-        from catdog.catalog import file_sha256
+        from catdog.hashing import cached_file_sha256
 
-        summary["model_sha256"] = file_sha256(report.model)
+        summary["model_sha256"] = cached_file_sha256(report.model)
     if args.json:  # machine-readable: exactly one JSON document on stdout
         print(json.dumps(summary), file=out)
         return 0

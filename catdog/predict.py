@@ -360,12 +360,9 @@ def _decode_pool() -> ThreadPoolExecutor:
 
 def _float32_on_cpu(precision: str) -> bool:
     """Whether inference would compute in float32 on a CPU, decided without importing TensorFlow."""
-    from catdog.hardware import PRECISIONS, gpu_device_present
+    from catdog.hardware import gpu_device_present, requested_inference_precision
 
-    if precision == "auto":
-        precision = os.environ.get("CATDOG_PREDICT_PRECISION", "auto") or "auto"
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    precision = requested_inference_precision(precision)
     return precision == "float32" or (precision == "auto" and not gpu_device_present())
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Callable, Sequence
 
 import streamlit as st
 
@@ -262,3 +263,32 @@ def password_gate_ui() -> bool:
         st.error("Wrong password.", icon=":material/lock:")
     st.caption("This demo is shared with a password. Ask the person who sent you the link.")
     return False
+
+
+def confirm_delete_ui(question: str, buttons: str, pending: str, delete: Callable[[], None], verb: str = "delete",
+                      forget: Sequence[str] = ()) -> None:
+    """The one "cannot be undone" confirmation: Yes runs `delete`, Cancel withdraws the request.
+
+    Args:
+        question: what is about to go, in Markdown ("Delete run `x`?").
+        buttons: the buttons' key prefix (`<buttons>_yes`, `<buttons>_no`).
+        pending: the session_state key that holds the request; cleared on Yes or Cancel.
+        delete: does the deleting; a CatdogError or OSError is shown, not raised.
+        verb: the action in the button and the error ("delete", "remove").
+        forget: more session_state keys to clear once deleted.
+    """
+    with st.container(border=True):
+        st.warning(f"{question} This cannot be undone.", icon=":material/warning:")
+        row = st.container(horizontal=True)
+        if row.button(f"Yes, {verb}", type="primary", key=f"{buttons}_yes"):
+            try:
+                delete()
+            except (CatdogError, OSError) as exc:
+                st.error(f"Could not {verb}: {exc}")
+                return
+            for key in (pending, *forget):
+                st.session_state.pop(key, None)
+            st.rerun()
+        if row.button("Cancel", key=f"{buttons}_no"):
+            st.session_state.pop(pending, None)
+            st.rerun()

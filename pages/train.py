@@ -17,7 +17,7 @@ from catdog.health import near_chance
 from catdog.models import PRESETS, get_preset
 from catdog.plots import curves_figure
 from catdog.runs import Run
-from catdog.training import BOUNDS, TrainConfig, warm_start_fits, warm_start_learning_rate
+from catdog.training import BOUNDS, TrainConfig, refuse_overlaps, warm_start_fits, warm_start_learning_rate
 from pages._nav import use_app_navigation
 from pages._ui import STATE_ICONS, default_dataset, format_duration, report_ui, settings_text, use_model_ui
 
@@ -32,6 +32,7 @@ def dataset_summary(folders: tuple[str, ...]) -> tuple[str | None, dict]:
     """(error, facts) for the training folders together; cached because big folders take a moment to list."""
     try:
         layouts = discover_all([sources.resolve_local_folder(f) for f in folders])  # the server's one path rule
+        refuse_overlaps(layouts)  # a folder twice, or one inside another: photos in two splits
     except (CatdogError, OSError) as exc:
         return str(exc), {}
     own_val = [len(layout.validation) for layout in layouts if layout.validation is not None]

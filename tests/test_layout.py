@@ -91,3 +91,41 @@ def test_no_private_streamlit_api_is_used():
 def test_catdog_never_imports_streamlit():
     users = [str(p.relative_to(ROOT)) for p in (ROOT / "catdog").rglob("*.py") if "import streamlit" in p.read_text()]
     assert not users
+
+
+def _marks(decorators: list[ast.expr]) -> set[str]:
+    """pytest.mark.X names in a decorator list or a `pytestmark` value."""
+    names = set()
+    for node in decorators:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Attribute) and sub.value.attr == "mark":
+                names.add(sub.attr)
+    return names
+
+
+def _tests_and_marks(path: Path):
+    """(test name, its marks with the module's, its source) for each test function of a test file."""
+    tree = ast.parse(path.read_text())
+    module_marks = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets):
+            module_marks |= _marks([node.value])
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+            yield node, module_marks | _marks(node.decorator_list), ast.get_source_segment(path.read_text(), node) or ""
+
+
+def test_tests_that_need_real_photos_or_chromium_say_so():
+    missing = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        if path == Path(__file__).resolve():
+            continue
+        for node, marks, source in _tests_and_marks(path):
+            args = {a.arg for a in node.args.args}
+            if "shared_data" in args and "realdata" not in marks:
+                missing.append(f"{path.name}::{node.name} reads real photos without the realdata mark")
+            if ("chromium" in source.lower() or "playwright" in source) and "browser" not in marks:
+                missing.append(f"{path.name}::{node.name} drives Chromium without the browser mark")
+            if marks & {"realdata", "browser"} and "slow" not in marks:
+                missing.append(f"{path.name}::{node.name} is realdata or browser but not slow")
+    assert not missing, "\n".join(missing)

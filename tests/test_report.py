@@ -30,6 +30,7 @@ def test_the_report_is_one_file_with_everything_inline(report_file):
     assert not re.search(r"""(src|href)=["']https?://""", markup)
 
 
+@pytest.mark.browser
 def test_headless_chromium_renders_it_with_no_network_request(report_file):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}")

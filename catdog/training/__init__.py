@@ -16,7 +16,7 @@ from catdog.atomic import save_model_atomic
 from catdog.calibration import calibrate
 from catdog.health import near_chance
 from catdog.training.config import BOUNDS, LR_SCHEDULES, Settings, TrainConfig, resolve, settings_from_record, warm_start_learning_rate
-from catdog.training.data_prep import PreparedData, find_layouts, prepare_data
+from catdog.training.data_prep import PreparedData, find_layouts, prepare_data, refuse_overlaps
 from catdog.training.fit import finish, train
 from catdog.training.flags import add_config_arguments, config_flags, config_from_args
 from catdog.training.progressive import progressive_phases
@@ -47,6 +47,7 @@ __all__ = [
     "near_chance",
     "prepare_data",
     "progressive_phases",
+    "refuse_overlaps",
     "resolve",
     "resolve_init_from",
     "resume",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 from catdog import data
 from catdog.distribute import worker_shard
 from catdog.errors import DatasetError
+from catdog.inspect import content_digest
 
 
 @dataclass
@@ -37,15 +40,45 @@ class PreparedData:
 
 
 def find_layouts(settings) -> list[data.DatasetLayout]:
-    """The training folders' layouts, and the validation folder checked (a bad folder is refused here).
+    """The training folders' layouts, the validation folder checked, and no photo in two places.
+
+    Run before a run folder exists, so a bad folder leaves nothing behind.
 
     Raises:
-        DatasetError: a folder is missing or unusable, or the folders' classes differ.
+        DatasetError: a folder is missing or unusable, the folders' classes
+            differ, or a photo would be used twice (`refuse_overlaps`).
     """
     layouts = data.discover_all(settings.data_folders())
-    if settings.val_data:
-        data.load_labelled_folder(settings.val_data, layouts[0].class_names)
+    validation = data.load_labelled_folder(settings.val_data, layouts[0].class_names)[0] if settings.val_data else None
+    refuse_overlaps(layouts, validation)
     return layouts
+
+
+def refuse_overlaps(layouts: Sequence[data.DatasetLayout], validation: data.ImageSet | None = None) -> None:
+    """Refuse photos that the training folders share (a folder given twice, or one inside another), and a
+    validation folder whose photos are training photos: both would validate and calibrate on photos the model trained on.
+
+    Raises:
+        DatasetError: naming the folders and what to do.
+    """
+    owner: dict[Path, Path] = {}
+    for layout in layouts:
+        for path in [*layout.train.paths, *(layout.validation.paths if layout.validation is not None else [])]:
+            key = Path(path).resolve()
+            if key in owner:
+                twice = "is given twice" if owner[key] == layout.root else f"overlaps {str(owner[key])!r}"
+                raise DatasetError(
+                    f"training folder {str(layout.root)!r} {twice} (both hold {str(key)!r}): its photos would be trained on twice "
+                    "and copies would land in validation and calibration; give each folder once"
+                )
+            owner[key] = layout.root
+    trained = {Path(p).resolve() for layout in layouts for p in layout.train.paths}
+    shared = [p for p in (validation.paths if validation is not None else []) if Path(p).resolve() in trained]
+    if shared:
+        raise DatasetError(
+            f"{len(shared)} of the {len(validation.paths)} validation photos are also training photos (e.g. {str(shared[0])!r}): "
+            "validation would measure photos the model trained on; give a separate validation folder, or --val-split"
+        )
 
 
 def prepare_data(settings, log=print, layouts: Sequence[data.DatasetLayout] | None = None) -> PreparedData:
@@ -69,6 +102,7 @@ def prepare_data(settings, log=print, layouts: Sequence[data.DatasetLayout] | No
     for name, images in splits.items():
         if images is not None:
             log(f"  {name}{' (held out from train)' if name == 'calibration' else ''}: {len(images)} files {images.counts(names)}")
+    warn_duplicates(splits, log)
     decoded = {name: _decode(settings, name, images, log) for name, images in splits.items() if images is not None}
     for name in ("train", "validation"):
         _check_readable(decoded[name], name, settings.data_folders())
@@ -137,3 +171,51 @@ def _folders_record(layouts: list[data.DatasetLayout]) -> list[dict]:
         }
         for layout in layouts
     ]
+
+
+def duplicates_across_splits(splits: dict[str, data.ImageSet | None]) -> list[tuple[str, str, str, str]]:
+    """(split, file, other split, other file) for each photo whose exact bytes are also in another split.
+
+    Only files whose sizes match one in another split are read and hashed,
+    so a dataset without duplicates costs one `stat` per file.
+    """
+    by_size: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for name, images in splits.items():
+        for path in images.paths if images is not None else []:
+            try:
+                by_size[Path(path).stat().st_size].append((name, str(path)))
+            except OSError:
+                continue  # unreadable: decoding reports it
+    found = []
+    for group in by_size.values():
+        if len({name for name, _ in group}) < 2:
+            continue
+        first: dict[str, tuple[str, str]] = {}
+        for name, path in group:
+            digest = _digest(path)
+            if digest is None:
+                continue
+            if digest in first and first[digest][0] != name:
+                found.append((*first[digest], name, path))
+            first.setdefault(digest, (name, path))
+    return found
+
+
+def _digest(path: str) -> str | None:
+    try:
+        return content_digest(Path(path).read_bytes())
+    except OSError:
+        return None
+
+
+def warn_duplicates(splits: dict[str, data.ImageSet | None], log) -> None:
+    """Say so, before training, when the same photo (same bytes, another file) is in two splits."""
+    found = duplicates_across_splits(splits)
+    if not found:
+        return
+    split, path, other, other_path = found[0]
+    log(
+        f"Warning: {len(found)} photo(s) are in two splits with the same bytes under other names (e.g. {split} {path!r} = "
+        f"{other} {other_path!r}): validation and calibration figures will look better than they are; "
+        "find and quarantine them with `catdog data inspect`"
+    )

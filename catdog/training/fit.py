@@ -27,7 +27,7 @@ from catdog.training.data_prep import PreparedData, find_layouts, prepare_data
 from catdog.training.progressive import progressive_phases, redecode, resized
 from catdog.training.recipe import build_for_recipe, cosine_learning_rate, fine_tune
 from catdog.training.supervise import StopRequested, supervise
-from catdog.training.warm_start import init_weights_from
+from catdog.training.warm_start import copy_source_weights, load_source
 
 Log = Callable[[str], None]
 
@@ -54,6 +54,7 @@ class FitJob:
     log: Log = print
     restore: Callable[[], tuple[Any, int, list[dict], Any]] | None = None
     layouts: Sequence[data.DatasetLayout] | None = None  # the folders, when already found
+    warm_source: Any = None  # the loaded --init-from model, when already loaded
 
 
 def train(
@@ -88,13 +89,14 @@ def train(
     """
     settings = resolve(cfg)
     layouts = find_layouts(settings)
+    source = warm_start_source(settings)
     run = runs.create_run(runs_dir, run_id, settings.model)
 
     def start() -> None:
         run.write_config(settings.record())
         run.write_status("queued", pid=os.getpid(), started=time.time())
 
-    job = FitJob(run, settings, callbacks, verbose, logger(stream), layouts=layouts)
+    job = FitJob(run, settings, callbacks, verbose, logger(stream), layouts=layouts, warm_source=source)
     supervise(run, runs_dir, start, lambda request: fit(job, request), lock, handle_signals)
     return run
 
@@ -110,7 +112,7 @@ def fit(job: FitJob, request: StopRequested) -> None:
     strategy = make_strategy(settings.strategy)
     with strategy.scope():  # variables (model and optimizer) are created under the strategy's scope
         if job.restore is None:
-            model, initial_epoch, rows, best = new_model(settings, log), 0, [], None
+            model, initial_epoch, rows, best = new_model(settings, log, job.warm_source), 0, [], None
         else:
             model, initial_epoch, rows, best = job.restore()
         prepare_for_speed(model, settings)
@@ -118,12 +120,35 @@ def fit(job: FitJob, request: StopRequested) -> None:
     finish(run, model, prepared, log, state="stopped" if stopped else "finished")
 
 
-def new_model(settings: Settings, log: Log = print):
+def first_size(settings: Settings) -> int:
+    """The input size of the first epoch (smaller with progressive resizing)."""
+    return progressive_phases(settings.epochs, settings.image_size, settings.progressive_size)[0][0]
+
+
+def warm_start_source(settings: Settings):
+    """The `init_from` model, loaded and checked against the preset (None without one).
+
+    Called before the run folder exists, so a bad --init-from leaves nothing behind.
+
+    Raises:
+        RunError: it cannot be loaded, or its network does not fit the preset.
+    """
+    from catdog.models import build_model
+
+    if not settings.init_from:
+        return None
+    source = load_source(settings.init_from)
+    target = build_model(settings.model, first_size(settings), precision=settings.precision, compile=False)
+    copy_source_weights(source, target, settings.init_from)
+    return source
+
+
+def new_model(settings: Settings, log: Log = print, warm_source=None):
     """The preset at the first phase's size, compiled with the run's recipe, warm-started when asked."""
-    first_size = progressive_phases(settings.epochs, settings.image_size, settings.progressive_size)[0][0]
-    model = build_for_recipe(settings, first_size)
+    model = build_for_recipe(settings, first_size(settings))
     if settings.init_from:
-        log(f"Starting from the weights of {init_weights_from(model, settings.init_from)}")
+        copy_source_weights(warm_source or load_source(settings.init_from), model, settings.init_from)
+        log(f"Starting from the weights of {settings.init_from}")
     return model
 
 
@@ -145,15 +170,15 @@ def make_callbacks(job: FitJob, steps: int, rows: list[dict], best, request: Sto
     """The run's callbacks: learning-rate schedule, recorder, stop, checkpoint, early stopping, the caller's."""
     import keras
 
-    from catdog.callbacks import AtomicCheckpoint, RunRecorder, StopOnRequest
+    from catdog.callbacks import AtomicCheckpoint, RunRecorder, SeedEachEpoch, StopOnRequest
 
     settings = job.settings
     callbacks: list = []
     if settings.lr_schedule == "cosine":  # first, so the epoch's learning rate is in the logs the recorder writes
         schedule = lambda epoch, lr: cosine_learning_rate(epoch, settings.epochs, settings.learning_rate)  # noqa: E731
         callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
-    callbacks += [RunRecorder(job.run, settings.epochs + fine_tune_epochs(job), steps, initial_rows=rows, log=job.log)]
-    callbacks.append(StopOnRequest(request))
+    total = settings.epochs + fine_tune_epochs(job)
+    callbacks += [SeedEachEpoch(settings.seed), RunRecorder(job.run, total, steps, initial_rows=rows, log=job.log), StopOnRequest(request)]
     if settings.checkpoint:
         callbacks.append(AtomicCheckpoint(job.run, best=best))
     if settings.early_stopping:
@@ -171,7 +196,7 @@ def fit_epochs(job: FitJob, model, prepared: PreparedData, strategy, request, in
     batch_size = global_batch_size(settings.batch_size, strategy)
     if strategy.num_replicas_in_sync > 1:
         log(f"Strategy {type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, global batch {batch_size}")
-    steps = -(-len(prepared.train) * worker_shard(settings.strategy)[1] // batch_size)  # a worker's share runs in per-worker batches
+    steps = data.steps_per_epoch(len(prepared.train) * worker_shard(settings.strategy)[1], batch_size)  # per-worker batches of a share
     callbacks = make_callbacks(job, steps, rows, best, request)
     stopper = next(c for c in callbacks if isinstance(c, StopOnRequest))
     job.run.write_status("running", pid=os.getpid())
@@ -185,25 +210,31 @@ def fit_epochs(job: FitJob, model, prepared: PreparedData, strategy, request, in
             log(f"Progressive resizing: epochs {start + 1}-{end} at {size}x{size}")
             with strategy.scope():
                 model = resized(model, size, settings)
-        train_ds, val_ds = datasets(prepared, size, batch_size, settings, strategy)
-        model.fit(train_ds, validation_data=val_ds, epochs=end, initial_epoch=max(start, initial_epoch),
+        first = max(start, initial_epoch)
+        train_ds, val_ds = datasets(prepared, size, batch_size, settings, strategy, (first, end))
+        model.fit(train_ds, validation_data=val_ds, epochs=end, initial_epoch=first, steps_per_epoch=steps,
                   callbacks=callbacks, verbose=job.verbose, shuffle=False)
     if fine_tune_epochs(job) and not stopper.stopped:
         with strategy.scope():  # the new optimizer's variables belong to the strategy too
             fine_tune(model, settings.spec, settings.learning_rate, callbacks, log)
-        train_ds, val_ds = datasets(prepared, settings.image_size, batch_size, settings, strategy)
-        model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs + fine_tune_epochs(job), initial_epoch=settings.epochs,
+        epochs = (settings.epochs, settings.epochs + fine_tune_epochs(job))
+        train_ds, val_ds = datasets(prepared, settings.image_size, batch_size, settings, strategy, epochs)
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs[1], initial_epoch=epochs[0], steps_per_epoch=steps,
                   callbacks=callbacks, verbose=job.verbose, shuffle=False)
     return model, stopper.stopped
 
 
-def datasets(prepared: PreparedData, size: int, batch_size: int, settings: Settings, strategy):
-    """(training, validation) tf.data pipelines at `size` (decoded again when it is not the prepared size)."""
+def datasets(prepared: PreparedData, size: int, batch_size: int, settings: Settings, strategy, epochs: tuple[int, int]):
+    """(training, validation) tf.data pipelines at `size` (decoded again when it is not the prepared size).
+
+    The training pipeline holds `epochs` (first, end), each epoch in an order
+    from the seed and its number, so a resumed epoch sees the batches it would have seen.
+    """
     train, validation = prepared.train, prepared.validation
     if size != settings.image_size:
         train, validation = (redecode(d, size, settings.cache) for d in (train, validation))
     return (
-        data.make_tf_dataset(train, batch_size, shuffle=True, seed=settings.seed, strategy=strategy),
+        data.make_tf_dataset(train, batch_size, shuffle=True, seed=settings.seed, strategy=strategy, epochs=epochs),
         data.make_tf_dataset(validation, batch_size, strategy=strategy),
     )
 

@@ -30,6 +30,32 @@ def resolve_init_from(init_from: str) -> Path:
     return model_file
 
 
+def load_source(init_from: str):
+    """The trained model that `init_from` names, loaded without its optimizer.
+
+    Raises:
+        RunError: it names no model, or the file cannot be loaded.
+    """
+    import keras
+
+    model_file = resolve_init_from(init_from)
+    try:
+        return keras.saving.load_model(model_file, compile=False)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+        raise RunError(f"cannot load {str(model_file)!r} to start from: {exc}; pick a finished run or 'bundled'") from exc
+
+
+def copy_source_weights(source, model, init_from: str) -> None:
+    """`copy_weights` from a loaded source, with a clear RunError when its network does not fit `model`."""
+    try:
+        copy_weights(source, model)
+    except ValueError as exc:
+        raise RunError(
+            f"cannot start from {init_from!r}: {exc} (another preset or image size); "
+            "train that preset from scratch or pick a run of the same preset"
+        ) from exc
+
+
 def init_weights_from(model, init_from: str) -> str:
     """Copy the weights of a trained model into `model`, layer by layer, by name.
 
@@ -42,21 +68,9 @@ def init_weights_from(model, init_from: str) -> str:
     Raises:
         RunError: the source cannot be loaded or its network does not fit.
     """
-    import keras
-
-    model_file = resolve_init_from(init_from)
-    try:
-        source = keras.saving.load_model(model_file, compile=False)
-    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
-        raise RunError(f"cannot load {str(model_file)!r} to start from: {exc}; pick a finished run or 'bundled'") from exc
-    try:
-        copy_weights(source, model)
-    except ValueError as exc:
-        raise RunError(
-            f"cannot start from {str(model_file)!r}: {exc} (another preset or image size); "
-            "train that preset from scratch or pick a run of the same preset"
-        ) from exc
-    return str(model_file)
+    model_file = str(resolve_init_from(init_from))
+    copy_source_weights(load_source(init_from), model, model_file)
+    return model_file
 
 
 def copy_weights(source, target) -> None:
