@@ -19,9 +19,8 @@ from catdog.predict import Predictor
 from catdog.training import TrainConfig
 from tests.fixtures import CAT_COLOUR, DOG_COLOUR, REPO, image_bytes
 
-pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
 
-
+@pytest.mark.slow
 def test_threads_sharing_one_predictor_get_the_same_answers_as_one_thread(tiny_run, stats):
     photos = [image_bytes(colour=(CAT_COLOUR, DOG_COLOUR)[i % 2], seed=i, size=(60 + i, 50)) for i in range(32)]
     expected = [r.p_dog for r in Predictor.load(tiny_run.path).predict(photos)]
@@ -68,6 +67,7 @@ CONTENDER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start", ["free", "stale lock", "garbage lock"])
 def test_processes_racing_for_the_training_lock_exactly_one_wins(tmp_path, start, stats):
     rounds, contenders = 4, 3

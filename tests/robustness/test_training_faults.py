@@ -24,8 +24,6 @@ from catdog.errors import RunError
 from catdog.training import resume, save_model_atomic, train
 from tests.fixtures import REPO, epochs_of, quiet, tiny_config
 
-pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
-
 CHILD_TIMEOUT = 180
 
 
@@ -105,6 +103,7 @@ def test_kill_9_mid_epoch_leaves_a_readable_stale_run_that_resume_completes(tmp_
     assert not list(run.path.rglob(".tmp-*"))
 
 
+@pytest.mark.slow
 def test_resume_after_a_stop_mid_epoch_trains_that_epoch_again(tmp_path, tiny_dataset, stats):
     class StopInEpoch2(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -131,6 +130,7 @@ class Killed(BaseException):
     """Stands in for SIGKILL at one exact point of a training."""
 
 
+@pytest.mark.slow
 def test_kill_between_checkpoint_and_state_resumes_from_the_checkpoint_state_names(tmp_path, tiny_dataset, monkeypatch, stats):
     """Issue 10 item 10: the checkpoint and state.json are one unit, so no epoch is trained twice."""
     import catdog.callbacks
@@ -162,6 +162,7 @@ def test_kill_between_checkpoint_and_state_resumes_from_the_checkpoint_state_nam
     assert [p.name for p in run.checkpoint_dir.glob("last*.keras")] == [run.checkpoint_state()["checkpoint"]]
 
 
+@pytest.mark.slow
 def test_resume_refuses_complete_running_and_checkpointless_runs(tmp_path, tiny_run):
     with pytest.raises(RunError, match=r"already has all 2 epochs; pass --epochs"):
         resume(tiny_run, **quiet(lock=False))
@@ -181,6 +182,7 @@ def test_resume_refuses_complete_running_and_checkpointless_runs(tmp_path, tiny_
 # --- full disk and read-only folders --------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_full_disk_mid_training_gives_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, tiny_dataset, monkeypatch, stats):
     real_write = runs.Run.write_metrics
     calls = []
@@ -224,6 +226,7 @@ def mount_tmpfs(tmp_path):
         subprocess.run(["umount", "-l", str(target)], check=False)
 
 
+@pytest.mark.slow
 def test_a_really_full_disk_fails_the_run_cleanly_without_leftover_temp_files(tmp_path, tiny_dataset, mount_tmpfs, stats):
     disk = mount_tmpfs("full", "size=256k")  # room for the JSON files, not for a checkpoint
     with pytest.raises(RunError, match="disk is full"):
@@ -260,6 +263,7 @@ def tiny_model(value: float):
     return model
 
 
+@pytest.mark.slow
 def test_a_reader_polling_the_model_file_sees_the_old_or_the_new_model(tmp_path, stats):
     path = tmp_path / "model.keras"
     models = [tiny_model(1.0), tiny_model(2.0)]
@@ -328,6 +332,7 @@ DAMAGED = {
 }
 
 
+@pytest.mark.slow
 def test_damaged_run_files_never_break_listing_status_or_the_runs_page(tmp_path, monkeypatch, stats):
     from streamlit.testing.v1 import AppTest
 
