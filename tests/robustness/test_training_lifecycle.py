@@ -210,7 +210,7 @@ def test_catdog_train_refuses_photos_in_two_splits_before_a_run_folder_exists(tm
 def test_the_same_photo_under_another_name_in_validation_is_warned_before_training(tmp_path, tiny_dataset):
     from catdog.training import prepare_data, resolve
 
-    val = make_class_folders(tmp_path / "val", n=4)
+    val = make_class_folders(tmp_path / "val", n=4, size=(40, 36))  # other photos than the training ones
     shutil.copy(next((tiny_dataset / "cats").iterdir()), val / "cats" / "renamed-copy.jpg")
     log = io.StringIO()
     settings = resolve(TrainConfig(data=str(tiny_dataset), val_data=str(val), model="seed", image_size=32, precision="float32"))
