@@ -151,7 +151,7 @@ def _entry(run: Run, kind: str, active: Path | None) -> ModelEntry:
 
 def bundled_entry() -> ModelEntry | None:
     """The model shipped in assets/model/, or None when it is not there."""
-    from catdog.predict import bundled_model_dir, default_model, model_file
+    from catdog.model_files import bundled_model_dir, default_model, model_file
 
     folder = bundled_model_dir()
     if folder is None:
@@ -162,7 +162,7 @@ def bundled_entry() -> ModelEntry | None:
 
 def list_models() -> list[ModelEntry]:
     """The bundled model first (always), then every finished or stopped run with a model, newest first."""
-    from catdog.predict import default_model, model_file
+    from catdog.model_files import default_model, model_file
 
     default = default_model()
     active = model_file(default) if default is not None else None

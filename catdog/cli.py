@@ -286,8 +286,12 @@ def _print_not_pets(result: dict, predictor, as_json: bool, out) -> int:
 def cmd_openset(args, out) -> int:
     from catdog.openset import DEFAULT_FLAG_RATE, fit_for_model
 
-    check, path = fit_for_model(args.model, args.data, args.negatives, args.flag_rate or DEFAULT_FLAG_RATE,
-                                log=lambda m: print(m, file=sys.stderr if args.json else out, flush=True))
+    log = lambda m: print(m, file=sys.stderr if args.json else out, flush=True)  # noqa: E731
+    check, path = fit_for_model(args.model, args.data, args.negatives, args.flag_rate or DEFAULT_FLAG_RATE, log=log)
+    if (path.parent / "model.onnx").exists() and path.name == "openset.npz":  # its graph computes the score: rewrite it now
+        from catdog.onnx_runtime import write_onnx
+
+        write_onnx(path.parent, logger=log)
     if args.json:
         print(json.dumps({"openset": str(path), **check.summary()}), file=out)
     return 0

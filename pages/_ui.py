@@ -14,7 +14,8 @@ import streamlit as st
 
 from catdog import catalog, predict
 from catdog.errors import CatdogError
-from catdog.predict import Predictor, default_model, model_file
+from catdog.model_files import default_model, model_file
+from catdog.predict import Predictor
 from catdog.runs import Run, number
 from catdog.sources import suggested_dataset
 

@@ -87,6 +87,7 @@ def test_a_run_without_epochs_still_gives_a_page(tmp_path):
     assert "No epoch finished" in build_report(Run(tmp_path))
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [1280, 1920])
 def test_every_chart_fits_its_column_when_the_file_is_first_opened(report_file, width):

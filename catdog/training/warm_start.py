@@ -19,7 +19,7 @@ def resolve_init_from(init_from: str) -> Path:
     Raises:
         RunError: it names no model.
     """
-    from catdog.predict import bundled_model_dir, resolve_model
+    from catdog.model_files import bundled_model_dir, resolve_model
 
     if init_from == "bundled":
         folder = bundled_model_dir()
@@ -92,7 +92,7 @@ def copy_weights(source, target) -> None:
 
 def warm_start_fits(preset: str, image_size: int, class_names: Sequence[str]) -> bool:
     """Whether starting from the bundled model suits this training: same preset and size, two classes."""
-    from catdog.predict import bundled_model_dir
+    from catdog.model_files import bundled_model_dir
 
     folder = bundled_model_dir()
     if folder is None or len(class_names) != 2:
