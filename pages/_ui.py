@@ -129,10 +129,12 @@ def model_picker_ui(key: str, container=None) -> Path | None:
 
 
 def models_table(entries: list[catalog.ModelEntry]) -> list[dict]:
-    """Rows for a table of usable models: name, preset, size, accuracy (and on which data), active."""
+    """Rows for a table of usable models: name, preset, size, accuracy (and on which data), active, and
+    its "not a cat or dog" check with the check's operating point."""
     return [
         {"model": e.name, "active": "✓" if e.active else "", "accuracy": e.accuracy, "measured on": e.accuracy_on or "–",
-         "preset": e.preset or "–", "size": f"{e.image_size}px" if e.image_size else "–", "trained": format_time(e.created)}
+         "preset": e.preset or "–", "size": f"{e.image_size}px" if e.image_size else "–", "trained": format_time(e.created),
+         "not a cat or dog": e.openset_text}
         for e in entries
     ]
 
@@ -212,14 +214,26 @@ def default_dataset() -> str:
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def load_predictor(model_path: str, mtime: float) -> Predictor:
-    """Load a model once per file version for every page (the mtime makes a retrained file reload)."""
+def load_predictor(model_path: str, mtime: float, openset_mtime: float = 0.0) -> Predictor:
+    """Load a model once per file version for every page (the mtimes make a retrained file or a refitted check reload)."""
     return Predictor.load(model_path)
 
 
+def model_version(path: Path) -> tuple[str, float, float]:
+    """(path, the model file's mtime, its "not a cat or dog" check's mtime or 0): what a cached result depends on.
+
+    `catdog openset fit` rewrites only the check beside the model, so the model's own mtime is not enough.
+    """
+    from catdog.openset import path_for
+
+    path = Path(path)
+    check = path_for(path)
+    return str(path), path.stat().st_mtime if path.exists() else 0.0, check.stat().st_mtime if check.exists() else 0.0
+
+
 def load_model_file(path: Path) -> Predictor:
-    """`load_predictor` keyed by the file's path and modification time."""
-    return load_predictor(str(path), path.stat().st_mtime)
+    """`load_predictor` keyed by `model_version`."""
+    return load_predictor(*model_version(path))
 
 
 def active_model_file() -> Path | None:
