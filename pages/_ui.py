@@ -177,14 +177,21 @@ def report_ui(run: Run, key: str) -> None:
     target = run.path / "report.html"
     metrics_file = run.path / "metrics.jsonl"
     fresh = target.exists() and (not metrics_file.exists() or target.stat().st_mtime >= metrics_file.stat().st_mtime)
-    if not fresh:
+    not_pets = st.text_input(
+        "Photos with no cat or dog (optional)", key=f"{key}_not_pets_{run.id}", placeholder="a folder of other photos",
+        help="The report then gives the share of them the model flags as *Not a cat or dog*.",
+    ).strip()
+    if not fresh or not_pets:
         folder = evaluation_folder(run)
         extra = f" and evaluates the model on `{folder}` (a minute or so)" if folder else ""
         if st.button("Build report", icon=":material/description:", key=f"{key}_build_{run.id}",
                      help=f"Writes one HTML file with the facts, curves and sample predictions{extra}."):
+            allowed = allowed_folder(not_pets) if not_pets else None
+            if not_pets and allowed is None:
+                return
             try:
                 with st.spinner("Writing the report…"):
-                    write_report(run, target)
+                    write_report(run, target, not_pets=allowed)
             except (CatdogError, OSError, ValueError) as exc:
                 st.error(f"Could not write the report: {exc}")
                 return
@@ -193,6 +200,21 @@ def report_ui(run: Run, key: str) -> None:
         st.download_button("Download report", target.read_bytes(), f"catdog-{run.id}.html", "text/html",
                            icon=":material/download:", key=f"{key}_dl_{run.id}",
                            help="One self-contained HTML file: it opens offline in any browser.")
+
+
+def allowed_folder(folder: str) -> Path | None:
+    """A typed folder under the server's one path rule (`sources.resolve_local_folder`); None with the error drawn.
+
+    The rule is checked before the folder is even looked at; every page says it the same way.
+    """
+    from catdog import sources
+
+    try:
+        return sources.resolve_local_folder(folder)
+    except CatdogError as exc:
+        missing = "does not exist" in str(exc)
+        st.error(f"Folder not found: `{folder}`" if missing else str(exc), icon=":material/folder_off:")
+        return None
 
 
 def _activate(run: Run) -> None:

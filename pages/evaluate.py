@@ -15,13 +15,12 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from catdog import sources
 from catdog.catalog import openset_text
 from catdog.errors import CatdogError
 from catdog.eval_plots import confusion_figure, pr_figure, reliability_figure, roc_auc, roc_figure
 from catdog.evaluate import EvalReport, evaluate, evaluate_not_pets, metrics_at
 from catdog.preprocess import load_display_image
-from pages._ui import default_dataset, load_model_file, model_picker_ui, model_version, use_app_navigation
+from pages._ui import allowed_folder, default_dataset, load_model_file, model_picker_ui, model_version, use_app_navigation
 
 REPORTS_KEY = "eval_reports"  # session_state: {(model path, mtime, folder): EvalReport}
 NOT_PETS_KEY = "eval_not_pets_results"  # session_state: {(model path, mtime, folder): evaluate_not_pets' dict}
@@ -73,19 +72,6 @@ def run_evaluation(model: Path, folder: str) -> EvalReport | None:
         st.error(f"No readable labelled images in `{folder}`.")
         return None
     return report
-
-
-def allowed_folder(folder: str) -> Path | None:
-    """The folder under the server's one path rule (as on the Data and Train pages); None with the error drawn.
-
-    The rule is checked before the folder is even looked at.
-    """
-    try:
-        return sources.resolve_local_folder(folder)
-    except CatdogError as exc:
-        missing = "does not exist" in str(exc)
-        st.error(f"Folder not found: `{folder}`" if missing else str(exc), icon=":material/folder_off:")
-        return None
 
 
 def run_not_pets(model: Path, folder: str) -> dict | None:
