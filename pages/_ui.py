@@ -191,7 +191,7 @@ def report_ui(run: Run, key: str) -> None:
                 return
             try:
                 with st.spinner("Writing the report…"):
-                    write_report(run, target, not_pets=allowed)
+                    write_report(run, target, overwrite=True, not_pets=allowed)  # replaces only a previous report
             except (CatdogError, OSError, ValueError) as exc:
                 st.error(f"Could not write the report: {exc}")
                 return
