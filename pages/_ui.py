@@ -182,7 +182,7 @@ def report_ui(run: Run, key: str) -> None:
                      help=f"Writes one HTML file with the facts, curves and sample predictions{extra}."):
             try:
                 with st.spinner("Writing the report…"):
-                    write_report(run, target)
+                    write_report(run, target, overwrite=True)  # replaces only a previous report
             except (CatdogError, OSError, ValueError) as exc:
                 st.error(f"Could not write the report: {exc}")
                 return
