@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a previous catdog report at --out (nothing else)")
     p.add_argument("--data", default=None, help="labelled folder to evaluate on (default: the run's own validation folder)")
     p.add_argument("--no-eval", action="store_true", help="facts and curves only: no evaluation, no sample predictions")
+    p.add_argument("--not-pets", default=None, metavar="DIR",
+                   help="a folder of photos with no cat or dog: the report gives the share flagged 'not a cat or dog'")
     _add_data_parsers(sub)
     return parser
 
@@ -349,7 +351,7 @@ def cmd_report(args, out) -> int:
 
     run = open_run(args.run)
     target = write_report(run, args.out or run.path / "report.html", data=args.data, evaluate_model=not args.no_eval,
-                          log=lambda line: print(line, file=sys.stderr), overwrite=args.overwrite)
+                          log=lambda line: print(line, file=sys.stderr), overwrite=args.overwrite, not_pets=args.not_pets)
     print(target, file=out)
     return 0
 
