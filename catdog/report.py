@@ -2,10 +2,12 @@
 
 It holds the model and data facts with the settings, the training curves as
 interactive Plotly (plotly.js inlined once), the evaluation figures when a
-labelled folder is evaluated, and a grid of sample predictions with Grad-CAM,
-confident mistakes first. Images are base64 data URIs; nothing is fetched.
+labelled folder is evaluated, the "not a cat or dog" check's figures (pets
+wrongly flagged; non-pets flagged when a folder of them is given), and a grid
+of sample predictions with Grad-CAM, confident mistakes first. Images are
+base64 data URIs; nothing is fetched.
 
-    catdog report RUN --out report.html [--data LABELLED_DIR]
+    catdog report RUN --out report.html [--data LABELLED_DIR] [--not-pets DIR]
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ def collect_samples(predictor: "Predictor", report: "EvalReport", mistakes: int 
 
 
 def _facts(run: Run) -> list[tuple[str, str]]:
-    from catdog.catalog import accuracy_facts
+    from catdog.catalog import accuracy_facts, openset_facts, openset_text
 
     cfg = run.config()
     status = run.status()
@@ -162,6 +164,7 @@ def _facts(run: Run) -> list[tuple[str, str]]:
         ("Image size", f"{cfg.get('image_size', '?')} px"),
         ("Classes", " / ".join(cfg.get("class_names") or [])),
         ("Accuracy", f"{accuracy:.1%} on {on}" if accuracy is not None else "–"),
+        ("Not a cat or dog check", openset_text(openset_facts(run.model_path, cfg))),
         ("Epochs", f"{len(run.metrics())} of {cfg.get('epochs', '?')}"),
         ("Batch size", str(cfg.get("batch_size", "?"))),
         ("Learning rate", f"{cfg['learning_rate']:g}" if number(cfg.get("learning_rate")) else "?"),
@@ -193,7 +196,7 @@ class _Figures:
 
 
 def build_report(run: Run, evaluation: "EvalReport | None" = None, samples: list[Sample] | None = None,
-                 note: str | None = None) -> str:
+                 note: str | None = None, not_pets: dict | None = None) -> str:
     """The report as one HTML string.
 
     Args:
@@ -201,6 +204,7 @@ def build_report(run: Run, evaluation: "EvalReport | None" = None, samples: list
         evaluation: an evaluation on a labelled folder, for the metrics and figures.
         samples: the prediction grid (`collect_samples`).
         note: a line saying why something is missing (e.g. no labelled folder).
+        not_pets: `catdog.evaluate.evaluate_not_pets` on a folder of photos with no cat or dog.
     """
     from catdog.catalog import run_name
     from catdog.plots import curves_figure
@@ -220,6 +224,8 @@ def build_report(run: Run, evaluation: "EvalReport | None" = None, samples: list
         parts.append("<p>No epoch finished.</p>")
     if evaluation is not None:
         parts.append(_evaluation_html(evaluation, figure))
+    if run.model_path.exists():
+        parts.append(_openset_html(run, evaluation, not_pets))
     if samples:
         parts.append(_samples_html(samples))
     if note:
@@ -262,6 +268,31 @@ def calibration_note(n: int, calibrated_log_loss: float, cal: dict) -> str | Non
     return (f"Calibrated ECE ({ece:.3f}) is worse than uncalibrated ({raw:.3f}) on these {n:,} photos. The temperature "
             f"({cal.get('temperature', 1.0):.2f}) was fitted on training photos held out for it, not on these, and it minimises "
             f"log loss, not ECE; on a set this size ECE also moves by chance from bin to bin.{loss}")
+
+
+def _openset_html(run: Run, evaluation: "EvalReport | None", not_pets: dict | None) -> str:
+    """The "not a cat or dog" figures: pets wrongly flagged, non-pets flagged, the operating point; or that there is no check."""
+    from catdog.catalog import openset_facts, openset_text
+
+    esc = html.escape
+    facts = openset_facts(run.model_path)
+    if facts is None:
+        return ("<h2>Not a cat or dog</h2><p class='note'>This model has no &ldquo;not a cat or dog&rdquo; check: it answers cat "
+                f"or dog for any photo. Fit one on its training photos: <code>catdog openset fit {esc(str(run.path))}</code>.</p>")
+    cells = []
+    wrongly = evaluation.open_set() if evaluation is not None else None
+    if wrongly is not None:
+        cells.append(("Pets wrongly flagged", f"{wrongly['share']:.1%}",
+                      f"{wrongly['flagged']:,} of the {wrongly['n']:,} evaluation photos"))
+    if not_pets is not None:
+        cells.append(("Non-pets flagged", f"{not_pets['share']:.1%}",
+                      f"{not_pets['flagged']:,} of {not_pets['n']:,} photos in {not_pets['data']}"))
+    metrics = "".join(f"<div class='metric'><span>{esc(k)}</span><b>{esc(v)}</b><span>{esc(n)}</span></div>" for k, v, n in cells)
+    hint = "" if not_pets is not None else (" To measure the share of photos with no cat or dog it flags: "
+                                            f"<code>catdog report {esc(str(run.path))} --not-pets DIR</code>.")
+    return ("<h2>Not a cat or dog</h2><p class='muted'>Photos far from the training photos are called &ldquo;not a cat "
+            f"or dog&rdquo;. Operating point, set on training photos: {esc(openset_text(facts))}.{hint}</p>"
+            f"<div class='metrics'>{metrics}</div>")
 
 
 def _samples_html(samples: list[Sample]) -> str:
@@ -319,7 +350,7 @@ html {{ overflow-y: scroll; }}
 .fig {{ min-width: 0; }}
 .metrics {{ display: flex; flex-wrap: wrap; gap: 12px; }} .metric {{ border: 1px solid #E5E7EB; border-radius: 8px;
        padding: 8px 14px; }} .metric span {{ display: block; color: #6B7280; font-size: 0.85em; }}
-.metric b {{ font-size: 1.4em; }}
+.metric b {{ font-size: 1.4em; }} .metric b + span {{ margin-top: 2px; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 12px; }}
 .card {{ margin: 0; border: 1px solid #E5E7EB; border-radius: 8px; padding: 8px; }}
 .card.wrong {{ border-color: #D55E00; }} .card.unsure {{ border-color: #9CA3AF; border-style: dashed; }}
@@ -334,7 +365,7 @@ figcaption {{ margin-top: 6px; }}
 
 
 def write_report(run: Run, out: str | os.PathLike, data: str | os.PathLike | None = None, evaluate_model: bool = True,
-                 log=None, overwrite: bool = False) -> Path:
+                 log=None, overwrite: bool = False, not_pets: str | os.PathLike | None = None) -> Path:
     """Evaluate (when a labelled folder is known), collect samples, and write the HTML file atomically.
 
     Args:
@@ -344,9 +375,10 @@ def write_report(run: Run, out: str | os.PathLike, data: str | os.PathLike | Non
         evaluate_model: False to leave out the evaluation and samples (curves and facts only).
         log: a callable for progress lines, or None.
         overwrite: replace a previous report at `out` (never any other file).
+        not_pets: a folder of photos with no cat or dog: the report gives the share flagged "not a cat or dog".
 
     Raises:
-        CatdogError: `out` holds something else, or the disk is full.
+        CatdogError: `out` holds something else, the disk is full, or `not_pets` holds no image.
     """
     from catdog.atomic import atomic_write_text
     from catdog.errors import write_error
@@ -354,7 +386,8 @@ def write_report(run: Run, out: str | os.PathLike, data: str | os.PathLike | Non
     target = Path(out)
     check_target(target, overwrite)  # before the minute of evaluation, and again before writing
     evaluation, samples, note = _evaluation(run, data, evaluate_model, log)
-    text = build_report(run, evaluation, samples, note)
+    flagged = _not_pets(run, not_pets, log) if not_pets else None
+    text = build_report(run, evaluation, samples, note, flagged)
     check_target(target, overwrite)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -422,3 +455,23 @@ def _evaluation(run: Run, data, evaluate_model: bool, log):
             log(f"accuracy {evaluation.accuracy:.4f} on {evaluation.n} images; explaining samples …")
         samples = collect_samples(predictor, evaluation)
     return evaluation, samples, note
+
+
+def _not_pets(run: Run, folder: str | os.PathLike, log=None) -> dict | None:
+    """`evaluate_not_pets` on `folder` with the run's model; None when the model has no check (the report says so).
+
+    Raises:
+        CatdogError: the run saved no model, or the folder holds no image.
+    """
+    from catdog.errors import CatdogError
+    from catdog.evaluate import evaluate_not_pets
+    from catdog.predict import Predictor
+
+    if not run.model_path.exists():
+        raise CatdogError(f"run {run.id!r} saved no model, so --not-pets has nothing to measure")
+    predictor = Predictor.load(run.path)
+    if predictor.openset is None:
+        return None
+    if log:
+        log(f"not a cat or dog: classifying the photos in {folder} …")
+    return evaluate_not_pets(predictor, folder)
