@@ -870,7 +870,7 @@ def _config_record(cfg: TrainConfig, image_size: int, spec) -> dict:
         image_size=image_size,
         learning_rate=cfg.learning_rate if cfg.learning_rate is not None else base_lr,
         lr_schedule=cfg.lr_schedule or spec.lr_schedule,
-        precision=resolve_precision(cfg.precision),
+        precision=resolve_precision(cfg.precision, cpu_bf16=spec.cpu_bf16),
         preset=spec.name,
         class_names=list(defaults.CLASS_NAMES),
         threshold=defaults.THRESHOLD,
