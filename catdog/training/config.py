@@ -78,7 +78,7 @@ class TrainConfig:
     image_size: int | None = setting(None, help="default: the preset's")
     learning_rate: float | None = setting(None, help="Adam's learning rate (default: the preset's)")
     lr_schedule: str | None = setting(None, choices=LR_SCHEDULES, help="default: the preset's")
-    precision: str = setting("auto", choices=PRECISIONS, help="dtype policy (auto: by hardware)")
+    precision: str = setting("auto", choices=PRECISIONS, help="dtype policy (auto: by hardware and preset)")
     early_stopping: int | None = setting(
         None, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement; restores the best weights"
     )
