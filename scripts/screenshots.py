@@ -95,6 +95,12 @@ def wait_text(page, text: str, timeout: float = 180) -> None:
     page.get_by_text(text).first.wait_for(timeout=timeout * 1000)
 
 
+def wait_images(page, timeout: float = 60) -> None:
+    """Every <img> decoded: a sample grid still loading would be cut off by `trim_bottom`."""
+    page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=timeout * 1000)
+    time.sleep(1)
+
+
 def goto(page, url: str, heading: str) -> None:
     page.goto(url)
     page.locator("h1", has_text=heading).first.wait_for(timeout=120_000)
@@ -204,6 +210,8 @@ def shoot_data(page, url: str, data: Path, out: Path) -> None:
     time.sleep(1)
     page.get_by_role("button", name="Use this folder").click()
     wait_text(page, "duplicate groups", 120)
+    page.get_by_role("button", name="Use this dataset for training").wait_for(timeout=120_000)
+    wait_images(page)
     both(page, out, "data", 1800, 4200)
 
 
