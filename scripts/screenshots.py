@@ -198,6 +198,7 @@ def shoot_evaluate(page, url: str, data: Path, out: Path) -> None:
     page.get_by_role("button", name="Evaluate").click()
     wait_text(page, "Most confidently wrong", 300)
     time.sleep(3)
+    wait_images(page)
     both(page, out, "evaluate", 2600, 7000)
 
 

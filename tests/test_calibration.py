@@ -104,3 +104,10 @@ def test_near_chance_flags_only_a_run_that_stays_at_chance():
     noisy = [{"val_accuracy": a} for a in (0.483, 0.633, 0.517)]
     assert near_chance(noisy, n_validation=60)
     assert not near_chance([{"val_accuracy": a} for a in (0.6, 0.8, 0.85)], n_validation=60)
+
+
+def test_photos_all_on_their_right_side_leave_the_temperature_at_one():
+    """Perfect separation: log loss falls forever as T shrinks; a fit would sharpen a small calibration set to the floor."""
+    labels, probs = [0, 0, 1, 1, 1], [0.2, 0.1, 0.8, 0.95, 0.7]
+    assert cal.fit_temperature(labels, probs) == 1.0
+    assert cal.fit_temperature([0, 1, 1], [0.2, 0.4, 0.9]) < 20.0  # one photo on the wrong side: a real fit again
