@@ -231,6 +231,7 @@ def shoot_report(browser, run_dir: Path, data: Path, env: dict, tmp: Path, out: 
         time.sleep(1.5)
         target = out / f"report-{width}.png"
         page.screenshot(path=str(target), full_page=True)
+        trim_bottom(target)
         shrink_png(target)
         print(f"{target}: {target.stat().st_size / 1000:.0f} KB (network requests: {len(outside)})", flush=True)
     page.close()
