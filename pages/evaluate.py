@@ -20,7 +20,8 @@ from catdog.errors import CatdogError
 from catdog.eval_plots import confusion_figure, pr_figure, reliability_figure, roc_auc, roc_figure
 from catdog.evaluate import EvalReport, evaluate, evaluate_not_pets, metrics_at
 from catdog.preprocess import load_display_image
-from pages._ui import allowed_folder, default_dataset, load_model_file, model_picker_ui, model_version, use_app_navigation
+from pages._nav import use_app_navigation
+from pages._ui import allowed_folder, default_dataset, load_model_file, model_picker_ui, model_version
 
 REPORTS_KEY = "eval_reports"  # session_state: {(model path, mtime, folder): EvalReport}
 NOT_PETS_KEY = "eval_not_pets_results"  # session_state: {(model path, mtime, folder): evaluate_not_pets' dict}
