@@ -109,7 +109,7 @@ def fit(job: FitJob, request: StopRequested) -> None:
     keras.utils.set_random_seed(settings.seed)
     prepared = prepare_data(settings, log, job.layouts)
     run.write_config({**run.config(), **prepared.record(), "fused_batch_norm": settings.fused_batch_norm})
-    strategy = make_strategy(settings.strategy)
+    strategy = make_strategy(settings.strategy, stop=request.is_set)  # a STOP file ends a wait for a missing peer too
     with strategy.scope():  # variables (model and optimizer) are created under the strategy's scope
         if job.restore is None:
             model, initial_epoch, rows, best = new_model(settings, log, job.warm_source), 0, [], None
