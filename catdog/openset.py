@@ -139,8 +139,9 @@ class OpenSet:
                     info=dict(meta.get("info") or {}),
                     head_w=z["head_w"] if "head_w" in z else None,
                     head_b=float(z["head_b"]) if "head_b" in z else 0.0,
-                    part_centre=z["part_centre"],
-                    part_scale=z["part_scale"],
+                    # Checks saved before the head existed have no part statistics: 0 and 1 keep their scores and threshold.
+                    part_centre=z["part_centre"] if "part_centre" in z else np.zeros(1),
+                    part_scale=z["part_scale"] if "part_scale" in z else np.ones(1),
                 )
         except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
             raise ValueError(f"cannot read the open-set check {str(path)!r}: {exc}") from exc

@@ -203,3 +203,20 @@ def test_a_negatives_folder_without_images_is_refused_before_a_run_folder_exists
     with pytest.raises(DatasetError, match="holds no images"):
         train(cfg, runs_dir=tmp_path / "runs", **quiet())
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_check_saved_before_the_head_existed_still_loads_with_its_scores(tmp_path):
+    import io as _io
+
+    rng = np.random.default_rng(4)
+    f, y = _gaussian_features(rng, 300)
+    check = openset.fit(f, y, f, ["a", "b"])
+    with np.load(_io.BytesIO(check.to_bytes())) as z:  # the first format: no part_centre / part_scale
+        old = {k: z[k] for k in z.files if k not in ("part_centre", "part_scale")}
+    old["centre"], old["scale"] = check.centre, check.scale
+    model_file = tmp_path / "model.keras"
+    np.savez(openset.path_for(model_file), **old)
+    again = openset.load_for(model_file, log=pytest.fail)
+    raw = ((check.layer_distances(f) - check.centre) / check.scale).mean(axis=1)  # the first format's score
+    np.testing.assert_allclose(again.score(f), raw)
+    assert again.threshold == check.threshold
