@@ -16,6 +16,7 @@ from catdog.errors import CatdogError
 from catdog.predict import Predictor, default_model, model_file
 from catdog.runs import Run, number
 from catdog.sources import suggested_dataset
+from pages._gate import require_sign_in
 
 USE_CONFIRM_KEY = "use_model_confirm"  # session_state: the run whose "Use for Predict" awaits a yes
 APP_NAVIGATION_KEY = "catdog_app_navigation"  # session_state: the entry point has run in this session
@@ -236,34 +237,6 @@ def nav_link(name: str, label: str, icon: str, help_text: str | None = None) -> 
             st.caption(help_text)
 
 
-AUTH_KEY = "catdog_authenticated"  # session_state: this session gave the right password
-
-
-def password_gate_ui() -> bool:
-    """The password form when a password is set (`catdog.auth`); True when the page may be shown."""
-    from catdog.auth import configured_password, password_matches
-
-    try:
-        secrets = st.secrets.to_dict() if hasattr(st.secrets, "to_dict") else dict(st.secrets)
-    except Exception:  # noqa: BLE001 - no secrets.toml, or an unreadable one: the environment decides
-        secrets = None
-    expected = configured_password(secrets)
-    if expected is None or st.session_state.get(AUTH_KEY):
-        return True
-    st.title(":material/lock: catdog studio")
-    with st.form("catdog_login"):
-        given = st.text_input("Password", type="password", key="catdog_password")
-        submitted = st.form_submit_button("Enter", type="primary")
-    if submitted:
-        if password_matches(given, expected):
-            st.session_state[AUTH_KEY] = True
-            st.session_state.pop("catdog_password", None)
-            st.rerun()
-        st.error("Wrong password.", icon=":material/lock:")
-    st.caption("This demo is shared with a password. Ask the person who sent you the link.")
-    return False
-
-
 def use_app_navigation() -> None:
     """Hand over to the app's entry point when Streamlit runs this page file on its own.
 
@@ -273,8 +246,11 @@ def use_app_navigation() -> None:
     marks the session (`APP_NAVIGATION_KEY`); an unmarked page run calls its
     `main()`, whose `st.navigation` runs this page inside the app, then stops.
     AppTest drives the entry point itself, so its pages are already marked.
+    A marked session is still checked for its sign-in here (`pages._gate`): the
+    page must never draw or act for a session that has not signed in.
     """
     if st.session_state.get(APP_NAVIGATION_KEY):
+        require_sign_in()
         return
     import streamlit_app
 

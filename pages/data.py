@@ -13,6 +13,7 @@ import streamlit as st
 from catdog import kaggle, sources
 from catdog.errors import CatdogError
 from catdog.inspect import DatasetReport, inspect_dataset, quarantine
+from pages._text import code_span
 from pages._ui import use_app_navigation
 
 FOLDER_KEY = "data_folder"
@@ -50,7 +51,7 @@ def kaggle_ui() -> None:
     if token is not None and st.button("Save credentials", key="save_kaggle"):
         try:
             path = kaggle.save_kaggle_json(token.getvalue())
-            st.success(f"Saved to `{path}` (readable only by you).")
+            st.success(f"Saved to {code_span(path)} (readable only by you).")
         except CatdogError as exc:
             st.error(str(exc))
     slug = st.text_input("Dataset or competition", value=kaggle.DEFAULT_DATASET, key="kaggle_slug")
@@ -63,7 +64,7 @@ def kaggle_ui() -> None:
             st.error(str(exc))
             return
         _choose(path)
-        st.success(f"Downloaded to `{path}`.")
+        st.success(f"Downloaded to {code_span(path)}.")
 
 
 def upload_ui() -> None:
@@ -73,7 +74,7 @@ def upload_ui() -> None:
     if archive is not None and st.button("Import zip", key="import_zip"):
         try:
             _choose(sources.import_zip(archive, archive.name))
-            st.success(f"Imported to `{st.session_state[FOLDER_KEY]}`.")
+            st.success(f"Imported to {code_span(st.session_state[FOLDER_KEY])}.")
         except CatdogError as exc:
             st.error(str(exc))
     files = st.file_uploader("Or a folder", accept_multiple_files="directory", key="data_dir")
@@ -81,11 +82,12 @@ def upload_ui() -> None:
         refused: list[tuple[str, str]] = []
         try:
             _choose(sources.import_files([(f.name, f.getvalue()) for f in files], "upload", refused=refused))
-            st.success(f"Imported {len(files) - len(refused)} files to `{st.session_state[FOLDER_KEY]}`.")
+            st.success(f"Imported {len(files) - len(refused)} files to {code_span(st.session_state[FOLDER_KEY])}.")
         except CatdogError as exc:
             st.error(str(exc))
         if refused:
-            st.warning(f"{len(refused)} file(s) could not be stored:\n" + "\n".join(f"- `{name!r}`: {why}" for name, why in refused[:50]))
+            lines = "\n".join(f"- {code_span(repr(name))}: {why}" for name, why in refused[:50])
+            st.warning(f"{len(refused)} file(s) could not be stored:\n{lines}")
 
 
 def local_ui() -> None:
@@ -125,7 +127,7 @@ def remove_ui(folder: str) -> None:
     if st.session_state.get(REMOVE_KEY) != folder:
         return
     with st.container(border=True):
-        st.warning(f"Delete `{folder}` and every photo in it? This cannot be undone.", icon=":material/warning:")
+        st.warning(f"Delete {code_span(folder)} and every photo in it? This cannot be undone.", icon=":material/warning:")
         row = st.container(horizontal=True)
         if row.button("Yes, remove", type="primary", key="data_remove_yes"):
             try:
@@ -169,9 +171,9 @@ def report_ui(folder: str) -> None:
         if st.button(f"Move {len(report.corrupt)} bad files to quarantine", key="quarantine"):
             moved = quarantine(report)
             cached_report.clear()
-            st.success(f"Moved {len(moved)} files to `{report.root}.quarantine` (nothing deleted).")
+            st.success(f"Moved {len(moved)} files to {code_span(str(report.root) + '.quarantine')} (nothing deleted).")
     for name, paths in report.samples.items():
-        st.markdown(f"**{name}**")
+        st.markdown(f"**{code_span(name)}**")  # a class folder named by whoever made the zip
         if paths:
             st.image(paths, width=110)
     if st.button("Use this dataset for training", key="set_active", type="primary"):

@@ -12,6 +12,7 @@ from catdog import catalog, jobs
 from catdog.errors import CatdogError
 from catdog.plots import compare_figure, curves_figure
 from catdog.runs import Run, delete_run, list_runs
+from pages._text import code_span
 from pages._ui import models_table, report_ui, run_summary, use_app_navigation, use_model_ui
 
 COMPARE_METRICS = {"val_accuracy": "Validation accuracy", "val_loss": "Validation loss", "accuracy": "Train accuracy", "loss": "Train loss"}
@@ -95,7 +96,7 @@ def actions_ui(run: Run, status: jobs.JobStatus) -> None:
 
 def confirm_delete_ui(run: Run) -> None:
     with st.container(border=True):
-        st.warning(f"Delete run `{run.id}` and its model for good? This cannot be undone.", icon=":material/warning:")
+        st.warning(f"Delete run {code_span(run.id)} and its model for good? This cannot be undone.", icon=":material/warning:")
         row = st.container(horizontal=True)
         if row.button("Yes, delete", type="primary", key="runs_delete_yes"):
             try:

@@ -17,6 +17,7 @@ from catdog.models import PRESETS, get_preset
 from catdog.plots import curves_figure
 from catdog.runs import Run
 from catdog.training import WARM_START_LR_FACTOR, TrainConfig, near_chance, warm_start_fits
+from pages._text import code_span
 from pages._ui import STATE_ICONS, default_dataset, format_duration, report_ui, settings_text, use_app_navigation, use_model_ui
 
 POLL_SECONDS = 1.5
@@ -65,7 +66,8 @@ def dataset_ui(disabled: bool) -> tuple[list[str], dict | None]:
         return folders, None
     val = f"{facts['validation']:,} validation images" if facts["validation"] is not None else "no validation folder"
     where = f"{facts['folders']} folders · " if facts["folders"] > 1 else ""
-    st.caption(f":green[:material/check_circle:] {where}{facts['kind']} layout · classes {', '.join(facts['classes'])} · "
+    classes = ", ".join(code_span(c) for c in facts["classes"])  # folder names: shown as they are
+    st.caption(f":green[:material/check_circle:] {where}{facts['kind']} layout · classes {classes} · "
                f"{facts['train']:,} training images · {val}")
     return folders, facts
 
@@ -330,7 +332,7 @@ def monitor_ui(run_path: str, live: bool) -> None:
         run = Run(Path(run_path))
         status = jobs.job_status(run)
         state = "starting" if status.state == "queued" else status.state  # queued only means the process is starting
-        st.subheader(f"{STATE_ICONS.get(state, '')} Run `{run.id}` · {state}")
+        st.subheader(f"{STATE_ICONS.get(state, '')} Run {code_span(run.id)} · {state}")
         st.caption(run_caption(run))
         if status.active:
             progress_ui(run, status)
@@ -390,7 +392,8 @@ def settings_panel(busy: bool, run: Run | None) -> tuple[bool, str, dict, bool]:
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
     clicked = c1.button("Start training", type="primary", icon=":material/play_arrow:", disabled=busy or facts is None, key="train_start")
     if busy:
-        c2.caption(f"A training is running on this machine (`{run.id if run else '?'}`); one at a time. Watch it above or stop it.")
+        running = code_span(run.id if run else "?")
+        c2.caption(f"A training is running on this machine ({running}); one at a time. Watch it above or stop it.")
     else:
         c2.caption("Training runs in the background: you can switch pages or close the tab and come back.")
     return clicked, folders, settings, facts is not None
