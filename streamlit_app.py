@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from catdog import catalog, config, jobs
-from pages._gate import gate_ui, remember_ui, require_sign_in
+from pages._gate import gate_ui, remember_ui, require_sign_in, signed_in
 from pages._text import code_span
 from pages._ui import APP_NAVIGATION_KEY, default_dataset, format_pct, format_time, nav_link
 
@@ -93,7 +93,13 @@ def build_pages() -> list:
 
 
 def _locked() -> None:
-    """Every page's stand-in before the password is given (the form is already drawn)."""
+    """Every URL's page before the password is given: the form only.
+
+    The form is drawn inside a page (not before `st.navigation`) so its widgets
+    keep one identity from the first run on: Streamlit keys a widget by the page
+    it is drawn in, and a server's first run goes through its pages/ mode.
+    """
+    gate_ui()
 
 
 def locked_pages() -> list:
@@ -105,8 +111,8 @@ def locked_pages() -> list:
 
 def main() -> None:
     st.set_page_config(page_title="catdog studio", page_icon=str(PAGE_ICON), layout="wide")
-    if not gate_ui():  # only when CATDOG_PASSWORD or [auth] password is set
-        st.navigation(locked_pages(), position="hidden")
+    if not signed_in():  # only when CATDOG_PASSWORD or [auth] password is set
+        st.navigation(locked_pages(), position="hidden").run()
         st.stop()
     st.session_state[APP_NAVIGATION_KEY] = True  # after the gate: an interrupted run must not mark a locked session
     remember_ui()

@@ -70,14 +70,13 @@ def gate_ui() -> bool:
                  f"Whoever runs the studio must fix the file (the server log says what is wrong) or set "
                  f"`{auth.PASSWORD_ENV}`, then reload this page.", icon=":material/lock:")
         return False
-    with st.form("catdog_login"):
+    with st.form("catdog_login", clear_on_submit=True):  # the typed text never stays on screen
         given = st.text_input("Password", type="password", key=PASSWORD_KEY)
         submitted = st.form_submit_button("Enter", type="primary")
     if submitted:
         attempts = st.session_state.setdefault(ATTEMPTS_KEY, auth.Attempts())
         before = attempts.failures
         ok, wait = auth.check_password(given, expected, attempts, client=_client())
-        st.session_state.pop(PASSWORD_KEY, None)
         if ok:
             st.session_state[AUTH_KEY] = True
             st.session_state[TOKEN_KEY] = auth.make_token(expected)
