@@ -23,6 +23,7 @@ class Drawn:
     session_id: str = ""
     texts: list[str] = field(default_factory=list)
     messages: int = 0
+    not_found: int = 0  # "Page not found" messages
 
 
 def element_text(msg: ForwardMsg) -> str | None:
@@ -73,6 +74,7 @@ def race(url: str, page_name: str, reruns: int = 30, listen_s: float = 20.0, pau
             msg.ParseFromString(data)
             drawn.messages += 1
             finished = finished or msg.WhichOneof("type") == "script_finished"
+            drawn.not_found += msg.WhichOneof("type") == "page_not_found"
             if msg.WhichOneof("type") == "new_session":
                 drawn.session_id = msg.new_session.initialize.session_id
             text = element_text(msg)
