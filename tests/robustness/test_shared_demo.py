@@ -42,6 +42,11 @@ def password(monkeypatch):
     auth.GUESSES.reset()
 
 
+def fresh_home(root: Path, name: str = "home") -> Path:
+    (root / name).mkdir(parents=True, exist_ok=True)
+    return root / name
+
+
 def submit(at: AppTest, text: str) -> AppTest:
     at.text_input(key="catdog_password").input(text)
     return at.button[0].click().run()  # a form's values are sent with its submit button
@@ -75,7 +80,7 @@ def test_racing_reruns_at_fresh_servers_never_see_a_page(tmp_path, stats):
 
     tries, leaks = 0, []
     for server in range(10):
-        with streamlit_server(tmp_path / f"home{server}", **{auth.PASSWORD_ENV: PASSWORD}) as (url, _log):
+        with streamlit_server(fresh_home(tmp_path, f"home{server}"), **{auth.PASSWORD_ENV: PASSWORD}) as (url, _log):
             results: list = [None] * 5
 
             def go(i: int, url: str = url, server: int = server, results: list = results) -> None:
@@ -217,7 +222,7 @@ def test_uploads_of_a_signed_out_session_are_freed_after_it_leaves(tmp_path, sta
     from tests.robustness.stclient import race, rerun, upload
 
     ttl = server_settings()["disconnectedSessionTTL"]
-    with streamlit_server(tmp_path / "home", **{auth.PASSWORD_ENV: PASSWORD}) as (url, _log):
+    with streamlit_server(fresh_home(tmp_path), **{auth.PASSWORD_ENV: PASSWORD}) as (url, _log):
         pid = server_pid(int(url.rsplit(":", 1)[1]))
 
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -256,7 +261,7 @@ def test_every_page_url_has_a_locked_stand_in():
 def test_a_deep_link_before_sign_in_is_no_page_not_found(tmp_path):
     from tests.robustness.stclient import race
 
-    with streamlit_server(tmp_path / "home", **{auth.PASSWORD_ENV: PASSWORD}) as (url, _log):
+    with streamlit_server(fresh_home(tmp_path), **{auth.PASSWORD_ENV: PASSWORD}) as (url, _log):
         race(url, "", reruns=0)  # the server's first run over, as for any later visitor
         for name in PAGES:
             drawn = race(url, name, reruns=0)
