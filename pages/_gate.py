@@ -1,8 +1,9 @@
 """The sign-in gate of a password-protected studio (catdog.auth), checked by the entry point AND by every page.
 
-Every page's `main()` calls `require_sign_in()` before it draws or does anything,
-however Streamlit reached it: through the app's navigation, or a page file run on
-its own (Streamlit's pages/ mode right after a server start). A signed-in browser
+Every page's `main()` passes `require_sign_in()` (through `use_app_navigation()`)
+before it draws or does anything, however Streamlit reached it: through the app's
+navigation, or a page file run on its own (Streamlit's pages/ mode right after a
+server start). A signed-in browser
 keeps an HMAC token in a session cookie (read back with `st.context.cookies`), so
 a reload or a new tab stays signed in; the password itself is never stored.
 """
@@ -13,9 +14,8 @@ import streamlit as st
 
 from catdog import auth
 
-AUTH_KEY = "catdog_authenticated"  # session_state: this session gave the right password (or a valid token)
+AUTH_KEY = "catdog_authenticated"  # session_state: this session's sign-in token (auth.make_token)
 ATTEMPTS_KEY = "catdog_attempts"  # session_state: auth.Attempts, this session's wrong answers
-TOKEN_KEY = "catdog_token"  # session_state: the token to put in the browser's cookie
 PASSWORD_KEY = "catdog_password"
 
 
@@ -49,10 +49,11 @@ def signed_in() -> bool:
     expected, problem = expected_password()
     if problem:
         return False
-    if expected is None or st.session_state.get(AUTH_KEY):
-        return True
-    if auth.token_valid(st.context.cookies.get(auth.COOKIE_NAME), expected):
-        st.session_state[AUTH_KEY] = True
+    if expected is None or auth.token_valid(st.session_state.get(AUTH_KEY), expected):
+        return True  # a token, not a flag: it expires, and a changed password signs the session out
+    cookie = st.context.cookies.get(auth.COOKIE_NAME)
+    if auth.token_valid(cookie, expected):  # signed in earlier in this browser (a reload, another tab)
+        st.session_state[AUTH_KEY] = cookie
         return True
     return False
 
@@ -78,8 +79,7 @@ def gate_ui() -> bool:
         before = attempts.failures
         ok, wait = auth.check_password(given, expected, attempts, client=_client())
         if ok:
-            st.session_state[AUTH_KEY] = True
-            st.session_state[TOKEN_KEY] = auth.make_token(expected)
+            st.session_state[AUTH_KEY] = auth.make_token(expected)
             st.rerun()  # the same page, now signed in
         pause = f"try again in {max(1, round(wait))} s" if wait > 0 else ""
         if attempts.failures == before:  # not even checked: this session, or the whole server, must wait
@@ -98,7 +98,7 @@ def require_sign_in() -> None:
 
 def remember_ui() -> None:
     """Keep a signed-in browser signed in: put the token in a session cookie, once per session."""
-    token = st.session_state.get(TOKEN_KEY)
+    token = st.session_state.get(AUTH_KEY)
     if not token or st.context.cookies.get(auth.COOKIE_NAME) == token:
         return
     # A session cookie (no Max-Age): gone when the browser closes; the token itself expires after TOKEN_TTL_S.

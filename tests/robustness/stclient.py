@@ -53,7 +53,8 @@ def race(url: str, page_name: str, reruns: int = 30, listen_s: float = 20.0, pau
     """
     drawn = Drawn()
     ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
-    with connect(ws_url, subprotocols=["streamlit"], open_timeout=30, max_size=None) as ws:
+    # No keepalive pings: a server busy importing TensorFlow answers them late, and the point is to listen.
+    with connect(ws_url, subprotocols=["streamlit"], open_timeout=60, max_size=None, ping_interval=None) as ws:
         ws.send(rerun(page_name))
         for _ in range(reruns):
             ws.send(rerun(page_name))

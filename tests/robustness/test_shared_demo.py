@@ -85,7 +85,7 @@ def test_racing_reruns_at_fresh_servers_never_see_a_page(tmp_path, stats):
 
             def go(i: int, url: str = url, server: int = server, results: list = results) -> None:
                 try:
-                    results[i] = race(url, PAGES[(server + i) % len(PAGES)], reruns=30, pause_s=0.05 * (1 + i % 3))
+                    results[i] = race(url, PAGES[(server + i) % len(PAGES)], reruns=30, pause_s=0.05 * (1 + i % 3), listen_s=90)
                 except Exception as exc:  # noqa: BLE001 - reported below
                     results[i] = exc
 
@@ -101,6 +101,7 @@ def test_racing_reruns_at_fresh_servers_never_see_a_page(tmp_path, stats):
                 assert drawn.session_id and drawn.texts, "the session drew nothing at all: the client is broken"
                 if page_content(drawn.texts):
                     leaks.append(page_content(drawn.texts)[:3])
+        assert leaks == [], f"server {server}: a signed-out session saw page content: {leaks}"
     stats.note(f"gate race: {tries} sessions x 31 reruns at 10 fresh servers, {len(leaks)} saw page content")
     assert tries >= 50 and leaks == []
 
