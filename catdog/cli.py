@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -53,10 +54,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="measure a model on a labelled folder")
     p.add_argument("--model", default=None, help="run folder, run id or .keras file (default: the active or bundled model)")
-    p.add_argument("--data", required=True, help="labelled folder (the validation part of a train/test layout)")
+    p.add_argument("--data", default=None, help="labelled folder (the validation part of a train/test layout)")
+    p.add_argument("--not-pets", default=None, metavar="DIR",
+                   help="a folder of photos with no cat or dog: report the share flagged 'not a cat or dog'")
     p.add_argument("--threshold", type=float, default=None)
     p.add_argument("--json", action="store_true", help="print only one JSON object (all misclassified files included)")
     _add_precision(p)
+
+    p = sub.add_parser("openset", help="the 'not a cat or dog' check of a model")
+    osub = p.add_subparsers(dest="openset_command", required=True, metavar="ACTION")
+    p = osub.add_parser("fit", help="(re)fit a model's check from its training photos (written beside model.keras)")
+    p.add_argument("model", nargs="?", default=None, help="run folder, run id or .keras file (default: the active or bundled model)")
+    p.add_argument("--data", action="append", default=None, metavar="DIR",
+                   help="training photos to fit on (default: the run's own training folders); repeat for several")
+    p.add_argument("--negatives", action="append", default=None, metavar="DIR",
+                   help="photos with no cat or dog: reported (the share flagged), never used to set the threshold")
+    p.add_argument("--flag-rate", type=float, default=None, help="share of held-out training photos the check may flag (default 0.02)")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--runs-dir", default=None)
@@ -80,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-data", default=None, metavar="DIR", help="labelled folder: print the accuracy change int8 causes")
     p = sub.add_parser("report", help="write a self-contained HTML report of a run (opens offline)")
     p.add_argument("run", help="run folder or id")
-    p.add_argument("--out", default=None, help="the HTML file (default: <run>/report.html)")
+    p.add_argument("--out", default=None, help="the HTML file (default: <run>/report.html); an existing file is refused")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous catdog report at --out (nothing else)")
     p.add_argument("--data", default=None, help="labelled folder to evaluate on (default: the run's own validation folder)")
     p.add_argument("--no-eval", action="store_true", help="facts and curves only: no evaluation, no sample predictions")
     _add_data_parsers(sub)
@@ -204,18 +219,24 @@ def _unique_stem(source: str, used: set[str]) -> str:
 
 
 def cmd_evaluate(args, out) -> int:
-    from catdog.evaluate import evaluate
+    from catdog.evaluate import check_threshold, evaluate, evaluate_not_pets
     from catdog.predict import Predictor
 
+    if not args.data and not args.not_pets:
+        raise CatdogError("give --data (a labelled folder of cats and dogs), --not-pets (a folder of other photos), or both")
+    check_threshold(args.threshold)  # before the model loads
     predictor = Predictor.load(args.model, precision=args.precision, backend=args.backend)
+    not_pets = evaluate_not_pets(predictor, args.not_pets) if args.not_pets else None
+    if not args.data:
+        return _print_not_pets(not_pets, predictor, args.json, out)
     report = evaluate(predictor, args.data, threshold=args.threshold)
-    summary = {**report.summary(), "backend": predictor.backend}
+    summary = {**report.summary(), "backend": predictor.backend, **({"not_pets": not_pets} if not_pets else {})}
     if report.model:  # lets catdog.catalog tell an evaluation.json from an older model's
         from catdog.catalog import file_sha256
 
         summary["model_sha256"] = file_sha256(report.model)
     if args.json:  # machine-readable: exactly one JSON document on stdout
-        print(json.dumps(summary), file=out)
+        print(json.dumps(_finite(summary), allow_nan=False), file=out)
         return 0
     names = report.class_names
     (tn, fp), (fn, tp) = report.confusion
@@ -245,10 +266,50 @@ def cmd_evaluate(args, out) -> int:
         print(f"  {row['file']}\ttrue {row['true']}\tpredicted {row['predicted']}\tp_dog={row['p_dog']:.4f}", file=out)
     for f, e in report.skipped:
         print(f"  skipped {f}: {e}", file=out)
+    wrongly = summary["not_pet_wrongly_flagged"]
+    if wrongly is not None:
+        print(f"not a cat or dog: {wrongly['flagged']:,} of these {wrongly['n']:,} pet photos wrongly flagged "
+              f"({wrongly['share']:.1%})", file=out)
+    else:
+        print("not a cat or dog: this model has no open-set check (fit one with `catdog openset fit`)", file=out)
+    if not_pets:
+        _print_not_pets(not_pets, predictor, False, out)
+    return 0
+
+
+def _print_not_pets(result: dict, predictor, as_json: bool, out) -> int:
+    if as_json:
+        print(json.dumps({"not_pets": result, "model": predictor.source, "backend": predictor.backend}), file=out)
+        return 0
+    print(f"not-pets: {result['data']}: {result['flagged']:,} of {result['n']:,} photos flagged 'not a cat or dog' "
+          f"({result['share']:.1%}; model {predictor.source}, on {predictor.backend})", file=out)
+    for row in result["missed"][:_SHOW_WRONG]:
+        print(f"  missed {row['file']}	answered {row['label']}	score {row['score']:.2f}", file=out)
+    return 0
+
+
+def cmd_openset(args, out) -> int:
+    from catdog.openset import DEFAULT_FLAG_RATE, fit_for_model
+
+    check, path = fit_for_model(args.model, args.data, args.negatives, args.flag_rate or DEFAULT_FLAG_RATE,
+                                log=lambda m: print(m, file=sys.stderr if args.json else out, flush=True))
+    if args.json:
+        print(json.dumps({"openset": str(path), **check.summary()}), file=out)
     return 0
 
 
 _SHOW_WRONG = 20
+
+
+def _finite(value):
+    """`value` with NaN and infinities as None, so the JSON printed is standard (no bare NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def cmd_runs(args, out) -> int:
@@ -263,6 +324,7 @@ def cmd_runs(args, out) -> int:
                 "preset": summary["preset"],
                 "state": summary["state"],
                 "epochs": summary["epochs_done"],
+                "val_accuracy": summary["val_accuracy"],  # the saved model's
                 "best_val_accuracy": summary["best_val_accuracy"],
                 "path": summary["path"],
             }
@@ -271,8 +333,8 @@ def cmd_runs(args, out) -> int:
         if args.json:
             print(json.dumps(row), file=out)
         else:
-            best = f"{row['best_val_accuracy']:.4f}" if row["best_val_accuracy"] is not None else "-"
-            print(f"{row['id']:<40}{row['preset'] or '-':<14}{row['state']:<10}{row['epochs']:>4} epochs  best val acc {best}", file=out)
+            acc = f"{row['val_accuracy']:.4f}" if row["val_accuracy"] is not None else "-"
+            print(f"{row['id']:<40}{row['preset'] or '-':<14}{row['state']:<10}{row['epochs']:>4} epochs  val acc {acc}", file=out)
     if not args.json:
         if not rows:
             print("no runs yet; start one with `catdog train --data DIR`", file=out)
@@ -287,7 +349,7 @@ def cmd_report(args, out) -> int:
 
     run = open_run(args.run)
     target = write_report(run, args.out or run.path / "report.html", data=args.data, evaluate_model=not args.no_eval,
-                          log=lambda line: print(line, file=sys.stderr))
+                          log=lambda line: print(line, file=sys.stderr), overwrite=args.overwrite)
     print(target, file=out)
     return 0
 
@@ -368,6 +430,7 @@ COMMANDS = {
     "train": cmd_train,
     "predict": cmd_predict,
     "evaluate": cmd_evaluate,
+    "openset": cmd_openset,
     "report": cmd_report,
     "runs": cmd_runs,
     "stop": cmd_stop,

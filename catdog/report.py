@@ -222,7 +222,7 @@ def build_report(run: Run, evaluation: "EvalReport | None" = None, samples: list
         parts.append(_samples_html(samples))
     if note:
         parts.append(f"<p class='note'>{esc(note)}</p>")
-    return _PAGE.format(title=esc(f"catdog report · {run.id}"), body="\n".join(parts))
+    return _PAGE.format(marker=REPORT_MARKER, title=esc(f"catdog report · {run.id}"), body="\n".join(parts))
 
 
 def _evaluation_html(report: "EvalReport", figure: _Figures) -> str:
@@ -258,8 +258,11 @@ def _samples_html(samples: list[Sample]) -> str:
             f"<div class='grid'>{''.join(cards)}</div>")
 
 
+# Written into every report's head: `--overwrite` replaces a file only when it carries this.
+REPORT_MARKER = '<meta name="generator" content="catdog run report">'
+
 _PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8">{marker}<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>
 body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1F2937; margin: 0 auto;
@@ -268,7 +271,11 @@ h1 {{ margin-bottom: 0; }} h2 {{ margin-top: 32px; border-bottom: 1px solid #E5E
 .muted {{ color: #6B7280; }} .note {{ background: #F4F6FA; padding: 8px 12px; border-radius: 6px; }}
 table.facts {{ border-collapse: collapse; }} table.facts th {{ text-align: left; padding: 3px 16px 3px 0; color: #6B7280;
        font-weight: normal; vertical-align: top; }} table.facts td {{ padding: 3px 0; }}
-.row {{ display: flex; flex-wrap: wrap; gap: 16px; }} .fig {{ flex: 1 1 420px; min-width: 0; }}
+/* Grid columns keep their width while the page is still being parsed: plotly.js sizes a chart when its
+   script runs, before the row's second chart exists (a flex row would give the first one the full width). */
+html {{ overflow-y: scroll; }}
+.row {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(min(420px, 100%), 1fr)); gap: 16px; }}
+.fig {{ min-width: 0; }}
 .metrics {{ display: flex; flex-wrap: wrap; gap: 12px; }} .metric {{ border: 1px solid #E5E7EB; border-radius: 8px;
        padding: 8px 14px; }} .metric span {{ display: block; color: #6B7280; font-size: 0.85em; }}
 .metric b {{ font-size: 1.4em; }}
@@ -285,18 +292,71 @@ figcaption {{ margin-top: 6px; }}
 
 
 def write_report(run: Run, out: str | os.PathLike, data: str | os.PathLike | None = None, evaluate_model: bool = True,
-                 log=None) -> Path:
+                 log=None, overwrite: bool = False) -> Path:
     """Evaluate (when a labelled folder is known), collect samples, and write the HTML file atomically.
 
     Args:
         run: the run folder (it needs model.keras for the evaluation and samples).
-        out: the HTML file to write.
+        out: the HTML file to write; an existing file is refused (see `check_target`).
         data: a labelled folder; default: the run's own validation folder, if it has one.
         evaluate_model: False to leave out the evaluation and samples (curves and facts only).
         log: a callable for progress lines, or None.
+        overwrite: replace a previous report at `out` (never any other file).
+
+    Raises:
+        CatdogError: `out` holds something else, or the disk is full.
     """
     from catdog.atomic import atomic_write_text
+    from catdog.errors import write_error
 
+    target = Path(out)
+    check_target(target, overwrite)  # before the minute of evaluation, and again before writing
+    evaluation, samples, note = _evaluation(run, data, evaluate_model, log)
+    text = build_report(run, evaluation, samples, note)
+    check_target(target, overwrite)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target, text)
+    except OSError as exc:
+        clear = write_error(exc, target, "then write the report again")
+        if clear is None:
+            raise
+        raise clear from exc
+    return target
+
+
+def check_target(out: Path, overwrite: bool = False) -> None:
+    """Refuse to write a report over anything but a previous report, and over that without `overwrite`.
+
+    Raises:
+        CatdogError: `out` exists and is not a catdog report (a run's model.keras,
+            say), or is one and `overwrite` is False.
+    """
+    from catdog.errors import CatdogError
+
+    if not out.exists() and not out.is_symlink():
+        return
+    if not _is_report(out):
+        raise CatdogError(f"{str(out)!r} already exists and is not a catdog report; a report never replaces "
+                          "another file: choose another --out, or move it away")
+    if not overwrite:
+        raise CatdogError(f"{str(out)!r} holds a previous report; pass --overwrite to replace it, or choose another --out")
+
+
+def _is_report(path: Path) -> bool:
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    # Reports written before the marker existed start with the same title.
+    return REPORT_MARKER.encode() in head or b"<title>catdog report \xc2\xb7 " in head
+
+
+def _evaluation(run: Run, data, evaluate_model: bool, log):
+    """(evaluation, samples, note) for the report: what could be measured, and a line on what could not."""
     evaluation, samples, note = None, None, None
     folder = evaluation_folder(run, data) if evaluate_model else None
     held_out = held_out_images(run) if evaluate_model and folder is None else None
@@ -319,8 +379,4 @@ def write_report(run: Run, out: str | os.PathLike, data: str | os.PathLike | Non
         if log:
             log(f"accuracy {evaluation.accuracy:.4f} on {evaluation.n} images; explaining samples …")
         samples = collect_samples(predictor, evaluation)
-    text = build_report(run, evaluation, samples, note)
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(target, text)
-    return target
+    return evaluation, samples, note

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from catdog import config
-from catdog.archive import extract_zip
+from catdog.archive import UnpackBudget, extract_zip
 from catdog.atomic import atomic_directory, atomic_write_json
 from catdog.errors import DatasetError
 
@@ -53,11 +53,28 @@ def resolve_local_folder(path: str | os.PathLike) -> Path:
                                "upload a zip or a folder on the Data page instead")
         roots = data_roots()
         if not any(is_within(folder, r) for r in roots):
-            raise DatasetError(f"{str(path)!r} is outside the allowed folders ({', '.join(map(str, roots))}); "
-                               "set CATDOG_DATA_ROOTS to allow it")
+            raise DatasetError(outside_roots_message(path, folder, roots))
     if not folder.is_dir():
         raise DatasetError(f"{str(path)!r} does not exist or is not a folder on this server")
     return folder
+
+
+def outside_roots_message(path: str | os.PathLike, folder: Path, roots: list[Path]) -> str:
+    """Why `path` is refused: where it really leads (a symlink on the way) and the CATDOG_DATA_ROOTS that allows it.
+
+    Args:
+        path: the path as typed.
+        folder: where it resolves to.
+        roots: the allowed roots (`data_roots()`).
+    """
+    typed = Path(os.path.abspath(Path(path).expanduser()))  # `..` removed, symlinks kept: what the user thinks it is
+    linked = typed != folder
+    where = f"{str(path)!r} leads to {str(folder)!r} through a symbolic link, and that is" if linked else f"{str(path)!r} is"
+    rule = " A symbolic link may not lead out of them." if linked else ""
+    # CATDOG_DATA_ROOTS replaces the default roots, so the line to copy keeps them.
+    allow = os.pathsep.join(map(str, [folder, *roots]))
+    return (f"{where} outside the allowed folders ({', '.join(map(str, roots))}).{rule} "
+            f"To allow it, start the app with CATDOG_DATA_ROOTS={allow}")
 
 
 def is_within(path: Path, root: Path) -> bool:
@@ -65,14 +82,22 @@ def is_within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def import_zip(source, name: str) -> Path:
+def import_zip(source, name: str, refused: list[tuple[str, str]] | None = None, budget: UnpackBudget | None = None) -> Path:
     """Extract an uploaded zip (path or file object) safely into CATDOG_HOME/datasets/<name>.
 
     A zip made by "compress folder" holds one top folder (photos/cats, photos/dogs):
     that folder is unwrapped, so the dataset starts at the class folders.
+
+    Args:
+        source: the zip file path or a binary file object.
+        name: the upload's file name (the dataset folder is named after it).
+        refused: if given, entries that cannot be files here (a file and a
+            folder of the same name, too long or deep a path) are skipped and
+            listed with the reason; otherwise the first one refuses the zip.
+        budget: what this session may still unpack (the Data page keeps one per session).
     """
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(name).stem).strip(".-") or "upload"
-    dest = extract_zip(source, _free_dest(safe))
+    dest = extract_zip(source, _free_dest(safe), refused=refused, budget=budget)
     unwrap_single_folder(dest)
     return dest
 

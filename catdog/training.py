@@ -27,7 +27,7 @@ from catdog.data import CACHE_MODES
 from catdog.distribute import STRATEGIES, global_batch_size, make_strategy, worker_shard
 from catdog.errors import CatdogError, DatasetError, RunError, TrainingBusyError
 from catdog.hardware import PRECISIONS, resolve_precision
-from catdog.models import AUGMENTATIONS, build_model, fuse_batch_norm, get_preset
+from catdog.models import AUGMENTATIONS, build_model, fuse_batch_norm, get_preset, load_keras
 from catdog.models.layers import iter_layers
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -426,11 +426,9 @@ def _remove_unstarted(run: runs.Run) -> None:
 
 def _finish_from_checkpoint(run: runs.Run, log) -> None:
     """Write model.keras from the last checkpoint of a run that trained every epoch but was killed before saving."""
-    import keras
-
     last = run.checkpoint_path  # the file checkpoint/state.json names (last.keras for older runs)
     try:
-        model = keras.saving.load_model(last, compile=False)
+        model = load_keras(last, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         raise RunError(f"cannot load checkpoint {str(last)!r}: {exc}; start a new training") from exc
     save_model_atomic(model, run.model_path, include_optimizer=False)
@@ -719,11 +717,9 @@ def init_weights_from(model, init_from: str) -> str:
     Raises:
         RunError: the source cannot be loaded or its network does not fit.
     """
-    import keras
-
     model_file = resolve_init_from(init_from)
     try:
-        source = keras.saving.load_model(model_file, compile=False)
+        source = load_keras(model_file, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         raise RunError(f"cannot load {str(model_file)!r} to start from: {exc}; pick a finished run or 'bundled'") from exc
     try:
@@ -840,12 +836,10 @@ def _fine_tune(model, spec, learning_rate: float, callbacks: list, log) -> None:
 
 def _restore(run: runs.Run, resume_from: dict, log):
     """The checkpointed model (with its optimizer state) and the metrics rows it covers."""
-    import keras
-
     done = int(resume_from["epoch"])
     checkpoint = run.checkpoint_path
     try:
-        model = keras.saving.load_model(checkpoint)
+        model = load_keras(checkpoint, compile=True)  # with its optimizer state
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         raise RunError(f"cannot load checkpoint {str(checkpoint)!r}: {exc}; start a new training") from exc
     # Rows after the checkpoint (a killed or stopped epoch) are trained again, not kept twice.

@@ -17,6 +17,7 @@ from catdog.predict import Predictor, default_model, model_file
 from catdog.runs import Run, number
 from catdog.sources import suggested_dataset
 from pages._gate import require_sign_in
+from pages._text import code_span
 
 USE_CONFIRM_KEY = "use_model_confirm"  # session_state: the run whose "Use for Predict" awaits a yes
 APP_NAVIGATION_KEY = "catdog_app_navigation"  # session_state: the entry point has run in this session
@@ -77,7 +78,7 @@ def run_summary(run: Run) -> dict:
         "preset": summary["preset"] or "–",
         "settings": settings_text(summary["config"]),
         "epochs": f"{summary['epochs_done']}/{summary['epochs'] or '?'}",
-        "best val acc": summary["best_val_accuracy"],
+        "val acc": summary["val_accuracy"],  # the saved model's, not the best epoch's
         "status": summary["state"],
         "duration": format_duration(summary["duration"]),
     }
@@ -98,10 +99,10 @@ def settings_text(cfg: dict) -> str:
 
 
 def model_label(model_path: Path, active: Path | None = None) -> str:
-    """A model file named by its run, with the preset and best validation accuracy."""
+    """A model file named by its run, with the preset and the saved model's validation accuracy."""
     run = Run(model_path.parent)
     cfg = run.config()
-    best = run.best_val_accuracy()
+    best = run.model_val_accuracy()
     parts = [run.id]
     if cfg.get("model"):
         parts.append(str(cfg["model"]))
@@ -178,12 +179,12 @@ def report_ui(run: Run, key: str) -> None:
     fresh = target.exists() and (not metrics_file.exists() or target.stat().st_mtime >= metrics_file.stat().st_mtime)
     if not fresh:
         folder = evaluation_folder(run)
-        extra = f" and evaluates the model on `{folder}` (a minute or so)" if folder else ""
+        extra = f" and evaluates the model on {code_span(folder)} (a minute or so)" if folder else ""
         if st.button("Build report", icon=":material/description:", key=f"{key}_build_{run.id}",
                      help=f"Writes one HTML file with the facts, curves and sample predictions{extra}."):
             try:
                 with st.spinner("Writing the report…"):
-                    write_report(run, target)
+                    write_report(run, target, overwrite=True)  # replaces only a previous report
             except (CatdogError, OSError, ValueError) as exc:
                 st.error(f"Could not write the report: {exc}")
                 return
