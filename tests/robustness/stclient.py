@@ -45,11 +45,11 @@ def rerun(page_name: str = "", widget_states=None) -> bytes:
     return back.SerializeToString()
 
 
-def race(url: str, page_name: str, reruns: int = 30, listen_s: float = 20.0, pause_s: float = 0.0, quiet_s: float = 1.5) -> Drawn:
+def race(url: str, page_name: str, reruns: int = 30, listen_s: float = 20.0, pause_s: float = 0.0, quiet_s: float = 3.0) -> Drawn:
     """Open a session, ask for `page_name`, then fire `reruns` more reruns; collect what is drawn.
 
-    It listens until a script run has finished and the server has been quiet for
-    `quiet_s` (the reruns coalesce), or `listen_s` at most.
+    It listens until a script run has run to its end and the server has been quiet
+    for `quiet_s` (the reruns coalesce), or `listen_s` at most.
     """
     drawn = Drawn()
     ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
@@ -74,7 +74,9 @@ def race(url: str, page_name: str, reruns: int = 30, listen_s: float = 20.0, pau
             msg = ForwardMsg()
             msg.ParseFromString(data)
             drawn.messages += 1
-            finished = finished or msg.WhichOneof("type") == "script_finished"
+            # A run cut short by the next rerun is not the end: the next one may still be importing.
+            finished = finished or (msg.WhichOneof("type") == "script_finished"
+                                    and msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN)
             drawn.not_found += msg.WhichOneof("type") == "page_not_found"
             if msg.WhichOneof("type") == "new_session":
                 drawn.session_id = msg.new_session.initialize.session_id
