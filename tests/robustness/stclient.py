@@ -24,6 +24,7 @@ class Drawn:
     texts: list[str] = field(default_factory=list)
     messages: int = 0
     not_found: int = 0  # "Page not found" messages
+    closed: str = ""  # why the server closed the connection, if it did
 
 
 def element_text(msg: ForwardMsg) -> str | None:
@@ -69,7 +70,8 @@ def race(url: str, page_name: str, reruns: int = 30, listen_s: float = 20.0, pau
                 if finished:
                     break
                 continue
-            except ConnectionClosed:
+            except ConnectionClosed as exc:
+                drawn.closed = str(exc)
                 break
             msg = ForwardMsg()
             msg.ParseFromString(data)

@@ -75,11 +75,15 @@ def test_a_page_file_run_on_its_own_shows_only_the_form(home, password, name, st
 
 @pytest.mark.slow
 def test_racing_reruns_at_fresh_servers_never_see_a_page(tmp_path, stats):
-    """10 freshly started servers x 5 sessions, each: a rerun for a page then 30 more, spaced so some interrupt."""
+    """Freshly started servers x 5 sessions, each: a rerun for a page then 30 more, spaced so some interrupt.
+
+    At least 50 sessions must have been drawn something (one that got no answer at all from a
+    server busy importing TensorFlow proves nothing either way, and is made up by another server).
+    """
     from tests.robustness.stclient import race
 
-    tries, leaks = 0, []
-    for server in range(10):
+    tries, silent, server = 0, [], 0
+    while tries < 50 and server < 15:
         with streamlit_server(fresh_home(tmp_path, f"home{server}"), **{auth.PASSWORD_ENV: PASSWORD}) as (url, _log):
             results: list = [None] * 5
 
@@ -94,16 +98,19 @@ def test_racing_reruns_at_fresh_servers_never_see_a_page(tmp_path, stats):
                 thread.start()
             for thread in threads:
                 thread.join()
-            for drawn in results:
-                tries += 1
-                stats.fault(31)
-                assert not isinstance(drawn, Exception), drawn
-                assert drawn.session_id and drawn.texts, "the session drew nothing at all: the client is broken"
-                if page_content(drawn.texts):
-                    leaks.append(page_content(drawn.texts)[:3])
-        assert leaks == [], f"server {server}: a signed-out session saw page content: {leaks}"
-    stats.note(f"gate race: {tries} sessions x 31 reruns at 10 fresh servers, {len(leaks)} saw page content")
-    assert tries >= 50 and leaks == []
+        for drawn in results:
+            stats.fault(31)
+            assert not isinstance(drawn, Exception), drawn
+            if not drawn.texts:
+                silent.append(f"{drawn.messages} messages, closed: {drawn.closed or 'no'}")
+                continue
+            tries += 1
+            leaked = page_content(drawn.texts)
+            assert not leaked, f"server {server}: a signed-out session saw page content: {leaked[:3]}"
+        server += 1
+    stats.note(f"gate race: {tries} sessions x 31 reruns at {server} fresh servers saw no page content "
+               f"({len(silent)} got no answer: {silent[:3]})")
+    assert tries >= 50, silent
 
 
 # --- 2. A password that is configured but cannot be read keeps the app locked ---
