@@ -13,6 +13,7 @@ from typing import IO, Sequence
 from catdog import config
 from catdog.errors import CatdogError
 from catdog.hardware import PRECISIONS
+from catdog.quiet import quiet_tensorflow
 
 
 def _add_train_parser(sub) -> None:
@@ -98,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a previous catdog report at --out (nothing else)")
     p.add_argument("--data", default=None, help="labelled folder to evaluate on (default: the run's own validation folder)")
     p.add_argument("--no-eval", action="store_true", help="facts and curves only: no evaluation, no sample predictions")
+    p.add_argument("--not-pets", default=None, metavar="DIR",
+                   help="a folder of photos with no cat or dog: the report gives the share flagged 'not a cat or dog'")
     _add_data_parsers(sub)
     return parser
 
@@ -121,7 +124,7 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[
     """Run the CLI. Returns the exit status."""
     out, err = out or sys.stdout, err or sys.stderr
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()  # no foreign log lines: whichever command imports TensorFlow, it does so quietly
     try:
         return COMMANDS[args.command](args, out)
     except (CatdogError, ValueError, OSError) as exc:
@@ -170,7 +173,6 @@ def _keras_verbosity(out) -> int:
 
 
 def cmd_train(args, out) -> int:
-    from catdog.models import get_preset
     from catdog.training import config_from_args, resume, train
 
     session = {"stream": out, "lock": not args.no_lock, "verbose": _keras_verbosity(out)}
@@ -180,8 +182,7 @@ def cmd_train(args, out) -> int:
         return 0
     if not args.data:
         raise ValueError("--data is required (the dataset folder), unless you --resume a run")
-    spec = get_preset(args.model or config.DEFAULT_PRESET)
-    cfg = config_from_args(args, epochs=spec.epochs, batch_size=spec.batch_size)
+    cfg = config_from_args(args)  # unset flags stay None: `train` resolves them as TrainConfig(...) does
     run = train(cfg, runs_dir=args.runs_dir, run_id=args.run_id, **session)
     print(run.path, file=out)
     return 0
@@ -191,6 +192,8 @@ def cmd_predict(args, out) -> int:
     from catdog.predict import Predictor
 
     predictor = Predictor.load(args.model, precision=args.precision, backend=args.backend)
+    if not args.json:  # --json stays one object per line
+        print(_model_line(predictor, args.model), file=out)
     failed, stems = 0, set()
     for source, result in zip(args.images, predictor.predict(args.images)):
         failed += not result.ok
@@ -201,10 +204,34 @@ def cmd_predict(args, out) -> int:
         if args.json:
             print(json.dumps({**result.as_dict(), **({"backend": predictor.backend} if result.ok else {})}), file=out)
         elif result.ok:
-            print(f"{result.file}\t{result.label}\t{result.confidence:.1%}\t(p_dog={result.p_dog:.4f})", file=out)
+            print(_prediction_line(result), file=out)
         else:
             print(f"{result.file}\terror: {result.error}", file=out)
     return 1 if failed else 0
+
+
+def _model_line(predictor, asked: str | None) -> str:
+    """'model: PATH (the bundled model, on onnxruntime)': which model answered, and why that one."""
+    from catdog.predict import bundled_model_dir
+
+    why = ""
+    if asked is None:
+        bundled = bundled_model_dir()
+        if bundled is not None and Path(predictor.source) == (bundled / config.MODEL_FILENAME).resolve():
+            why = "the bundled model, "
+        else:
+            why = "the active model, set in the app or with `catdog use` (--model picks another), "
+    return f"model: {predictor.source} ({why}on {predictor.backend})"
+
+
+def _prediction_line(result) -> str:
+    """FILE, verdict, confidence and P: 'not sure' and 'not a cat or dog' marked, with the best guess."""
+    from catdog.verdicts import NOT_PET, NOT_SURE, percent, verdict
+
+    said = verdict(result)
+    if said in (NOT_SURE, NOT_PET):
+        said = f"{said} (best guess {result.label})"
+    return f"{result.file}\t{said}\t{percent(result.confidence)}\t(p_dog={result.p_dog:.4f})"
 
 
 def _unique_stem(source: str, used: set[str]) -> str:
@@ -232,9 +259,9 @@ def cmd_evaluate(args, out) -> int:
     report = evaluate(predictor, args.data, threshold=args.threshold)
     summary = {**report.summary(), "backend": predictor.backend, **({"not_pets": not_pets} if not_pets else {})}
     if report.model:  # lets catdog.catalog tell an evaluation.json from an older model's
-        from catdog.catalog import file_sha256
+        from catdog.hashing import cached_file_sha256
 
-        summary["model_sha256"] = file_sha256(report.model)
+        summary["model_sha256"] = cached_file_sha256(report.model)
     if args.json:  # machine-readable: exactly one JSON document on stdout
         print(json.dumps(_finite(summary), allow_nan=False), file=out)
         return 0
@@ -291,8 +318,12 @@ def _print_not_pets(result: dict, predictor, as_json: bool, out) -> int:
 def cmd_openset(args, out) -> int:
     from catdog.openset import DEFAULT_FLAG_RATE, fit_for_model
 
-    check, path = fit_for_model(args.model, args.data, args.negatives, args.flag_rate or DEFAULT_FLAG_RATE,
-                                log=lambda m: print(m, file=sys.stderr if args.json else out, flush=True))
+    log = lambda m: print(m, file=sys.stderr if args.json else out, flush=True)  # noqa: E731
+    check, path = fit_for_model(args.model, args.data, args.negatives, args.flag_rate or DEFAULT_FLAG_RATE, log=log)
+    if (path.parent / "model.onnx").exists() and path.name == "openset.npz":  # its graph computes the score: rewrite it now
+        from catdog.onnx_runtime import write_onnx
+
+        write_onnx(path.parent, logger=log)
     if args.json:
         print(json.dumps({"openset": str(path), **check.summary()}), file=out)
     return 0
@@ -349,7 +380,7 @@ def cmd_report(args, out) -> int:
 
     run = open_run(args.run)
     target = write_report(run, args.out or run.path / "report.html", data=args.data, evaluate_model=not args.no_eval,
-                          log=lambda line: print(line, file=sys.stderr), overwrite=args.overwrite)
+                          log=lambda line: print(line, file=sys.stderr), overwrite=args.overwrite, not_pets=args.not_pets)
     print(target, file=out)
     return 0
 

@@ -2,10 +2,12 @@
 
 It holds the model and data facts with the settings, the training curves as
 interactive Plotly (plotly.js inlined once), the evaluation figures when a
-labelled folder is evaluated, and a grid of sample predictions with Grad-CAM,
-confident mistakes first. Images are base64 data URIs; nothing is fetched.
+labelled folder is evaluated, the "not a cat or dog" check's figures (pets
+wrongly flagged; non-pets flagged when a folder of them is given), and a grid
+of sample predictions with Grad-CAM, confident mistakes first. Images are
+base64 data URIs; nothing is fetched.
 
-    catdog report RUN --out report.html [--data LABELLED_DIR]
+    catdog report RUN --out report.html [--data LABELLED_DIR] [--not-pets DIR]
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Sample:
     photo: str
     gradcam: str | None = None
     notes: list[str] = field(default_factory=list)
+    unsure: bool = False  # under the model's Not-sure line: the app showed "Not sure", not this answer
 
     @property
     def correct(self) -> bool:
@@ -111,7 +114,8 @@ def image_data_uri(image, fmt: str = "JPEG") -> str:
 
 def collect_samples(predictor: "Predictor", report: "EvalReport", mistakes: int = SAMPLE_MISTAKES,
                     correct: int = SAMPLE_CORRECT, gradcam: bool = True) -> list[Sample]:
-    """The most confident mistakes, then the most confident right answers, each with Grad-CAM."""
+    """The most confident mistakes (a wrong "Not sure" answer after the confident ones), then the most
+    confident right answers, each with Grad-CAM."""
     from catdog.preprocess import load_display_image
 
     names = report.class_names
@@ -128,7 +132,7 @@ def collect_samples(predictor: "Predictor", report: "EvalReport", mistakes: int 
             photo = image_data_uri(load_display_image(file, THUMB_SIDE))
         except Exception:  # noqa: BLE001 - an unreadable photo is left out of the grid
             continue
-        sample = Sample(Path(file).name, true, predicted, confidence, photo)
+        sample = Sample(Path(file).name, true, predicted, confidence, photo, unsure=confidence < report.uncertain_below)
         if gradcam:
             try:
                 from catdog.gradcam import explain
@@ -141,7 +145,7 @@ def collect_samples(predictor: "Predictor", report: "EvalReport", mistakes: int 
 
 
 def _facts(run: Run) -> list[tuple[str, str]]:
-    from catdog.catalog import accuracy_facts
+    from catdog.catalog import accuracy_facts, openset_facts, openset_text
 
     cfg = run.config()
     status = run.status()
@@ -160,6 +164,7 @@ def _facts(run: Run) -> list[tuple[str, str]]:
         ("Image size", f"{cfg.get('image_size', '?')} px"),
         ("Classes", " / ".join(cfg.get("class_names") or [])),
         ("Accuracy", f"{accuracy:.1%} on {on}" if accuracy is not None else "–"),
+        ("Not a cat or dog check", openset_text(openset_facts(run.model_path, cfg))),
         ("Epochs", f"{len(run.metrics())} of {cfg.get('epochs', '?')}"),
         ("Batch size", str(cfg.get("batch_size", "?"))),
         ("Learning rate", f"{cfg['learning_rate']:g}" if number(cfg.get("learning_rate")) else "?"),
@@ -191,7 +196,7 @@ class _Figures:
 
 
 def build_report(run: Run, evaluation: "EvalReport | None" = None, samples: list[Sample] | None = None,
-                 note: str | None = None) -> str:
+                 note: str | None = None, not_pets: dict | None = None) -> str:
     """The report as one HTML string.
 
     Args:
@@ -199,6 +204,7 @@ def build_report(run: Run, evaluation: "EvalReport | None" = None, samples: list
         evaluation: an evaluation on a labelled folder, for the metrics and figures.
         samples: the prediction grid (`collect_samples`).
         note: a line saying why something is missing (e.g. no labelled folder).
+        not_pets: `catdog.evaluate.evaluate_not_pets` on a folder of photos with no cat or dog.
     """
     from catdog.catalog import run_name
     from catdog.plots import curves_figure
@@ -218,6 +224,8 @@ def build_report(run: Run, evaluation: "EvalReport | None" = None, samples: list
         parts.append("<p>No epoch finished.</p>")
     if evaluation is not None:
         parts.append(_evaluation_html(evaluation, figure))
+    if run.model_path.exists():
+        parts.append(_openset_html(run, evaluation, not_pets))
     if samples:
         parts.append(_samples_html(samples))
     if note:
@@ -235,28 +243,92 @@ def _evaluation_html(report: "EvalReport", figure: _Figures) -> str:
     if cal.get("ece") is not None:
         cells.append(("ECE", f"{cal['ece']:.3f}"))
     metrics = "".join(f"<div class='metric'><span>{esc(k)}</span><b>{esc(v)}</b></div>" for k, v in cells)
+    ece_note = calibration_note(report.n, report.log_loss, cal)
     return (f"<h2>Evaluation</h2><p class='muted'>{report.n:,} labelled photos in {esc(report.data)} · "
-            f"threshold {report.threshold:g}</p><div class='metrics'>{metrics}</div><div class='row'>"
+            f"threshold {report.threshold:g}</p><div class='metrics'>{metrics}</div>"
+            + (f"<p class='note'>{esc(ece_note)}</p>" if ece_note else "") + "<div class='row'>"
             + figure(confusion_figure(report.confusion, report.class_names))
             + figure(reliability_figure(report.labels, report.probs, report.raw_probs or None)) + "</div>")
 
 
+def calibration_note(n: int, calibrated_log_loss: float, cal: dict) -> str | None:
+    """A word when the calibrated ECE is worse than the uncalibrated one (else None): why it can be, here.
+
+    Args:
+        n: how many photos were evaluated.
+        calibrated_log_loss: the log loss after the model's temperature scaling.
+        cal: `EvalReport.calibration()`.
+    """
+    ece, raw = cal.get("ece"), cal.get("ece_uncalibrated")
+    if ece is None or raw is None or ece <= raw:
+        return None
+    raw_loss = cal.get("log_loss_uncalibrated")
+    loss = (f" Log loss, which it does minimise, went from {raw_loss:.3f} to {calibrated_log_loss:.3f}."
+            if raw_loss is not None else "")
+    return (f"Calibrated ECE ({ece:.3f}) is worse than uncalibrated ({raw:.3f}) on these {n:,} photos. The temperature "
+            f"({cal.get('temperature', 1.0):.2f}) was fitted on training photos held out for it, not on these, and it minimises "
+            f"log loss, not ECE; on a set this size ECE also moves by chance from bin to bin.{loss}")
+
+
+def _openset_html(run: Run, evaluation: "EvalReport | None", not_pets: dict | None) -> str:
+    """The "not a cat or dog" figures: pets wrongly flagged, non-pets flagged, the operating point; or that there is no check."""
+    from catdog.catalog import openset_facts, openset_text
+
+    esc = html.escape
+    facts = openset_facts(run.model_path)
+    if facts is None:
+        return ("<h2>Not a cat or dog</h2><p class='note'>This model has no &ldquo;not a cat or dog&rdquo; check: it answers cat "
+                f"or dog for any photo. Fit one on its training photos: <code>catdog openset fit {esc(str(run.path))}</code>.</p>")
+    cells = []
+    wrongly = evaluation.open_set() if evaluation is not None else None
+    if wrongly is not None:
+        cells.append(("Pets wrongly flagged", f"{wrongly['share']:.1%}",
+                      f"{wrongly['flagged']:,} of the {wrongly['n']:,} evaluation photos"))
+    if not_pets is not None:
+        cells.append(("Non-pets flagged", f"{not_pets['share']:.1%}",
+                      f"{not_pets['flagged']:,} of {not_pets['n']:,} photos in {not_pets['data']}"))
+    metrics = "".join(f"<div class='metric'><span>{esc(k)}</span><b>{esc(v)}</b><span>{esc(n)}</span></div>" for k, v, n in cells)
+    hint = "" if not_pets is not None else (" To measure the share of photos with no cat or dog it flags: "
+                                            f"<code>catdog report {esc(str(run.path))} --not-pets DIR</code>.")
+    return ("<h2>Not a cat or dog</h2><p class='muted'>Photos far from the training photos are called &ldquo;not a cat "
+            f"or dog&rdquo;. Operating point, set on training photos: {esc(openset_text(facts))}.{hint}</p>"
+            f"<div class='metrics'>{metrics}</div>")
+
+
 def _samples_html(samples: list[Sample]) -> str:
+    from catdog.verdicts import percent
+
     esc = html.escape
     cards = []
     for s in samples:
-        verdict = "right" if s.correct else "wrong"
+        verdict = "right" if s.correct else "unsure" if s.unsure else "wrong"
         images = f"<img src='{s.photo}' alt='{esc(s.name)}'>" + (f"<img src='{s.gradcam}' alt='Grad-CAM'>" if s.gradcam else "")
+        said = f"Not sure</b> · best guess {esc(s.predicted)}" if s.unsure else f"{esc(s.predicted)}</b>"
         cards.append(
-            f"<figure class='card {verdict}'><div class='pair'>{images}</div><figcaption><b>{esc(s.predicted)}</b> "
-            f"{s.confidence:.1%} · true {esc(s.true)}{' ✗' if not s.correct else ' ✓'}<br><small>{esc(s.name)}"
+            f"<figure class='card {verdict}'><div class='pair'>{images}</div><figcaption><b>{said} "
+            f"{percent(s.confidence)} · true {esc(s.true)}{' ✗' if not s.correct else ' ✓'}<br><small>{esc(s.name)}"
             + "".join(f"<br>{esc(n)}" for n in s.notes) + "</small></figcaption></figure>"
         )
-    mistakes = sum(not s.correct for s in samples)
-    return (f"<h2>Sample predictions</h2><p class='muted'>The {mistakes} most confident mistakes first, then confident right "
-            "answers. Right of each photo: Grad-CAM, the regions that drove the answer (red = most).</p>"
+    return (f"<h2>Sample predictions</h2><p class='muted'>{esc(_samples_intro(samples))} Right of each photo: Grad-CAM, "
+            "the regions that drove the answer (red = most).</p>"
             f"<div class='grid'>{''.join(cards)}</div>")
 
+
+def _samples_intro(samples: list[Sample]) -> str:
+    """'The 2 most confident mistakes first, then 1 wrong best guess under the Not-sure line (...), then confident right answers.'"""
+    confident = sum(not s.correct and not s.unsure for s in samples)
+    unsure = sum(not s.correct and s.unsure for s in samples)
+    parts = []
+    if confident == 1:
+        parts.append("The one confident mistake first")
+    elif confident:
+        parts.append(f"The {confident} most confident mistakes first")
+    if unsure:
+        guesses = "wrong best guess" if unsure == 1 else "wrong best guesses"
+        parts.append(f"{'then ' if parts else ''}{unsure} {guesses} under the Not-sure line (the app says \"Not sure\" there)")
+    parts.append(f"{'then ' if parts else ''}confident right answers" if any(s.correct for s in samples) else "")
+    text = ", ".join(p for p in parts if p)
+    return (text[0].upper() + text[1:] + ".") if text else ""
 
 # Written into every report's head: `--overwrite` replaces a file only when it carries this.
 REPORT_MARKER = '<meta name="generator" content="catdog run report">'
@@ -278,10 +350,11 @@ html {{ overflow-y: scroll; }}
 .fig {{ min-width: 0; }}
 .metrics {{ display: flex; flex-wrap: wrap; gap: 12px; }} .metric {{ border: 1px solid #E5E7EB; border-radius: 8px;
        padding: 8px 14px; }} .metric span {{ display: block; color: #6B7280; font-size: 0.85em; }}
-.metric b {{ font-size: 1.4em; }}
+.metric b {{ font-size: 1.4em; }} .metric b + span {{ margin-top: 2px; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 12px; }}
 .card {{ margin: 0; border: 1px solid #E5E7EB; border-radius: 8px; padding: 8px; }}
-.card.wrong {{ border-color: #D55E00; }} .pair {{ display: flex; gap: 4px; }}
+.card.wrong {{ border-color: #D55E00; }} .card.unsure {{ border-color: #9CA3AF; border-style: dashed; }}
+.pair {{ display: flex; gap: 4px; }}
 .pair img {{ width: 50%; aspect-ratio: 1; object-fit: cover; border-radius: 4px; }}
 figcaption {{ margin-top: 6px; }}
 </style></head>
@@ -292,7 +365,7 @@ figcaption {{ margin-top: 6px; }}
 
 
 def write_report(run: Run, out: str | os.PathLike, data: str | os.PathLike | None = None, evaluate_model: bool = True,
-                 log=None, overwrite: bool = False) -> Path:
+                 log=None, overwrite: bool = False, not_pets: str | os.PathLike | None = None) -> Path:
     """Evaluate (when a labelled folder is known), collect samples, and write the HTML file atomically.
 
     Args:
@@ -302,9 +375,10 @@ def write_report(run: Run, out: str | os.PathLike, data: str | os.PathLike | Non
         evaluate_model: False to leave out the evaluation and samples (curves and facts only).
         log: a callable for progress lines, or None.
         overwrite: replace a previous report at `out` (never any other file).
+        not_pets: a folder of photos with no cat or dog: the report gives the share flagged "not a cat or dog".
 
     Raises:
-        CatdogError: `out` holds something else, or the disk is full.
+        CatdogError: `out` holds something else, the disk is full, or `not_pets` holds no image.
     """
     from catdog.atomic import atomic_write_text
     from catdog.errors import write_error
@@ -312,7 +386,8 @@ def write_report(run: Run, out: str | os.PathLike, data: str | os.PathLike | Non
     target = Path(out)
     check_target(target, overwrite)  # before the minute of evaluation, and again before writing
     evaluation, samples, note = _evaluation(run, data, evaluate_model, log)
-    text = build_report(run, evaluation, samples, note)
+    flagged = _not_pets(run, not_pets, log) if not_pets else None
+    text = build_report(run, evaluation, samples, note, flagged)
     check_target(target, overwrite)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -380,3 +455,23 @@ def _evaluation(run: Run, data, evaluate_model: bool, log):
             log(f"accuracy {evaluation.accuracy:.4f} on {evaluation.n} images; explaining samples …")
         samples = collect_samples(predictor, evaluation)
     return evaluation, samples, note
+
+
+def _not_pets(run: Run, folder: str | os.PathLike, log=None) -> dict | None:
+    """`evaluate_not_pets` on `folder` with the run's model; None when the model has no check (the report says so).
+
+    Raises:
+        CatdogError: the run saved no model, or the folder holds no image.
+    """
+    from catdog.errors import CatdogError
+    from catdog.evaluate import evaluate_not_pets
+    from catdog.predict import Predictor
+
+    if not run.model_path.exists():
+        raise CatdogError(f"run {run.id!r} saved no model, so --not-pets has nothing to measure")
+    predictor = Predictor.load(run.path)
+    if predictor.openset is None:
+        return None
+    if log:
+        log(f"not a cat or dog: classifying the photos in {folder} …")
+    return evaluate_not_pets(predictor, folder)
