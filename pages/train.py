@@ -19,6 +19,7 @@ from catdog.plots import curves_figure
 from catdog.runs import Run
 from catdog.training import BOUNDS, TrainConfig, refuse_overlaps, warm_start_fits, warm_start_learning_rate
 from pages._nav import use_app_navigation
+from pages._text import code_span
 from pages._ui import STATE_ICONS, default_dataset, format_duration, report_ui, settings_text, use_model_ui
 
 POLL_SECONDS = 1.5
@@ -68,7 +69,8 @@ def dataset_ui(disabled: bool) -> tuple[list[str], dict | None]:
         return folders, None
     val = f"{facts['validation']:,} validation images" if facts["validation"] is not None else "no validation folder"
     where = f"{facts['folders']} folders · " if facts["folders"] > 1 else ""
-    st.caption(f":green[:material/check_circle:] {where}{facts['kind']} layout · classes {', '.join(facts['classes'])} · "
+    classes = ", ".join(code_span(c) for c in facts["classes"])  # folder names: shown as they are
+    st.caption(f":green[:material/check_circle:] {where}{facts['kind']} layout · classes {classes} · "
                f"{facts['train']:,} training images · {val}")
     return folders, facts
 
@@ -349,7 +351,7 @@ def run_caption(run: Run) -> str:
         return "The training process is starting; its settings appear here in a moment."
     text = f"{cfg.get('model', '?')} · {settings_text(cfg)} · {cfg.get('epochs', '?')} epochs"
     if cfg.get("data"):
-        text += f" · data `{cfg['data']}`"
+        text += f" · data {code_span(cfg['data'])}"
     if cfg.get("n_train"):
         text += f" ({cfg['n_train']:,} training / {cfg.get('n_validation', 0):,} validation images)"
     return text
@@ -363,7 +365,7 @@ def monitor_ui(run_path: str, live: bool) -> None:
         run = Run(Path(run_path))
         status = jobs.job_status(run)
         state = "starting" if status.state == "queued" else status.state  # queued only means the process is starting
-        st.subheader(f"{STATE_ICONS.get(state, '')} Run `{run.id}` · {state}")
+        st.subheader(f"{STATE_ICONS.get(state, '')} Run {code_span(run.id)} · {state}")
         st.caption(run_caption(run))
         if status.active:
             progress_ui(run, status)
@@ -427,7 +429,8 @@ def settings_panel(busy: bool, run: Run | None) -> tuple[bool, str, dict, bool]:
     ready = facts is not None and negatives is not None
     clicked = c1.button("Start training", type="primary", icon=":material/play_arrow:", disabled=busy or not ready, key="train_start")
     if busy:
-        c2.caption(f"A training is running on this machine (`{run.id if run else '?'}`); one at a time. Watch it above or stop it.")
+        running = code_span(run.id if run else "?")
+        c2.caption(f"A training is running on this machine ({running}); one at a time. Watch it above or stop it.")
     else:
         c2.caption("Training runs in the background: you can switch pages or close the tab and come back.")
     return clicked, folders, settings, ready
