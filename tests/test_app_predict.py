@@ -117,3 +117,47 @@ def test_drops_over_the_file_limit_are_capped_with_a_warning(active_model, monke
     assert not at.exception
     assert any("only the first 2" in w.value for w in at.warning)
     assert list(at.dataframe[0].value["file"]) == ["p0.jpg", "p1.jpg"]
+
+
+NOT_PET_CARD = "### :red[:material/block: Not a cat or dog]"
+
+
+@pytest.fixture
+def model_with_check(home, run_with_check):
+    predict.set_active_model(run_with_check[0])
+    return run_with_check
+
+
+def far_and_near_photos() -> list[tuple[str, bytes, str]]:
+    """A bright grey noise photo (far from the coloured training photos) and a cat-coloured one."""
+    return [("cup.png", image_bytes(colour=(250, 250, 250), seed=600, fmt="PNG"), "image/png"),
+            ("cat.jpg", image_bytes(colour=CAT_COLOUR, seed=3), "image/jpeg")]
+
+
+def test_a_photo_the_check_flags_gets_a_not_a_cat_or_dog_card_with_the_best_guess(model_with_check):
+    photos = far_and_near_photos()
+    expected = predict.Predictor.load(model_with_check[0]).predict([p[1] for p in photos], [p[0] for p in photos])
+    assert expected[0].not_pet  # the premise: the check flags the noise photo
+    at = open_predict_page()
+    assert any("says *Not a cat or dog*" in c.value for c in at.caption)
+    at.file_uploader(key="predict_files").set_value(photos).run()
+    assert not at.exception
+    headings = cards(at)
+    assert headings[0] == NOT_PET_CARD
+    assert [h == NOT_PET_CARD for h in headings] == [r.not_pet for r in expected]
+    guess = expected[0]
+    assert any(f"best guess: {guess.label}, {guess.confidence:.1%}</div>" in m.value for m in at.markdown)
+    table = at.dataframe[0].value
+    assert list(table["not_pet"]) == [r.not_pet for r in expected]
+    assert list(table["openset_score"]) == pytest.approx([r.openset_score for r in expected], rel=1e-4, abs=1e-3)
+    assert list(table["label"]) == [r.label for r in expected]  # the best guess stays in the label column
+
+
+def test_without_a_check_the_same_photo_is_answered_cat_or_dog(active_model):
+    at = open_predict_page()
+    assert any("no *Not a cat or dog* check" in c.value for c in at.caption)
+    at.file_uploader(key="predict_files").set_value(far_and_near_photos()).run()
+    assert not at.exception
+    assert NOT_PET_CARD not in cards(at) and len(cards(at)) == 2
+    table = at.dataframe[0].value
+    assert list(table["not_pet"]) == [False, False] and table["openset_score"].isna().all()
