@@ -20,13 +20,14 @@ from catdog.errors import CatdogError
 from catdog.predict import Prediction, Predictor
 from catdog.preprocess import load_display_image
 from catdog.results import prediction_rows, rows_csv
+from catdog.verdicts import NOT_PET, NOT_SURE, UNREADABLE, percent, tally, tally_text
 from pages._nav import use_app_navigation
 from pages._ui import class_badge, class_hex, load_model_file, model_picker_ui, model_version
 
 CARDS_PER_ROW = 4
 THUMBNAIL_SIDE = 320  # display only; the model's own size comes from its settings
 THUMBNAIL_BACKGROUND = (244, 246, 250)  # the theme's secondary background
-NOT_PET_TITLE = "Not a cat or dog"
+NOT_PET_TITLE = NOT_PET.capitalize()  # "Not a cat or dog": the words `catdog predict` and the report use
 SAMPLES_KEY = "predict_samples"
 EXPLAIN_KEY = "predict_explain"
 
@@ -158,10 +159,10 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
             not_pet_ui(result)
         elif result.uncertain:
             st.markdown("### :gray[:material/help: Not sure]")
-            confidence_bar(result.confidence, f"Best guess: {result.label.capitalize()}, {result.confidence:.1%} confident", None)
+            confidence_bar(result.confidence, f"Best guess: {result.label.capitalize()}, {percent(result.confidence)} confident", None)
         else:
             st.markdown(f"### {class_badge(result.label, predictor.class_names)}")
-            confidence_bar(result.confidence, f"{result.confidence:.1%} confident", class_hex(result.label, predictor.class_names))
+            confidence_bar(result.confidence, f"{percent(result.confidence)} confident", class_hex(result.label, predictor.class_names))
         st.caption(f"{item.name} · P({predictor.class_names[1]}) = {result.p_dog:.3f}")
 
 
@@ -170,7 +171,7 @@ def not_pet_ui(result: Prediction) -> None:
     st.markdown(f"### :red[:material/block: {NOT_PET_TITLE}]")
     st.markdown(
         f'<div class="catdog-best-guess" style="font-size:0.8rem;color:#6B7280;margin:-4px 0 6px 0">'
-        f"best guess: {html.escape(str(result.label))}, {result.confidence:.1%}</div>",
+        f"best guess: {html.escape(str(result.label))}, {percent(result.confidence)}</div>",
         unsafe_allow_html=True,
     )
 
@@ -190,13 +191,13 @@ def confidence_bar(value: float, text: str, colour: str | None) -> None:
 
 def results_ui(results: list[Prediction], items: list[Upload], predictor: Predictor) -> None:
     ok = sum(r.ok for r in results)
-    counts = {name: sum(r.label == name for r in results) for name in predictor.class_names}
-    summary = " · ".join(f"{c} {n}" for n, c in counts.items())
-    unsure = sum(r.ok and r.uncertain for r in results)
-    if unsure:
-        summary += f" · {unsure} not sure (under {predictor.uncertain_below:.0%} confident)"
+    counts = tally(results, predictor.class_names)  # each photo once: a "Not sure" one is not also a cat or a dog
+    unreadable = counts.pop(UNREADABLE)
+    # The Not-sure line's note goes right after its count ("not a cat or dog" may follow it).
+    note = f" (under {predictor.uncertain_below:.0%} confident)"
+    summary = " · ".join(part + note if part.endswith(f" {NOT_SURE}") else part for part in tally_text(counts).split(" · "))
     st.subheader(f"Results: {ok} of {len(results)} classified")
-    st.caption(summary + (f" · :red[{len(results) - ok} unreadable]" if ok < len(results) else ""))
+    st.caption(summary + (f" · :red[{unreadable} unreadable]" if unreadable else ""))
     per_row = CARDS_PER_ROW // 2 if st.session_state.get(EXPLAIN_KEY) else CARDS_PER_ROW  # Grad-CAM needs the room
     for start in range(0, len(results), per_row):
         cols = st.columns(per_row)
