@@ -9,6 +9,8 @@ transform is monotonic, so the ranking of photos and every decision at the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 DEFAULT_TEMPERATURE = 1.0
@@ -73,29 +75,137 @@ def reliability_bins(labels, probs, bins: int = ECE_BINS) -> list[dict]:
     return rows
 
 
-def fit_temperature(labels, probs, low: float = 0.05, high: float = 20.0) -> float:
-    """The temperature that minimises log loss on (labels, probs); golden-section search on log T."""
-    y = np.asarray(labels, np.float64).reshape(-1)
-    z = logit(probs).reshape(-1)
-    if y.size == 0 or y.size != z.size:
-        raise ValueError(f"fit_temperature needs matching, non-empty labels and probs, got {y.size} and {z.size}")
+class CalibrationWarning(UserWarning):
+    """A temperature search ended at a bound of its range: the data did not pin T down."""
 
+
+SEARCH_RANGE = (0.05, 20.0)
+# Below this many photos no temperature is fitted: the starting model's is kept (or none).
+MIN_FIT_PHOTOS = 50
+# A fit is trusted when the bootstrap SD of log T on the calibration photos is under this
+# (T known to about +-15%). Measured: benchmarks/temperature_sample_size.py, docs/recipe.md.
+MAX_LOG_T_SPREAD = 0.15
+BOOTSTRAP_DRAWS = 200
+
+
+def _nll_of_log_t(labels: np.ndarray, logits: np.ndarray):
     def nll(log_t: float) -> float:
-        s = z / np.exp(log_t)
+        s = logits / np.exp(log_t)
         # log(1 + exp(-|s|)) form: stable for large logits
-        return float(np.mean(np.maximum(s, 0) - s * y + np.log1p(np.exp(-np.abs(s)))))
+        return float(np.mean(np.maximum(s, 0) - s * labels + np.log1p(np.exp(-np.abs(s)))))
 
-    a, b = np.log(low), np.log(high)
+    return nll
+
+
+def _golden_section(f, a: float, b: float, steps: int = 80) -> float:
     ratio = (np.sqrt(5) - 1) / 2
     c, d = b - ratio * (b - a), a + ratio * (b - a)
-    for _ in range(80):
-        if nll(c) < nll(d):
+    for _ in range(steps):
+        if f(c) < f(d):
             b, d = d, c
             c = b - ratio * (b - a)
         else:
             a, c = c, d
             d = a + ratio * (b - a)
-    return float(np.exp((a + b) / 2))
+    return (a + b) / 2
+
+
+def fit_temperature(labels, probs, low: float = SEARCH_RANGE[0], high: float = SEARCH_RANGE[1], warn: bool = True) -> float:
+    """The temperature that minimises log loss on (labels, probs); golden-section search on log T.
+
+    Warns (`CalibrationWarning`) when the answer sits at `low` or `high`: then the
+    photos did not determine T (e.g. every one right with a wide margin), and the
+    bound is no estimate. `choose_temperature` never uses such a fit.
+    """
+    y = np.asarray(labels, np.float64).reshape(-1)
+    z = logit(probs).reshape(-1)
+    if y.size == 0 or y.size != z.size:
+        raise ValueError(f"fit_temperature needs matching, non-empty labels and probs, got {y.size} and {z.size}")
+    if not 0 < low < high:
+        raise ValueError(f"fit_temperature needs 0 < low < high, got low={low!r}, high={high!r}")
+    log_t = _golden_section(_nll_of_log_t(y, z), np.log(low), np.log(high))
+    if warn and at_bound(float(np.exp(log_t)), low, high):
+        import warnings
+
+        warnings.warn(
+            f"the temperature search ended at its bound ({np.exp(log_t):.3g}, range {low:g} to {high:g}) on {y.size} photos: "
+            "they do not determine the temperature",
+            CalibrationWarning,
+            stacklevel=2,
+        )
+    return float(np.exp(log_t))
+
+
+def at_bound(temperature: float, low: float = SEARCH_RANGE[0], high: float = SEARCH_RANGE[1]) -> bool:
+    """True when a fitted temperature is (within 1%) one of the search's bounds."""
+    return temperature <= low * 1.01 or temperature >= high / 1.01
+
+
+def temperature_spread(labels, probs, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> float:
+    """How uncertain a fitted temperature is: the SD of log T over bootstrap resamples of the photos.
+
+    A resample whose fit ends at a search bound counts at that bound, so photos that
+    cannot pin T down give a large spread.
+    """
+    y = np.asarray(labels, np.float64).reshape(-1)
+    p = np.asarray(probs, np.float64).reshape(-1)
+    if y.size < 2:
+        return float("inf")
+    rng = np.random.default_rng(seed)
+    fits = [np.log(fit_temperature(y[i], p[i], warn=False)) for i in (rng.integers(0, y.size, y.size) for _ in range(draws))]
+    return float(np.std(fits))
+
+
+@dataclass
+class TemperatureChoice:
+    """The temperature to use, and why, in words for config.json and the Train page.
+
+    Attributes:
+        temperature: the chosen T.
+        method: what was done, e.g. "kept the starting model's temperature (24 photos are too few)".
+        kept: True when the starting temperature was kept instead of a fit.
+        fitted: the plain fit on the photos (None when none was made).
+        spread: the bootstrap SD of log T (None when not measured).
+    """
+
+    temperature: float
+    method: str
+    kept: bool
+    fitted: float | None = None
+    spread: float | None = None
+
+
+def choose_temperature(labels, probs, start: float = DEFAULT_TEMPERATURE, start_is_calibrated: bool = False) -> TemperatureChoice:
+    """Fit T on held-out photos only when they are enough to do better than keeping `start`.
+
+    Rules, in order: under `MIN_FIT_PHOTOS` photos or a single class, keep `start`;
+    when the bootstrap spread of the fitted log T exceeds `MAX_LOG_T_SPREAD`, keep
+    `start`; when the fit ends at a search bound, keep `start`; else use the fit.
+
+    Args:
+        labels, probs: the calibration photos' 0/1 labels and the model's raw P(class 1).
+        start: the starting model's temperature (1.0: an uncalibrated or new model).
+        start_is_calibrated: whether `start` was itself fitted (a warm start from a
+            calibrated model), which only changes the words.
+    """
+    if not np.isfinite(start) or start <= 0:
+        raise ValueError(f"start must be a positive temperature, got {start!r}")
+    y = np.asarray(labels).reshape(-1)
+    n = int(y.size)
+    keep = "kept the starting model's temperature" if start_is_calibrated else "left uncalibrated"
+    if n < MIN_FIT_PHOTOS or len(np.unique(y)) < 2:
+        why = f"{n} photos are too few" if n < MIN_FIT_PHOTOS else "the photos are all of one class"
+        return TemperatureChoice(start, f"{keep} ({why} to fit a temperature; {MIN_FIT_PHOTOS} needed)", kept=True)
+    spread = temperature_spread(y, probs)
+    fitted = fit_temperature(y, probs, warn=False)
+    if spread > MAX_LOG_T_SPREAD:
+        return TemperatureChoice(start, f"{keep} (a fit on these {n} photos varies by ±{np.expm1(spread):.0%} between "
+                                 f"resamples; ±{np.expm1(MAX_LOG_T_SPREAD):.0%} is needed)", kept=True, fitted=fitted, spread=spread)
+    if at_bound(fitted):
+        return TemperatureChoice(start, f"{keep} (the fit on {n} photos ended at the search's bound {fitted:.3g})", kept=True,
+                                 fitted=fitted, spread=spread)
+    return TemperatureChoice(fitted, f"fitted on {n} held-out training photos (±{np.expm1(spread):.0%})", kept=False,
+                             fitted=fitted, spread=spread)
 
 
 def is_uncertain(calibrated_p_class1: float, uncertain_below: float = DEFAULT_UNCERTAIN_BELOW) -> bool:

@@ -104,3 +104,54 @@ def test_near_chance_flags_only_a_run_that_stays_at_chance():
     noisy = [{"val_accuracy": a} for a in (0.483, 0.633, 0.517)]
     assert near_chance(noisy, n_validation=60)
     assert not near_chance([{"val_accuracy": a} for a in (0.6, 0.8, 0.85)], n_validation=60)
+
+
+def _confident_and_right(n: int, errors: int = 0):
+    """A small calibration split as a warm start sees it: almost every photo right, most with a wide margin."""
+    rng = np.random.default_rng(n)
+    labels = np.arange(n) % 2
+    margin = rng.uniform(2.0, 8.0, n)
+    logits = np.where(labels == 1, margin, -margin)
+    logits[:errors] *= -0.3  # a few confidently wrong photos
+    return labels, 1 / (1 + np.exp(-logits))
+
+
+@pytest.mark.parametrize("n, errors", [(24, 0), (24, 1), (2, 0)])
+def test_a_small_calibration_split_keeps_the_starting_temperature(n, errors):
+    labels, probs = _confident_and_right(n, errors)
+    choice = cal.choose_temperature(labels, probs, start=1.62, start_is_calibrated=True)
+    assert choice.kept and choice.temperature == 1.62
+    assert not cal.at_bound(choice.temperature)
+    assert choice.method.startswith("kept the starting model's temperature") and f"{n} photos" in choice.method
+
+
+def test_a_tiny_split_leaves_a_new_model_uncalibrated_and_never_at_a_bound():
+    labels, probs = _confident_and_right(2)
+    choice = cal.choose_temperature(labels, probs)
+    assert choice.temperature == cal.DEFAULT_TEMPERATURE and choice.method.startswith("left uncalibrated")
+
+
+def test_a_large_calibration_split_is_fitted():
+    labels, probs = _overconfident(2000)
+    choice = cal.choose_temperature(labels, probs, start=1.0)
+    assert not choice.kept and 2.6 < choice.temperature < 3.4
+    assert choice.spread < cal.MAX_LOG_T_SPREAD and choice.method.startswith("fitted on 2000")
+
+
+def test_a_noisy_fit_keeps_the_start_and_says_how_noisy():
+    labels, probs = _overconfident(60, seed=3)
+    choice = cal.choose_temperature(labels, probs, start=1.5, start_is_calibrated=True)
+    assert choice.kept and choice.temperature == 1.5
+    assert choice.spread > cal.MAX_LOG_T_SPREAD and "between resamples" in choice.method
+
+
+def test_a_fit_at_the_search_bound_warns():
+    labels, probs = _confident_and_right(2)
+    with pytest.warns(cal.CalibrationWarning, match="bound"):
+        t = cal.fit_temperature(labels, probs)
+    assert cal.at_bound(t)
+
+
+def test_choose_temperature_rejects_a_bad_start():
+    with pytest.raises(ValueError, match="start"):
+        cal.choose_temperature([0, 1], [0.2, 0.8], start=0.0)
