@@ -14,6 +14,10 @@ THRESHOLD = 0.5
 DEFAULT_PRESET = "compact"  # the notebook's network stays available as "seed"
 SEED = 1337
 
+# A warm start (--init-from) on a few hundred photos: its own defaults, measured on a
+# "new collection" proxy (benchmarks/warm_start_recipe.py, docs/recipe.md).
+WARM_START_EPOCHS = 10
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 # Pillow refuses images over this many pixels (decompression bombs). 120 MP lets a

@@ -74,3 +74,42 @@ def test_a_run_stuck_at_chance_gets_a_warning_with_advice(home, tmp_path):
     warning = " ".join(w.value for w in at.warning)
     assert "near chance" in warning and "Start from the bundled model" in warning
     json.loads((run.path / "config.json").read_text())  # untouched and readable
+
+
+def _finished_warm_run(run_id: str = "warm"):
+    """A finished warm start as the training leaves it: `before` recorded, calibration kept, model saved."""
+    run = runs.create_run(None, run_id, "compact")
+    run.write_config({
+        "model": "compact", "class_names": ["cat", "dog"], "image_size": 160, "epochs": 3, "init_from": "/x/model.keras",
+        "n_train": 216, "n_validation": 60, "n_calibration": 24,
+        "before": {"val_accuracy": 0.8, "val_loss": 0.45, "n": 60, "model": "/x/model.keras"},
+        "calibration": {"temperature": 1.62, "method": "kept the starting model's temperature (24 photos are too few to fit one)"},
+    })
+    run.write_metrics([{"epoch": e, "accuracy": a, "val_accuracy": a, "loss": 0.3, "val_loss": 0.3, "seconds": 1.0}
+                       for e, a in ((1, 0.85), (2, 0.9), (3, 0.9166667))])
+    run.write_status("finished", ended=2.0, started=1.0)
+    return run
+
+
+def test_a_warm_start_draws_the_before_training_point_and_shows_before_to_after(home):
+    run = _finished_warm_run()
+    at = open_train_page()
+    at.session_state["train_run"] = str(run.path)
+    at.run()
+    assert not at.exception, at.exception
+    accuracy = json.loads(at.get("plotly_chart")[0].proto.spec)
+    before = [t for t in accuracy["data"] if t["name"] == "before training"]
+    assert len(before) == 1 and before[0]["x"] == [0] and before[0]["y"] == [0.8]
+    validation = next(t for t in accuracy["data"] if t["name"] == "validation")
+    assert validation["x"][:2] == [0, 1] and validation["y"][0] == 0.8  # the curve starts at the starting model
+    assert any("80.0% before training → 91.7% after, on 60 validation photos" in m.value for m in at.markdown)
+    assert any(m.label == "Val accuracy before training" and m.value == "80.0%" for m in at.metric)
+    assert any("216 to train · 60 to validate · 24 to calibrate" in c.value for c in at.caption)
+    assert any("kept the starting model's temperature" in c.value for c in at.caption)
+
+
+def test_the_page_says_how_the_photos_will_be_split_before_starting(home, tmp_path):
+    folder = make_class_folders(tmp_path / "photos", n=150)
+    at = open_train_page()
+    at.text_input(key="train_data").set_value(str(folder)).run()
+    assert any(c.value == "216 to train · 60 to validate · 24 to calibrate" for c in at.caption), [c.value for c in at.caption]
