@@ -56,14 +56,17 @@ class ModelEntry:
 
 
 def run_name(run: Run) -> str:
-    """A readable name for legends and pickers: 'compact 160px 91.6% (20261126-101010)'."""
+    """A readable name for legends and pickers: 'compact 160px 91.6% (20261126-101010)'.
+
+    The figure is the saved model's (`accuracy_facts`), never a better epoch the model did not keep.
+    """
     cfg = run.config()
-    best = run.best_val_accuracy()
+    accuracy, _ = accuracy_facts(run)
     parts = [str(cfg.get("model") or "?")]
     if cfg.get("image_size"):
         parts.append(f"{cfg['image_size']}px")
-    if best is not None:
-        parts.append(f"{best:.1%}")
+    if accuracy is not None:
+        parts.append(f"{accuracy:.1%}")
     stamp = run.id.split("-")
     short = "-".join(stamp[:2]) if len(stamp) >= 2 and stamp[0].isdigit() else run.id
     return f"{' '.join(parts)} ({short})"
@@ -134,12 +137,10 @@ def accuracy_facts(run: Run) -> tuple[float | None, str]:
 def _saved_model_val_accuracy(run: Run, cfg: dict) -> tuple[float | None, str]:
     """The validation accuracy of the weights model.keras holds: the best epoch's with early stopping
     (it restores them), else the last epoch's (the best epoch's would overstate the saved model)."""
-    values = [float(r["val_accuracy"]) for r in run.metrics() if isinstance(r.get("val_accuracy"), (int, float))]
-    if not values:
+    value = run.model_val_accuracy()
+    if value is None:
         return None, ""
-    if cfg.get("early_stopping"):
-        return max(values), "best validation epoch"
-    return values[-1], "last validation epoch"
+    return value, "best validation epoch" if cfg.get("early_stopping") else "last validation epoch"
 
 
 def first_folder(cfg: dict) -> str | None:

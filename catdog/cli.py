@@ -263,6 +263,7 @@ def cmd_runs(args, out) -> int:
                 "preset": summary["preset"],
                 "state": summary["state"],
                 "epochs": summary["epochs_done"],
+                "val_accuracy": summary["val_accuracy"],  # the saved model's
                 "best_val_accuracy": summary["best_val_accuracy"],
                 "path": summary["path"],
             }
@@ -271,8 +272,8 @@ def cmd_runs(args, out) -> int:
         if args.json:
             print(json.dumps(row), file=out)
         else:
-            best = f"{row['best_val_accuracy']:.4f}" if row["best_val_accuracy"] is not None else "-"
-            print(f"{row['id']:<40}{row['preset'] or '-':<14}{row['state']:<10}{row['epochs']:>4} epochs  best val acc {best}", file=out)
+            acc = f"{row['val_accuracy']:.4f}" if row["val_accuracy"] is not None else "-"
+            print(f"{row['id']:<40}{row['preset'] or '-':<14}{row['state']:<10}{row['epochs']:>4} epochs  val acc {acc}", file=out)
     if not args.json:
         if not rows:
             print("no runs yet; start one with `catdog train --data DIR`", file=out)

@@ -271,7 +271,11 @@ h1 {{ margin-bottom: 0; }} h2 {{ margin-top: 32px; border-bottom: 1px solid #E5E
 .muted {{ color: #6B7280; }} .note {{ background: #F4F6FA; padding: 8px 12px; border-radius: 6px; }}
 table.facts {{ border-collapse: collapse; }} table.facts th {{ text-align: left; padding: 3px 16px 3px 0; color: #6B7280;
        font-weight: normal; vertical-align: top; }} table.facts td {{ padding: 3px 0; }}
-.row {{ display: flex; flex-wrap: wrap; gap: 16px; }} .fig {{ flex: 1 1 420px; min-width: 0; }}
+/* Grid columns keep their width while the page is still being parsed: plotly.js sizes a chart when its
+   script runs, before the row's second chart exists (a flex row would give the first one the full width). */
+html {{ overflow-y: scroll; }}
+.row {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(min(420px, 100%), 1fr)); gap: 16px; }}
+.fig {{ min-width: 0; }}
 .metrics {{ display: flex; flex-wrap: wrap; gap: 12px; }} .metric {{ border: 1px solid #E5E7EB; border-radius: 8px;
        padding: 8px 14px; }} .metric span {{ display: block; color: #6B7280; font-size: 0.85em; }}
 .metric b {{ font-size: 1.4em; }}

@@ -233,8 +233,17 @@ class Run:
             pass
 
     def best_val_accuracy(self) -> float | None:
+        """The best epoch's validation accuracy (not necessarily the saved model's: see `model_val_accuracy`)."""
         values = [m["val_accuracy"] for m in self.metrics() if isinstance(m.get("val_accuracy"), (int, float))]
         return max(values) if values else None
+
+    def model_val_accuracy(self) -> float | None:
+        """The validation accuracy of the weights model.keras holds: the best epoch's with early stopping
+        (it restores them), else the last epoch's (the best epoch's would overstate the saved model)."""
+        values = [float(m["val_accuracy"]) for m in self.metrics() if isinstance(m.get("val_accuracy"), (int, float))]
+        if not values:
+            return None
+        return max(values) if self.config().get("early_stopping") else values[-1]
 
     def duration(self, now: float | None = None) -> float | None:
         """Seconds from start to end (or to `now` while it runs); None when the start is unknown."""
@@ -250,8 +259,8 @@ class Run:
     def summary(self) -> dict:
         """What a person compares runs by, as plain values (the pages and the CLI format them).
 
-        Keys: id, preset, state, epochs_done, epochs, best_val_accuracy, created,
-        duration (seconds), config (config.json) and path.
+        Keys: id, preset, state, epochs_done, epochs, val_accuracy (the saved model's),
+        best_val_accuracy (the best epoch's), created, duration (seconds), config (config.json) and path.
         """
         cfg = self.config()
         return {
@@ -260,6 +269,7 @@ class Run:
             "state": self.status().get("state"),
             "epochs_done": len(self.metrics()),
             "epochs": cfg.get("epochs"),
+            "val_accuracy": self.model_val_accuracy(),
             "best_val_accuracy": self.best_val_accuracy(),
             "created": number(cfg.get("created")),
             "duration": self.duration(),

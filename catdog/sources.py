@@ -53,11 +53,28 @@ def resolve_local_folder(path: str | os.PathLike) -> Path:
                                "upload a zip or a folder on the Data page instead")
         roots = data_roots()
         if not any(is_within(folder, r) for r in roots):
-            raise DatasetError(f"{str(path)!r} is outside the allowed folders ({', '.join(map(str, roots))}); "
-                               "set CATDOG_DATA_ROOTS to allow it")
+            raise DatasetError(outside_roots_message(path, folder, roots))
     if not folder.is_dir():
         raise DatasetError(f"{str(path)!r} does not exist or is not a folder on this server")
     return folder
+
+
+def outside_roots_message(path: str | os.PathLike, folder: Path, roots: list[Path]) -> str:
+    """Why `path` is refused: where it really leads (a symlink on the way) and the CATDOG_DATA_ROOTS that allows it.
+
+    Args:
+        path: the path as typed.
+        folder: where it resolves to.
+        roots: the allowed roots (`data_roots()`).
+    """
+    typed = Path(os.path.abspath(Path(path).expanduser()))  # `..` removed, symlinks kept: what the user thinks it is
+    linked = typed != folder
+    where = f"{str(path)!r} leads to {str(folder)!r} through a symbolic link, and that is" if linked else f"{str(path)!r} is"
+    rule = " A symbolic link may not lead out of them." if linked else ""
+    # CATDOG_DATA_ROOTS replaces the default roots, so the line to copy keeps them.
+    allow = os.pathsep.join(map(str, [folder, *roots]))
+    return (f"{where} outside the allowed folders ({', '.join(map(str, roots))}).{rule} "
+            f"To allow it, start the app with CATDOG_DATA_ROOTS={allow}")
 
 
 def is_within(path: Path, root: Path) -> bool:

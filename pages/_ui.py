@@ -76,7 +76,7 @@ def run_summary(run: Run) -> dict:
         "preset": summary["preset"] or "–",
         "settings": settings_text(summary["config"]),
         "epochs": f"{summary['epochs_done']}/{summary['epochs'] or '?'}",
-        "best val acc": summary["best_val_accuracy"],
+        "val acc": summary["val_accuracy"],  # the saved model's, not the best epoch's
         "before → after": _before_after_cell(run),
         "status": summary["state"],
         "duration": format_duration(summary["duration"]),
@@ -106,10 +106,10 @@ def settings_text(cfg: dict) -> str:
 
 
 def model_label(model_path: Path, active: Path | None = None) -> str:
-    """A model file named by its run, with the preset and best validation accuracy."""
+    """A model file named by its run, with the preset and the saved model's validation accuracy."""
     run = Run(model_path.parent)
     cfg = run.config()
-    best = run.best_val_accuracy()
+    best = run.model_val_accuracy()
     parts = [run.id]
     if cfg.get("model"):
         parts.append(str(cfg["model"]))

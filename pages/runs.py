@@ -33,7 +33,7 @@ def table_ui(runs: list[Run]) -> None:
     active = next((e.path for e in catalog.list_models() if e.active), None)
     rows = [{**run_summary(run), "active": "✓" if active == run.model_path.resolve() else ""} for run in runs]
     st.dataframe(rows, hide_index=True, key="runs_table", column_config={
-        "best val acc": st.column_config.NumberColumn("best val acc", format="percent"),
+        "val acc": st.column_config.NumberColumn("val acc", format="percent", help="The saved model's validation accuracy"),
     })
 
 

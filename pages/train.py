@@ -151,7 +151,9 @@ def warm_start_ui(preset: str, size: int, facts: dict | None, disabled: bool) ->
         help="Begin with the weights of the model catdog ships (trained on 15,000 cat and dog photos), so a few hundred "
         "photos and a few epochs give a good model. Needs the same preset and image size, and two classes.",
     )
-    if not fits:
+    if not fits and facts is None:  # the dataset box said what is wrong; no second, unrelated reason here
+        st.caption("Warm start is decided once the dataset folder above can be read.")
+    elif not fits:
         st.caption("Warm start needs the bundled model's preset and image size and a two-class dataset; this training starts from scratch.")
     return bool(on and fits)
 

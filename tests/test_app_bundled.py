@@ -90,8 +90,11 @@ def test_the_figure_is_the_saved_models_last_epoch_unless_early_stopping_kept_th
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "config.json").write_text(json.dumps({"model": "seed"}))
     assert catalog.accuracy_facts(Run(tmp_path))[0] == 0.8
+    assert catalog.run_name(Run(tmp_path)).startswith("seed 80.0% ")  # named by the model it saved, not the best epoch
+    assert Run(tmp_path).summary()["val_accuracy"] == 0.8
     (tmp_path / "config.json").write_text(json.dumps({"model": "seed", "early_stopping": 3}))
     assert catalog.accuracy_facts(Run(tmp_path))[0] == 0.9
+    assert catalog.run_name(Run(tmp_path)).startswith("seed 90.0% ")
 
 
 def test_an_evaluation_of_an_older_model_is_ignored(tmp_path):

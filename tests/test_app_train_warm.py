@@ -76,6 +76,18 @@ def test_a_run_stuck_at_chance_gets_a_warning_with_advice(home, tmp_path):
     json.loads((run.path / "config.json").read_text())  # untouched and readable
 
 
+@needs_bundled
+def test_a_refused_dataset_gives_the_warm_start_no_unrelated_reason(home, tmp_path, monkeypatch):
+    outside = make_class_folders(tmp_path / "outside", n=3)
+    monkeypatch.setenv("CATDOG_DATA_ROOTS", str(tmp_path / "root"))
+    at = open_train_page()
+    at.text_input(key="train_data").set_value(str(outside)).run()
+    assert "outside the allowed folders" in at.error[0].value
+    captions = " ".join(c.value for c in at.caption)
+    assert "preset and image size" not in captions and "dataset folder above" in captions
+    assert warm_toggle(at).disabled
+
+
 def _finished_warm_run(run_id: str = "warm"):
     """A finished warm start as the training leaves it: `before` recorded, calibration kept, model saved."""
     run = runs.create_run(None, run_id, "compact")

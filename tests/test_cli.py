@@ -113,3 +113,18 @@ def test_python_dash_m_catdog_trains_and_prints_the_run_folder_last(tmp_path, ti
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == str(tmp_path / "cli")
     assert "epoch 1/1 - " in proc.stdout and "val_accuracy: " in proc.stdout
+
+
+def test_runs_lists_the_saved_models_accuracy_not_the_best_epochs(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "h"))
+    run = tmp_path / "h" / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"model": "seed"}))
+    rows = [{"epoch": 1, "val_accuracy": 0.633}, {"epoch": 2, "val_accuracy": 0.517}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, _ = run_cli("runs")
+    assert code == 0 and "val acc 0.5170" in out and "0.6330" not in out
+    code, out, _ = run_cli("runs", "--json")
+    assert json.loads(out.splitlines()[0])["val_accuracy"] == 0.517

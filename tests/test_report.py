@@ -82,3 +82,28 @@ def test_a_run_without_epochs_still_gives_a_page(tmp_path):
 
     (tmp_path / "config.json").write_text('{"model": "seed"}')
     assert "No epoch finished" in build_report(Run(tmp_path))
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_every_chart_fits_its_column_when_the_file_is_first_opened(report_file, width):
+    """No resize: plotly.js sizes a chart when its script runs, which is before the row's second column exists."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}; run `bash scripts/install-browser.sh`")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the `playwright` package is not installed")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.goto(report_file.as_uri(), wait_until="load")
+            page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)
+            page.wait_for_timeout(500)  # any late relayout would have happened by now
+            sizes = page.eval_on_selector_all(".fig", """figs => figs.map(f => ({
+                column: f.getBoundingClientRect().width,
+                chart: Math.max(...[...f.querySelectorAll('svg.main-svg')].map(s => s.getBoundingClientRect().width))}))""")
+        finally:
+            browser.close()
+    assert len(sizes) == 4
+    for i, size in enumerate(sizes):
+        assert 0 < size["chart"] <= size["column"] + 0.5, f"chart {i} at {width} px: {size}"
+    assert sizes[0]["column"] < width / 2  # two charts a row: the columns really are half-width

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 
 import pytest
@@ -102,3 +103,27 @@ def test_default_roots_are_home_catdog_home_and_the_folder_holding_the_project(m
     roots = sources.data_roots()
     assert config.project_root().parent.resolve() in roots and config.home().resolve() in roots
     assert sources.resolve_local_folder(config.project_root()) == config.project_root().resolve()
+
+
+def test_a_refused_symlink_says_where_it_leads_and_how_to_allow_it(tmp_path, monkeypatch):
+    (tmp_path / "project").mkdir()
+    (tmp_path / "elsewhere/data").mkdir(parents=True)
+    (tmp_path / "project/shared").symlink_to(tmp_path / "elsewhere")
+    monkeypatch.setenv("CATDOG_DATA_ROOTS", str(tmp_path / "project"))
+    monkeypatch.chdir(tmp_path / "project")
+    with pytest.raises(DatasetError) as caught:
+        sources.resolve_local_folder("shared/data")
+    message = str(caught.value)
+    real = (tmp_path / "elsewhere/data").resolve()
+    assert f"'shared/data' leads to '{real}' through a symbolic link" in message
+    assert "outside the allowed folders" in message
+    assert f"CATDOG_DATA_ROOTS={real}{os.pathsep}{(tmp_path / 'project').resolve()}" in message  # the defaults kept
+    monkeypatch.setenv("CATDOG_DATA_ROOTS", message.rsplit("CATDOG_DATA_ROOTS=", 1)[1])  # the advice works as written
+    assert sources.resolve_local_folder("shared/data") == real
+
+
+def test_a_plain_path_outside_the_roots_mentions_no_symlink(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDOG_DATA_ROOTS", str(tmp_path / "root"))
+    with pytest.raises(DatasetError) as caught:
+        sources.resolve_local_folder(tmp_path)
+    assert "symbolic link" not in str(caught.value) and "CATDOG_DATA_ROOTS=" in str(caught.value)
