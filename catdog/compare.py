@@ -46,19 +46,11 @@ def validation_photos(run: Run):
     return data.ImageSet(list(record["paths"]), [int(v) for v in record["labels"]])
 
 
-def saved_model_accuracy(run: Run) -> float | None:
-    """The validation accuracy of the weights model.keras holds (best epoch with early stopping, else the last)."""
-    values = [float(r["val_accuracy"]) for r in run.metrics() if isinstance(r.get("val_accuracy"), (int, float))]
-    if not values:
-        return None
-    return max(values) if run.config().get("early_stopping") else values[-1]
-
-
 def before_after(run: Run) -> tuple[float, float, int] | None:
     """(starting model's, saved model's validation accuracy, photos) for a warm start that recorded `before`."""
     cfg = run.config()
     before = cfg.get("before") if isinstance(cfg.get("before"), dict) else {}
-    start, after = number(before.get("val_accuracy")), saved_model_accuracy(run)
+    start, after = number(before.get("val_accuracy")), run.model_val_accuracy()
     if start is None or after is None:
         return None
     return float(start), after, int(number(before.get("n")) or number(cfg.get("n_validation")) or 0)
@@ -88,7 +80,7 @@ def same_photos(run: Run, model_file: Path, measure: bool = False) -> SamePhotos
     comparisons.json, or, with `measure`, from scoring it now (TensorFlow, a few
     seconds) and caching the result. None when no comparison is possible.
     """
-    new = saved_model_accuracy(run)
+    new = run.model_val_accuracy()
     if new is None:
         return None
     cfg = run.config()

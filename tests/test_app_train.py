@@ -94,7 +94,7 @@ def test_start_watch_stop_and_use_a_background_training(home, tiny_dataset):
 
     from catdog import catalog
 
-    confirm, warn = catalog.replace_check(run)
+    confirm, warn = catalog.replace_check(run, measure=True)  # as the click does: both models on the same photos
     at.button(key=f"use_{run.id}").click().run()
     if confirm or warn:  # e.g. the bundled model scores better than this tiny run: replacing it asks first
         assert predict.default_model() != run.model_path.resolve()
