@@ -44,11 +44,32 @@ RECIPES: dict[str, tuple[str, dict]] = {
         "epochs": 10, "learning_rate": 2e-4}),
     "bn-only": ("adapt the BatchNorm statistics only (learning rate 1e-9), 3 epochs", {"epochs": 3, "learning_rate": 1e-9}),
     "lr1e-3": ("lr 1e-3, cosine, 10 epochs", {"epochs": 10, "learning_rate": 1e-3}),
-    "lr1e-3-strong": ("lr 1e-3, cosine, strong augmentation, 10 epochs", {"epochs": 10, "learning_rate": 1e-3, "augment": "strong"}),
-    "lr5e-4-es": ("lr 5e-4, cosine, early stopping (patience 3), 10 epochs", {
-        "epochs": 10, "learning_rate": 5e-4, "early_stopping": 3}),
+    "b16": ("batch 16 (twice the steps), lr 5e-4, cosine, 10 epochs", {"epochs": 10, "batch_size": 16, "learning_rate": 5e-4}),
+    "b16-strong": ("batch 16, lr 5e-4, cosine, strong augmentation, 10 epochs", {
+        "epochs": 10, "batch_size": 16, "learning_rate": 5e-4, "augment": "strong"}),
+    "b16-freeze-early": ("batch 16, lr 5e-4, cosine, stem and the first two blocks frozen, 10 epochs", {
+        "epochs": 10, "batch_size": 16, "learning_rate": 5e-4, "_freeze": "early"}),
+    "b16-freeze-bn": ("batch 16, lr 5e-4, cosine, BatchNorm statistics frozen (the starting model's), 10 epochs", {
+        "epochs": 10, "batch_size": 16, "learning_rate": 5e-4, "_freeze": "bn"}),
     "defaults": ("the new warm-start defaults (no setting given)", {}),
 }
+EARLY_LAYERS = ("stem_", "block1_", "block2_")
+
+
+def freeze_callback(what: str):
+    """A callback that freezes layers before the first step (a benchmark-only knob: whole-run freezing)."""
+    import keras
+
+    class Freeze(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            from catdog.models.layers import iter_layers
+
+            for layer in iter_layers(self.model):
+                bn = isinstance(layer, keras.layers.BatchNormalization)
+                if (what == "bn" and bn) or (what == "early" and layer.name.startswith(EARLY_LAYERS)):
+                    layer.trainable = False  # a frozen BatchNorm also runs in inference mode
+
+    return Freeze()
 
 
 def split_collection(proxy: Path, work: Path, names: list[str]) -> tuple[Path, data.ImageSet]:
@@ -86,10 +107,13 @@ def run_recipe(name: str, folder: Path, work: Path, init_from: str, seed: int, a
     from catdog.training import TrainConfig, train
 
     settings = dict(RECIPES[name][1])
+    freeze = settings.pop("_freeze", None)
     cfg = TrainConfig(data=str(folder), init_from=init_from, seed=seed, **settings)
+    callbacks = [freeze_callback(freeze)] if freeze else []
     t0 = time.time()
     with open(work / f"{name}-{seed}.log", "w") as log:
-        run = train(cfg, runs_dir=work / "runs", run_id=f"{name}-{seed}", verbose=0, stream=log, lock=False, handle_signals=False)
+        run = train(cfg, runs_dir=work / "runs", run_id=f"{name}-{seed}", callbacks=callbacks, verbose=0, stream=log,
+                    lock=False, handle_signals=False)
     seconds = time.time() - t0
     record = run.config()
     rows = run.metrics()
@@ -107,6 +131,15 @@ def run_recipe(name: str, folder: Path, work: Path, init_from: str, seed: int, a
     return result
 
 
+def merged(out: str | None, baseline: dict, results: list[dict]) -> list[dict]:
+    """`results` after the earlier ones in `out` for other recipes or seeds, when they had the same baseline (starting model)."""
+    earlier = json.loads(Path(out).read_text()) if out and Path(out).exists() else {}
+    if earlier.get("no_training") != baseline:
+        return results  # another starting model or proxy: the old figures no longer compare
+    fresh = {(r["recipe"], r["seed"]) for r in results}
+    return [r for r in earlier.get("recipes", []) if (r["recipe"], r["seed"]) not in fresh] + results
+
+
 def table(baseline: dict, results: list[dict]) -> str:
     lines = ["| recipe | what it changes | epochs run | accuracy on the rest | Δ vs no training | ECE | log loss | T (how) | time |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -115,7 +148,8 @@ def table(baseline: dict, results: list[dict]) -> str:
     for r in results:
         delta = 100 * (r["accuracy"] - baseline["accuracy"])
         how = (r.get("calibration_method") or "").split("(")[0].strip()
-        lines.append(f"| `{r['recipe']}` (seed {r['seed']}) | {RECIPES[r['recipe']][0]} | {r['epochs_run']} | {r['accuracy']:.4f} | "
+        what = RECIPES.get(r["recipe"], ("?",))[0]
+        lines.append(f"| `{r['recipe']}` (seed {r['seed']}) | {what} | {r['epochs_run']} | {r['accuracy']:.4f} | "
                      f"{delta:+.1f} | {r['ece']:.4f} | {r['log_loss']:.4f} | {r['temperature']:.3f} ({how}) | {r['seconds']:.0f} s |")
     return "\n".join(lines)
 
@@ -127,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="1337", help="comma-separated training seeds")
     parser.add_argument("--init-from", default="bundled")
     parser.add_argument("--work", default=None, help="working folder (default: a temporary one); the proxy is cached there")
-    parser.add_argument("--out", default=None, help="write the results here (JSON)")
+    parser.add_argument("--out", default=None, help="write the results here (JSON); results already there for other recipes are kept")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.data):
         print(f"skipped: {args.data} is not a folder", file=sys.stderr)
@@ -159,9 +193,11 @@ def main(argv: list[str] | None = None) -> int:
             result = run_recipe(name, folder, work, args.init_from, seed, arrays, labels)
             results.append(result)
             print(json.dumps(result), flush=True)
+    results = merged(args.out, baseline, results)
     report = {"cpu": cpu_model(), "cores": os.cpu_count(), "starting_model": str(start_file), "data": str(args.data),
               "n_train": N_TRAIN, "n_rest": int(len(labels)), "no_training": baseline, "recipes": results,
-              "descriptions": {n: RECIPES[n][0] for n in names}, "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+              "descriptions": {r["recipe"]: RECIPES[r["recipe"]][0] for r in results if r["recipe"] in RECIPES},
+              "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     buf = io.StringIO()

@@ -80,12 +80,14 @@ class CalibrationWarning(UserWarning):
 
 
 SEARCH_RANGE = (0.05, 20.0)
-# Below this many photos no temperature is fitted: the starting model's is kept (or none).
-MIN_FIT_PHOTOS = 50
-# A fit is trusted when the bootstrap SD of log T on the calibration photos is under this
-# (T known to about +-15%). Measured: benchmarks/temperature_sample_size.py, docs/recipe.md.
-MAX_LOG_T_SPREAD = 0.15
-BOOTSTRAP_DRAWS = 200
+# Fewer calibration photos than this: no fit at all, the starting temperature is kept.
+MIN_FIT_PHOTOS = 10
+# The prior on log T around the starting temperature: its SD. 0.3 when the start was itself
+# fitted (a warm start from a calibrated model); 1.0 (weak) around T = 1 for a new model.
+# Measured on warm starts from the bundled model (docs/recipe.md, Calibration on a small split):
+# on 24 photos, 0.3 beat both keeping the start and the plain fit on held-out log loss.
+PRIOR_SIGMA_CALIBRATED = 0.3
+PRIOR_SIGMA_NEW = 1.0
 
 
 def _nll_of_log_t(labels: np.ndarray, logits: np.ndarray):
@@ -110,12 +112,21 @@ def _golden_section(f, a: float, b: float, steps: int = 80) -> float:
     return (a + b) / 2
 
 
-def fit_temperature(labels, probs, low: float = SEARCH_RANGE[0], high: float = SEARCH_RANGE[1], warn: bool = True) -> float:
+def fit_temperature(
+    labels,
+    probs,
+    low: float = SEARCH_RANGE[0],
+    high: float = SEARCH_RANGE[1],
+    prior: float | None = None,
+    prior_sigma: float = PRIOR_SIGMA_CALIBRATED,
+    warn: bool = True,
+) -> float:
     """The temperature that minimises log loss on (labels, probs); golden-section search on log T.
 
-    Warns (`CalibrationWarning`) when the answer sits at `low` or `high`: then the
-    photos did not determine T (e.g. every one right with a wide margin), and the
-    bound is no estimate. `choose_temperature` never uses such a fit.
+    With `prior`, the MAP temperature under a log-normal prior centred on `prior`
+    (SD `prior_sigma` on log T): a few photos move T a little from `prior`, many
+    photos as far as they show. Warns (`CalibrationWarning`) when the answer sits
+    at `low` or `high`: then the photos did not determine T, and the bound is no estimate.
     """
     y = np.asarray(labels, np.float64).reshape(-1)
     z = logit(probs).reshape(-1)
@@ -123,7 +134,17 @@ def fit_temperature(labels, probs, low: float = SEARCH_RANGE[0], high: float = S
         raise ValueError(f"fit_temperature needs matching, non-empty labels and probs, got {y.size} and {z.size}")
     if not 0 < low < high:
         raise ValueError(f"fit_temperature needs 0 < low < high, got low={low!r}, high={high!r}")
-    log_t = _golden_section(_nll_of_log_t(y, z), np.log(low), np.log(high))
+    if prior is not None and not (np.isfinite(prior) and prior > 0 and prior_sigma > 0):
+        raise ValueError(f"prior must be a positive temperature with prior_sigma > 0, got {prior!r} and {prior_sigma!r}")
+    nll = _nll_of_log_t(y, z)
+    objective = nll
+    if prior is not None:
+        centre, weight = np.log(prior), 1.0 / (2 * prior_sigma**2 * y.size)  # the prior, per photo
+
+        def objective(log_t: float) -> float:
+            return nll(log_t) + weight * (log_t - centre) ** 2
+
+    log_t = _golden_section(objective, np.log(low), np.log(high))
     if warn and at_bound(float(np.exp(log_t)), low, high):
         import warnings
 
@@ -141,19 +162,12 @@ def at_bound(temperature: float, low: float = SEARCH_RANGE[0], high: float = SEA
     return temperature <= low * 1.01 or temperature >= high / 1.01
 
 
-def temperature_spread(labels, probs, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> float:
-    """How uncertain a fitted temperature is: the SD of log T over bootstrap resamples of the photos.
-
-    A resample whose fit ends at a search bound counts at that bound, so photos that
-    cannot pin T down give a large spread.
-    """
+def prior_worth(labels, probs, temperature: float, prior_sigma: float) -> float:
+    """How many photos the prior counts as: its curvature in log T over one photo's, at `temperature`."""
     y = np.asarray(labels, np.float64).reshape(-1)
-    p = np.asarray(probs, np.float64).reshape(-1)
-    if y.size < 2:
-        return float("inf")
-    rng = np.random.default_rng(seed)
-    fits = [np.log(fit_temperature(y[i], p[i], warn=False)) for i in (rng.integers(0, y.size, y.size) for _ in range(draws))]
-    return float(np.std(fits))
+    nll, h, at = _nll_of_log_t(y, logit(probs).reshape(-1)), 1e-3, np.log(temperature)
+    per_photo = (nll(at + h) - 2 * nll(at) + nll(at - h)) / h**2
+    return float(1.0 / (prior_sigma**2 * per_photo)) if per_photo > 0 else float("inf")
 
 
 @dataclass
@@ -162,50 +176,50 @@ class TemperatureChoice:
 
     Attributes:
         temperature: the chosen T.
-        method: what was done, e.g. "kept the starting model's temperature (24 photos are too few)".
-        kept: True when the starting temperature was kept instead of a fit.
-        fitted: the plain fit on the photos (None when none was made).
-        spread: the bootstrap SD of log T (None when not measured).
+        method: what was done, e.g. "kept the starting model's temperature 1.62 (2 photos are too few ...)".
+        kept: True when the starting temperature was kept as it was.
+        fitted: the plain fit on the photos alone (None when none was made), for the record.
     """
 
     temperature: float
     method: str
     kept: bool
     fitted: float | None = None
-    spread: float | None = None
 
 
 def choose_temperature(labels, probs, start: float = DEFAULT_TEMPERATURE, start_is_calibrated: bool = False) -> TemperatureChoice:
-    """Fit T on held-out photos only when they are enough to do better than keeping `start`.
+    """The temperature for a trained model from its held-out calibration photos, safe on a handful of them.
 
-    Rules, in order: under `MIN_FIT_PHOTOS` photos or a single class, keep `start`;
-    when the bootstrap spread of the fitted log T exceeds `MAX_LOG_T_SPREAD`, keep
-    `start`; when the fit ends at a search bound, keep `start`; else use the fit.
+    Under `MIN_FIT_PHOTOS` photos, or photos of one class only, `start` is kept.
+    Otherwise T is the MAP fit with a log-normal prior centred on `start`: SD
+    `PRIOR_SIGMA_CALIBRATED` when `start` was itself fitted (a warm start from a
+    calibrated model), `PRIOR_SIGMA_NEW` (weak) around 1 for a new model. A fit that
+    still ends at a search bound is not used (`start` is kept).
 
     Args:
         labels, probs: the calibration photos' 0/1 labels and the model's raw P(class 1).
         start: the starting model's temperature (1.0: an uncalibrated or new model).
-        start_is_calibrated: whether `start` was itself fitted (a warm start from a
-            calibrated model), which only changes the words.
+        start_is_calibrated: whether `start` was fitted before (a warm start).
     """
     if not np.isfinite(start) or start <= 0:
         raise ValueError(f"start must be a positive temperature, got {start!r}")
     y = np.asarray(labels).reshape(-1)
     n = int(y.size)
-    keep = "kept the starting model's temperature" if start_is_calibrated else "left uncalibrated"
+    keep = f"kept the starting model's temperature {start:.3g}" if start_is_calibrated else "left uncalibrated"
     if n < MIN_FIT_PHOTOS or len(np.unique(y)) < 2:
         why = f"{n} photos are too few" if n < MIN_FIT_PHOTOS else "the photos are all of one class"
-        return TemperatureChoice(start, f"{keep} ({why} to fit a temperature; {MIN_FIT_PHOTOS} needed)", kept=True)
-    spread = temperature_spread(y, probs)
+        return TemperatureChoice(start, f"{keep} ({why} to fit a temperature)", kept=True)
+    sigma = PRIOR_SIGMA_CALIBRATED if start_is_calibrated else PRIOR_SIGMA_NEW
     fitted = fit_temperature(y, probs, warn=False)
-    if spread > MAX_LOG_T_SPREAD:
-        return TemperatureChoice(start, f"{keep} (a fit on these {n} photos varies by ±{np.expm1(spread):.0%} between "
-                                 f"resamples; ±{np.expm1(MAX_LOG_T_SPREAD):.0%} is needed)", kept=True, fitted=fitted, spread=spread)
-    if at_bound(fitted):
-        return TemperatureChoice(start, f"{keep} (the fit on {n} photos ended at the search's bound {fitted:.3g})", kept=True,
-                                 fitted=fitted, spread=spread)
-    return TemperatureChoice(fitted, f"fitted on {n} held-out training photos (±{np.expm1(spread):.0%})", kept=False,
-                             fitted=fitted, spread=spread)
+    temperature = fit_temperature(y, probs, prior=start, prior_sigma=sigma, warn=False)
+    if at_bound(temperature):
+        return TemperatureChoice(start, f"{keep} (the fit on {n} photos ended at the search's bound {temperature:.3g})", kept=True,
+                                 fitted=fitted)
+    toward = f"the starting model's {start:.3g}" if start_is_calibrated else "1 (uncalibrated)"
+    worth = prior_worth(y, probs, temperature, sigma)
+    worth_text = f"about {worth:,.0f} photos" if np.isfinite(worth) else "many photos"
+    return TemperatureChoice(temperature, f"fitted on {n} held-out training photos, pulled toward {toward} by a prior worth "
+                             f"{worth_text}", kept=False, fitted=fitted)
 
 
 def is_uncertain(calibrated_p_class1: float, uncertain_below: float = DEFAULT_UNCERTAIN_BELOW) -> bool:

@@ -6,6 +6,7 @@ and closed tabs never touch it. This page only reads the run folder.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -211,6 +212,15 @@ def watched_run() -> Run | None:
     return Run(Path(path)) if path and Path(path).is_dir() else None
 
 
+def eta_now(progress: dict, now: float) -> float | None:
+    """progress.json's time left, less the time since it was written (writes pause during validation and saving)."""
+    eta, updated = progress.get("eta_seconds"), progress.get("updated")
+    if not isinstance(eta, (int, float)):
+        return None
+    since = now - updated if isinstance(updated, (int, float)) else 0.0
+    return max(1.0, eta - max(0.0, since)) if eta > 0 else 0.0
+
+
 def progress_ui(run: Run, status: jobs.JobStatus) -> None:
     """One progress bar for the whole run, with the ETA, and the Stop button beside it."""
     bar, button = st.columns([5, 1], vertical_alignment="bottom")
@@ -225,8 +235,9 @@ def progress_ui(run: Run, status: jobs.JobStatus) -> None:
         overall = prog.get("overall")
         if not isinstance(overall, (int, float)):  # progress.json from an older catdog
             overall = (epoch - 1 + batch / batches) / epochs
-        phase = {"validate": " · validating", "epoch_end": " · epoch done"}.get(prog.get("phase"), "")
-        eta = prog.get("eta_seconds")
+        phase = {"validate": " · validating", "epoch_end": " · epoch done",
+                 "finishing": " · calibrating and saving the model"}.get(prog.get("phase"), "")
+        eta = eta_now(prog, time.time())
         left = f"about {format_duration(eta)} left" if eta is not None else "estimating the time left…"
         text = f"Epoch {epoch}/{epochs} · batch {batch}/{batches}{phase} · {overall:.0%} of the run · {left}"
         bar.progress(min(1.0, max(0.0, float(overall))), text=text)
