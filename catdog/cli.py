@@ -53,10 +53,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="measure a model on a labelled folder")
     p.add_argument("--model", default=None, help="run folder, run id or .keras file (default: the active or bundled model)")
-    p.add_argument("--data", required=True, help="labelled folder (the validation part of a train/test layout)")
+    p.add_argument("--data", default=None, help="labelled folder (the validation part of a train/test layout)")
+    p.add_argument("--not-pets", default=None, metavar="DIR",
+                   help="a folder of photos with no cat or dog: report the share flagged 'not a cat or dog'")
     p.add_argument("--threshold", type=float, default=None)
     p.add_argument("--json", action="store_true", help="print only one JSON object (all misclassified files included)")
     _add_precision(p)
+
+    p = sub.add_parser("openset", help="the 'not a cat or dog' check of a model")
+    osub = p.add_subparsers(dest="openset_command", required=True, metavar="ACTION")
+    p = osub.add_parser("fit", help="(re)fit a model's check from its training photos (written beside model.keras)")
+    p.add_argument("model", nargs="?", default=None, help="run folder, run id or .keras file (default: the active or bundled model)")
+    p.add_argument("--data", action="append", default=None, metavar="DIR",
+                   help="training photos to fit on (default: the run's own training folders); repeat for several")
+    p.add_argument("--negatives", action="append", default=None, metavar="DIR",
+                   help="photos with no cat or dog: reported (the share flagged), never used to set the threshold")
+    p.add_argument("--flag-rate", type=float, default=None, help="share of held-out training photos the check may flag (default 0.02)")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--runs-dir", default=None)
@@ -204,12 +217,17 @@ def _unique_stem(source: str, used: set[str]) -> str:
 
 
 def cmd_evaluate(args, out) -> int:
-    from catdog.evaluate import evaluate
+    from catdog.evaluate import evaluate, evaluate_not_pets
     from catdog.predict import Predictor
 
+    if not args.data and not args.not_pets:
+        raise CatdogError("give --data (a labelled folder of cats and dogs), --not-pets (a folder of other photos), or both")
     predictor = Predictor.load(args.model, precision=args.precision, backend=args.backend)
+    not_pets = evaluate_not_pets(predictor, args.not_pets) if args.not_pets else None
+    if not args.data:
+        return _print_not_pets(not_pets, predictor, args.json, out)
     report = evaluate(predictor, args.data, threshold=args.threshold)
-    summary = {**report.summary(), "backend": predictor.backend}
+    summary = {**report.summary(), "backend": predictor.backend, **({"not_pets": not_pets} if not_pets else {})}
     if report.model:  # lets catdog.catalog tell an evaluation.json from an older model's
         from catdog.catalog import file_sha256
 
@@ -245,6 +263,35 @@ def cmd_evaluate(args, out) -> int:
         print(f"  {row['file']}\ttrue {row['true']}\tpredicted {row['predicted']}\tp_dog={row['p_dog']:.4f}", file=out)
     for f, e in report.skipped:
         print(f"  skipped {f}: {e}", file=out)
+    wrongly = summary["not_pet_wrongly_flagged"]
+    if wrongly is not None:
+        print(f"not a cat or dog: {wrongly['flagged']:,} of these {wrongly['n']:,} pet photos wrongly flagged "
+              f"({wrongly['share']:.1%})", file=out)
+    else:
+        print("not a cat or dog: this model has no open-set check (fit one with `catdog openset fit`)", file=out)
+    if not_pets:
+        _print_not_pets(not_pets, predictor, False, out)
+    return 0
+
+
+def _print_not_pets(result: dict, predictor, as_json: bool, out) -> int:
+    if as_json:
+        print(json.dumps({"not_pets": result, "model": predictor.source, "backend": predictor.backend}), file=out)
+        return 0
+    print(f"not-pets: {result['data']}: {result['flagged']:,} of {result['n']:,} photos flagged 'not a cat or dog' "
+          f"({result['share']:.1%}; model {predictor.source}, on {predictor.backend})", file=out)
+    for row in result["missed"][:_SHOW_WRONG]:
+        print(f"  missed {row['file']}	answered {row['label']}	score {row['score']:.2f}", file=out)
+    return 0
+
+
+def cmd_openset(args, out) -> int:
+    from catdog.openset import DEFAULT_FLAG_RATE, fit_for_model
+
+    check, path = fit_for_model(args.model, args.data, args.negatives, args.flag_rate or DEFAULT_FLAG_RATE,
+                                log=lambda m: print(m, file=sys.stderr if args.json else out, flush=True))
+    if args.json:
+        print(json.dumps({"openset": str(path), **check.summary()}), file=out)
     return 0
 
 
@@ -369,6 +416,7 @@ COMMANDS = {
     "train": cmd_train,
     "predict": cmd_predict,
     "evaluate": cmd_evaluate,
+    "openset": cmd_openset,
     "report": cmd_report,
     "runs": cmd_runs,
     "stop": cmd_stop,

@@ -279,6 +279,21 @@ def _batches(decoded: DecodedSet, batch_size: int, shuffle: bool, seed: int):
     return ds.map(set_shapes).prefetch(tf.data.AUTOTUNE)
 
 
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """Every image file under `folder` (any depth, hidden files and escaping symlinks left out), sorted.
+
+    Raises:
+        DatasetError: the folder does not exist or holds no image.
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DatasetError(f"{str(folder)!r} is not a folder; pass a folder of photos")
+    files = [p for p in _files_under(folder) if p.suffix.lower() in config.IMAGE_EXTENSIONS]
+    if not files:
+        raise DatasetError(f"{str(folder)!r} holds no images ({', '.join(config.IMAGE_EXTENSIONS)})")
+    return files
+
+
 # --- discovery helpers -------------------------------------------------------
 
 

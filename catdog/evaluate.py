@@ -35,6 +35,14 @@ class EvalReport:
     raw_probs: list[float] = field(default_factory=list)  # before the model's temperature scaling
     temperature: float = 1.0
     uncertain_below: float = 0.75
+    not_pet: list[bool] | None = None  # per file: flagged "not a cat or dog" (None: the model has no open-set check)
+
+    def open_set(self) -> dict | None:
+        """The share of these pet photos wrongly flagged "not a cat or dog" (None without a check)."""
+        if self.not_pet is None:
+            return None
+        flagged = [f for f, bad in zip(self.files, self.not_pet) if bad]
+        return {"n": len(self.not_pet), "flagged": len(flagged), "share": len(flagged) / max(len(self.not_pet), 1), "files": flagged}
 
     def calibration(self) -> dict:
         """ECE (15 bins) and log loss before and after calibration, and the reliability bins."""
@@ -83,6 +91,7 @@ class EvalReport:
             "threshold": self.threshold,
             "class_names": self.class_names,
             "misclassified": [{k: v for k, v in r.items() if k != "wrongness"} for r in self.misclassified()],
+            "not_pet_wrongly_flagged": self.open_set(),
             "skipped": [{"file": f, "error": e} for f, e in self.skipped],
             "model": self.model,
             "data": self.data,
@@ -124,9 +133,7 @@ def evaluate_images(predictor: Predictor, images: data.ImageSet, names: list[str
                     threshold: float | None = None, batch_size: int = 64) -> EvalReport:
     """Run a model over labelled files (e.g. a run's held-out photos); `label` says which data they are."""
     decoded = data.decode_images(images, predictor.image_size, cache="memory")
-    raw = np.concatenate(
-        [predictor.raw_probs(np.asarray(decoded.images[i : i + batch_size])) for i in range(0, len(decoded), batch_size)]
-    ) if len(decoded) else np.zeros(0)
+    raw, scores = _outputs(predictor, decoded.images, batch_size)
     probs = apply_temperature(raw, predictor.temperature)
     t = predictor.threshold if threshold is None else float(threshold)
     m = metrics_at(decoded.labels, probs, t)
@@ -142,5 +149,51 @@ def evaluate_images(predictor: Predictor, images: data.ImageSet, names: list[str
         raw_probs=raw.astype(float).tolist(),
         temperature=predictor.temperature,
         uncertain_below=predictor.uncertain_below,
+        not_pet=None if scores is None else predictor.is_not_pet(scores).tolist(),
         **m,
     )
+
+
+def _outputs(predictor: Predictor, images, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Raw P(class 1) and open-set scores (None without a check) of decoded images, in batches."""
+    if not len(images):
+        return np.zeros(0), None
+    parts = [predictor.raw_outputs(np.asarray(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+    raw = np.concatenate([p for p, _ in parts])
+    scores = None if parts[0][1] is None else np.concatenate([s for _, s in parts])
+    return raw, scores
+
+
+def evaluate_not_pets(predictor: Predictor, folder: str | os.PathLike, batch_size: int = 64) -> dict:
+    """The share of a folder of photos with no cat or dog that the model flags "not a cat or dog".
+
+    Every image under `folder` counts (any sub-folders, no labels needed); unreadable
+    files are listed and skipped.
+
+    Raises:
+        DatasetError: the folder has no images.
+        CatdogError: the model has no open-set check to measure.
+    """
+    from catdog.errors import CatdogError
+
+    if predictor.openset is None:
+        raise CatdogError(
+            f"{predictor.source} has no open-set check, so it never says 'not a cat or dog'; "
+            "fit one with `catdog openset fit RUN` or train a new model"
+        )
+    paths = data.image_files(folder)
+    decoded = data.decode_images(data.ImageSet(paths, [0] * len(paths)), predictor.image_size, cache="memory")
+    raw, scores = _outputs(predictor, decoded.images, batch_size)
+    flagged = predictor.is_not_pet(scores)
+    missed = [{"file": str(f), "label": predictor.label_for(float(p)), "score": round(float(s), 4)}
+              for f, p, s, hit in zip(decoded.paths, apply_temperature(raw, predictor.temperature), scores, flagged) if not hit]
+    return {
+        "data": str(folder),
+        "n": len(decoded),
+        "flagged": int(flagged.sum()),
+        "share": float(flagged.mean()) if len(flagged) else 0.0,
+        "threshold": predictor.openset.threshold,
+        "missed": missed,
+        "skipped": [{"file": str(f), "error": e} for f, e in decoded.skipped],
+        "model": predictor.source,
+    }

@@ -8,7 +8,10 @@ The ONNX graph is the Keras inference function `model(x, training=False)`
 computing in float32. It takes uint8 RGB (n, size, size, 3), the array
 `catdog.preprocess.load_array` gives, and returns the network's own P(class 1),
 shape (n,), before the model's temperature calibration (the `Predictor` applies
-that, for every backend alike).
+that, for every backend alike), and, when the model has an open-set check
+(`openset.npz` beside it), its score `not_pet_score`, shape (n,), computed in
+the graph (`catdog.openset.scores_tf`). The record pins the sha256 of both
+files, so a refitted check is never served from a stale graph.
 
 Only conversion imports TensorFlow (and tf2onnx); finding a current file and
 running it need onnxruntime and NumPy alone.
@@ -37,7 +40,7 @@ log = logging.getLogger(__name__)
 ONNX_FILENAME = "model.onnx"
 RECORD_SUFFIX = ".catdog.json"  # the same sidecar name `catdog export` writes
 OPSET = 17
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the open-set score output, and the check's sha256 in the record
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -71,16 +74,29 @@ def cached_path(sha256: str) -> Path:
     return config.cache_dir() / "onnx" / sha256 / ONNX_FILENAME
 
 
+def openset_sha256(model_file: str | os.PathLike) -> str | None:
+    """The sha256 of the open-set check saved beside a model (None when it has none)."""
+    from catdog.openset import path_for
+
+    path = path_for(model_file)
+    return file_sha256(path) if path.is_file() else None
+
+
 def current_onnx(model_file: str | os.PathLike, sha256: str | None = None) -> Path | None:
-    """The ONNX file made from this exact `.keras` file, beside it or in the cache; None if there is none."""
+    """The ONNX file made from this exact `.keras` file and open-set check, beside it or in the cache; None if there is none."""
     sha256 = sha256 or file_sha256(model_file)
-    for candidate in (beside_path(model_file), cached_path(sha256)):
-        if _is_current(candidate, sha256):
+    check = openset_sha256(model_file)
+    for candidate in (beside_path(model_file), cached_path(_cache_key(sha256, check))):
+        if _is_current(candidate, sha256, check):
             return candidate
     return None
 
 
-def _is_current(onnx_file: Path, sha256: str) -> bool:
+def _cache_key(sha256: str, check: str | None) -> str:
+    return sha256 if check is None else f"{sha256}-{check[:16]}"
+
+
+def _is_current(onnx_file: Path, sha256: str, check: str | None = None) -> bool:
     try:
         record = json.loads(record_path(onnx_file).read_text())
     except (OSError, ValueError):
@@ -88,6 +104,7 @@ def _is_current(onnx_file: Path, sha256: str) -> bool:
     return (
         isinstance(record, dict)
         and record.get("source_sha256") == sha256
+        and record.get("openset_sha256") == check
         and record.get("catdog_onnx_version") == FORMAT_VERSION
         and onnx_file.is_file()
     )
@@ -109,7 +126,7 @@ def ensure_onnx(model_file: str | os.PathLike, beside: bool = False) -> Path:
     found = current_onnx(model_file, sha256)
     if found is not None and (not beside or found == beside_path(model_file)):
         return found
-    out = beside_path(model_file) if beside else cached_path(sha256)
+    out = beside_path(model_file) if beside else cached_path(_cache_key(sha256, openset_sha256(model_file)))
     convert(model_file, out, sha256)
     return out
 
@@ -143,6 +160,7 @@ def convert(model_file: str | os.PathLike, out: str | os.PathLike, sha256: str |
         raise CatdogError(f"ONNX conversion needs tf2onnx: `pip install tf2onnx onnxruntime` ({exc})") from exc
     import keras
 
+    from catdog import openset
     from catdog.models import with_policy
 
     model_file, out = Path(model_file), Path(out)
@@ -153,11 +171,16 @@ def convert(model_file: str | os.PathLike, out: str | os.PathLike, sha256: str |
         raise CatdogError(f"cannot load model {str(model_file)!r}: {exc}") from exc
     size = int(model.input_shape[1])
     spec = (tf.TensorSpec((None, size, size, 3), tf.uint8, name="image"),)
+    check_sha = openset_sha256(model_file)
+    check = openset.OpenSet.load(openset.path_for(model_file)) if check_sha else None
+    outputs = openset.inference_fn(model, check)
 
     @tf.function(input_signature=spec)
     def serve(image):
-        p = model(tf.cast(image, tf.float32), training=False)
-        return tf.identity(tf.reshape(tf.cast(p, tf.float32), (-1,)), name="p")
+        p, score = outputs(tf.cast(image, tf.float32))
+        if check is None:
+            return tf.identity(p, name="p")
+        return tf.identity(p, name="p"), tf.identity(score, name="not_pet_score")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=out.parent)
@@ -171,17 +194,21 @@ def convert(model_file: str | os.PathLike, out: str | os.PathLike, sha256: str |
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    _write_record(out, model_file, sha256, size, tf.__version__, tf2onnx.__version__)
+    _write_record(out, model_file, sha256, size, tf.__version__, tf2onnx.__version__, check_sha, check)
     return out
 
 
-def _write_record(out: Path, model_file: Path, sha256: str, size: int, tf_version: str, tf2onnx_version: str) -> None:
+def _write_record(
+    out: Path, model_file: Path, sha256: str, size: int, tf_version: str, tf2onnx_version: str, check_sha: str | None = None, check=None
+) -> None:
     settings = _read_settings(model_file.parent / "config.json")
     record = {
         "format": "onnx",
         "catdog_onnx_version": FORMAT_VERSION,
         "source": model_file.name if model_file.parent == out.parent else str(model_file),
         "source_sha256": sha256,
+        "openset_sha256": check_sha,
+        "openset": check.summary() if check is not None else None,
         "image_size": size,
         "class_names": settings.get("class_names", list(config.CLASS_NAMES)),
         "threshold": settings.get("threshold", config.THRESHOLD),
@@ -193,7 +220,8 @@ def _write_record(out: Path, model_file: Path, sha256: str, size: int, tf_versio
             "values": "RGB 0..255",
             "resize": "bilinear, squash to square",
         },
-        "output": "P(class_names[1]) per image before calibration, shape (n,); calibrated = sigmoid(logit(p) / temperature)",
+        "output": "P(class_names[1]) per image before calibration, shape (n,); calibrated = sigmoid(logit(p) / temperature)"
+        + ("; second output not_pet_score, shape (n,): not a cat or dog when > openset.threshold" if check is not None else ""),
         "opset": OPSET,
         "converter": {"tensorflow": tf_version, "tf2onnx": tf2onnx_version},
     }
@@ -236,10 +264,17 @@ class OnnxModel:
         self.input_name = first.name
         self.input_dtype = np.uint8 if first.type == "tensor(uint8)" else np.float32
         self.image_size = first.shape[1] if isinstance(first.shape[1], int) else None
+        self.has_openset = len(self.session.get_outputs()) > 1
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.outputs(batch)[0]
+
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(P(class 1), the open-set score or None when the graph has none), each shape (n,)."""
         feed = {self.input_name: np.ascontiguousarray(batch, dtype=self.input_dtype)}
-        return np.asarray(self.session.run(None, feed)[0], dtype=np.float32).reshape(-1)
+        out = self.session.run(None, feed)
+        p = np.asarray(out[0], dtype=np.float32).reshape(-1)
+        return p, (np.asarray(out[1], dtype=np.float64).reshape(-1) if len(out) > 1 else None)
 
 
 def main(argv: list[str] | None = None) -> int:

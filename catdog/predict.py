@@ -42,6 +42,8 @@ class Prediction:
     p_dog: float | None = None
     confidence: float | None = None
     uncertain: bool = False
+    not_pet: bool = False  # the model's open-set check says: not a cat or dog (label is then only the best guess)
+    openset_score: float | None = None  # None: the model has no open-set check
     error: str | None = None
 
     @property
@@ -57,6 +59,8 @@ class Prediction:
             "p_dog": round(self.p_dog, 6),
             "confidence": round(self.confidence, 6),
             "uncertain": self.uncertain,
+            "not_pet": self.not_pet,
+            "openset_score": None if self.openset_score is None else round(self.openset_score, 4),
         }
 
 
@@ -197,6 +201,7 @@ class Predictor:
         uncertain_below: float = DEFAULT_UNCERTAIN_BELOW,
         onnx_model=None,
         keras_loader=None,
+        openset=None,
     ):
         if model is None and onnx_model is None:
             raise ValueError("Predictor needs a Keras model or an onnx_model, got neither")
@@ -211,6 +216,7 @@ class Predictor:
         self.source = source
         self.temperature = float(temperature)
         self.uncertain_below = float(uncertain_below)
+        self.openset = openset  # catdog.openset.OpenSet or None: "not a cat or dog" is then never said
         self._lock = threading.Lock()
         self._model_lock = threading.Lock()
         self._fn = None
@@ -253,9 +259,13 @@ class Predictor:
         backend = backend or os.environ.get("CATDOG_PREDICT_BACKEND") or "auto"
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        from catdog import openset as openset_module
+
         model_file, settings = resolve_model(model)
         temperature, uncertain_below = calibration_of(settings)
+        check = openset_module.load_for(model_file)
         common = dict(
+            openset=check,
             class_names=settings.get("class_names"),
             image_size=settings.get("image_size"),
             threshold=settings.get("threshold"),
@@ -264,7 +274,7 @@ class Predictor:
             uncertain_below=uncertain_below,
         )
         if backend == "onnxruntime" or (backend == "auto" and _float32_on_cpu(precision)):
-            onnx_model = _onnx_model(model_file, required=backend == "onnxruntime")
+            onnx_model = _onnx_model(model_file, required=backend == "onnxruntime", with_openset=check is not None)
             if onnx_model is not None:
                 return cls(onnx_model=onnx_model, keras_loader=lambda: _load_keras(model_file, "float32"), **common)
         return cls(_load_keras(model_file, precision), **common)
@@ -274,12 +284,14 @@ class Predictor:
             if self._fn is None:
                 import tensorflow as tf
 
+                from catdog.openset import inference_fn
+
                 spec = tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.uint8)
-                model = self.model
+                outputs = inference_fn(self.model, self.openset)
 
                 @tf.function(input_signature=[spec], reduce_retracing=True)
                 def infer(x):
-                    return tf.cast(tf.reshape(model(tf.cast(x, tf.float32), training=False), (-1,)), tf.float32)
+                    return outputs(tf.cast(x, tf.float32))
 
                 self._fn = infer
             return self._fn
@@ -294,14 +306,26 @@ class Predictor:
 
     def raw_probs(self, batch: np.ndarray) -> np.ndarray:
         """The network's own P(class 1), before calibration."""
+        return self.raw_outputs(batch)[0]
+
+    def raw_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(the network's own P(class 1), the open-set score or None without a check) for a uint8 batch."""
         batch = np.asarray(batch, dtype=np.uint8)
         if batch.ndim == 3:
             batch = batch[None]
         if batch.shape[1:] != (self.image_size, self.image_size, 3):
             raise ValueError(f"batch must have shape (n, {self.image_size}, {self.image_size}, 3), got {batch.shape}")
         if self._onnx is not None:
-            return self._onnx(batch)
-        return self._compiled()(batch).numpy()
+            p, score = self._onnx.outputs(batch)
+        else:
+            p, score = (np.asarray(t, np.float32) for t in self._compiled()(batch))
+        return p, (np.asarray(score, np.float64) if self.openset is not None and score is not None else None)
+
+    def is_not_pet(self, scores) -> np.ndarray:
+        """Which open-set scores say "not a cat or dog" (all False without a check)."""
+        if self.openset is None or scores is None:
+            return np.zeros(np.shape(scores) if scores is not None else 0, bool)
+        return self.openset.is_not_pet(scores)
 
     def predict(self, sources: Iterable[ImageSource], names: Sequence[str] | None = None, batch_size: int = 64) -> list[Prediction]:
         """Classify images; each bad file gets its own error, the rest still get results."""
@@ -316,9 +340,10 @@ class Predictor:
                 arrays.append(decoded)
                 index.append(i)
         for start in range(0, len(arrays), batch_size):
-            probs = self.predict_arrays(np.stack(arrays[start : start + batch_size]))
-            for i, p in zip(index[start : start + batch_size], probs):
-                self._fill(results[i], float(p))
+            raw, scores = self.raw_outputs(np.stack(arrays[start : start + batch_size]))
+            probs = apply_temperature(raw, self.temperature)
+            for k, (i, p) in enumerate(zip(index[start : start + batch_size], probs)):
+                self._fill(results[i], float(p), None if scores is None else float(scores[k]))
         return results
 
     def _decode_all(self, sources: list[ImageSource]) -> list:
@@ -340,7 +365,7 @@ class Predictor:
     def label_for(self, p: float) -> str:
         return self.class_names[1] if p >= self.threshold else self.class_names[0]
 
-    def _fill(self, result: Prediction, p: float) -> None:
+    def _fill(self, result: Prediction, p: float, score: float | None = None) -> None:
         if not np.isfinite(p):
             result.error = "the model returned NaN for this image; the model may be broken"
             return
@@ -348,6 +373,9 @@ class Predictor:
         result.label = self.label_for(p)
         result.confidence = p if p >= self.threshold else 1.0 - p
         result.uncertain = result.confidence < self.uncertain_below
+        if score is not None:
+            result.openset_score = score
+            result.not_pet = bool(not np.isfinite(score) or self.openset.is_not_pet(score))
 
 
 def _decode_pool() -> ThreadPoolExecutor:
@@ -369,7 +397,7 @@ def _float32_on_cpu(precision: str) -> bool:
     return precision == "float32" or (precision == "auto" and not gpu_device_present())
 
 
-def _onnx_model(model_file: Path, required: bool):
+def _onnx_model(model_file: Path, required: bool, with_openset: bool = False):
     """An ONNX Runtime session for the model, converting it once if needed; None to fall back."""
     from catdog import onnx_runtime
 
@@ -378,7 +406,10 @@ def _onnx_model(model_file: Path, required: bool):
             raise RunError("the onnxruntime backend needs onnxruntime: `pip install onnxruntime`")
         return None
     try:
-        return onnx_runtime.OnnxModel(onnx_runtime.ensure_onnx(model_file))
+        onnx = onnx_runtime.OnnxModel(onnx_runtime.ensure_onnx(model_file))
+        if with_openset and not onnx.has_openset:
+            raise CatdogError(f"{onnx.path} has no open-set output; rewrite it with `python -m catdog.onnx_runtime {model_file.parent}`")
+        return onnx
     except (CatdogError, OSError) as exc:
         if required:
             raise RunError(f"cannot run {str(model_file)!r} on ONNX Runtime: {exc}") from exc
