@@ -49,16 +49,32 @@ def test_starting_with_the_default_warm_start_records_the_bundled_model(home, ti
     at.text_input(key="train_data").set_value(str(tiny_dataset)).run()
     at.text_area(key="train_data_more").set_value(str(second)).run()
     assert any("2 folders" in c.value for c in at.caption)
-    at.number_input(key=f"train_epochs_{BUNDLED['preset']}").set_value(1).run()
+    from catdog.config import WARM_START_EPOCHS
+
+    epochs = at.number_input(key=f"train_epochs_{BUNDLED['preset']}_warm")
+    assert epochs.value == WARM_START_EPOCHS  # a warm start's own default, not the preset's
+    epochs.set_value(1).run()
     at.button(key="train_start").click().run()
     assert not at.exception
     run = jobs.active_run()
     assert run is not None
     rerun_until(at, lambda a: run.status().get("state") in ("finished", "failed", "stopped"), timeout=300)
+    at.run()
     cfg = run.config()
     assert run.status()["state"] == "finished", run.status()
-    assert cfg["init_from"] == str((bundled_model_dir() / "model.keras").resolve())
+    start = str((bundled_model_dir() / "model.keras").resolve())
+    assert cfg["init_from"] == start
     assert [f["train"] for f in cfg["data_folders"]] == [{"cat": 12, "dog": 12}, {"cat": 6, "dog": 6}]
+    # The starting model was scored on the run's validation photos before the first epoch.
+    before = cfg["before"]
+    assert before["model"] == start and before["n"] == cfg["n_validation"] and 0.0 <= before["val_accuracy"] <= 1.0
+    accuracy = json.loads(at.get("plotly_chart")[0].proto.spec)
+    point = next(t for t in accuracy["data"] if t["name"] == "before training")
+    assert point["x"] == [0] and point["y"] == [pytest.approx(before["val_accuracy"])]
+    assert any(f"{before['val_accuracy']:.1%} before training → " in m.value for m in at.markdown)
+    # A handful of calibration photos: the bundled model's temperature is kept, never a search bound.
+    assert cfg["calibration"]["temperature"] == pytest.approx(BUNDLED["calibration"]["temperature"])
+    assert cfg["calibration"]["method"].startswith("kept the starting model's temperature")
 
 
 def test_a_run_stuck_at_chance_gets_a_warning_with_advice(home, tmp_path):
