@@ -6,12 +6,11 @@ the demo model never disappears. Nothing here imports TensorFlow or Streamlit.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from catdog import config
+from catdog.hashing import cached_file_sha256
 from catdog.runs import Run, list_runs, number, read_json
 
 EVALUATION_FILE = "evaluation.json"  # written by `catdog evaluate --data DIR --json > assets/model/evaluation.json`
@@ -72,21 +71,6 @@ def run_name(run: Run) -> str:
     return f"{' '.join(parts)} ({short})"
 
 
-def file_sha256(path: str | Path) -> str:
-    """The file's SHA-256 (hex), cached by path, size and modification time."""
-    stat = Path(path).stat()
-    return _sha256(str(path), stat.st_size, stat.st_mtime)
-
-
-@functools.lru_cache(maxsize=32)
-def _sha256(path: str, size: int, mtime: float) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def evaluation_record(folder: Path) -> dict | None:
     """The saved `catdog evaluate --json` output next to a model (None when missing, unreadable, or stale).
 
@@ -97,7 +81,7 @@ def evaluation_record(folder: Path) -> dict | None:
     if not isinstance(record, dict) or number(record.get("accuracy")) is None:
         return None
     model = Path(folder) / config.MODEL_FILENAME
-    if record.get("model_sha256") and model.exists() and record["model_sha256"] != file_sha256(model):
+    if record.get("model_sha256") and model.exists() and record["model_sha256"] != cached_file_sha256(model):
         return None
     return record
 
@@ -167,7 +151,7 @@ def _entry(run: Run, kind: str, active: Path | None) -> ModelEntry:
 
 def bundled_entry() -> ModelEntry | None:
     """The model shipped in assets/model/, or None when it is not there."""
-    from catdog.predict import bundled_model_dir, default_model, model_file
+    from catdog.model_files import bundled_model_dir, default_model, model_file
 
     folder = bundled_model_dir()
     if folder is None:
@@ -178,7 +162,7 @@ def bundled_entry() -> ModelEntry | None:
 
 def list_models() -> list[ModelEntry]:
     """The bundled model first (always), then every finished or stopped run with a model, newest first."""
-    from catdog.predict import default_model, model_file
+    from catdog.model_files import default_model, model_file
 
     default = default_model()
     active = model_file(default) if default is not None else None
@@ -213,7 +197,7 @@ def replace_check(run: Run, measure: bool = False) -> tuple[str | None, str | No
         measure: score the current model on the run's validation photos if needed (TensorFlow).
     """
     from catdog.compare import same_photos
-    from catdog.training import near_chance
+    from catdog.health import near_chance
 
     warn = None
     classes = run.config().get("class_names") or config.CLASS_NAMES

@@ -168,7 +168,6 @@ def _keras_verbosity(out) -> int:
 
 
 def cmd_train(args, out) -> int:
-    from catdog.models import get_preset
     from catdog.training import config_from_args, resume, train
 
     session = {"stream": out, "lock": not args.no_lock, "verbose": _keras_verbosity(out)}
@@ -178,8 +177,7 @@ def cmd_train(args, out) -> int:
         return 0
     if not args.data:
         raise ValueError("--data is required (the dataset folder), unless you --resume a run")
-    spec = get_preset(args.model or config.DEFAULT_PRESET)
-    cfg = config_from_args(args, epochs=spec.epochs, batch_size=spec.batch_size)
+    cfg = config_from_args(args)  # unset flags stay None: `train` resolves them as TrainConfig(...) does
     run = train(cfg, runs_dir=args.runs_dir, run_id=args.run_id, **session)
     print(run.path, file=out)
     return 0
@@ -229,9 +227,9 @@ def cmd_evaluate(args, out) -> int:
     report = evaluate(predictor, args.data, threshold=args.threshold)
     summary = {**report.summary(), "backend": predictor.backend, **({"not_pets": not_pets} if not_pets else {})}
     if report.model:  # lets catdog.catalog tell an evaluation.json from an older model's
-        from catdog.catalog import file_sha256
+        from catdog.hashing import cached_file_sha256
 
-        summary["model_sha256"] = file_sha256(report.model)
+        summary["model_sha256"] = cached_file_sha256(report.model)
     if args.json:  # machine-readable: exactly one JSON document on stdout
         print(json.dumps(summary), file=out)
         return 0
@@ -288,8 +286,12 @@ def _print_not_pets(result: dict, predictor, as_json: bool, out) -> int:
 def cmd_openset(args, out) -> int:
     from catdog.openset import DEFAULT_FLAG_RATE, fit_for_model
 
-    check, path = fit_for_model(args.model, args.data, args.negatives, args.flag_rate or DEFAULT_FLAG_RATE,
-                                log=lambda m: print(m, file=sys.stderr if args.json else out, flush=True))
+    log = lambda m: print(m, file=sys.stderr if args.json else out, flush=True)  # noqa: E731
+    check, path = fit_for_model(args.model, args.data, args.negatives, args.flag_rate or DEFAULT_FLAG_RATE, log=log)
+    if (path.parent / "model.onnx").exists() and path.name == "openset.npz":  # its graph computes the score: rewrite it now
+        from catdog.onnx_runtime import write_onnx
+
+        write_onnx(path.parent, logger=log)
     if args.json:
         print(json.dumps({"openset": str(path), **check.summary()}), file=out)
     return 0

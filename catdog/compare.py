@@ -87,9 +87,9 @@ def same_photos(run: Run, model_file: Path, measure: bool = False) -> SamePhotos
     before = cfg.get("before") if isinstance(cfg.get("before"), dict) else {}
     if before.get("model") and _same_file(before["model"], model_file) and number(before.get("val_accuracy")) is not None:
         return SamePhotos(float(before["val_accuracy"]), new, int(number(before.get("n")) or 0))
-    from catdog.catalog import file_sha256
+    from catdog.hashing import cached_file_sha256
 
-    key = file_sha256(model_file)
+    key = cached_file_sha256(model_file)
     cached = (read_json(run.path / COMPARISONS_FILE, {}) or {}).get(key)
     if isinstance(cached, dict) and number(cached.get("accuracy")) is not None:
         return SamePhotos(float(cached["accuracy"]), new, int(number(cached.get("n")) or 0))

@@ -23,7 +23,6 @@ Make or refresh the file of a run folder (the bundled model included) with:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ import numpy as np
 
 from catdog import config
 from catdog.errors import CatdogError
+from catdog.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +41,6 @@ ONNX_FILENAME = "model.onnx"
 RECORD_SUFFIX = ".catdog.json"  # the same sidecar name `catdog export` writes
 OPSET = 17
 FORMAT_VERSION = 2  # 2: the open-set score output, and the check's sha256 in the record
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """The hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def record_path(onnx_file: str | os.PathLike) -> Path:

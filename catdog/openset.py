@@ -356,7 +356,9 @@ def fit_for_model(
 
     With the run's own training folders (the default), the threshold is set on the
     run's calibration hold-out, re-drawn from its seed exactly as training drew it.
-    The model's `model.onnx` is rewritten, since its graph computes the score.
+    The model's `model.onnx` is then stale (its graph computes the score): the
+    ONNX cache sees the new check's hash and converts again, and `catdog openset
+    fit` rewrites it at once (`catdog.onnx_runtime.write_onnx`).
 
     Raises:
         CatdogError: no model, no training folders, or photos that cannot be read.
@@ -366,7 +368,7 @@ def fit_for_model(
     from catdog import data
     from catdog.atomic import atomic_write_json
     from catdog.errors import CatdogError
-    from catdog.predict import resolve_model
+    from catdog.model_files import resolve_model
     from catdog.runs import read_json
 
     model_file, settings = resolve_model(model)
@@ -387,9 +389,6 @@ def fit_for_model(
     record = read_json(config_file, None)
     if isinstance(record, dict) and model_file.name == "model.keras":
         atomic_write_json(config_file, {**record, "openset": check.summary()})
-    from catdog.onnx_runtime import write_onnx
-
-    write_onnx(model_file.parent, logger=log) if (model_file.parent / "model.onnx").exists() else None
     return check, path
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Callable, Sequence
 
 import streamlit as st
 
 from catdog import catalog, predict
 from catdog.errors import CatdogError
-from catdog.predict import Predictor, default_model, model_file
+from catdog.model_files import default_model, model_file
+from catdog.predict import Predictor
 from catdog.runs import Run, number
 from catdog.sources import suggested_dataset
 
@@ -276,19 +278,30 @@ def password_gate_ui() -> bool:
     return False
 
 
-def use_app_navigation() -> None:
-    """Hand over to the app's entry point when Streamlit runs this page file on its own.
+def confirm_delete_ui(question: str, buttons: str, pending: str, delete: Callable[[], None], verb: str = "delete",
+                      forget: Sequence[str] = ()) -> None:
+    """The one "cannot be undone" confirmation: Yes runs `delete`, Cancel withdraws the request.
 
-    With a top-level `pages/` folder, Streamlit's first run in a fresh server
-    process uses its own pages/ discovery: a first visit straight to /train runs
-    pages/train.py alone, without the app's layout and menu. The entry point
-    marks the session (`APP_NAVIGATION_KEY`); an unmarked page run calls its
-    `main()`, whose `st.navigation` runs this page inside the app, then stops.
-    AppTest drives the entry point itself, so its pages are already marked.
+    Args:
+        question: what is about to go, in Markdown ("Delete run `x`?").
+        buttons: the buttons' key prefix (`<buttons>_yes`, `<buttons>_no`).
+        pending: the session_state key that holds the request; cleared on Yes or Cancel.
+        delete: does the deleting; a CatdogError or OSError is shown, not raised.
+        verb: the action in the button and the error ("delete", "remove").
+        forget: more session_state keys to clear once deleted.
     """
-    if st.session_state.get(APP_NAVIGATION_KEY):
-        return
-    import streamlit_app
-
-    streamlit_app.main()
-    st.stop()
+    with st.container(border=True):
+        st.warning(f"{question} This cannot be undone.", icon=":material/warning:")
+        row = st.container(horizontal=True)
+        if row.button(f"Yes, {verb}", type="primary", key=f"{buttons}_yes"):
+            try:
+                delete()
+            except (CatdogError, OSError) as exc:
+                st.error(f"Could not {verb}: {exc}")
+                return
+            for key in (pending, *forget):
+                st.session_state.pop(key, None)
+            st.rerun()
+        if row.button("Cancel", key=f"{buttons}_no"):
+            st.session_state.pop(pending, None)
+            st.rerun()

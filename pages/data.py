@@ -13,7 +13,8 @@ import streamlit as st
 from catdog import kaggle, sources
 from catdog.errors import CatdogError
 from catdog.inspect import DatasetReport, inspect_dataset, quarantine
-from pages._ui import use_app_navigation
+from pages._nav import use_app_navigation
+from pages._ui import confirm_delete_ui
 
 FOLDER_KEY = "data_folder"
 PICK_KEY = "data_pick"
@@ -124,22 +125,12 @@ def remove_ui(folder: str) -> None:
         st.session_state[REMOVE_KEY] = folder
     if st.session_state.get(REMOVE_KEY) != folder:
         return
-    with st.container(border=True):
-        st.warning(f"Delete `{folder}` and every photo in it? This cannot be undone.", icon=":material/warning:")
-        row = st.container(horizontal=True)
-        if row.button("Yes, remove", type="primary", key="data_remove_yes"):
-            try:
-                sources.remove_dataset(folder)
-            except (CatdogError, OSError) as exc:
-                st.error(f"Could not remove: {exc}")
-                return
-            for key in (REMOVE_KEY, FOLDER_KEY, PICK_KEY):
-                st.session_state.pop(key, None)
-            cached_report.clear()
-            st.rerun()
-        if row.button("Cancel", key="data_remove_no"):
-            st.session_state.pop(REMOVE_KEY, None)
-            st.rerun()
+
+    def remove() -> None:
+        sources.remove_dataset(folder)
+        cached_report.clear()
+
+    confirm_delete_ui(f"Delete `{folder}` and every photo in it?", "data_remove", REMOVE_KEY, remove, "remove", (FOLDER_KEY, PICK_KEY))
 
 
 def report_ui(folder: str) -> None:

@@ -18,7 +18,8 @@ from catdog.errors import CatdogError
 from catdog.eval_plots import confusion_figure, pr_figure, reliability_figure, roc_auc, roc_figure
 from catdog.evaluate import EvalReport, evaluate, metrics_at
 from catdog.preprocess import load_display_image
-from pages._ui import default_dataset, load_model_file, model_picker_ui, use_app_navigation
+from pages._nav import use_app_navigation
+from pages._ui import default_dataset, load_model_file, model_picker_ui
 
 REPORTS_KEY = "eval_reports"  # session_state: {(model path, mtime, folder): EvalReport}
 THRESHOLD_KEY = "eval_threshold"

@@ -11,8 +11,6 @@ from catdog.cli import main
 from catdog.report import build_report, evaluation_folder, write_report
 from tests.server import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = pytest.mark.slow  # the tiny run trains a model; the report runs Grad-CAM
-
 
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory, tiny_run, tiny_dataset) -> Path:
@@ -21,6 +19,7 @@ def report_file(tmp_path_factory, tiny_run, tiny_dataset) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_the_report_is_one_file_with_everything_inline(report_file):
     text = report_file.read_text(encoding="utf-8")
     assert "Model and data" in text and "Training curves" in text and "Evaluation" in text and "Sample predictions" in text
@@ -30,6 +29,8 @@ def test_the_report_is_one_file_with_everything_inline(report_file):
     assert not re.search(r"""(src|href)=["']https?://""", markup)
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_headless_chromium_renders_it_with_no_network_request(report_file):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}")
@@ -53,6 +54,7 @@ def test_headless_chromium_renders_it_with_no_network_request(report_file):
     assert [u for u in requests if u.startswith(("http:", "https:", "ws:", "wss:"))] == []
 
 
+@pytest.mark.slow
 def test_without_a_labelled_folder_the_report_rebuilds_the_runs_held_out_photos(tmp_path, tiny_run):
     from catdog.report import held_out_images
 
@@ -63,6 +65,7 @@ def test_without_a_labelled_folder_the_report_rebuilds_the_runs_held_out_photos(
     assert "Evaluation" in text and "6 labelled photos" in text and "Sample predictions" in text
 
 
+@pytest.mark.slow
 def test_when_the_validation_photos_are_gone_the_report_says_how_to_add_some(tmp_path, tiny_run):
     import json
     import shutil
@@ -84,6 +87,7 @@ def test_a_run_without_epochs_still_gives_a_page(tmp_path):
     assert "No epoch finished" in build_report(Run(tmp_path))
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [1280, 1920])
 def test_every_chart_fits_its_column_when_the_file_is_first_opened(report_file, width):
