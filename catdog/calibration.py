@@ -244,34 +244,43 @@ def _figures(labels, probs, temperature: float) -> dict:
     }
 
 
-def calibrate(model, calibration, validation=None, log=print) -> dict:
-    """Fit the temperature on held-out training photos; report ECE and log loss before and after.
+def calibrate(
+    model, calibration, validation=None, log=print, start: float = DEFAULT_TEMPERATURE, start_is_calibrated: bool = False
+) -> dict:
+    """Choose the temperature from held-out training photos; report ECE and log loss before and after.
 
-    The validation figures are reported only, never used to fit.
+    The validation figures are reported only, never used to fit. A handful of
+    calibration photos never sets T on its own (`choose_temperature`): it stays
+    near `start`, the starting model's temperature for a warm start.
 
     Args:
         model: a Keras model with one sigmoid output.
         calibration: the held-out training photos (a `catdog.data.DecodedSet`).
         validation: the validation photos, reported only (optional).
         log: where the one-line summary goes.
+        start: the starting model's temperature (1.0 for a new model).
+        start_is_calibrated: whether `start` was fitted (a warm start from a calibrated model).
 
     Returns:
-        The `calibration` record of config.json (temperature, threshold, figures).
+        The `calibration` record of config.json (temperature, how it was chosen, figures).
     """
     raw = _model_probs(model, calibration)
-    temperature = fit_temperature(calibration.labels, raw)
+    choice = choose_temperature(calibration.labels, raw, start, start_is_calibrated)
+    temperature = choice.temperature
     record = {
         "temperature": round(temperature, 6),
         "uncertain_below": DEFAULT_UNCERTAIN_BELOW,
         "fitted_on": len(calibration),
-        "method": "temperature scaling on held-out training photos",
+        "method": choice.method,
+        "start_temperature": round(start, 6),
+        "plain_fit": round(choice.fitted, 6) if choice.fitted is not None else None,
         "calibration": _figures(calibration.labels, raw, temperature),
     }
     if validation is not None and len(validation):
         record["validation"] = _figures(validation.labels, _model_probs(model, validation), temperature)
     shown = record.get("validation") or record["calibration"]
     log(
-        f"Calibrated on {len(calibration)} held-out training photos: temperature {temperature:.3f}; "
+        f"Calibration: temperature {temperature:.3f}, {choice.method}; "
         f"ECE {shown['ece_before']:.4f} -> {shown['ece_after']:.4f}, log loss {shown['log_loss_before']:.4f} -> "
         f"{shown['log_loss_after']:.4f} ({'validation' if 'validation' in record else 'calibration'} photos)"
     )

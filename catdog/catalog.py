@@ -124,7 +124,7 @@ def _saved_model_val_accuracy(run: Run, cfg: dict) -> tuple[float | None, str]:
     value = run.model_val_accuracy()
     if value is None:
         return None, ""
-    return value, "best validation epoch" if cfg.get("early_stopping") else "last validation epoch"
+    return value, "validation epoch of the lowest loss" if cfg.get("early_stopping") else "last validation epoch"
 
 
 def first_folder(cfg: dict) -> str | None:

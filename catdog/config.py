@@ -17,6 +17,7 @@ SEED = 1337
 # A warm start (--init-from) on a few hundred photos: its own defaults, measured on a
 # "new collection" proxy (benchmarks/warm_start_recipe.py, docs/recipe.md).
 WARM_START_EPOCHS = 10
+WARM_START_PATIENCE = 3  # early stopping on the validation loss, best weights restored
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 

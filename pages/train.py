@@ -13,7 +13,7 @@ import streamlit as st
 
 from catdog import config, jobs, sources
 from catdog.compare import before_after_text
-from catdog.config import WARM_START_EPOCHS
+from catdog.config import WARM_START_EPOCHS, WARM_START_PATIENCE
 from catdog.data import discover_all, split_sizes
 from catdog.errors import CatdogError
 from catdog.health import near_chance
@@ -107,20 +107,21 @@ def settings_ui(facts: dict | None, disabled: bool) -> dict:
         format="%.5f",
         disabled=disabled,
         key=f"train_lr_{preset}_{warm}",
-        help="A warm start fine-tunes at a tenth of the preset's rate.",
+        help="A warm start fine-tunes at a tenth of the preset's rate (measured: docs/recipe.md, Warm start on a new collection).",
     )
     split = validation_ui(c2, facts, disabled)
     if facts and facts.get("train_counts"):
         c2.caption(split_text(*split_sizes(facts["train_counts"], split, CALIBRATION_SPLIT), own_validation=facts.get("validation")))
     early = c3.toggle(
         "Early stopping",
-        value=False,
+        value=warm,  # on for a warm start: a few hundred photos stop improving within a few epochs
         disabled=disabled,
-        key="train_early",
+        key=f"train_early_{warm}",
         help="Stop when validation loss has not improved for this many epochs, and keep the best weights.",
     )
     patience = c3.number_input(
-        "Patience (epochs)", 1, 100, 3, disabled=disabled or not early, key="train_patience", label_visibility="collapsed"
+        "Patience (epochs)", 1, 100, WARM_START_PATIENCE, disabled=disabled or not early, key="train_patience",
+        label_visibility="collapsed",
     )
     return {
         "model": preset,
@@ -129,7 +130,7 @@ def settings_ui(facts: dict | None, disabled: bool) -> dict:
         "image_size": int(size),
         "learning_rate": float(lr),
         "val_split": split,
-        "early_stopping": int(patience) if early else None,
+        "early_stopping": int(patience) if early else 0,  # 0: off, also for a warm start
         "init_from": "bundled" if warm else None,
     }
 
@@ -443,8 +444,11 @@ def restore_settings(run: Run) -> None:
     lr = cfg.get("learning_rate")
     if isinstance(lr, (int, float)) and BOUNDS["learning_rate"][0] <= lr <= BOUNDS["learning_rate"][1]:
         state[f"train_lr_{preset}_{bool(cfg.get('init_from'))}"] = float(lr)
-    if isinstance(cfg.get("early_stopping"), int):
-        state["train_early"], state["train_patience"] = True, max(1, min(100, cfg["early_stopping"]))
+    early_key = f"train_early_{bool(cfg.get('init_from'))}"
+    if isinstance(cfg.get("early_stopping"), int) and cfg["early_stopping"] > 0:
+        state[early_key], state["train_patience"] = True, max(1, min(100, cfg["early_stopping"]))
+    elif "early_stopping" in cfg:
+        state[early_key] = False
     split = cfg.get("val_split")
     low, high = VAL_SPLIT_SLIDER[:2]
     if isinstance(split, (int, float)) and low <= split <= high:
