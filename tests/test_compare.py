@@ -59,3 +59,13 @@ def test_another_current_model_is_scored_on_the_runs_validation_photos_once(home
     assert same is not None and same.n == 6 and same.new == 1.0 and 0.0 <= same.current <= 1.0
     monkeypatch.setattr(compare, "_accuracy", lambda *a: pytest.fail("scored twice"))
     assert compare.same_photos(run, bundled, measure=True) == same  # cached in comparisons.json
+
+
+def test_with_early_stopping_the_saved_models_figure_is_the_lowest_loss_epochs(home):
+    """Keras restores the weights of the lowest val_loss, which need not be the best val_accuracy."""
+    run = _warm_run("es", 0.8, [])
+    run.write_config({**run.config(), "early_stopping": 3})
+    run.write_metrics([{"epoch": 1, "val_accuracy": 0.9, "val_loss": 0.40}, {"epoch": 2, "val_accuracy": 0.85, "val_loss": 0.30},
+                       {"epoch": 3, "val_accuracy": 0.95, "val_loss": 0.35}])
+    assert run.model_val_accuracy() == 0.85
+    assert compare.before_after(run) == (0.8, 0.85, 60)
