@@ -51,7 +51,8 @@ RECIPES: dict[str, tuple[str, dict]] = {
         "epochs": 10, "batch_size": 16, "learning_rate": 5e-4, "_freeze": "early"}),
     "b16-freeze-bn": ("batch 16, lr 5e-4, cosine, BatchNorm statistics frozen (the starting model's), 10 epochs", {
         "epochs": 10, "batch_size": 16, "learning_rate": 5e-4, "_freeze": "bn"}),
-    "defaults": ("the new warm-start defaults (no setting given)", {}),
+    "defaults": ("the warm-start defaults now (no setting given): lr 2e-4, cosine, at most 10 epochs, early stopping "
+                 "(patience 3), temperature pulled toward the start", {}),
 }
 EARLY_LAYERS = ("stem_", "block1_", "block2_")
 
@@ -124,7 +125,7 @@ def run_recipe(name: str, folder: Path, work: Path, init_from: str, seed: int, a
         learning_rate=record.get("learning_rate"), lr_schedule=record.get("lr_schedule"), augment=record.get("augment"),
         early_stopping=record.get("early_stopping"), epochs=record.get("epochs"),
         val_before=(record.get("before") or {}).get("val_accuracy"),
-        val_after=rows[-1].get("val_accuracy") if rows else None,
+        val_after=run.model_val_accuracy(),  # the saved model's (the lowest-loss epoch's with early stopping)
         calibration_method=calibration.get("method"),
         split=f"{record.get('n_train')} to train · {record.get('n_validation')} to validate · {record.get('n_calibration')} to calibrate",
     )
