@@ -161,8 +161,10 @@ class RunRecorder(keras.callbacks.Callback):
         elif per_epoch is not None:
             in_epoch = self._gap() + (0.0 if phase == "epoch_end" else self._left_in_epoch(batch, elapsed, per_epoch))
             eta = round(in_epoch + remaining_epochs * (per_epoch + self._gap()) + self._finish(), 1)
-        finished = phase in ("validate", "epoch_end", "finishing")
+        finished = phase in ("validate", "epoch_end")
         done = min(1.0, (self._epoch + (1.0 if finished else batch / max(1, self.steps))) / max(1, self.epochs))
+        if phase == "finishing":
+            done = 1.0  # every epoch that will run has run (early stopping may end before `epochs`)
         self.run.write_progress(
             {
                 "epoch": self._epoch + 1,
