@@ -135,11 +135,11 @@ def main() -> int:
     if not (SHARED / "catdog-small").exists():
         print(f"skipped: {SHARED / 'catdog-small'} is missing")
         return 0
-    import keras
+    from catdog.models import load_keras
 
     t0 = time.time()
     model_file, settings = resolve_model(args.model)
-    model = keras.saving.load_model(model_file, compile=False)
+    model = load_keras(model_file, compile=False)  # registers catdog's own layers (RandomCropAugment) first
     size = int(model.input_shape[1])
     temperature, below = calibration_of(settings)
     layers = openset.feature_layer_names(model)

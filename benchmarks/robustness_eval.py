@@ -1,8 +1,10 @@
 """Accuracy and calibration of a model on transformed copies of a labelled folder.
 
-Each photo is transformed in memory (centre crop, grayscale, JPEG quality 30,
-half resolution, rotation by +15 or -15 degrees), then classified through the
-shared preprocessing path, exactly as a dropped file would be.
+Each photo is transformed in memory (centre crop 70%, close crop 50%, portrait
+3:4 and landscape 16:9 centre crops, grayscale, JPEG quality 30, half
+resolution, rotation by +15 or -15 degrees), then classified through the
+shared preprocessing path, exactly as a dropped file would be. The aspect
+crops stand for photos framed closer and not square, as breed photos are.
 
     python benchmarks/robustness_eval.py --data ../shared/data/catdog-small/validation [--model RUN]
 
@@ -28,7 +30,7 @@ from catdog import data
 from catdog.calibration import expected_calibration_error, log_loss
 from catdog.hardware import cpu_model
 from catdog.predict import Predictor
-from catdog.preprocess import open_image, to_rgb
+from catdog.preprocess import load_array, open_image, to_rgb
 
 
 def _jpeg(img: Image.Image, quality: int) -> Image.Image:
@@ -44,9 +46,20 @@ def _centre_crop(img: Image.Image, share: float = 0.7) -> Image.Image:
     return img.crop((left, top, left + cw, top + ch))
 
 
+def _aspect_crop(img: Image.Image, width: int, height: int) -> Image.Image:
+    """The largest centred crop with aspect width:height."""
+    w, h = img.size
+    cw, ch = (w, round(w * height / width)) if w * height <= h * width else (round(h * width / height), h)
+    left, top = (w - cw) // 2, (h - ch) // 2
+    return img.crop((left, top, left + max(1, cw), top + max(1, ch)))
+
+
 TRANSFORMS: dict[str, Callable[[Image.Image, int], Image.Image]] = {
     "original": lambda img, i: img,
     "centre crop 70%": lambda img, i: _centre_crop(img),
+    "close crop 50%": lambda img, i: _centre_crop(img, 0.5),
+    "portrait 3:4 crop": lambda img, i: _aspect_crop(img, 3, 4),
+    "landscape 16:9 crop": lambda img, i: _aspect_crop(img, 16, 9),
     "grayscale": lambda img, i: ImageOps.grayscale(img).convert("RGB"),
     "JPEG quality 30": lambda img, i: _jpeg(img, 30),
     "half resolution": lambda img, i: img.resize((max(1, img.width // 2), max(1, img.height // 2)), Image.Resampling.BILINEAR),
@@ -54,17 +67,27 @@ TRANSFORMS: dict[str, Callable[[Image.Image, int], Image.Image]] = {
 }
 
 
-def evaluate_transform(predictor: Predictor, files: list, labels: np.ndarray, transform) -> dict:
-    arrays = []
-    for i, path in enumerate(files):
-        img = to_rgb(open_image(path))
-        arrays.append(predictor.preprocess(transform(img, i)))
-    probs = np.concatenate([predictor.predict_arrays(np.stack(arrays[s : s + 64])) for s in range(0, len(arrays), 64)])
+def transformed_arrays(files: list, image_size: int, transform) -> np.ndarray:
+    """The model inputs (n, size, size, 3) of `files` after `transform`, through the shared preprocessing."""
+    return np.stack([load_array(transform(to_rgb(open_image(path)), i), image_size) for i, path in enumerate(files)])
+
+
+def scores(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict:
+    """Accuracy, ECE and log loss of P(class 1) against 0/1 labels."""
     return {
-        "accuracy": round(float(np.mean((probs >= predictor.threshold) == (labels == 1))), 4),
+        "accuracy": round(float(np.mean((probs >= threshold) == (labels == 1))), 4),
         "ece": round(expected_calibration_error(labels, probs), 4),
         "log_loss": round(log_loss(labels, probs), 4),
     }
+
+
+def predict_batches(predictor: Predictor, arrays: np.ndarray) -> np.ndarray:
+    return np.concatenate([predictor.predict_arrays(arrays[s : s + 64]) for s in range(0, len(arrays), 64)])
+
+
+def evaluate_transform(predictor: Predictor, files: list, labels: np.ndarray, transform) -> dict:
+    arrays = transformed_arrays(files, predictor.image_size, transform)
+    return scores(labels, predict_batches(predictor, arrays), predictor.threshold)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         summary[name] = evaluate_transform(predictor, files, labels, transform)
         row = summary[name]
         print(
-            f"{name:18s} accuracy {row['accuracy']:.4f}  ECE {row['ece']:.4f}  log loss {row['log_loss']:.4f}  ({time.time() - t0:.0f} s)",
+            f"{name:20s} accuracy {row['accuracy']:.4f}  ECE {row['ece']:.4f}  log loss {row['log_loss']:.4f}  ({time.time() - t0:.0f} s)",
             flush=True,
         )
     print(json.dumps({"model": predictor.source, "data": args.data, "n": len(files), "cpu": cpu_model(), "transforms": summary}))

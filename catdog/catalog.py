@@ -31,6 +31,7 @@ class ModelEntry:
         accuracy_on: which data `accuracy` is on, in words.
         active: whether Predict and Evaluate use it by default.
         created: the training's Unix time, if recorded.
+        openset: the "not a cat or dog" check's record (config.json's "openset"), or None without a check.
     """
 
     path: Path
@@ -42,6 +43,12 @@ class ModelEntry:
     accuracy_on: str = ""
     active: bool = False
     created: float | None = None
+    openset: dict | None = None
+
+    @property
+    def openset_text(self) -> str:
+        """The "not a cat or dog" check in words (`openset_text`)."""
+        return openset_text(self.openset)
 
     @property
     def label(self) -> str:
@@ -137,6 +144,52 @@ def first_folder(cfg: dict) -> str | None:
     return str(data) if data else None
 
 
+def openset_facts(model: str | Path, cfg: dict | None = None) -> dict | None:
+    """The "not a cat or dog" check a model has: config.json's "openset" record, or None without a check.
+
+    The check is the `openset.npz` saved beside the model; a record without that
+    file (deleted, or copied without it) means no check, since Predict never says it.
+
+    Args:
+        model: the `.keras` file.
+        cfg: the run's config.json (read from beside the model when None).
+    """
+    from catdog.openset import path_for
+
+    model = Path(model)
+    if not path_for(model).is_file():
+        return None
+    cfg = read_json(model.parent / "config.json", {}) if cfg is None else cfg
+    record = cfg.get("openset") if isinstance(cfg, dict) else None
+    return dict(record) if isinstance(record, dict) else {}
+
+
+def openset_text(facts: dict | None) -> str:
+    """The check and its operating point in words, e.g. 'threshold 2.27 · flags 2.1% of 725 held-out training
+    photos · non-pet photos flagged: clothing 15.8%, objects 3.0%'; says so when there is no check.
+
+    Args:
+        facts: `openset_facts(...)`: None without a check, {} for a check with no record in config.json.
+    """
+    if facts is None:
+        return "none, so it answers cat or dog for any photo (add one: catdog openset fit RUN)"
+    parts = []
+    threshold, held = number(facts.get("threshold")), number(facts.get("held_out_flagged"))
+    if threshold is not None:
+        parts.append(f"threshold {threshold:.3g}")
+    if held is not None:
+        n = int(number(facts.get("threshold_from")) or 0)
+        # A check refitted on other folders set its threshold on photos the model may have trained on.
+        which = "photos from its training folders" if "may have trained" in str(facts.get("threshold_from_source")) \
+            else "held-out training photos"
+        parts.append(f"flags {held:.1%} of {f'{n:,} ' if n else ''}{which}")
+    negatives = facts.get("negatives_flagged") if isinstance(facts.get("negatives_flagged"), dict) else {}
+    shares = [f"{name} {number(share):.1%}" for name, share in negatives.items() if number(share) is not None]
+    if shares:
+        parts.append("non-pet photos flagged: " + ", ".join(shares))
+    return " · ".join(parts) or "yes (no operating point recorded)"
+
+
 def _entry(run: Run, kind: str, active: Path | None) -> ModelEntry:
     cfg = run.config()
     accuracy, on = accuracy_facts(run)
@@ -145,7 +198,7 @@ def _entry(run: Run, kind: str, active: Path | None) -> ModelEntry:
     return ModelEntry(
         path=path, kind=kind, name="bundled" if kind == "bundled" else run.id, preset=cfg.get("model") or cfg.get("preset"),
         image_size=int(size) if size else None, accuracy=accuracy, accuracy_on=on, active=active == path,
-        created=number(cfg.get("created")),
+        created=number(cfg.get("created")), openset=openset_facts(path, cfg),
     )
 
 

@@ -3,7 +3,8 @@
 `ensure_onnx(model_file)` returns an ONNX file made from the `.keras` file: the
 one beside it (`model.onnx`, written by every finished training and shipped
 with the bundled model) when its record says it was made from a file with the
-same sha256, else one converted once into `config.cache_dir()/onnx/<sha256>/`.
+same sha256 and the ONNX file still has the sha256 the record pins, else one
+converted once into `config.cache_dir()/onnx/<sha256>/`.
 The ONNX graph is the Keras inference function `model(x, training=False)`
 computing in float32. It takes uint8 RGB (n, size, size, 3), the array
 `catdog.preprocess.load_array` gives, and returns the network's own P(class 1),
@@ -92,13 +93,15 @@ def _is_current(onnx_file: Path, sha256: str, check: str | None = None) -> bool:
         record = json.loads(record_path(onnx_file).read_text())
     except (OSError, ValueError):
         return False
-    return (
-        isinstance(record, dict)
-        and record.get("source_sha256") == sha256
-        and record.get("openset_sha256") == check
-        and record.get("catdog_onnx_version") == FORMAT_VERSION
-        and onnx_file.is_file()
-    )
+    if not (isinstance(record, dict) and record.get("source_sha256") == sha256 and record.get("openset_sha256") == check
+            and record.get("catdog_onnx_version") == FORMAT_VERSION and onnx_file.is_file()):
+        return False
+    # The file itself is pinned too: a model.onnx swapped or damaged after conversion is not
+    # the conversion of this model (a record without the pin is from before it: convert again).
+    try:
+        return record.get("onnx_sha256") == file_sha256(onnx_file)
+    except OSError:
+        return False
 
 
 def ensure_onnx(model_file: str | os.PathLike, beside: bool = False) -> Path:
@@ -149,15 +152,14 @@ def convert(model_file: str | os.PathLike, out: str | os.PathLike, sha256: str |
         import tf2onnx
     except ImportError as exc:
         raise CatdogError(f"ONNX conversion needs tf2onnx: `pip install tf2onnx onnxruntime` ({exc})") from exc
-    import keras
 
     from catdog import openset
-    from catdog.models import with_policy
+    from catdog.models import load_keras, with_policy
 
     model_file, out = Path(model_file), Path(out)
     sha256 = sha256 or file_sha256(model_file)
     try:
-        model = with_policy(keras.saving.load_model(model_file, compile=False), "float32")
+        model = with_policy(load_keras(model_file, compile=False), "float32")
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         raise CatdogError(f"cannot load model {str(model_file)!r}: {exc}") from exc
     size = int(model.input_shape[1])
@@ -198,6 +200,7 @@ def _write_record(
         "catdog_onnx_version": FORMAT_VERSION,
         "source": model_file.name if model_file.parent == out.parent else str(model_file),
         "source_sha256": sha256,
+        "onnx_sha256": file_sha256(out),  # what `_is_current` checks the file against before serving it
         "openset_sha256": check_sha,
         "openset": check.summary() if check is not None else None,
         "image_size": size,

@@ -363,12 +363,11 @@ def fit_for_model(
     Raises:
         CatdogError: no model, no training folders, or photos that cannot be read.
     """
-    import keras
-
     from catdog import data
     from catdog.atomic import atomic_write_json
     from catdog.errors import CatdogError
     from catdog.model_files import resolve_model
+    from catdog.models import load_keras
     from catdog.runs import read_json
 
     model_file, settings = resolve_model(model)
@@ -378,7 +377,7 @@ def fit_for_model(
         raise CatdogError(f"{model_file} records no training folders; pass them with --data DIR")
     fit_set, held_set, source = _training_side(folders, settings, own_folders=not folders or folders == _as_list(own))
     size = int(settings.get("image_size") or 0) or None
-    net = keras.saving.load_model(model_file, compile=False)
+    net = load_keras(model_file, compile=False)  # registers catdog's own layers (RandomCropAugment) first
     size = size or int(net.input_shape[1])
     fit_dec, held_dec = (data.decode_images(s, size) for s in (fit_set, held_set))
     negs = {Path(f).name: data.decode_images(data.ImageSet(data.image_files(f), [0] * len(data.image_files(f))), size).images

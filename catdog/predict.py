@@ -322,14 +322,13 @@ def _onnx_model(model_file: Path, required: bool, with_openset: bool = False):
 
 def _load_keras(model_file: Path, precision: str):
     """The Keras model computing in `precision` (see `hardware.resolve_inference_precision`)."""
-    import keras
 
     from catdog.hardware import resolve_inference_precision
-    from catdog.models import with_policy
+    from catdog.models import load_keras, with_policy
 
     policy = resolve_inference_precision(precision)
     try:
-        return with_policy(keras.saving.load_model(model_file, compile=False), policy)
+        return with_policy(load_keras(model_file, compile=False), policy)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         raise RunError(f"cannot load model {str(model_file)!r}: {exc}; retrain it or pick another run") from exc
 

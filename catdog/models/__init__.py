@@ -5,7 +5,9 @@ with `Rescaling(1/255)`, so the saved model carries the notebook's [0, 1]
 scaling with it. The output is one float32 sigmoid unit: P(class 1 = dog).
 
 Modules: `layers` (shared blocks), `presets` (seed, compact), `transfer`
-(mobilenetv2), `precision` (dtype policies), `fused_bn` (fused BatchNorm).
+(mobilenetv2), `precision` (dtype policies), `fused_bn` (fused BatchNorm),
+`augment` (the registered `RandomCropAugment` layer; it imports Keras, so it is
+imported only when a model is built or loaded: use `load_keras` to load one).
 They never import this package's names, so there is no import cycle.
 """
 
@@ -31,6 +33,7 @@ __all__ = [
     "dtype_policy",
     "fuse_batch_norm",
     "get_preset",
+    "load_keras",
     "model_policy",
     "preset",
     "with_policy",
@@ -115,6 +118,19 @@ def build_model(
             metrics=["accuracy"],
         )
     return model
+
+
+def load_keras(path, compile: bool = False, **kwargs):
+    """`keras.saving.load_model` with catdog's custom layers registered first.
+
+    A `.keras` file names its custom layers ("catdog>RandomCropAugment"); Keras
+    finds them only once the module defining them has been imported.
+    """
+    import keras
+
+    import catdog.models.augment  # noqa: F401 - registers the layers for deserialization
+
+    return keras.saving.load_model(path, compile=compile, **kwargs)
 
 
 def count_params(name: str, image_size: int | None = None) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
-AUGMENTATIONS = ("standard", "strong")
+# "crop": one resampling per batch (catdog.models.augment); "standard" and "strong" stay for older models.
+AUGMENTATIONS = ("standard", "strong", "crop")
 
 # Keras' default 0.99 lets the running statistics lag far behind the weights in
 # short CPU trainings (validation accuracy stuck near 0.5); 0.9 tracks them.
@@ -37,13 +38,19 @@ def augment(x, strength: str = "standard"):
 
     Args:
         x: the rescaled image tensor.
-        strength: "standard" (flip, small rotation, zoom and contrast) or "strong"
-            (adds random-resized crops, translation, and colour and grayscale jitter).
+        strength: "crop" (random-resized crop with aspect jitter, flip and small
+            rotation in one resampling, plus colour jitter: `RandomCropAugment`),
+            "standard" (flip, rotation, zoom and contrast, each its own layer) or
+            "strong" (adds random-resized crops, translation, and colour and grayscale jitter).
     """
     from keras import layers
 
     if strength not in AUGMENTATIONS:
         raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {strength!r}")
+    if strength == "crop":
+        from catdog.models.augment import RandomCropAugment
+
+        return RandomCropAugment(name="aug_crop")(x)
     x = layers.RandomFlip("horizontal", name="aug_flip")(x)
     x = layers.RandomRotation(0.08, fill_mode="reflect", name="aug_rotate")(x)
     if strength == "standard":

@@ -9,6 +9,7 @@ from typing import IO, Sequence
 
 from catdog import runs
 from catdog.errors import RunError
+from catdog.models import load_keras
 from catdog.training.config import Settings, settings_from_record
 from catdog.training.data_prep import prepare_data
 from catdog.training.fit import FitJob, Log, finish, fit, logger
@@ -97,11 +98,9 @@ def remove_leftovers(run: runs.Run) -> None:
 
 def restore_checkpoint(run: runs.Run, done: int, best, log: Log = print):
     """The checkpointed model (with its optimizer state), the epochs done, the metrics rows they cover, and the best value."""
-    import keras
-
     checkpoint = run.checkpoint_path
     try:
-        model = keras.saving.load_model(checkpoint)
+        model = load_keras(checkpoint, compile=True)  # with its optimizer state
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         raise RunError(f"cannot load checkpoint {str(checkpoint)!r}: {exc}; start a new training") from exc
     # Rows after the checkpoint (a killed or stopped epoch) are trained again, not kept twice.
@@ -130,12 +129,10 @@ def recover(run: runs.Run, settings: Settings, log: Log = print) -> None:
     model.onnx was written), else the last checkpoint; then the run ends as a
     normal training does (`finish`: calibration, model.keras, model.onnx, status).
     """
-    import keras
-
     remove_leftovers(run)
     source = _latest_model(run)
     try:
-        model = keras.saving.load_model(source, compile=False)
+        model = load_keras(source, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         raise RunError(f"cannot load {str(source)!r}: {exc}; start a new training") from exc
     log(f"Run {run.id} had trained all its epochs but was killed before it was finished; finishing it from {Path(source).name}")

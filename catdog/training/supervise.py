@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import threading
@@ -14,6 +13,7 @@ from typing import Callable
 from catdog import config as defaults
 from catdog import runs
 from catdog.errors import CatdogError, RunError, TrainingBusyError
+from catdog.errors import write_error as clear_write_error
 
 
 class StopRequested:
@@ -99,18 +99,12 @@ def remove_unstarted(run: runs.Run) -> None:
         pass
 
 
-_WRITE_ERRORS = {
-    errno.ENOSPC: "the disk is full",
-    errno.EDQUOT: "the disk quota is used up",
-    errno.EROFS: "the file system is read-only",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
-}
-
-
 def write_error(exc: BaseException, run: runs.Run) -> RunError | None:
-    """A clear RunError for a failed write to the run folder or the decode cache (None for other errors)."""
-    if not isinstance(exc, OSError) or exc.errno not in _WRITE_ERRORS:
+    """A clear RunError for a failed write to the run folder or the decode cache (None for other errors).
+
+    The wording is everyone's (`catdog.errors.write_error`); what to do next is training's own.
+    """
+    if not isinstance(exc, OSError):
         return None
     where = exc.filename or run.path
     if _is_within(where, defaults.cache_dir()):
@@ -119,7 +113,7 @@ def write_error(exc: BaseException, run: runs.Run) -> RunError | None:
         then = f"then continue with `catdog train --resume {run.path}` (or pick another --runs-dir)"
     else:
         then = "then start the training again (no epoch was checkpointed yet), or pick another --runs-dir"
-    return RunError(f"cannot write {str(where)!r}: {_WRITE_ERRORS[exc.errno]}; free some space or fix the permissions, {then}")
+    return clear_write_error(exc, where, then, cls=RunError)
 
 
 def _is_within(path, folder: Path) -> bool:

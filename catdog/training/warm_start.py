@@ -53,11 +53,11 @@ def load_source(init_from: str):
     Raises:
         RunError: it names no model, or the file cannot be loaded.
     """
-    import keras
+    from catdog.models import load_keras
 
     model_file = resolve_init_from(init_from)
     try:
-        return keras.saving.load_model(model_file, compile=False)
+        return load_keras(model_file, compile=False)  # registers catdog's own layers first
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         raise RunError(f"cannot load {str(model_file)!r} to start from: {exc}; pick a finished run or 'bundled'") from exc
 
