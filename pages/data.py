@@ -9,11 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+from PIL import Image
 
 from catdog import kaggle, sources
 from catdog.archive import UnpackBudget
 from catdog.errors import CatdogError
 from catdog.inspect import DatasetReport, inspect_dataset, quarantine
+from catdog.preprocess import display_square
 from pages._nav import use_app_navigation
 from pages._ui import confirm_delete_ui
 
@@ -22,6 +24,7 @@ PICK_KEY = "data_pick"
 REMOVE_KEY = "data_confirm_remove"
 BUDGET_KEY = "data_unpack_budget"
 SAMPLES_PER_CLASS = 6
+SAMPLE_SIDE = 220  # px; shown at 110 (sharp on a 2x screen)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -87,7 +90,7 @@ def upload_ui() -> None:
         refused: list[tuple[str, str]] = []
         try:
             _choose(sources.import_files([(f.name, f.getvalue()) for f in files], "upload", refused=refused))
-            st.success(f"Imported {len(files) - len(refused)} files to `{st.session_state[FOLDER_KEY]}`.")
+            st.success(f"Imported {len(files) - len(refused):,} files to `{st.session_state[FOLDER_KEY]}`.")
         except CatdogError as exc:
             st.error(str(exc))
         _show_refused(refused, "files")
@@ -159,7 +162,7 @@ def report_ui(folder: str) -> None:
         st.error(str(exc))
         return
     # One column per figure, however many splits the dataset has (no empty or shared columns).
-    figures = [(f"{part} images", f"{sum(counts.values()):,}", ", ".join(f"{n} {k}" for k, n in counts.items()))
+    figures = [(f"{part} images", f"{sum(counts.values()):,}", ", ".join(f"{n:,} {k}" for k, n in counts.items()))
                for part, counts in report.counts.items()]
     figures += [("duplicate groups", f"{len(report.duplicates):,}", f"{len(report.leaks)} across train and validation (leakage)"),
                 ("unreadable files", f"{len(report.corrupt):,}", None)]
@@ -171,21 +174,30 @@ def report_ui(folder: str) -> None:
         st.caption(f"Image sizes: width {s['min_width']}–{s['max_width']} (median {s['median_width']}), "
                    f"height {s['min_height']}–{s['max_height']} (median {s['median_height']}); most common {s['most_common']}.")
     if report.leaks:
-        st.warning(f"{len(report.leaks)} images are in both train and validation; validation accuracy will be too high.")
+        st.warning(f"{len(report.leaks):,} images are in both train and validation; validation accuracy will be too high.")
     if report.corrupt:
         st.dataframe([{"file": f, "reason": r} for f, r in report.corrupt], hide_index=True)
         if st.button(f"Move {len(report.corrupt)} bad files to quarantine", key="quarantine"):
             moved = quarantine(report)
             cached_report.clear()
-            st.success(f"Moved {len(moved)} files to `{report.root}.quarantine` (nothing deleted).")
+            st.success(f"Moved {len(moved):,} files to `{report.root}.quarantine` (nothing deleted).")
     for name, paths in report.samples.items():
         st.markdown(f"**{name}**")
-        if paths:
-            st.image(paths, width=110)
+        thumbs = [t for t in map(square_thumbnail, paths) if t is not None]
+        if thumbs:
+            st.image(thumbs, width=110)
     if st.button("Use this dataset for training", key="set_active", type="primary"):
         sources.set_active_dataset(report.root)
         st.success("The Train page will start with this dataset.")
     remove_ui(folder)
+
+
+def square_thumbnail(path: str | Path) -> Image.Image | None:
+    """The photo cropped to its centre square, so a row of samples has one height; None if unreadable."""
+    try:
+        return display_square(path, SAMPLE_SIDE)
+    except (CatdogError, OSError):
+        return None
 
 
 def main() -> None:

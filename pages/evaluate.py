@@ -152,7 +152,7 @@ def charts_ui(report: EvalReport, threshold: float, confusion: list[list[int]]) 
 def gallery_ui(report: EvalReport, threshold: float) -> None:
     """The most confidently wrong images at this threshold, worst first."""
     wrong = dataclasses.replace(report, threshold=threshold).misclassified()
-    st.subheader(f"Most confidently wrong ({len(wrong)} mistake{'s' if len(wrong) != 1 else ''})")
+    st.subheader(f"Most confidently wrong ({len(wrong):,} mistake{'s' if len(wrong) != 1 else ''})")
     if not wrong:
         st.success("No mistakes at this threshold.", icon=":material/check_circle:")
         return
@@ -168,12 +168,12 @@ def gallery_ui(report: EvalReport, threshold: float) -> None:
                 st.markdown(f"**{Path(row['file']).name}**")
                 st.caption(f"true **{row['true']}** · predicted **{row['predicted']}** · P({positive}) {row['p_dog']:.3f}")
     if len(wrong) > GALLERY_SIZE:
-        st.caption(f"Showing the worst {GALLERY_SIZE} of {len(wrong)}.")
+        st.caption(f"Showing the worst {GALLERY_SIZE} of {len(wrong):,}.")
 
 
 def report_caption_ui(report: EvalReport) -> None:
     st.caption(
-        f"{report.n} images · classes {' / '.join(report.class_names)} · model threshold {report.threshold:g}"
+        f"{report.n:,} images · classes {' / '.join(report.class_names)} · model threshold {report.threshold:g}"
         + (f" · {len(report.skipped)} unreadable file(s) skipped" if report.skipped else "")
     )
 

@@ -156,3 +156,20 @@ def test_a_refitted_check_is_never_served_from_a_stale_onnx_graph(run_with_check
     second = onnx_runtime.ensure_onnx(model_file)
     record = json.loads(onnx_runtime.record_path(second).read_text())
     assert record["openset_sha256"] == onnx_runtime.file_sha256(openset.path_for(model_file))
+
+
+def test_a_check_saved_before_the_head_existed_still_loads_with_its_scores(tmp_path):
+    import io as _io
+
+    rng = np.random.default_rng(4)
+    f, y = _gaussian_features(rng, 300)
+    check = openset.fit(f, y, f, ["a", "b"])
+    with np.load(_io.BytesIO(check.to_bytes())) as z:  # the first format: no part_centre / part_scale
+        old = {k: z[k] for k in z.files if k not in ("part_centre", "part_scale")}
+    old["centre"], old["scale"] = check.centre, check.scale
+    model_file = tmp_path / "model.keras"
+    np.savez(openset.path_for(model_file), **old)
+    again = openset.load_for(model_file, log=pytest.fail)
+    raw = ((check.layer_distances(f) - check.centre) / check.scale).mean(axis=1)  # the first format's score
+    np.testing.assert_allclose(again.score(f), raw)
+    assert again.threshold == check.threshold

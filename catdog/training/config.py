@@ -78,7 +78,7 @@ class TrainConfig:
     image_size: int | None = setting(None, help="default: the preset's")
     learning_rate: float | None = setting(None, help="Adam's learning rate (default: the preset's)")
     lr_schedule: str | None = setting(None, choices=LR_SCHEDULES, help="default: the preset's")
-    precision: str = setting("auto", choices=PRECISIONS, help="dtype policy (auto: by hardware)")
+    precision: str = setting("auto", choices=PRECISIONS, help="dtype policy (auto: by hardware and preset)")
     early_stopping: int | None = setting(
         None,
         metavar="PATIENCE",
@@ -265,7 +265,7 @@ def resolve(cfg: TrainConfig, find_init_from: bool = True) -> Settings:
     """
     cfg.validate()
     spec = get_preset(cfg.model)
-    precision = resolve_precision(cfg.precision)
+    precision = resolve_precision(cfg.precision, cpu_bf16=spec.cpu_bf16)  # per preset, by measurement
     init_from = str(resolve_init_from(cfg.init_from)) if cfg.init_from and find_init_from else cfg.init_from
     return Settings(
         model=spec.name,
