@@ -91,7 +91,7 @@ def catdog_setup(data: str, size: int, n_decode: int):
     t0 = time.perf_counter()
     decoded = cdata.decode_images(files, size, cache="auto")
     decode_s = time.perf_counter() - t0
-    precision = resolve_precision("auto")
+    precision = resolve_precision("auto", cpu_bf16=get_preset("seed").cpu_bf16)
     model = build_model("seed", size, precision=precision)
     if precision in get_preset("seed").fuse_batch_norm_in:  # as catdog.training.train decides
         fuse_batch_norm(model)

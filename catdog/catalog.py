@@ -185,7 +185,9 @@ def openset_text(facts: dict | None) -> str:
         parts.append(f"flags {held:.1%} of {f'{n:,} ' if n else ''}{which}")
     negatives = facts.get("negatives_flagged") if isinstance(facts.get("negatives_flagged"), dict) else {}
     shares = [f"{name} {number(share):.1%}" for name, share in negatives.items() if number(share) is not None]
-    if shares:
+    if shares and str(facts.get("score", "distance")) != "distance":  # a head fitted on these photos: a fitting figure
+        parts.append("fitted with non-pet photos, of which it flags " + ", ".join(shares))
+    elif shares:
         parts.append("non-pet photos flagged: " + ", ".join(shares))
     return " · ".join(parts) or "yes (no operating point recorded)"
 

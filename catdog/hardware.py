@@ -43,11 +43,21 @@ def gpu_count() -> int:
     return len(tf.config.list_physical_devices("GPU"))
 
 
-def resolve_precision(precision: str = "auto", flags: set[str] | None = None, gpus: int | None = None) -> str:
+def resolve_precision(
+    precision: str = "auto", flags: set[str] | None = None, gpus: int | None = None, cpu_bf16: bool = True
+) -> str:
     """The Keras dtype policy to train in.
 
-    auto: mixed_float16 on a GPU, mixed_bfloat16 on a CPU with AMX/AVX-512 BF16,
-    float32 otherwise (bfloat16 is emulated, and slower, without them).
+    auto: mixed_float16 on a GPU; on a CPU with AMX/AVX-512 BF16, mixed_bfloat16
+    when the preset trains faster in it (`cpu_bf16`, measured per preset: see
+    `catdog.models.Preset.cpu_bf16`); float32 otherwise (bfloat16 is emulated,
+    and slower, without those instructions).
+
+    Args:
+        precision: one of `PRECISIONS`; anything but "auto" is returned as it is.
+        flags: the CPU's flags (default: this machine's).
+        gpus: the number of GPUs (default: this machine's).
+        cpu_bf16: whether the preset gains from bfloat16 on a CPU that has it.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -55,7 +65,7 @@ def resolve_precision(precision: str = "auto", flags: set[str] | None = None, gp
         return precision
     if (gpu_count() if gpus is None else gpus) > 0:
         return "mixed_float16"
-    return "mixed_bfloat16" if cpu_has_fast_bf16(flags) else "float32"
+    return "mixed_bfloat16" if cpu_bf16 and cpu_has_fast_bf16(flags) else "float32"
 
 
 def resolve_inference_precision(precision: str = "auto", flags: set[str] | None = None, gpus: int | None = None) -> str:

@@ -19,7 +19,9 @@ from catdog import config
 from catdog.errors import CatdogError
 from catdog.predict import Prediction, Predictor
 from catdog.preprocess import load_display_image
+from catdog.verdicts import NOT_SURE, UNREADABLE, percent, tally, tally_text
 from pages._nav import use_app_navigation
+from pages._text import code_span
 from pages._ui import class_badge, class_hex, load_model_file, model_picker_ui
 
 CARDS_PER_ROW = 4
@@ -137,7 +139,7 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
     """
     with st.container(border=True):
         if not result.ok:
-            st.markdown(f"**{item.name}**")
+            st.markdown(f"**{code_span(item.name)}**")  # a name is shown as it is, never as Markdown
             st.error(result.error, icon=":material/broken_image:")
             return
         if st.session_state.get(EXPLAIN_KEY):
@@ -152,11 +154,11 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
             st.image(thumbnail(item.data), width="stretch")
         if result.uncertain:
             st.markdown("### :gray[:material/help: Not sure]")
-            confidence_bar(result.confidence, f"Best guess: {result.label.capitalize()}, {result.confidence:.1%} confident", None)
+            confidence_bar(result.confidence, f"Best guess: {result.label.capitalize()}, {percent(result.confidence)} confident", None)
         else:
             st.markdown(f"### {class_badge(result.label, predictor.class_names)}")
-            confidence_bar(result.confidence, f"{result.confidence:.1%} confident", class_hex(result.label, predictor.class_names))
-        st.caption(f"{item.name} · P({predictor.class_names[1]}) = {result.p_dog:.3f}")
+            confidence_bar(result.confidence, f"{percent(result.confidence)} confident", class_hex(result.label, predictor.class_names))
+        st.caption(f"{code_span(item.name)} · P({predictor.class_names[1]}) = {result.p_dog:.3f}")
 
 
 def confidence_bar(value: float, text: str, colour: str | None) -> None:
@@ -191,13 +193,13 @@ def to_csv(rows: list[dict]) -> bytes:
 
 def results_ui(results: list[Prediction], items: list[Upload], predictor: Predictor) -> None:
     ok = sum(r.ok for r in results)
-    counts = {name: sum(r.label == name for r in results) for name in predictor.class_names}
-    summary = " · ".join(f"{c} {n}" for n, c in counts.items())
-    unsure = sum(r.ok and r.uncertain for r in results)
-    if unsure:
-        summary += f" · {unsure} not sure (under {predictor.uncertain_below:.0%} confident)"
+    counts = tally(results, predictor.class_names)  # each photo once: a "Not sure" one is not also a cat or a dog
+    unreadable = counts.pop(UNREADABLE)
+    summary = tally_text(counts)
+    if counts[NOT_SURE]:
+        summary += f" (under {predictor.uncertain_below:.0%} confident)"
     st.subheader(f"Results: {ok} of {len(results)} classified")
-    st.caption(summary + (f" · :red[{len(results) - ok} unreadable]" if ok < len(results) else ""))
+    st.caption(summary + (f" · :red[{unreadable} unreadable]" if unreadable else ""))
     per_row = CARDS_PER_ROW // 2 if st.session_state.get(EXPLAIN_KEY) else CARDS_PER_ROW  # Grad-CAM needs the room
     for start in range(0, len(results), per_row):
         cols = st.columns(per_row)

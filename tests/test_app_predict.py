@@ -117,3 +117,20 @@ def test_drops_over_the_file_limit_are_capped_with_a_warning(active_model, monke
     assert not at.exception
     assert any("only the first 2" in w.value for w in at.warning)
     assert list(at.dataframe[0].value["file"]) == ["p0.jpg", "p1.jpg"]
+
+
+def test_the_summary_counts_each_photo_once(home, tiny_run, tmp_path):
+    import json
+    import shutil
+
+    unsure = tmp_path / "unsure-run"
+    shutil.copytree(tiny_run.path, unsure)
+    cfg = json.loads((unsure / "config.json").read_text())
+    (unsure / "config.json").write_text(json.dumps({**cfg, "calibration": {**cfg.get("calibration", {}), "uncertain_below": 1.0}}))
+    predict.set_active_model(unsure)
+    photos = [(f"p{i}.jpg", image_bytes(colour=(CAT_COLOUR, DOG_COLOUR)[i % 2], seed=i), "image/jpeg") for i in range(3)]
+    at = open_predict_page()
+    at.file_uploader(key="predict_files").set_value(photos).run()
+    assert not at.exception
+    summary = next(c.value for c in at.caption if "not sure" in c.value)
+    assert summary.startswith("0 cat · 0 dog · 3 not sure"), summary  # not also counted as cats or dogs

@@ -78,7 +78,7 @@ class TrainConfig:
     image_size: int | None = setting(None, help="default: the preset's")
     learning_rate: float | None = setting(None, help="Adam's learning rate (default: the preset's)")
     lr_schedule: str | None = setting(None, choices=LR_SCHEDULES, help="default: the preset's")
-    precision: str = setting("auto", choices=PRECISIONS, help="dtype policy (auto: by hardware)")
+    precision: str = setting("auto", choices=PRECISIONS, help="dtype policy (auto: by hardware and preset)")
     early_stopping: int | None = setting(
         None, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement; restores the best weights"
     )
@@ -104,6 +104,12 @@ class TrainConfig:
         None,
         metavar="PX",
         help="progressive resizing: the first three quarters of the epochs at this smaller size, the rest at --image-size",
+    )
+    negatives: list[str] | None = setting(
+        None,
+        metavar="DIR",
+        help="a folder of photos with no cat or dog (e.g. ../shared/data/not-pets/clothing); repeat for several: "
+        "the 'not a cat or dog' check learns from them (never from the validation photos)",
     )
 
     def __post_init__(self) -> None:
@@ -211,6 +217,7 @@ class Settings:
     calibration_split: float
     progressive_size: int | None
     fused_batch_norm: bool
+    negatives: tuple[str, ...] = ()
 
     def data_folders(self) -> list[str]:
         """The training folders, as a list."""
@@ -262,7 +269,7 @@ def resolve(cfg: TrainConfig, find_init_from: bool = True) -> Settings:
     """
     cfg.validate()
     spec = get_preset(cfg.model)
-    precision = resolve_precision(cfg.precision)
+    precision = resolve_precision(cfg.precision, cpu_bf16=spec.cpu_bf16)  # per preset, by measurement
     init_from = str(resolve_init_from(cfg.init_from)) if cfg.init_from and find_init_from else cfg.init_from
     return Settings(
         model=spec.name,
@@ -288,7 +295,16 @@ def resolve(cfg: TrainConfig, find_init_from: bool = True) -> Settings:
         calibration_split=cfg.calibration_split,
         progressive_size=cfg.progressive_size,
         fused_batch_norm=precision in spec.fuse_batch_norm_in,
+        negatives=tuple(_negative_folder(f) for f in cfg.negatives or ()),
     )
+
+
+def _negative_folder(folder: str) -> str:
+    """An absolute `--negatives` folder, refused now (before a run folder exists) when it holds no images."""
+    from catdog.data import image_files
+
+    image_files(folder)  # raises DatasetError naming the folder
+    return _absolute(folder)
 
 
 def settings_from_record(record: dict, epochs: int | None = None) -> Settings:
