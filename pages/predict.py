@@ -21,6 +21,7 @@ from catdog.predict import Prediction, Predictor
 from catdog.preprocess import load_display_image
 from catdog.verdicts import NOT_SURE, UNREADABLE, percent, tally, tally_text
 from pages._nav import use_app_navigation
+from pages._text import code_span
 from pages._ui import class_badge, class_hex, load_model_file, model_picker_ui
 
 CARDS_PER_ROW = 4
@@ -138,7 +139,7 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
     """
     with st.container(border=True):
         if not result.ok:
-            st.markdown(f"**{item.name}**")
+            st.markdown(f"**{code_span(item.name)}**")  # a name is shown as it is, never as Markdown
             st.error(result.error, icon=":material/broken_image:")
             return
         if st.session_state.get(EXPLAIN_KEY):
@@ -157,7 +158,7 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
         else:
             st.markdown(f"### {class_badge(result.label, predictor.class_names)}")
             confidence_bar(result.confidence, f"{percent(result.confidence)} confident", class_hex(result.label, predictor.class_names))
-        st.caption(f"{item.name} · P({predictor.class_names[1]}) = {result.p_dog:.3f}")
+        st.caption(f"{code_span(item.name)} · P({predictor.class_names[1]}) = {result.p_dog:.3f}")
 
 
 def confidence_bar(value: float, text: str, colour: str | None) -> None:

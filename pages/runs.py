@@ -13,6 +13,7 @@ from catdog.compare import before_after_text
 from catdog.plots import compare_figure, curves_figure
 from catdog.runs import Run, delete_run, list_runs
 from pages._nav import use_app_navigation
+from pages._text import code_span
 from pages._ui import confirm_delete_ui, models_table, report_ui, run_summary, use_model_ui
 
 COMPARE_METRICS = {"val_accuracy": "Validation accuracy", "val_loss": "Validation loss", "accuracy": "Train accuracy", "loss": "Train loss"}
@@ -103,7 +104,8 @@ def confirm_delete_run_ui(run: Run) -> None:
         delete_run(run)
         st.toast(f"Deleted {run.id}")
 
-    confirm_delete_ui(f"Delete run `{run.id}` and its model for good?", "runs_delete", CONFIRM_KEY, delete, forget=("runs_detail",))
+    question = f"Delete run {code_span(run.id)} and its model for good?"
+    confirm_delete_ui(question, "runs_delete", CONFIRM_KEY, delete, forget=("runs_detail",))
 
 
 def main() -> None:

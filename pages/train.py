@@ -14,7 +14,7 @@ import streamlit as st
 from catdog import config, jobs, sources
 from catdog.compare import before_after_text
 from catdog.config import WARM_START_EPOCHS, WARM_START_PATIENCE
-from catdog.data import discover_all, split_sizes
+from catdog.data import discover_all, image_files, split_sizes
 from catdog.errors import CatdogError
 from catdog.health import near_chance
 from catdog.models import PRESETS, get_preset
@@ -22,6 +22,7 @@ from catdog.plots import before_point, curves_figure
 from catdog.runs import Run
 from catdog.training import BOUNDS, TrainConfig, refuse_overlaps, warm_start_fits, warm_start_learning_rate
 from pages._nav import use_app_navigation
+from pages._text import code_span
 from pages._ui import STATE_ICONS, default_dataset, format_duration, report_ui, settings_text, use_model_ui
 
 POLL_SECONDS = 1.5
@@ -73,9 +74,39 @@ def dataset_ui(disabled: bool) -> tuple[list[str], dict | None]:
         return folders, None
     val = f"{facts['validation']:,} validation images" if facts["validation"] is not None else "no validation folder"
     where = f"{facts['folders']} folders · " if facts["folders"] > 1 else ""
-    st.caption(f":green[:material/check_circle:] {where}{facts['kind']} layout · classes {', '.join(facts['classes'])} · "
+    classes = ", ".join(code_span(c) for c in facts["classes"])  # folder names: shown as they are
+    st.caption(f":green[:material/check_circle:] {where}{facts['kind']} layout · classes {classes} · "
                f"{facts['train']:,} training images · {val}")
     return folders, facts
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def negatives_summary(folders: tuple[str, ...]) -> tuple[str | None, list[str], int]:
+    """(error, resolved folders, photo count) of the 'no cat or dog' folders, under the server's path rule."""
+    try:
+        resolved = [str(sources.resolve_local_folder(f)) for f in folders]
+        return None, resolved, sum(len(image_files(f)) for f in resolved)
+    except (CatdogError, OSError) as exc:
+        return str(exc), [], 0
+
+
+def negatives_ui(disabled: bool) -> list[str] | None:
+    """Optional folders of photos with no cat or dog for the 'not a cat or dog' check; None while one is refused."""
+    text = st.text_area(
+        "Photos with no cat or dog (optional, one folder per line)", key="train_negatives", disabled=disabled, height=68,
+        placeholder="/path/to/other/photos",
+        help="Clothes, rooms, people, food... The 'not a cat or dog' check learns from them. Without them it still works "
+        "(it measures how unlike the training photos a picture is).",
+    )
+    folders = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if not folders:
+        return []
+    error, resolved, count = negatives_summary(folders)
+    if error:
+        st.error(error, icon=":material/folder_off:")
+        return None
+    st.caption(f":green[:material/check_circle:] {count:,} photos with no cat or dog for the 'not a cat or dog' check")
+    return resolved
 
 
 def settings_ui(facts: dict | None, disabled: bool) -> dict:
@@ -381,7 +412,7 @@ def run_caption(run: Run) -> str:
         return "The training process is starting; its settings appear here in a moment."
     text = f"{cfg.get('model', '?')} · {settings_text(cfg)} · {cfg.get('epochs', '?')} epochs"
     if cfg.get("data"):
-        text += f" · data `{cfg['data']}`"
+        text += f" · data {code_span(cfg['data'])}"
     if cfg.get("n_train"):
         text += f" ({split_text(cfg['n_train'], cfg.get('n_validation') or 0, cfg.get('n_calibration') or 0)})"
     return text
@@ -395,7 +426,7 @@ def monitor_ui(run_path: str, live: bool) -> None:
         run = Run(Path(run_path))
         status = jobs.job_status(run)
         state = "starting" if status.state == "queued" else status.state  # queued only means the process is starting
-        st.subheader(f"{STATE_ICONS.get(state, '')} Run `{run.id}` · {state}")
+        st.subheader(f"{STATE_ICONS.get(state, '')} Run {code_span(run.id)} · {state}")
         st.caption(run_caption(run))
         if status.active:
             progress_ui(run, status)
@@ -458,14 +489,19 @@ def restore_settings(run: Run) -> None:
 def settings_panel(busy: bool, run: Run | None) -> tuple[bool, str, dict, bool]:
     """Dataset, settings and the Start button: (clicked, folders, settings, dataset ok)."""
     folders, facts = dataset_ui(disabled=busy)
+    negatives = negatives_ui(disabled=busy)
     settings = settings_ui(facts, disabled=busy)
+    if negatives:
+        settings["negatives"] = negatives
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
-    clicked = c1.button("Start training", type="primary", icon=":material/play_arrow:", disabled=busy or facts is None, key="train_start")
+    ready = facts is not None and negatives is not None
+    clicked = c1.button("Start training", type="primary", icon=":material/play_arrow:", disabled=busy or not ready, key="train_start")
     if busy:
-        c2.caption(f"A training is running on this machine (`{run.id if run else '?'}`); one at a time. Watch it above or stop it.")
+        running = code_span(run.id if run else "?")
+        c2.caption(f"A training is running on this machine ({running}); one at a time. Watch it above or stop it.")
     else:
         c2.caption("Training runs in the background: you can switch pages or close the tab and come back.")
-    return clicked, folders, settings, facts is not None
+    return clicked, folders, settings, ready
 
 
 def main() -> None:

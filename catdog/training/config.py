@@ -108,6 +108,12 @@ class TrainConfig:
         metavar="PX",
         help="progressive resizing: the first three quarters of the epochs at this smaller size, the rest at --image-size",
     )
+    negatives: list[str] | None = setting(
+        None,
+        metavar="DIR",
+        help="a folder of photos with no cat or dog (e.g. ../shared/data/not-pets/clothing); repeat for several: "
+        "the 'not a cat or dog' check learns from them (never from the validation photos)",
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.data, (list, tuple)) and len(self.data) == 1:
@@ -214,6 +220,7 @@ class Settings:
     calibration_split: float
     progressive_size: int | None
     fused_batch_norm: bool
+    negatives: tuple[str, ...] = ()
 
     def data_folders(self) -> list[str]:
         """The training folders, as a list."""
@@ -291,6 +298,7 @@ def resolve(cfg: TrainConfig, find_init_from: bool = True) -> Settings:
         calibration_split=cfg.calibration_split,
         progressive_size=cfg.progressive_size,
         fused_batch_norm=precision in spec.fuse_batch_norm_in,
+        negatives=tuple(_negative_folder(f) for f in cfg.negatives or ()),
     )
 
 
@@ -299,6 +307,14 @@ def warm_start_patience(asked: int | None, warm: bool) -> int:
     if asked is not None:
         return asked
     return defaults.WARM_START_PATIENCE if warm else 0
+
+
+def _negative_folder(folder: str) -> str:
+    """An absolute `--negatives` folder, refused now (before a run folder exists) when it holds no images."""
+    from catdog.data import image_files
+
+    image_files(folder)  # raises DatasetError naming the folder
+    return _absolute(folder)
 
 
 def settings_from_record(record: dict, epochs: int | None = None) -> Settings:

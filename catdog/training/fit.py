@@ -5,7 +5,7 @@
     model = new_model(settings)                     # the preset, warm-started when asked
     score_before(run, model, prepared, ...)         # a warm start: the starting model on the validation photos
     model, stopped = fit_epochs(job, model, ...)    # Keras fit with the run's callbacks, phase by phase
-    finish(run, model, prepared)                    # calibrate -> save model.keras and model.onnx -> status
+    finish(run, model, prepared)                    # calibrate -> open-set check -> save model.keras and model.onnx -> status
 
 `resume` (resume.py) runs the same story from a checkpoint, and its recovery of
 a run killed after its last epoch ends with the same `finish`.
@@ -111,7 +111,7 @@ def fit(job: FitJob, request: StopRequested) -> None:
     keras.utils.set_random_seed(settings.seed)
     prepared = prepare_data(settings, log, job.layouts)
     run.write_config({**run.config(), **prepared.record(), "fused_batch_norm": settings.fused_batch_norm})
-    strategy = make_strategy(settings.strategy)
+    strategy = make_strategy(settings.strategy, stop=request.is_set)  # a STOP file ends a wait for a missing peer too
     with strategy.scope():  # variables (model and optimizer) are created under the strategy's scope
         if job.restore is None:
             model, initial_epoch, rows, best = new_model(settings, log, job.warm_source), 0, [], None
@@ -266,12 +266,13 @@ def datasets(prepared: PreparedData, size: int, batch_size: int, settings: Setti
 
 
 def finish(run: runs.Run, model, prepared: PreparedData, log: Log = print, state: str = "finished", **status) -> None:
-    """The end of every training, normal or recovered: calibrate, save model.keras and model.onnx, record the status.
+    """The end of every training, normal or recovered: calibrate, fit the open-set check, save the model files, record the status.
 
-    A step that needs the trained model and the photos (e.g. another check
-    fitted on them) goes right after `calibrate_run`.
+    The check is written before the model files, so the model.onnx written
+    after it computes its score (its record pins the check's sha256).
     """
     calibrate_run(run, model, prepared, log)
+    fit_openset_run(run, model, prepared, log)
     save_model(run, model, log)
     rows = run.metrics()
     run.write_status(state, ended=time.time(), epochs_done=len(rows), error=None, traceback=None, **status)
@@ -287,6 +288,18 @@ def calibrate_run(run: runs.Run, model, prepared: PreparedData, log: Log = print
     start, start_is_calibrated = source_temperature(run.config().get("init_from"))
     record = calibrate(model, prepared.calibration, prepared.validation, log, start=start, start_is_calibrated=start_is_calibrated)
     run.write_config({**run.config(), "calibration": record})
+
+
+def fit_openset_run(run: runs.Run, model, prepared: PreparedData, log: Log = print) -> None:
+    """Fit the "not a cat or dog" check on the run's own photos (and its negatives); write openset.npz and its record."""
+    from catdog import openset
+
+    config = run.config()
+    check = openset.fit_for_training(model, prepared, config.get("negatives") or (), seed=int(config.get("seed") or 0), log=log)
+    openset.path_for(run.model_path).unlink(missing_ok=True)  # a check of an earlier model never outlives it
+    if check is not None:
+        check.save(openset.path_for(run.model_path))
+    run.write_config({**run.config(), "openset": check.summary() if check is not None else None})
 
 
 def save_model(run: runs.Run, model, log: Log = print) -> None:
