@@ -46,6 +46,23 @@ def test_a_warm_start_defaults_to_a_tenth_of_the_presets_learning_rate(tmp_path,
         assert given.learning_rate == 0.005
 
 
+def test_a_warm_start_has_its_own_epochs_and_early_stopping_and_0_turns_it_off(tmp_path, monkeypatch):
+    import catdog.training.config as config_module
+    from catdog import config as defaults
+
+    monkeypatch.setattr(config_module, "resolve_init_from", lambda init_from: tmp_path / "model.keras")
+    warm = resolve(TrainConfig(data=str(tmp_path), model="compact", init_from="bundled"))
+    assert (warm.epochs, warm.early_stopping) == (defaults.WARM_START_EPOCHS, defaults.WARM_START_PATIENCE)
+    assert PRESETS["compact"].epochs != defaults.WARM_START_EPOCHS  # the preset's 60 is for training from scratch
+    off = resolve(TrainConfig(data=str(tmp_path), model="compact", init_from="bundled", early_stopping=0, epochs=4))
+    assert (off.epochs, off.early_stopping) == (4, 0)
+    scratch = resolve(TrainConfig(data=str(tmp_path), model="compact"))
+    assert (scratch.epochs, scratch.early_stopping) == (PRESETS["compact"].epochs, 0)
+    # A warm start recorded with early stopping off resumes with it off.
+    record = {**dataclasses.asdict(off), "data": off.data[0], "preset": "compact", "created": 0.0}
+    assert settings_from_record(record).early_stopping == 0
+
+
 def test_settings_are_frozen_and_come_back_from_config_json(tmp_path):
     settings = resolve(TrainConfig(data=str(tmp_path), model="seed", epochs=4, precision="float32"))
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -65,7 +82,7 @@ def test_an_older_config_json_without_some_settings_gets_the_presets(tmp_path):
 @pytest.mark.parametrize(
     ("field", "value"),
     [("epochs", 0), ("epochs", BOUNDS["epochs"][1] + 1), ("batch_size", 0), ("image_size", 16), ("learning_rate", 0.0),
-     ("label_smoothing", 0.5), ("calibration_split", 0.5), ("val_split", 1.0), ("early_stopping", 0), ("lr_schedule", "step"),
+     ("label_smoothing", 0.5), ("calibration_split", 0.5), ("val_split", 1.0), ("early_stopping", -1), ("lr_schedule", "step"),
      ("cache", "cloud"), ("strategy", "tpu")],
 )
 def test_each_bad_setting_is_refused_naming_it_and_its_value(field, value, tmp_path):
