@@ -75,7 +75,7 @@ class _FixedModel:
 
 def _predictor_with(probs, temperature, below=0.75):
     p = Predictor(_FixedModel(), ["cat", "dog"], 8, 0.5, temperature=temperature, uncertain_below=below)
-    p.raw_probs = lambda batch: np.asarray(probs[: len(batch)], np.float32)  # noqa: E731
+    p.raw_outputs = lambda batch: (np.asarray(probs[: len(batch)], np.float32), None)  # noqa: E731 - no open-set check
     p.preprocess = lambda source: source  # noqa: E731 - the arrays are the model inputs
     return p
 
