@@ -211,7 +211,8 @@ def cmd_predict(args, out) -> int:
 
 
 def _model_line(predictor, asked: str | None) -> str:
-    """'model: PATH (the bundled model, on onnxruntime)': which model answered, and why that one."""
+    """'model: PATH (the bundled model, on onnxruntime)': which model answered, why that one, and whether it has
+    a "not a cat or dog" check (without one it never says so)."""
     from catdog.predict import bundled_model_dir
 
     why = ""
@@ -221,7 +222,8 @@ def _model_line(predictor, asked: str | None) -> str:
             why = "the bundled model, "
         else:
             why = "the active model, set in the app or with `catdog use` (--model picks another), "
-    return f"model: {predictor.source} ({why}on {predictor.backend})"
+    check = "" if getattr(predictor, "openset", None) is not None else "; no 'not a cat or dog' check (catdog openset fit adds one)"
+    return f"model: {predictor.source} ({why}on {predictor.backend}{check})"
 
 
 def _prediction_line(result) -> str:

@@ -146,6 +146,7 @@ def collect_samples(predictor: "Predictor", report: "EvalReport", mistakes: int 
 
 def _facts(run: Run) -> list[tuple[str, str]]:
     from catdog.catalog import accuracy_facts, openset_facts, openset_text
+    from catdog.compare import before_after_text
 
     cfg = run.config()
     status = run.status()
@@ -164,6 +165,7 @@ def _facts(run: Run) -> list[tuple[str, str]]:
         ("Image size", f"{cfg.get('image_size', '?')} px"),
         ("Classes", " / ".join(cfg.get("class_names") or [])),
         ("Accuracy", f"{accuracy:.1%} on {on}" if accuracy is not None else "–"),
+        ("Validation accuracy, before → after", before_after_text(run) or "– (no starting model)"),
         ("Not a cat or dog check", openset_text(openset_facts(run.model_path, cfg))),
         ("Epochs", f"{len(run.metrics())} of {cfg.get('epochs', '?')}"),
         ("Batch size", str(cfg.get("batch_size", "?"))),
@@ -218,8 +220,9 @@ def build_report(run: Run, evaluation: "EvalReport | None" = None, samples: list
                  + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in _facts(run)) + "</table>")
     parts.append("<h2>Training curves</h2>")
     if rows:
-        parts.append("<div class='row'>" + figure(curves_figure(rows, "accuracy", "Accuracy"))
-                     + figure(curves_figure(rows, "loss", "Loss")) + "</div>")
+        before = run.config().get("before")
+        parts.append("<div class='row'>" + figure(curves_figure(rows, "accuracy", "Accuracy", before=before))
+                     + figure(curves_figure(rows, "loss", "Loss", before=before)) + "</div>")
     else:
         parts.append("<p>No epoch finished.</p>")
     if evaluation is not None:

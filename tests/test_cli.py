@@ -154,3 +154,22 @@ def test_predict_says_when_the_answer_comes_from_the_active_model(tmp_path, tiny
     assert run_cli("use", tiny_run.path)[0] == 0
     code, out, _ = run_cli("predict", write_image(tmp_path / "a.jpg"))
     assert code == 0 and "the active model, set in the app or with `catdog use`" in out.splitlines()[0]
+
+
+def test_predict_marks_not_a_cat_or_dog_answers_with_the_best_guess(tmp_path, run_with_check, tiny_run):
+    from catdog.predict import Predictor
+
+    run_dir = run_with_check[0]
+    noise = write_image(tmp_path / "cup.png", colour=(250, 250, 250), seed=600)
+    cat = write_image(tmp_path / "cat.jpg", colour=CAT_COLOUR, seed=3)
+    expected = Predictor.load(run_dir).predict([noise, cat])
+    assert expected[0].not_pet  # the premise: the check flags the noise photo
+    code, out, _ = run_cli("predict", noise, cat, "--model", run_dir)
+    first, *rows = out.strip().splitlines()
+    assert code == 0 and "no 'not a cat or dog' check" not in first
+    said = rf"not a cat or dog \(best guess {expected[0].label}\)"
+    assert re.fullmatch(rf"{re.escape(str(noise))}\t{said}\t\d+\.\d%\t\(p_dog=[0-9.]+\)", rows[0]), rows[0]
+    assert ("not a cat or dog" in rows[1]) == expected[1].not_pet
+    code, out, _ = run_cli("predict", noise, "--model", tiny_run.path)
+    assert "; no 'not a cat or dog' check (catdog openset fit adds one))" in out.splitlines()[0]
+    assert "not a cat or dog" not in out.splitlines()[1]

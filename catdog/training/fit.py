@@ -3,6 +3,7 @@
     settings = resolve(cfg)                         # what exactly is trained (config.py)
     prepared = prepare_data(settings)               # decoded train / validation / calibration photos
     model = new_model(settings)                     # the preset, warm-started when asked
+    score_before(run, model, prepared, ...)         # a warm start: the starting model on the validation photos
     model, stopped = fit_epochs(job, model, ...)    # Keras fit with the run's callbacks, phase by phase
     finish(run, model, prepared)                    # calibrate -> open-set check -> save model.keras and model.onnx -> status
 
@@ -20,6 +21,7 @@ from typing import IO, Any, Callable, Sequence
 
 from catdog import data, runs
 from catdog.atomic import save_model_atomic
+from catdog.compare import VALIDATION_FILE, write_validation_photos
 from catdog.distribute import global_batch_size, make_strategy, worker_shard
 from catdog.models import fuse_batch_norm
 from catdog.training.config import Settings, TrainConfig, resolve
@@ -27,7 +29,7 @@ from catdog.training.data_prep import PreparedData, find_layouts, prepare_data
 from catdog.training.progressive import progressive_phases, redecode, resized
 from catdog.training.recipe import build_for_recipe, cosine_learning_rate, fine_tune
 from catdog.training.supervise import StopRequested, supervise
-from catdog.training.warm_start import copy_source_weights, load_source
+from catdog.training.warm_start import copy_source_weights, load_source, source_temperature
 
 Log = Callable[[str], None]
 
@@ -116,8 +118,32 @@ def fit(job: FitJob, request: StopRequested) -> None:
         else:
             model, initial_epoch, rows, best = job.restore()
         prepare_for_speed(model, settings)
+    if not (run.path / VALIDATION_FILE).exists():  # which photos "Use this model for Predict" compares on
+        write_validation_photos(run, prepared.validation.paths, prepared.validation.labels)
+    if job.restore is None and settings.init_from:
+        score_before(run, model, prepared, settings, strategy, log)
     model, stopped = fit_epochs(job, model, prepared, strategy, request, initial_epoch, rows, best)
     finish(run, model, prepared, log, state="stopped" if stopped else "finished")
+
+
+def score_before(run: runs.Run, model, prepared: PreparedData, settings: Settings, strategy, log: Log = print) -> dict:
+    """The starting model's accuracy and loss on the run's validation photos, before the first epoch.
+
+    Recorded in config.json as `before`: the epoch-0 point of the curves and the
+    "before" of "before -> after", on the very photos every epoch is validated on.
+    """
+    validation = prepared.validation
+    size = first_size(settings)
+    if size != settings.image_size:
+        validation = redecode(validation, size, settings.cache)
+    batch_size = global_batch_size(settings.batch_size, strategy)
+    scores = model.evaluate(data.make_tf_dataset(validation, batch_size, strategy=strategy), verbose=0, return_dict=True)
+    before = {"val_accuracy": round(float(scores["accuracy"]), 6), "val_loss": round(float(scores["loss"]), 6),
+              "n": len(prepared.validation), "model": settings.init_from}
+    run.write_config({**run.config(), "before": before})
+    log(f"Before training: the starting model scores {before['val_accuracy']:.1%} (loss {before['val_loss']:.4f}) "
+        f"on the {before['n']:,} validation photos")
+    return before
 
 
 def first_size(settings: Settings) -> int:
@@ -259,7 +285,8 @@ def calibrate_run(run: runs.Run, model, prepared: PreparedData, log: Log = print
 
     if prepared.calibration is None:
         return
-    record = calibrate(model, prepared.calibration, prepared.validation, log)
+    start, start_is_calibrated = source_temperature(run.config().get("init_from"))
+    record = calibrate(model, prepared.calibration, prepared.validation, log, start=start, start_is_calibrated=start_is_calibrated)
     run.write_config({**run.config(), "calibration": record})
 
 

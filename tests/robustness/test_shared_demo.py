@@ -83,13 +83,13 @@ def test_racing_reruns_at_fresh_servers_never_see_a_page(tmp_path, stats):
     from tests.robustness.stclient import race
 
     tries, silent, server = 0, [], 0
-    while tries < 50 and server < 15:
+    while tries < 50 and server < 25:
         with streamlit_server(fresh_home(tmp_path, f"home{server}"), **{auth.PASSWORD_ENV: PASSWORD}) as (url, _log):
             results: list = [None] * 5
 
             def go(i: int, url: str = url, server: int = server, results: list = results) -> None:
                 try:
-                    results[i] = race(url, PAGES[(server + i) % len(PAGES)], reruns=30, pause_s=0.05 * (1 + i % 3), listen_s=90)
+                    results[i] = race(url, PAGES[(server + i) % len(PAGES)], reruns=30, pause_s=0.05 * (1 + i % 3), listen_s=180)
                 except Exception as exc:  # noqa: BLE001 - reported below
                     results[i] = exc
 
