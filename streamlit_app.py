@@ -58,6 +58,7 @@ def _model_card() -> None:
     st.caption(
         f"preset **{entry.preset or '?'}** · {entry.image_size or '?'}px · {accuracy} · trained {format_time(entry.created)}"
     )
+    st.caption(f"*Not a cat or dog* check: {entry.openset_text}")
 
 
 def _dataset_card() -> None:

@@ -102,3 +102,53 @@ def is_uncertain(calibrated_p_class1: float, uncertain_below: float = DEFAULT_UN
     """True when the calibrated confidence of the predicted class is under the threshold."""
     p = float(calibrated_p_class1)
     return max(p, 1 - p) < uncertain_below
+
+
+def _model_probs(model, decoded) -> np.ndarray:
+    """P(class 1) of a Keras model for a decoded set's images, as float64."""
+    return model.predict(np.asarray(decoded.images), batch_size=64, verbose=0).reshape(-1).astype(np.float64)
+
+
+def _figures(labels, probs, temperature: float) -> dict:
+    """ECE and log loss before and after temperature scaling."""
+    scaled = apply_temperature(probs, temperature)
+    return {
+        "ece_before": round(expected_calibration_error(labels, probs), 5),
+        "ece_after": round(expected_calibration_error(labels, scaled), 5),
+        "log_loss_before": round(log_loss(labels, probs), 5),
+        "log_loss_after": round(log_loss(labels, scaled), 5),
+    }
+
+
+def calibrate(model, calibration, validation=None, log=print) -> dict:
+    """Fit the temperature on held-out training photos; report ECE and log loss before and after.
+
+    The validation figures are reported only, never used to fit.
+
+    Args:
+        model: a Keras model with one sigmoid output.
+        calibration: the held-out training photos (a `catdog.data.DecodedSet`).
+        validation: the validation photos, reported only (optional).
+        log: where the one-line summary goes.
+
+    Returns:
+        The `calibration` record of config.json (temperature, threshold, figures).
+    """
+    raw = _model_probs(model, calibration)
+    temperature = fit_temperature(calibration.labels, raw)
+    record = {
+        "temperature": round(temperature, 6),
+        "uncertain_below": DEFAULT_UNCERTAIN_BELOW,
+        "fitted_on": len(calibration),
+        "method": "temperature scaling on held-out training photos",
+        "calibration": _figures(calibration.labels, raw, temperature),
+    }
+    if validation is not None and len(validation):
+        record["validation"] = _figures(validation.labels, _model_probs(model, validation), temperature)
+    shown = record.get("validation") or record["calibration"]
+    log(
+        f"Calibrated on {len(calibration)} held-out training photos: temperature {temperature:.3f}; "
+        f"ECE {shown['ece_before']:.4f} -> {shown['ece_after']:.4f}, log loss {shown['log_loss_before']:.4f} -> "
+        f"{shown['log_loss_after']:.4f} ({'validation' if 'validation' in record else 'calibration'} photos)"
+    )
+    return record

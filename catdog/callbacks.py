@@ -1,6 +1,6 @@
 """Keras callbacks that write a run folder: progress and metrics, stop requests, checkpoints.
 
-Imported lazily by `catdog.training` (this module imports Keras).
+Imported lazily by `catdog.training.fit` (this module imports Keras).
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ import time
 from typing import Protocol, Sequence
 
 import keras
+import numpy as np
 
 from catdog import runs
 from catdog.atomic import atomic_write_json, save_model_atomic
 
 
 class StopSignal(Protocol):
-    """Anything that says whether a stop was requested (`catdog.training.StopRequested`)."""
+    """Anything that says whether a stop was requested (`catdog.training.supervise.StopRequested`)."""
 
     def is_set(self) -> bool: ...
 
@@ -187,3 +188,23 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         state = {"epoch": epoch + 1, "partial": partial, "best": self.best, "monitor": self.monitor, "checkpoint": name}
         atomic_write_json(folder / runs.CHECKPOINT_STATE, state)
         runs.remove_stale_checkpoints(self.run)
+
+
+class SeedEachEpoch(keras.callbacks.Callback):
+    """Seeds the model's random layers (augmentation, dropout) from the seed and the epoch number at each epoch's start.
+
+    Their generators would otherwise go on from wherever this process's earlier
+    epochs left them, so a resumed run's epoch N would draw other
+    augmentations than an uninterrupted run's epoch N (the data order is
+    seeded the same way: `catdog.data.epoch_order`).
+    """
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        states = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+        for i, state in enumerate(states):  # in layer order, the same in a rebuilt or reloaded model
+            value = int(np.random.default_rng([self.seed, epoch, i]).integers(1, 2**31 - 1))
+            state.assign(np.array([value, 0], dtype=state.dtype))

@@ -6,12 +6,11 @@ the demo model never disappears. Nothing here imports TensorFlow or Streamlit.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from catdog import config
+from catdog.hashing import cached_file_sha256
 from catdog.runs import Run, list_runs, number, read_json
 
 EVALUATION_FILE = "evaluation.json"  # written by `catdog evaluate --data DIR --json > assets/model/evaluation.json`
@@ -32,6 +31,7 @@ class ModelEntry:
         accuracy_on: which data `accuracy` is on, in words.
         active: whether Predict and Evaluate use it by default.
         created: the training's Unix time, if recorded.
+        openset: the "not a cat or dog" check's record (config.json's "openset"), or None without a check.
     """
 
     path: Path
@@ -43,6 +43,12 @@ class ModelEntry:
     accuracy_on: str = ""
     active: bool = False
     created: float | None = None
+    openset: dict | None = None
+
+    @property
+    def openset_text(self) -> str:
+        """The "not a cat or dog" check in words (`openset_text`)."""
+        return openset_text(self.openset)
 
     @property
     def label(self) -> str:
@@ -72,21 +78,6 @@ def run_name(run: Run) -> str:
     return f"{' '.join(parts)} ({short})"
 
 
-def file_sha256(path: str | Path) -> str:
-    """The file's SHA-256 (hex), cached by path, size and modification time."""
-    stat = Path(path).stat()
-    return _sha256(str(path), stat.st_size, stat.st_mtime)
-
-
-@functools.lru_cache(maxsize=32)
-def _sha256(path: str, size: int, mtime: float) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def evaluation_record(folder: Path) -> dict | None:
     """The saved `catdog evaluate --json` output next to a model (None when missing, unreadable, or stale).
 
@@ -97,7 +88,7 @@ def evaluation_record(folder: Path) -> dict | None:
     if not isinstance(record, dict) or number(record.get("accuracy")) is None:
         return None
     model = Path(folder) / config.MODEL_FILENAME
-    if record.get("model_sha256") and model.exists() and record["model_sha256"] != file_sha256(model):
+    if record.get("model_sha256") and model.exists() and record["model_sha256"] != cached_file_sha256(model):
         return None
     return record
 
@@ -153,6 +144,54 @@ def first_folder(cfg: dict) -> str | None:
     return str(data) if data else None
 
 
+def openset_facts(model: str | Path, cfg: dict | None = None) -> dict | None:
+    """The "not a cat or dog" check a model has: config.json's "openset" record, or None without a check.
+
+    The check is the `openset.npz` saved beside the model; a record without that
+    file (deleted, or copied without it) means no check, since Predict never says it.
+
+    Args:
+        model: the `.keras` file.
+        cfg: the run's config.json (read from beside the model when None).
+    """
+    from catdog.openset import path_for
+
+    model = Path(model)
+    if not path_for(model).is_file():
+        return None
+    cfg = read_json(model.parent / "config.json", {}) if cfg is None else cfg
+    record = cfg.get("openset") if isinstance(cfg, dict) else None
+    return dict(record) if isinstance(record, dict) else {}
+
+
+def openset_text(facts: dict | None) -> str:
+    """The check and its operating point in words, e.g. 'threshold 2.27 · flags 2.1% of 725 held-out training
+    photos · non-pet photos flagged: clothing 15.8%, objects 3.0%'; says so when there is no check.
+
+    Args:
+        facts: `openset_facts(...)`: None without a check, {} for a check with no record in config.json.
+    """
+    if facts is None:
+        return "none, so it answers cat or dog for any photo (add one: catdog openset fit RUN)"
+    parts = []
+    threshold, held = number(facts.get("threshold")), number(facts.get("held_out_flagged"))
+    if threshold is not None:
+        parts.append(f"threshold {threshold:.3g}")
+    if held is not None:
+        n = int(number(facts.get("threshold_from")) or 0)
+        # A check refitted on other folders set its threshold on photos the model may have trained on.
+        which = "photos from its training folders" if "may have trained" in str(facts.get("threshold_from_source")) \
+            else "held-out training photos"
+        parts.append(f"flags {held:.1%} of {f'{n:,} ' if n else ''}{which}")
+    negatives = facts.get("negatives_flagged") if isinstance(facts.get("negatives_flagged"), dict) else {}
+    shares = [f"{name} {number(share):.1%}" for name, share in negatives.items() if number(share) is not None]
+    if shares and str(facts.get("score", "distance")) != "distance":  # a head fitted on these photos: a fitting figure
+        parts.append("fitted with non-pet photos, of which it flags " + ", ".join(shares))
+    elif shares:
+        parts.append("non-pet photos flagged: " + ", ".join(shares))
+    return " · ".join(parts) or "yes (no operating point recorded)"
+
+
 def _entry(run: Run, kind: str, active: Path | None) -> ModelEntry:
     cfg = run.config()
     accuracy, on = accuracy_facts(run)
@@ -161,13 +200,13 @@ def _entry(run: Run, kind: str, active: Path | None) -> ModelEntry:
     return ModelEntry(
         path=path, kind=kind, name="bundled" if kind == "bundled" else run.id, preset=cfg.get("model") or cfg.get("preset"),
         image_size=int(size) if size else None, accuracy=accuracy, accuracy_on=on, active=active == path,
-        created=number(cfg.get("created")),
+        created=number(cfg.get("created")), openset=openset_facts(path, cfg),
     )
 
 
 def bundled_entry() -> ModelEntry | None:
     """The model shipped in assets/model/, or None when it is not there."""
-    from catdog.predict import bundled_model_dir, default_model, model_file
+    from catdog.model_files import bundled_model_dir, default_model, model_file
 
     folder = bundled_model_dir()
     if folder is None:
@@ -178,7 +217,7 @@ def bundled_entry() -> ModelEntry | None:
 
 def list_models() -> list[ModelEntry]:
     """The bundled model first (always), then every finished or stopped run with a model, newest first."""
-    from catdog.predict import default_model, model_file
+    from catdog.model_files import default_model, model_file
 
     default = default_model()
     active = model_file(default) if default is not None else None
@@ -207,7 +246,7 @@ def replace_check(run: Run) -> tuple[str | None, str | None]:
     Args:
         run: the run about to become active.
     """
-    from catdog.training import near_chance
+    from catdog.health import near_chance
 
     warn = None
     classes = run.config().get("class_names") or config.CLASS_NAMES

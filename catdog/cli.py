@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -93,9 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-data", default=None, metavar="DIR", help="labelled folder: print the accuracy change int8 causes")
     p = sub.add_parser("report", help="write a self-contained HTML report of a run (opens offline)")
     p.add_argument("run", help="run folder or id")
-    p.add_argument("--out", default=None, help="the HTML file (default: <run>/report.html)")
+    p.add_argument("--out", default=None, help="the HTML file (default: <run>/report.html); an existing file is refused")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous catdog report at --out (nothing else)")
     p.add_argument("--data", default=None, help="labelled folder to evaluate on (default: the run's own validation folder)")
     p.add_argument("--no-eval", action="store_true", help="facts and curves only: no evaluation, no sample predictions")
+    p.add_argument("--not-pets", default=None, metavar="DIR",
+                   help="a folder of photos with no cat or dog: the report gives the share flagged 'not a cat or dog'")
     _add_data_parsers(sub)
     return parser
 
@@ -168,7 +172,6 @@ def _keras_verbosity(out) -> int:
 
 
 def cmd_train(args, out) -> int:
-    from catdog.models import get_preset
     from catdog.training import config_from_args, resume, train
 
     session = {"stream": out, "lock": not args.no_lock, "verbose": _keras_verbosity(out)}
@@ -178,8 +181,7 @@ def cmd_train(args, out) -> int:
         return 0
     if not args.data:
         raise ValueError("--data is required (the dataset folder), unless you --resume a run")
-    spec = get_preset(args.model or config.DEFAULT_PRESET)
-    cfg = config_from_args(args, epochs=spec.epochs, batch_size=spec.batch_size)
+    cfg = config_from_args(args)  # unset flags stay None: `train` resolves them as TrainConfig(...) does
     run = train(cfg, runs_dir=args.runs_dir, run_id=args.run_id, **session)
     print(run.path, file=out)
     return 0
@@ -217,11 +219,12 @@ def _unique_stem(source: str, used: set[str]) -> str:
 
 
 def cmd_evaluate(args, out) -> int:
-    from catdog.evaluate import evaluate, evaluate_not_pets
+    from catdog.evaluate import check_threshold, evaluate, evaluate_not_pets
     from catdog.predict import Predictor
 
     if not args.data and not args.not_pets:
         raise CatdogError("give --data (a labelled folder of cats and dogs), --not-pets (a folder of other photos), or both")
+    check_threshold(args.threshold)  # before the model loads
     predictor = Predictor.load(args.model, precision=args.precision, backend=args.backend)
     not_pets = evaluate_not_pets(predictor, args.not_pets) if args.not_pets else None
     if not args.data:
@@ -229,11 +232,11 @@ def cmd_evaluate(args, out) -> int:
     report = evaluate(predictor, args.data, threshold=args.threshold)
     summary = {**report.summary(), "backend": predictor.backend, **({"not_pets": not_pets} if not_pets else {})}
     if report.model:  # lets catdog.catalog tell an evaluation.json from an older model's
-        from catdog.catalog import file_sha256
+        from catdog.hashing import cached_file_sha256
 
-        summary["model_sha256"] = file_sha256(report.model)
+        summary["model_sha256"] = cached_file_sha256(report.model)
     if args.json:  # machine-readable: exactly one JSON document on stdout
-        print(json.dumps(summary), file=out)
+        print(json.dumps(_finite(summary), allow_nan=False), file=out)
         return 0
     names = report.class_names
     (tn, fp), (fn, tp) = report.confusion
@@ -288,14 +291,29 @@ def _print_not_pets(result: dict, predictor, as_json: bool, out) -> int:
 def cmd_openset(args, out) -> int:
     from catdog.openset import DEFAULT_FLAG_RATE, fit_for_model
 
-    check, path = fit_for_model(args.model, args.data, args.negatives, args.flag_rate or DEFAULT_FLAG_RATE,
-                                log=lambda m: print(m, file=sys.stderr if args.json else out, flush=True))
+    log = lambda m: print(m, file=sys.stderr if args.json else out, flush=True)  # noqa: E731
+    check, path = fit_for_model(args.model, args.data, args.negatives, args.flag_rate or DEFAULT_FLAG_RATE, log=log)
+    if (path.parent / "model.onnx").exists() and path.name == "openset.npz":  # its graph computes the score: rewrite it now
+        from catdog.onnx_runtime import write_onnx
+
+        write_onnx(path.parent, logger=log)
     if args.json:
         print(json.dumps({"openset": str(path), **check.summary()}), file=out)
     return 0
 
 
 _SHOW_WRONG = 20
+
+
+def _finite(value):
+    """`value` with NaN and infinities as None, so the JSON printed is standard (no bare NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def cmd_runs(args, out) -> int:
@@ -335,7 +353,7 @@ def cmd_report(args, out) -> int:
 
     run = open_run(args.run)
     target = write_report(run, args.out or run.path / "report.html", data=args.data, evaluate_model=not args.no_eval,
-                          log=lambda line: print(line, file=sys.stderr))
+                          log=lambda line: print(line, file=sys.stderr), overwrite=args.overwrite, not_pets=args.not_pets)
     print(target, file=out)
     return 0
 

@@ -19,6 +19,10 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 # Pillow refuses images over this many pixels (decompression bombs). 120 MP lets a
 # 10000x10000 scan through (about 300 MB decoded) and refuses anything much larger.
 MAX_IMAGE_PIXELS = 120_000_000
+# Longest side / shortest side. Within the pixel limit a 1 x 119,999,999 strip is
+# allowed, and resizing it to the model's square took 4.4 GB; at 30:1 (wider than
+# any panorama) resizing costs no more than the decoded pixels do.
+MAX_ASPECT_RATIO = 30
 
 # Photos classified from one drop on the Predict page; the rest are refused with a message.
 MAX_PREDICT_FILES = int(os.environ.get("CATDOG_MAX_PREDICT_FILES", "200"))

@@ -215,16 +215,28 @@ def decode_images(
 
 
 def make_tf_dataset(
-    decoded: DecodedSet, batch_size: int = config.BATCH_SIZE, shuffle: bool = False, seed: int = config.SEED, strategy=None
+    decoded: DecodedSet,
+    batch_size: int = config.BATCH_SIZE,
+    shuffle: bool = False,
+    seed: int = config.SEED,
+    strategy=None,
+    epochs: tuple[int, int] | None = None,
 ):
     """Batches of (uint8 images, int32 labels) from a `DecodedSet`.
 
     Args:
+        shuffle: a new order every epoch.
+        seed: the shuffle's seed.
         strategy: the training's `tf.distribute` strategy, or None. Under a
             multi-worker strategy `batch_size` is the global batch and each
             worker reads its own `decoded` (its share, see `shard`) in
             per-replica batches (`distribute_datasets_from_function`), so
             tf.distribute neither shards nor re-batches it again.
+        epochs: (first, end) epoch numbers, 0-based: the dataset holds these
+            epochs one after the other, each shuffled in `epoch_order(seed,
+            epoch)`, so an epoch's batches depend on the seed and its number
+            only, not on how many epochs this process ran before (resume).
+            Fit it with `steps_per_epoch` = `steps_per_epoch(len(decoded), batch_size)`.
     """
     import tensorflow as tf
 
@@ -232,12 +244,42 @@ def make_tf_dataset(
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return strategy.distribute_datasets_from_function(
-            lambda context: _batches(decoded, context.get_per_replica_batch_size(batch_size), shuffle, seed)
+            lambda context: _batches(decoded, context.get_per_replica_batch_size(batch_size), shuffle, seed, epochs)
         )
-    return _batches(decoded, batch_size, shuffle, seed)
+    return _batches(decoded, batch_size, shuffle, seed, epochs)
 
 
-def _batches(decoded: DecodedSet, batch_size: int, shuffle: bool, seed: int):
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The order of `n` training photos in epoch `epoch`: a permutation from the seed and the epoch number alone."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Batches per epoch (the last one may be short)."""
+    return -(-n // batch_size)
+
+
+def _indices(n: int, batch_size: int, shuffle: bool, seed: int, epochs: tuple[int, int] | None):
+    """Batches of photo indices: one pass, or the epochs `epochs` each in its own seeded order."""
+    import tensorflow as tf
+
+    if epochs is None:
+        ds = tf.data.Dataset.range(n)
+        if shuffle:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size)
+
+    def order(epoch: int) -> np.ndarray:
+        return epoch_order(n, seed, int(epoch)) if shuffle else np.arange(n)
+
+    def one_epoch(epoch):
+        idx = tf.numpy_function(order, [epoch], tf.int64)
+        return tf.data.Dataset.from_tensor_slices(tf.ensure_shape(idx, (n,))).batch(batch_size)
+
+    return tf.data.Dataset.range(*epochs).flat_map(one_epoch)
+
+
+def _batches(decoded: DecodedSet, batch_size: int, shuffle: bool, seed: int, epochs: tuple[int, int] | None = None):
     import tensorflow as tf
 
     images, labels = decoded.images, decoded.labels
@@ -254,10 +296,7 @@ def _batches(decoded: DecodedSet, batch_size: int, shuffle: bool, seed: int):
         y.set_shape((None,))
         return x, y
 
-    ds = tf.data.Dataset.range(len(labels))
-    if shuffle:
-        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    ds = _indices(len(labels), batch_size, shuffle, seed, epochs)
     ds = ds.map(lambda i: tf.numpy_function(gather, [i], (tf.uint8, tf.int32)), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.map(set_shapes).prefetch(tf.data.AUTOTUNE)
 

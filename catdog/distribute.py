@@ -15,17 +15,28 @@ Under multiworker each worker decodes only its own share of the training photos
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import signal
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from catdog.errors import CatdogError
 
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
+CLUSTER_TIMEOUT = 600.0  # seconds a worker waits for the others (CATDOG_CLUSTER_TIMEOUT)
 
 
 def tf_config_workers(env: dict | None = None) -> int:
     """How many workers `TF_CONFIG` lists (0 when it is unset).
 
     Raises:
-        ValueError: TF_CONFIG is not valid JSON or has no cluster.
+        ValueError: TF_CONFIG is not valid JSON, has no cluster, or lists its
+            workers other than as a list of "host:port" strings.
     """
     raw = (os.environ if env is None else env).get("TF_CONFIG", "").strip()
     if not raw:
@@ -34,6 +45,14 @@ def tf_config_workers(env: dict | None = None) -> int:
         cluster = json.loads(raw)["cluster"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"TF_CONFIG must be JSON with a 'cluster' entry, got {raw[:80]!r}") from exc
+    if not isinstance(cluster, dict):
+        raise ValueError(f"TF_CONFIG's 'cluster' must be an object of job name -> list of \"host:port\", got {cluster!r:.80}")
+    for job in ("worker", "chief"):
+        addresses = cluster.get(job, [])
+        # A bare string is iterable too: "host:port" would count as 9 workers.
+        if not isinstance(addresses, list) or not all(isinstance(a, str) and a.strip() for a in addresses):
+            raise ValueError(f"TF_CONFIG's cluster {job!r} must be a list of \"host:port\" strings, got {addresses!r:.80}; "
+                             f"write [\"host:port\"] even for one {job}")
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
 
 
@@ -75,8 +94,18 @@ def resolve_strategy_name(name: str = "auto", gpus: int | None = None, env: dict
     return "mirrored" if gpus > 1 else "none"
 
 
-def make_strategy(name: str = "auto"):
-    """A `tf.distribute.Strategy` for `name` (see the module docstring)."""
+def make_strategy(name: str = "auto", stop: Callable[[], bool] | None = None):
+    """A `tf.distribute.Strategy` for `name` (see the module docstring).
+
+    Args:
+        name: one of `STRATEGIES`.
+        stop: called while a multi-worker cluster starts; True ends the wait
+            (training passes its stop request: the STOP file of `catdog stop`).
+
+    Raises:
+        CatdogError: a multi-worker cluster did not start in time, was stopped
+            while it waited, or this worker's port is taken.
+    """
     import tensorflow as tf
 
     resolved = resolve_strategy_name(name)
@@ -85,9 +114,185 @@ def make_strategy(name: str = "auto"):
     if resolved == "multiworker":
         if tf_config_workers() == 0:
             raise ValueError("--strategy multiworker needs TF_CONFIG naming the cluster; see the README's 'Training on a cluster'")
-        return _reduce_each_leaf(tf.distribute.MultiWorkerMirroredStrategy())
+        return _reduce_each_leaf(start_cluster(stop))
     devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [d.name for d in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices=devices)
+
+
+def cluster_timeout(env: dict | None = None) -> float:
+    """Seconds to wait for every worker of the cluster: CATDOG_CLUSTER_TIMEOUT, default `CLUSTER_TIMEOUT`."""
+    raw = (os.environ if env is None else env).get("CATDOG_CLUSTER_TIMEOUT", "").strip()
+    if not raw:
+        return CLUSTER_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"CATDOG_CLUSTER_TIMEOUT must be a number of seconds > 0, got {raw!r}")
+    return value
+
+
+def start_cluster(stop: Callable[[], bool] | None = None, timeout: float | None = None, build: Callable | None = None):
+    """`MultiWorkerMirroredStrategy()`, once every other worker of TF_CONFIG is reachable.
+
+    TensorFlow waits for the other workers inside one C++ call that holds
+    Python's lock and never returns while one is missing: no signal handler,
+    `catdog stop` or timeout can run during it. So the workers first meet in
+    Python: each listens on its own port from TF_CONFIG and connects to every
+    other's, checking SIGINT/SIGTERM (the handlers in place are still called),
+    `stop()` and the deadline between tries. Once all answer, each closes its
+    listener and TensorFlow starts its server on the same port; a worker still
+    meeting then reaches that server instead.
+
+    Args:
+        stop: called while waiting; True ends the wait.
+        timeout: seconds to wait (default `cluster_timeout()`).
+        build: makes the strategy (default `tf.distribute.MultiWorkerMirroredStrategy`).
+
+    Raises:
+        CatdogError: this worker's port is taken, the cluster did not start
+            within `timeout`, or a stop came first.
+    """
+    timeout = cluster_timeout() if timeout is None else float(timeout)
+    own, peers = _addresses()
+    meet_workers(own, peers, timeout, stop)
+    if build is None:
+        import tensorflow as tf
+
+        build = tf.distribute.MultiWorkerMirroredStrategy
+    try:
+        return build()
+    except Exception as exc:  # noqa: BLE001 - TensorFlow raises many types (a port taken meanwhile, a peer gone)
+        raise _cluster_error(exc, own) from exc
+
+
+def meet_workers(own: str | None, peers: list[str], timeout: float, stop: Callable[[], bool] | None = None) -> None:
+    """Listen on `own` and wait until every address in `peers` accepts a connection (see `start_cluster`).
+
+    Raises:
+        CatdogError: `own`'s port is taken, a stop or SIGINT/SIGTERM came, or `timeout` passed.
+    """
+    listener = _listen(own)
+    deadline = time.monotonic() + timeout
+    pending = list(peers)
+    try:
+        with _noting_signals() as signalled:
+            while True:
+                _accept_waiting(listener)
+                pending = [a for a in pending if not _answers(a)]
+                if not pending:
+                    return
+                if signalled or (stop is not None and stop()):
+                    raise CatdogError(f"stopped while waiting for the other workers of the cluster in TF_CONFIG "
+                                      f"({', '.join(pending)} not reached); nothing was trained")
+                if time.monotonic() > deadline:
+                    raise CatdogError(_timeout_message(timeout, pending))
+                time.sleep(0.25)
+    finally:
+        if listener is not None:
+            listener.close()
+
+
+def _timeout_message(timeout: float, pending: list[str]) -> str:
+    return (f"the other workers of the cluster in TF_CONFIG did not start within {timeout:g} s "
+            f"({', '.join(pending)} not reached); start the same `catdog train` command on every machine listed "
+            "there (each with its own task index), check that they reach each other on those ports, "
+            "or wait longer with CATDOG_CLUSTER_TIMEOUT=SECONDS")
+
+
+def _cluster_error(exc: BaseException, address: str | None) -> CatdogError:
+    text = str(exc)
+    if "address already in use" in text.lower() or "failed to add port" in text.lower():
+        return CatdogError(f"this worker's address {address} from TF_CONFIG cannot be served: its port is already in use; "
+                           "stop the program using it, or give this worker another port in TF_CONFIG")
+    return CatdogError(f"the cluster in TF_CONFIG could not start: {type(exc).__name__}: {text[:500]}")
+
+
+def _addresses() -> tuple[str | None, list[str]]:
+    """(this task's "host:port", every other task's) from TF_CONFIG."""
+    spec = json.loads(os.environ.get("TF_CONFIG", "") or "{}")
+    task = spec.get("task") or {}
+    own = None
+    try:
+        own = spec["cluster"][task.get("type")][int(task.get("index", 0))]
+    except (KeyError, TypeError, IndexError, ValueError):
+        pass
+    every = [a for job in ("chief", "worker") for a in (spec.get("cluster") or {}).get(job, [])]
+    return own, [a for a in every if a != own]
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = str(address).rpartition(":")
+    try:
+        return host.strip("[]") or "localhost", int(port)
+    except ValueError:
+        raise ValueError(f"TF_CONFIG address must be \"host:port\", got {address!r}") from None
+
+
+def _listen(address: str | None) -> socket.socket | None:
+    """A listening socket on this worker's port, so the others see it is up; a port in use is refused."""
+    if address is None:
+        return None
+    port = _split(address)[1]
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC does: a TIME_WAIT is no obstacle
+    try:
+        listener.bind(("", port))
+        listener.listen(64)
+    except OSError as exc:
+        listener.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CatdogError(f"port {port} of this worker's address {address} in TF_CONFIG is already in use by another "
+                              "program; stop it, or give this worker another port in TF_CONFIG") from exc
+        raise CatdogError(f"cannot listen on this worker's address {address} from TF_CONFIG: {exc.strerror or exc}") from exc
+    listener.setblocking(False)
+    return listener
+
+
+def _accept_waiting(listener: socket.socket | None) -> None:
+    """Accept and close the other workers' knocks (a connection is all they check)."""
+    while listener is not None:
+        try:
+            conn, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return
+        conn.close()
+
+
+def _answers(address: str) -> bool:
+    host, port = _split(address)
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def _noting_signals() -> Iterator[list[int]]:
+    """Note SIGINT/SIGTERM in the yielded list while inside, still calling the handlers in place (main thread only)."""
+    noted: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def note(signum, frame) -> None:
+        noted.append(signum)
+        previous = old.get(signum)
+        if callable(previous) and previous is not signal.default_int_handler:
+            previous(signum, frame)
+
+    for sig in old:
+        signal.signal(sig, note)
+    try:
+        yield noted
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def global_batch_size(per_replica: int, strategy) -> int:

@@ -123,8 +123,26 @@ def metrics_at(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) ->
     }
 
 
+def check_threshold(threshold: float | None) -> float | None:
+    """The decision threshold as a float in [0, 1] (None stays None: the model's own).
+
+    Raises:
+        ValueError: `threshold` is not a number in [0, 1] (NaN and infinities included).
+    """
+    if threshold is None:
+        return None
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # False for NaN too
+        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+    return value
+
+
 def evaluate(predictor: Predictor, data_dir: str | os.PathLike, threshold: float | None = None, batch_size: int = 64) -> EvalReport:
     """Run a model over every labelled image in a folder (the validation part of a split layout)."""
+    threshold = check_threshold(threshold)
     images, names = data.load_labelled_folder(data_dir, predictor.class_names)
     return evaluate_images(predictor, images, names, str(data_dir), threshold, batch_size)
 
@@ -132,6 +150,7 @@ def evaluate(predictor: Predictor, data_dir: str | os.PathLike, threshold: float
 def evaluate_images(predictor: Predictor, images: data.ImageSet, names: list[str], label: str,
                     threshold: float | None = None, batch_size: int = 64) -> EvalReport:
     """Run a model over labelled files (e.g. a run's held-out photos); `label` says which data they are."""
+    threshold = check_threshold(threshold)
     decoded = data.decode_images(images, predictor.image_size, cache="memory")
     raw, scores = _outputs(predictor, decoded.images, batch_size)
     probs = apply_temperature(raw, predictor.temperature)

@@ -9,8 +9,9 @@ network: its sidecar gives the temperature to apply).
 
 Export never deletes or overwrites what it did not write: an existing target is
 refused, and `overwrite=True` replaces only a previous export of the same
-format (recognised by its sidecar). The new export is written beside the target
-and renamed into place, so a failed export leaves the old one intact.
+format (recognised by its sidecar), and of it only the files its sidecar lists,
+unchanged. The new export is written beside the target and renamed into place,
+so a failed export leaves the old one intact.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from catdog.errors import CatdogError
+from catdog.atomic import TEMP_PREFIX
+from catdog.errors import CatdogError, write_error
 
 FORMATS = ("keras", "savedmodel", "tflite", "onnx")
 _SUFFIX = {"keras": ".keras", "savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
@@ -59,24 +61,108 @@ def export_model(model: str | os.PathLike | None, fmt: str, out: str | os.PathLi
     out = Path(os.path.abspath(Path(out).expanduser())) if out else model_file.with_name(f"model_{fmt}{_SUFFIX[fmt]}")
     replace = check_target(out, fmt, overwrite)
     predictor = Predictor.load(model_file, precision="float32", backend="tensorflow")  # portable: every runtime has float32
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.export-") as tmp:
-        new = Path(tmp) / "export"
-        if fmt == "keras":
-            shutil.copyfile(model_file, new)
-        elif fmt == "savedmodel":
-            _saved_model(predictor.model, predictor.image_size, new, predictor.temperature)
-        elif fmt == "tflite":
-            _tflite(predictor.model, predictor.image_size, new, predictor.temperature)
-        else:
-            _onnx(predictor.model, predictor.image_size, new, predictor.temperature)
-        if replace and out.is_dir() and not out.is_symlink():
-            shutil.rmtree(out)  # a previous SavedModel export: check_target saw only SavedModel files in it
-        elif out.is_dir() and not out.is_symlink():
-            out.rmdir()  # an empty folder, nothing lost
-        os.replace(new, out)
-    _write_sidecar(out, fmt, predictor, model_file)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.export-") as tmp:
+            new = Path(tmp) / "export"
+            _write_export(fmt, model_file, predictor, new)
+            written = _file_hashes(new)
+            _put_in_place(new, out, fmt, replace)
+        _write_sidecar(out, fmt, predictor, model_file, written)
+    except OSError as exc:
+        clear = write_error(exc, out, "then export again")
+        if clear is None:
+            raise
+        raise clear from exc
     return out
+
+
+def _write_export(fmt: str, model_file: Path, predictor, new: Path) -> None:
+    if fmt == "keras":
+        shutil.copyfile(model_file, new)
+    elif fmt == "savedmodel":
+        _saved_model(predictor.model, predictor.image_size, new, predictor.temperature)
+    elif fmt == "tflite":
+        _tflite(predictor.model, predictor.image_size, new, predictor.temperature)
+    else:
+        _onnx(predictor.model, predictor.image_size, new, predictor.temperature)
+
+
+def _file_hashes(path: Path) -> dict[str, str]:
+    """sha256 of every file an export wrote, by path relative to it ("." for a one-file export)."""
+    from catdog.onnx_runtime import file_sha256
+
+    if path.is_file():
+        return {".": file_sha256(path)}
+    return {p.relative_to(path).as_posix(): file_sha256(p) for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def _put_in_place(new: Path, out: Path, fmt: str, replace: bool) -> None:
+    """Rename the new export to `out`, replacing only what the previous export wrote.
+
+    The previous export is checked again here, not only before the (long)
+    export: a file saved into it, or over it, meanwhile is not export's to remove.
+    """
+    if not replace:
+        if out.is_dir() and not out.is_symlink():
+            out.rmdir()  # an empty folder (check_target saw it empty); one no longer empty is refused by rmdir
+        os.replace(new, out)
+        return
+    listed = (_read_sidecar(sidecar_path(out)) or {}).get("files")
+    if fmt != "savedmodel":
+        if isinstance(listed, dict) and _file_hashes(out) != listed:
+            raise CatdogError(f"{str(out)!r} changed while the export ran: it is no longer the export its sidecar "
+                              "describes, and export never replaces what it did not write; nothing was replaced")
+        os.replace(new, out)
+        return
+    # Move the old folder aside in one rename, then check it: nothing can be added to it by its name any more.
+    old = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{out.name}-previous-", dir=out.parent))
+    os.replace(out, old)
+    foreign = _not_written_by_export(old, listed)
+    if foreign:
+        os.replace(old, out)
+        raise CatdogError(f"{str(out)!r} now holds files the previous export did not write ({', '.join(foreign[:5])}); "
+                          "export never removes them: nothing was replaced; move them away, or choose another --out")
+    os.replace(new, out)
+    _remove_export(old, listed)
+
+
+def _not_written_by_export(folder: Path, listed) -> list[str]:
+    """Files in a previous SavedModel export that its sidecar does not list (or that changed since)."""
+    if not isinstance(listed, dict):  # a sidecar from before the list: SavedModel's own entries only
+        return sorted(p.name for p in folder.iterdir() if p.name not in _SAVED_MODEL_ENTRIES or p.is_symlink())
+    found = _file_hashes(folder)
+    odd = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_symlink() or not (p.is_file() or p.is_dir())]
+    return sorted({rel for rel, digest in found.items() if listed.get(rel) != digest} | set(odd))
+
+
+def _remove_export(folder: Path, listed) -> None:
+    """Delete a replaced export: the files its sidecar lists, then the folders left empty (never anything else)."""
+    if not isinstance(listed, dict):
+        shutil.rmtree(folder)  # checked: SavedModel's own entries only
+        return
+    for rel in listed:
+        (folder / rel).unlink(missing_ok=True)
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        _rmdir_if_empty(sub)
+    if not _rmdir_if_empty(folder):
+        folder.rename(_free_name(folder.parent / f"{folder.name.removeprefix(TEMP_PREFIX)}.kept"))
+
+
+def _rmdir_if_empty(folder: Path) -> bool:
+    try:
+        folder.rmdir()
+        return True
+    except OSError:
+        return False
+
+
+def _free_name(path: Path) -> Path:
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
 
 
 def check_target(out: Path, fmt: str, overwrite: bool = False) -> bool:
@@ -125,9 +211,10 @@ def _looks_like_export(out: Path, fmt: str) -> bool:
     return out.is_file()
 
 
-def _write_sidecar(out: Path, fmt: str, predictor, model_file: Path) -> None:
+def _write_sidecar(out: Path, fmt: str, predictor, model_file: Path, files: dict[str, str]) -> None:
     info = {
         "format": fmt,
+        "files": files,  # what this export wrote, with sha256: `--overwrite` removes exactly these
         "source": str(model_file),
         "class_names": predictor.class_names,
         "threshold": predictor.threshold,
@@ -180,6 +267,8 @@ def _saved_model(model, image_size: int, out: Path, temperature: float = 1.0) ->
         archive.add_endpoint("serve", _inference_fn(model, temperature), input_signature=[spec])
         archive.write_out(str(out), verbose=False)
     except Exception as exc:  # noqa: BLE001 - TensorFlow raises many types here
+        if write_error(exc) is not None:
+            raise  # a full disk: export_model words it, naming the target
         raise CatdogError(f"SavedModel export failed: {exc}") from exc
 
 
@@ -209,4 +298,6 @@ def _onnx(model, image_size: int, out: Path, temperature: float = 1.0) -> None:
     try:
         tf2onnx.convert.from_function(serve, input_signature=spec, opset=17, output_path=str(out))
     except Exception as exc:  # noqa: BLE001 - the converter raises many types
+        if write_error(exc) is not None:
+            raise
         raise CatdogError(f"ONNX conversion failed: {exc}") from exc

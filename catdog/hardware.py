@@ -77,13 +77,23 @@ def resolve_inference_precision(precision: str = "auto", flags: set[str] | None 
     forward pass of the seed network was still faster in float32 here
     (benchmarks/bench_predict.py --precision compares the two).
     """
+    precision = requested_inference_precision(precision)
+    if precision != "auto":
+        return precision
+    return "mixed_float16" if (gpu_count() if gpus is None else gpus) > 0 else "float32"
+
+
+def requested_inference_precision(precision: str = "auto") -> str:
+    """The inference precision asked for: `precision`, or `CATDOG_PREDICT_PRECISION` when it is "auto" (may stay "auto").
+
+    Raises:
+        ValueError: not one of `PRECISIONS`.
+    """
     if precision == "auto":
         precision = os.environ.get("CATDOG_PREDICT_PRECISION", "auto") or "auto"
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision != "auto":
-        return precision
-    return "mixed_float16" if (gpu_count() if gpus is None else gpus) > 0 else "float32"
+    return precision
 
 
 def describe() -> dict:

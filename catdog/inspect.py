@@ -81,11 +81,16 @@ def _planned_checks(layout: data.DatasetLayout) -> list[FileCheck]:
             for part, images in parts for p, label in zip(images.paths, images.labels)]
 
 
+def content_digest(raw: bytes) -> str:
+    """The digest that tells duplicate photos apart (same bytes, same digest)."""
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
 def _check_file(check: FileCheck) -> FileCheck:
     try:
         raw = preprocess.read_bytes(check.path)
         if raw:  # empty files are reported as corrupt, not as duplicates of each other
-            check.digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+            check.digest = content_digest(raw)
         # A reduced-scale JPEG decode still reads every byte, so truncation shows, at a fraction of the cost.
         preprocess.open_image(raw, draft_size=16)
         check.size = Image.open(io.BytesIO(raw)).size  # the header's size, not the draft's
@@ -139,11 +144,30 @@ def quarantine(report: DatasetReport, dest: str | os.PathLike | None = None) -> 
         src = report.root / rel
         if not src.exists() or not _is_inside(src.parent.resolve(), root):
             continue  # gone, or reached through a symlink that leads out of the dataset: not ours to move
-        target = target_root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(src), str(target))
+        target = _reserve(target_root / rel)
+        try:
+            shutil.move(str(src), str(target))  # replaces only the empty placeholder `_reserve` made
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
         moved.append(target)
     return moved
+
+
+def _reserve(target: Path) -> Path:
+    """A new, empty file at `target`, or at `<stem>-2<suffix>`, `-3`… when taken: quarantine never replaces a file.
+
+    Created with O_EXCL, so two quarantines at once cannot pick the same name.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    candidate, n = target, 1
+    while True:
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = target.with_name(f"{target.stem}-{n}{target.suffix}")
 
 
 def _is_inside(path: Path, root: Path) -> bool:

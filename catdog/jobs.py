@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from catdog import config, data, runs
+from catdog import config, runs
 from catdog.errors import RunError, TrainingBusyError
-from catdog.training import TrainConfig, config_flags
+from catdog.training import TrainConfig, config_flags, find_layouts, resolve
 
 LOG_TAIL_LINES = 25
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -77,13 +77,7 @@ def start_training(cfg: TrainConfig, runs_dir: str | os.PathLike | None = None, 
         ValueError, DatasetError: bad settings or dataset folder.
         RunError: the run folder cannot be made.
     """
-    cfg.validate()
-    for folder in cfg.data_folders():
-        data.discover(folder)  # a wrong folder is reported now, not in a log
-    if cfg.init_from:
-        from catdog.training import resolve_init_from
-
-        resolve_init_from(cfg.init_from)
+    find_layouts(resolve(cfg))  # bad settings, a wrong folder or --init-from are reported now, not in a log
     root = Path(runs_dir) if runs_dir else config.runs_dir()
     _refuse_if_busy(root)
     run = _make_run_folder(root, run_id) if run_id else _make_fresh_run_folder(root, cfg.model)

@@ -3,7 +3,8 @@
 `ensure_onnx(model_file)` returns an ONNX file made from the `.keras` file: the
 one beside it (`model.onnx`, written by every finished training and shipped
 with the bundled model) when its record says it was made from a file with the
-same sha256, else one converted once into `config.cache_dir()/onnx/<sha256>/`.
+same sha256 and the ONNX file still has the sha256 the record pins, else one
+converted once into `config.cache_dir()/onnx/<sha256>/`.
 The ONNX graph is the Keras inference function `model(x, training=False)`
 computing in float32. It takes uint8 RGB (n, size, size, 3), the array
 `catdog.preprocess.load_array` gives, and returns the network's own P(class 1),
@@ -23,7 +24,6 @@ Make or refresh the file of a run folder (the bundled model included) with:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,6 +34,7 @@ import numpy as np
 
 from catdog import config
 from catdog.errors import CatdogError
+from catdog.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +42,6 @@ ONNX_FILENAME = "model.onnx"
 RECORD_SUFFIX = ".catdog.json"  # the same sidecar name `catdog export` writes
 OPSET = 17
 FORMAT_VERSION = 2  # 2: the open-set score output, and the check's sha256 in the record
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """The hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def record_path(onnx_file: str | os.PathLike) -> Path:
@@ -101,13 +93,15 @@ def _is_current(onnx_file: Path, sha256: str, check: str | None = None) -> bool:
         record = json.loads(record_path(onnx_file).read_text())
     except (OSError, ValueError):
         return False
-    return (
-        isinstance(record, dict)
-        and record.get("source_sha256") == sha256
-        and record.get("openset_sha256") == check
-        and record.get("catdog_onnx_version") == FORMAT_VERSION
-        and onnx_file.is_file()
-    )
+    if not (isinstance(record, dict) and record.get("source_sha256") == sha256 and record.get("openset_sha256") == check
+            and record.get("catdog_onnx_version") == FORMAT_VERSION and onnx_file.is_file()):
+        return False
+    # The file itself is pinned too: a model.onnx swapped or damaged after conversion is not
+    # the conversion of this model (a record without the pin is from before it: convert again).
+    try:
+        return record.get("onnx_sha256") == file_sha256(onnx_file)
+    except OSError:
+        return False
 
 
 def ensure_onnx(model_file: str | os.PathLike, beside: bool = False) -> Path:
@@ -206,6 +200,7 @@ def _write_record(
         "catdog_onnx_version": FORMAT_VERSION,
         "source": model_file.name if model_file.parent == out.parent else str(model_file),
         "source_sha256": sha256,
+        "onnx_sha256": file_sha256(out),  # what `_is_current` checks the file against before serving it
         "openset_sha256": check_sha,
         "openset": check.summary() if check is not None else None,
         "image_size": size,

@@ -62,6 +62,12 @@ class OpenSet:
     scale: np.ndarray
     threshold: float
     info: dict = field(default_factory=dict)
+    # A pet-or-not head fitted with negatives (`fit_head`) on every depth's features; it replaces the distance.
+    head_w: np.ndarray | None = None
+    head_b: float = 0.0
+    # Standardisation of the score's part (the distance, or the head's logit) on held-out training photos.
+    part_centre: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    part_scale: np.ndarray = field(default_factory=lambda: np.ones(1))
 
     def layer_distances(self, features: Sequence[np.ndarray]) -> np.ndarray:
         """Squared Mahalanobis distance to the nearest class mean, per layer: shape (n, layers)."""
@@ -73,10 +79,15 @@ class OpenSet:
             out.append(d.min(axis=1))
         return np.stack(out, axis=1)
 
+    def parts(self, features: Sequence[np.ndarray]) -> np.ndarray:
+        """Per photo, the head's not-a-pet logit when there is a head, else the mean standardised distance: shape (n, 1)."""
+        if self.head_w is not None:
+            return (np.concatenate([np.asarray(f, np.float64) for f in features], axis=1) @ self.head_w + self.head_b)[:, None]
+        return ((self.layer_distances(features) - self.centre) / self.scale).mean(axis=1)[:, None]
+
     def score(self, features: Sequence[np.ndarray]) -> np.ndarray:
-        """The open-set score per photo (higher = less like the training photos)."""
-        z = (self.layer_distances(features) - self.centre) / self.scale
-        return z.mean(axis=1)
+        """The open-set score per photo (higher = less like the training photos), standardised on held-out training photos."""
+        return ((self.parts(features) - self.part_centre) / self.part_scale).max(axis=1)
 
     def is_not_pet(self, scores) -> np.ndarray:
         return np.asarray(scores) > self.threshold
@@ -86,7 +97,10 @@ class OpenSet:
         return {"method": METHOD, "layers": list(self.layers), "threshold": round(float(self.threshold), 6), **self.info}
 
     def to_bytes(self) -> bytes:
-        arrays = {"centre": self.centre, "scale": self.scale, "threshold": np.float64(self.threshold)}
+        arrays = {"centre": self.centre, "scale": self.scale, "threshold": np.float64(self.threshold),
+                  "part_centre": self.part_centre, "part_scale": self.part_scale}
+        if self.head_w is not None:
+            arrays.update(head_w=self.head_w, head_b=np.float64(self.head_b))
         for i, (mu, w) in enumerate(zip(self.means, self.whiten)):
             arrays[f"mean_{i}"], arrays[f"whiten_{i}"] = mu, w
         meta = {"version": FORMAT_VERSION, "layers": self.layers, "info": self.info}
@@ -123,6 +137,11 @@ class OpenSet:
                     scale=z["scale"],
                     threshold=float(z["threshold"]),
                     info=dict(meta.get("info") or {}),
+                    head_w=z["head_w"] if "head_w" in z else None,
+                    head_b=float(z["head_b"]) if "head_b" in z else 0.0,
+                    # Checks saved before the head existed have no part statistics: 0 and 1 keep their scores and threshold.
+                    part_centre=z["part_centre"] if "part_centre" in z else np.zeros(1),
+                    part_scale=z["part_scale"] if "part_scale" in z else np.ones(1),
                 )
         except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
             raise ValueError(f"cannot read the open-set check {str(path)!r}: {exc}") from exc
@@ -155,6 +174,7 @@ def fit(
     held_out_features: Sequence[np.ndarray],
     layers: Sequence[str],
     flag_rate: float = DEFAULT_FLAG_RATE,
+    negative_features: Sequence[np.ndarray] | None = None,
 ) -> OpenSet:
     """Fit the check on training photos; standardise and pick the threshold on held-out training photos.
 
@@ -165,6 +185,8 @@ def fit(
             photos that are reported on); they set the standardisation and the threshold.
         layers: the feature layers' names.
         flag_rate: the share of held-out training pets the threshold may flag.
+        negative_features: per layer, features of photos with no cat or dog; when given, a
+            pet-or-not head (`fit_head`) is the score instead of the distance. They never set the threshold.
 
     Raises:
         ValueError: too few photos, or a bad `flag_rate`.
@@ -180,8 +202,12 @@ def fit(
     fit_labels = np.asarray(fit_labels)
     stats = [class_statistics(f, fit_labels) for f in fit_features]
     check = OpenSet(list(layers), [m for m, _ in stats], [w for _, w in stats], np.zeros(len(layers)), np.ones(len(layers)), 0.0)
+    if negative_features is not None and len(negative_features[0]):
+        check.head_w, check.head_b = fit_head(fit_features, negative_features)
     held = check.layer_distances(held_out_features)
     check.centre, check.scale = held.mean(axis=0), held.std(axis=0) + 1e-9
+    parts = check.parts(held_out_features)
+    check.part_centre, check.part_scale = parts.mean(axis=0), parts.std(axis=0) + 1e-9
     scores = check.score(held_out_features)
     check.threshold = float(np.quantile(scores, 1.0 - flag_rate))
     check.info = {
@@ -189,6 +215,7 @@ def fit(
         "threshold_from": int(n_held),
         "flag_rate_target": flag_rate,
         "held_out_flagged": round(float(np.mean(scores > check.threshold)), 5),
+        "score": "pet-or-not head on every depth's features" if check.head_w is not None else "distance",
     }
     return check
 
@@ -266,6 +293,8 @@ def scores_tf(features: Sequence, check: OpenSet):
     """The open-set score in TensorFlow ops, from the features of `feature_tensors` (same math as `OpenSet.score`)."""
     import tensorflow as tf
 
+    if check.head_w is not None:
+        return _head_tf(features, check)
     zs = []
     for i, f in enumerate(features):
         w = tf.constant(check.whiten[i], tf.float32)
@@ -273,7 +302,16 @@ def scores_tf(features: Sequence, check: OpenSet):
         fw = tf.matmul(tf.cast(f, tf.float32), w)
         d = tf.reduce_sum(tf.square(fw[:, None, :] - muw[None, :, :]), axis=-1)
         zs.append((tf.reduce_min(d, axis=1) - float(check.centre[i])) / float(check.scale[i]))
-    return tf.reduce_mean(tf.stack(zs, axis=1), axis=1)
+    part = tf.reduce_mean(tf.stack(zs, axis=1), axis=1)
+    return (part - float(check.part_centre[0])) / float(check.part_scale[0])
+
+
+def _head_tf(features: Sequence, check: OpenSet):
+    import tensorflow as tf
+
+    x = tf.concat([tf.cast(f, tf.float32) for f in features], axis=1)
+    logit = tf.reshape(tf.matmul(x, tf.constant(check.head_w.reshape(-1, 1), tf.float32)), (-1,)) + float(check.head_b)
+    return (logit - float(check.part_centre[0])) / float(check.part_scale[0])
 
 
 def inference_fn(model, check: OpenSet | None) -> Callable:
@@ -317,7 +355,9 @@ def fit_on_images(
         model: the trained Keras model.
         fit_images, fit_labels: photos the model trained on (a seeded sample of at most `MAX_FIT_PHOTOS` is used).
         held_images: held-out photos of the same classes: they set the threshold.
-        negatives: named sets of photos with no cat or dog; only the share flagged is recorded.
+        negatives: named sets of photos with no cat or dog: the pet-or-not head is fitted on them
+            (`fit_head`); they never move the threshold. The share of them flagged is recorded
+            (a fitting figure: docs/openset.md measures kinds the head never saw).
         flag_rate: the share of `held_images` the threshold may flag.
         held_out_source: what `held_images` are, for the record.
     """
@@ -327,16 +367,19 @@ def fit_on_images(
     layers = feature_layer_names(model)
     _, fit_feats = extract(model, _rows(fit_images, fit_idx), layers)
     _, held_feats = extract(model, _rows(held_images, held_idx), layers)
-    check = fit(fit_feats, np.asarray(fit_labels)[fit_idx], held_feats, layers, flag_rate)
+    neg_feats = {name: extract(model, images, layers)[1] for name, images in (negatives or {}).items() if len(images)}
+    pooled = [np.concatenate(per_layer) for per_layer in zip(*neg_feats.values())] if neg_feats else None
+    check = fit(fit_feats, np.asarray(fit_labels)[fit_idx], held_feats, layers, flag_rate, pooled)
     check.info["threshold_from_source"] = held_out_source
-    for name, images in (negatives or {}).items():
-        _, feats = extract(model, images, layers)
+    for name, feats in neg_feats.items():
         check.info.setdefault("negatives_flagged", {})[name] = round(float(check.is_not_pet(check.score(feats)).mean()), 4)
+        check.info.setdefault("negatives", {})[name] = len(feats[0])
     flagged = check.info.get("negatives_flagged", {})
     log(
-        f"Open-set check ('not a cat or dog'): {len(layers)} depths, fitted on {len(fit_idx)} training photos; threshold "
+        f"Open-set check ('not a cat or dog', {check.info['score']}): {len(layers)} depths, "
+        f"fitted on {len(fit_idx)} training photos; threshold "
         f"{check.threshold:.3f} flags {check.info['held_out_flagged']:.1%} of {len(held_idx)} {held_out_source}"
-        + "".join(f"; flags {share:.1%} of {name}" for name, share in flagged.items())
+        + "".join(f"; flags {share:.1%} of {name} (fitted on them)" for name, share in flagged.items())
     )
     return check
 
@@ -356,7 +399,9 @@ def fit_for_model(
 
     With the run's own training folders (the default), the threshold is set on the
     run's calibration hold-out, re-drawn from its seed exactly as training drew it.
-    The model's `model.onnx` is rewritten, since its graph computes the score.
+    The model's `model.onnx` is then stale (its graph computes the score): the
+    ONNX cache sees the new check's hash and converts again, and `catdog openset
+    fit` rewrites it at once (`catdog.onnx_runtime.write_onnx`).
 
     Raises:
         CatdogError: no model, no training folders, or photos that cannot be read.
@@ -364,8 +409,8 @@ def fit_for_model(
     from catdog import data
     from catdog.atomic import atomic_write_json
     from catdog.errors import CatdogError
+    from catdog.model_files import resolve_model
     from catdog.models import load_keras
-    from catdog.predict import resolve_model
     from catdog.runs import read_json
 
     model_file, settings = resolve_model(model)
@@ -386,9 +431,6 @@ def fit_for_model(
     record = read_json(config_file, None)
     if isinstance(record, dict) and model_file.name == "model.keras":
         atomic_write_json(config_file, {**record, "openset": check.summary()})
-    from catdog.onnx_runtime import write_onnx
-
-    write_onnx(model_file.parent, logger=log) if (model_file.parent / "model.onnx").exists() else None
     return check, path
 
 
@@ -411,6 +453,37 @@ def _training_side(folders: Sequence[str], settings: dict, own_folders: bool):
         return fit_set, held, "held-out training photos (the run's calibration photos)"
     fit_set, held = data.split(train, 0.1, seed + 2)
     return fit_set, held, "a 10% share of the training folders (the model may have trained on some of them)"
+
+
+HEAD_L2 = 0.01  # measured: 0.001-0.01 carried over alike (docs/openset.md)
+HEAD_STEPS = 800
+
+
+def fit_head(pet_features: Sequence[np.ndarray], negative_features: Sequence[np.ndarray], l2: float = HEAD_L2) -> tuple[np.ndarray, float]:
+    """A pet-or-not logistic regression on every depth's features (weights for the raw, unscaled features).
+
+    The features are standardised on the pets, the two classes weigh the same
+    however many photos each has, and the weights are returned folded back to
+    the raw features, so the graph needs one matmul. Plain gradient descent:
+    deterministic, NumPy only.
+
+    Returns:
+        (weights (D,), bias) of the not-a-pet logit: positive means "not a cat or dog".
+    """
+    pets = np.concatenate([np.asarray(f, np.float64) for f in pet_features], axis=1)
+    negs = np.concatenate([np.asarray(f, np.float64) for f in negative_features], axis=1)
+    mu, sd = pets.mean(axis=0), pets.std(axis=0)
+    sd = np.where(sd > 1e-3 * sd.max(), sd, np.inf)  # a (nearly) constant feature gets weight 0: float32 graphs stay exact
+    x = (np.concatenate([pets, negs]) - mu) / sd
+    y = np.r_[np.zeros(len(pets)), np.ones(len(negs))]
+    weight = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(HEAD_STEPS):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w + b, -30, 30)))
+        g = (p - y) * weight
+        w -= 0.3 * (x.T @ g / len(y) + l2 * w)
+        b -= 0.3 * g.mean()
+    return w / sd, float(b - (w / sd) @ mu)
 
 
 def path_for(model_file: str | os.PathLike) -> Path:

@@ -21,8 +21,16 @@ import numpy as np
 from catdog import config
 from catdog.calibration import DEFAULT_TEMPERATURE, DEFAULT_UNCERTAIN_BELOW, apply_temperature
 from catdog.errors import CatdogError, ImageError, RunError
+from catdog.model_files import (  # noqa: F401 - also predict's API, as before they moved
+    active_model_file,
+    bundled_model_dir,
+    check_model_file,
+    default_model,
+    model_choices,
+    resolve_model,
+    set_active_model,
+)
 from catdog.preprocess import ImageSource, load_array
-from catdog.runs import read_json
 
 log = logging.getLogger(__name__)
 
@@ -64,84 +72,6 @@ class Prediction:
         }
 
 
-def bundled_model_dir() -> Path | None:
-    """The run folder shipped under assets/ (None if it is not there)."""
-    folder = config.assets_dir() / "model"
-    return folder if (folder / config.MODEL_FILENAME).exists() else None
-
-
-def active_model_file() -> Path:
-    return config.home() / "active_model.json"
-
-
-def set_active_model(run_or_file: str | os.PathLike) -> Path:
-    """Make a run's model the default one for the app, `predict` and `evaluate`."""
-    from catdog.atomic import atomic_write_json
-
-    model_file, _ = resolve_model(run_or_file)
-    active_model_file().parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(active_model_file(), {"model": str(model_file)})
-    return model_file
-
-
-def default_model() -> Path | None:
-    """The active model if one was chosen and still exists, else the bundled one."""
-    chosen = (read_json(active_model_file(), {}) or {}).get("model")
-    if chosen and Path(chosen).exists():
-        return Path(chosen)
-    return bundled_model_dir()
-
-
-def model_file(model: str | os.PathLike) -> Path:
-    """The `.keras` file of a run folder (or the file itself), resolved."""
-    model = Path(model)
-    return (model / config.MODEL_FILENAME if model.is_dir() else model).resolve()
-
-
-def model_choices() -> list[Path]:
-    """Model files to choose from: the default (active or bundled) first, then every finished or stopped run's, newest first."""
-    from catdog.runs import list_runs
-
-    choices: list[Path] = []
-    default = default_model()
-    if default is not None:
-        choices.append(model_file(default))
-    for run in list_runs():
-        if run.model_path.exists() and run.status().get("state") in ("finished", "stopped") and run.model_path.resolve() not in choices:
-            choices.append(run.model_path.resolve())
-    return choices
-
-
-def resolve_model(model: str | os.PathLike | None = None) -> tuple[Path, dict]:
-    """Find a model file and its settings (class names, image size, threshold).
-
-    Args:
-        model: a run folder, a run id, a `.keras` file, or None for the default.
-
-    Raises:
-        RunError: nothing usable was found; the message says how to get a model.
-    """
-    if model is None:
-        model = default_model()
-        if model is None:
-            raise RunError("no trained model yet: train one with `catdog train --data DIR` (or on the Train page)")
-    path = Path(model).expanduser()
-    if not path.exists() and not path.is_absolute() and (config.runs_dir() / str(model)).exists():
-        path = config.runs_dir() / str(model)
-    if path.is_dir():
-        model_file = path / config.MODEL_FILENAME
-        if not model_file.exists():
-            raise RunError(f"run {str(model)!r} has no {config.MODEL_FILENAME} yet (still training, or it failed)")
-        settings = read_json(path / "config.json", {}) or {}
-    elif path.is_file():
-        model_file = path
-        settings = read_json(path.parent / "config.json", {}) or {}
-    else:
-        raise RunError(f"model {str(model)!r} not found; pass a run folder or a .keras file")
-    check_model_file(model_file)
-    return model_file.resolve(), settings
-
-
 def calibration_of(settings: dict) -> tuple[float, float]:
     """(temperature, uncertain_below) saved with a model; (1.0, 0.75) when it has none."""
     saved = settings.get("calibration") if isinstance(settings.get("calibration"), dict) else {}
@@ -155,30 +85,6 @@ def calibration_of(settings: dict) -> tuple[float, float]:
     if not 0.5 <= below <= 1.0:
         below = DEFAULT_UNCERTAIN_BELOW
     return temperature, below
-
-
-def check_model_file(path: Path) -> None:
-    """Refuse a file that is not a Keras model (a `.keras` zip with a config.json, or a legacy .h5).
-
-    Keras itself reports such a file as "File not found", which misleads.
-
-    Raises:
-        RunError: the file exists but is not a Keras model file.
-    """
-    import zipfile
-
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-        if head.startswith(b"\x89HDF\r\n\x1a\n"):  # a legacy HDF5 model
-            return
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                if "config.json" in zf.namelist():
-                    return
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise RunError(f"cannot read model file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from exc
-    raise RunError(f"{str(path)!r} is not a Keras model file (a .keras archive); pass a run folder or a .keras file that catdog saved")
 
 
 class Predictor:
@@ -388,12 +294,9 @@ def _decode_pool() -> ThreadPoolExecutor:
 
 def _float32_on_cpu(precision: str) -> bool:
     """Whether inference would compute in float32 on a CPU, decided without importing TensorFlow."""
-    from catdog.hardware import PRECISIONS, gpu_device_present
+    from catdog.hardware import gpu_device_present, requested_inference_precision
 
-    if precision == "auto":
-        precision = os.environ.get("CATDOG_PREDICT_PRECISION", "auto") or "auto"
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    precision = requested_inference_precision(precision)
     return precision == "float32" or (precision == "auto" and not gpu_device_present())
 
 

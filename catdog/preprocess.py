@@ -111,6 +111,15 @@ def _check_pixels(img: Image.Image) -> None:
             f"image is {width}x{height} = {width * height / 1e6:.0f} megapixels; the limit is "
             f"{config.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (decompression-bomb guard); resize it first"
         )
+    # Checked on the header, before decoding: a thin strip within the pixel limit costs
+    # little to decode but gigabytes to resize (the resize's intermediate is the target
+    # width times the source height).
+    ratio = max(width, height) / min(width, height)
+    if ratio > config.MAX_ASPECT_RATIO:
+        raise ImageError(
+            f"image is {width}x{height} pixels, an aspect ratio of {ratio:,.0f}:1; the limit is "
+            f"{config.MAX_ASPECT_RATIO}:1 (a strip that thin is not a photo); crop it first"
+        )
 
 
 def _oriented(img: Image.Image) -> Image.Image:

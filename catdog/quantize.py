@@ -151,12 +151,13 @@ def export_int8(
         check_data: a labelled folder to measure the accuracy change on, or None.
         calibration_images: how many photos to calibrate on.
     """
-    from catdog.export import export_model, sidecar_path
+    from catdog.export import check_target, export_model, sidecar_path
     from catdog.predict import resolve_model
 
     files = calibration_files(calibration_data, calibration_images)
     model_file, _ = resolve_model(model)
     out = Path(out) if out else model_file.with_name("model_onnx_int8.onnx")
+    check_target(out, "onnx")  # like every export: never over a file it did not write
     with tempfile.TemporaryDirectory() as tmp:
         float_onnx = export_model(model_file, "onnx", Path(tmp) / "float32.onnx")
         info = json.loads(sidecar_path(float_onnx).read_text())
@@ -175,5 +176,8 @@ def export_int8(
             "accuracy_int8": report.accuracy_int8,
             "flipped": report.flipped,
         }
+    from catdog.onnx_runtime import file_sha256
+
+    info["files"] = {".": file_sha256(out)}
     sidecar_path(out).write_text(json.dumps(info, indent=2) + "\n")
     return out, report

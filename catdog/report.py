@@ -2,10 +2,12 @@
 
 It holds the model and data facts with the settings, the training curves as
 interactive Plotly (plotly.js inlined once), the evaluation figures when a
-labelled folder is evaluated, and a grid of sample predictions with Grad-CAM,
-confident mistakes first. Images are base64 data URIs; nothing is fetched.
+labelled folder is evaluated, the "not a cat or dog" check's figures (pets
+wrongly flagged; non-pets flagged when a folder of them is given), and a grid
+of sample predictions with Grad-CAM, confident mistakes first. Images are
+base64 data URIs; nothing is fetched.
 
-    catdog report RUN --out report.html [--data LABELLED_DIR]
+    catdog report RUN --out report.html [--data LABELLED_DIR] [--not-pets DIR]
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def collect_samples(predictor: "Predictor", report: "EvalReport", mistakes: int 
 
 
 def _facts(run: Run) -> list[tuple[str, str]]:
-    from catdog.catalog import accuracy_facts
+    from catdog.catalog import accuracy_facts, openset_facts, openset_text
 
     cfg = run.config()
     status = run.status()
@@ -160,6 +162,7 @@ def _facts(run: Run) -> list[tuple[str, str]]:
         ("Image size", f"{cfg.get('image_size', '?')} px"),
         ("Classes", " / ".join(cfg.get("class_names") or [])),
         ("Accuracy", f"{accuracy:.1%} on {on}" if accuracy is not None else "–"),
+        ("Not a cat or dog check", openset_text(openset_facts(run.model_path, cfg))),
         ("Epochs", f"{len(run.metrics())} of {cfg.get('epochs', '?')}"),
         ("Batch size", str(cfg.get("batch_size", "?"))),
         ("Learning rate", f"{cfg['learning_rate']:g}" if number(cfg.get("learning_rate")) else "?"),
@@ -191,7 +194,7 @@ class _Figures:
 
 
 def build_report(run: Run, evaluation: "EvalReport | None" = None, samples: list[Sample] | None = None,
-                 note: str | None = None) -> str:
+                 note: str | None = None, not_pets: dict | None = None) -> str:
     """The report as one HTML string.
 
     Args:
@@ -199,6 +202,7 @@ def build_report(run: Run, evaluation: "EvalReport | None" = None, samples: list
         evaluation: an evaluation on a labelled folder, for the metrics and figures.
         samples: the prediction grid (`collect_samples`).
         note: a line saying why something is missing (e.g. no labelled folder).
+        not_pets: `catdog.evaluate.evaluate_not_pets` on a folder of photos with no cat or dog.
     """
     from catdog.catalog import run_name
     from catdog.plots import curves_figure
@@ -218,11 +222,13 @@ def build_report(run: Run, evaluation: "EvalReport | None" = None, samples: list
         parts.append("<p>No epoch finished.</p>")
     if evaluation is not None:
         parts.append(_evaluation_html(evaluation, figure))
+    if run.model_path.exists():
+        parts.append(_openset_html(run, evaluation, not_pets))
     if samples:
         parts.append(_samples_html(samples))
     if note:
         parts.append(f"<p class='note'>{esc(note)}</p>")
-    return _PAGE.format(title=esc(f"catdog report · {run.id}"), body="\n".join(parts))
+    return _PAGE.format(marker=REPORT_MARKER, title=esc(f"catdog report · {run.id}"), body="\n".join(parts))
 
 
 def _evaluation_html(report: "EvalReport", figure: _Figures) -> str:
@@ -239,6 +245,31 @@ def _evaluation_html(report: "EvalReport", figure: _Figures) -> str:
             f"threshold {report.threshold:g}</p><div class='metrics'>{metrics}</div><div class='row'>"
             + figure(confusion_figure(report.confusion, report.class_names))
             + figure(reliability_figure(report.labels, report.probs, report.raw_probs or None)) + "</div>")
+
+
+def _openset_html(run: Run, evaluation: "EvalReport | None", not_pets: dict | None) -> str:
+    """The "not a cat or dog" figures: pets wrongly flagged, non-pets flagged, the operating point; or that there is no check."""
+    from catdog.catalog import openset_facts, openset_text
+
+    esc = html.escape
+    facts = openset_facts(run.model_path)
+    if facts is None:
+        return ("<h2>Not a cat or dog</h2><p class='note'>This model has no &ldquo;not a cat or dog&rdquo; check: it answers cat "
+                f"or dog for any photo. Fit one on its training photos: <code>catdog openset fit {esc(str(run.path))}</code>.</p>")
+    cells = []
+    wrongly = evaluation.open_set() if evaluation is not None else None
+    if wrongly is not None:
+        cells.append(("Pets wrongly flagged", f"{wrongly['share']:.1%}",
+                      f"{wrongly['flagged']:,} of the {wrongly['n']:,} evaluation photos"))
+    if not_pets is not None:
+        cells.append(("Non-pets flagged", f"{not_pets['share']:.1%}",
+                      f"{not_pets['flagged']:,} of {not_pets['n']:,} photos in {not_pets['data']}"))
+    metrics = "".join(f"<div class='metric'><span>{esc(k)}</span><b>{esc(v)}</b><span>{esc(n)}</span></div>" for k, v, n in cells)
+    hint = "" if not_pets is not None else (" To measure the share of photos with no cat or dog it flags: "
+                                            f"<code>catdog report {esc(str(run.path))} --not-pets DIR</code>.")
+    return ("<h2>Not a cat or dog</h2><p class='muted'>Photos far from the training photos are called &ldquo;not a cat "
+            f"or dog&rdquo;. Operating point, set on training photos: {esc(openset_text(facts))}.{hint}</p>"
+            f"<div class='metrics'>{metrics}</div>")
 
 
 def _samples_html(samples: list[Sample]) -> str:
@@ -258,8 +289,11 @@ def _samples_html(samples: list[Sample]) -> str:
             f"<div class='grid'>{''.join(cards)}</div>")
 
 
+# Written into every report's head: `--overwrite` replaces a file only when it carries this.
+REPORT_MARKER = '<meta name="generator" content="catdog run report">'
+
 _PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8">{marker}<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>
 body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1F2937; margin: 0 auto;
@@ -275,7 +309,7 @@ html {{ overflow-y: scroll; }}
 .fig {{ min-width: 0; }}
 .metrics {{ display: flex; flex-wrap: wrap; gap: 12px; }} .metric {{ border: 1px solid #E5E7EB; border-radius: 8px;
        padding: 8px 14px; }} .metric span {{ display: block; color: #6B7280; font-size: 0.85em; }}
-.metric b {{ font-size: 1.4em; }}
+.metric b {{ font-size: 1.4em; }} .metric b + span {{ margin-top: 2px; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 12px; }}
 .card {{ margin: 0; border: 1px solid #E5E7EB; border-radius: 8px; padding: 8px; }}
 .card.wrong {{ border-color: #D55E00; }} .pair {{ display: flex; gap: 4px; }}
@@ -289,18 +323,73 @@ figcaption {{ margin-top: 6px; }}
 
 
 def write_report(run: Run, out: str | os.PathLike, data: str | os.PathLike | None = None, evaluate_model: bool = True,
-                 log=None) -> Path:
+                 log=None, overwrite: bool = False, not_pets: str | os.PathLike | None = None) -> Path:
     """Evaluate (when a labelled folder is known), collect samples, and write the HTML file atomically.
 
     Args:
         run: the run folder (it needs model.keras for the evaluation and samples).
-        out: the HTML file to write.
+        out: the HTML file to write; an existing file is refused (see `check_target`).
         data: a labelled folder; default: the run's own validation folder, if it has one.
         evaluate_model: False to leave out the evaluation and samples (curves and facts only).
         log: a callable for progress lines, or None.
+        overwrite: replace a previous report at `out` (never any other file).
+        not_pets: a folder of photos with no cat or dog: the report gives the share flagged "not a cat or dog".
+
+    Raises:
+        CatdogError: `out` holds something else, the disk is full, or `not_pets` holds no image.
     """
     from catdog.atomic import atomic_write_text
+    from catdog.errors import write_error
 
+    target = Path(out)
+    check_target(target, overwrite)  # before the minute of evaluation, and again before writing
+    evaluation, samples, note = _evaluation(run, data, evaluate_model, log)
+    flagged = _not_pets(run, not_pets, log) if not_pets else None
+    text = build_report(run, evaluation, samples, note, flagged)
+    check_target(target, overwrite)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target, text)
+    except OSError as exc:
+        clear = write_error(exc, target, "then write the report again")
+        if clear is None:
+            raise
+        raise clear from exc
+    return target
+
+
+def check_target(out: Path, overwrite: bool = False) -> None:
+    """Refuse to write a report over anything but a previous report, and over that without `overwrite`.
+
+    Raises:
+        CatdogError: `out` exists and is not a catdog report (a run's model.keras,
+            say), or is one and `overwrite` is False.
+    """
+    from catdog.errors import CatdogError
+
+    if not out.exists() and not out.is_symlink():
+        return
+    if not _is_report(out):
+        raise CatdogError(f"{str(out)!r} already exists and is not a catdog report; a report never replaces "
+                          "another file: choose another --out, or move it away")
+    if not overwrite:
+        raise CatdogError(f"{str(out)!r} holds a previous report; pass --overwrite to replace it, or choose another --out")
+
+
+def _is_report(path: Path) -> bool:
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    # Reports written before the marker existed start with the same title.
+    return REPORT_MARKER.encode() in head or b"<title>catdog report \xc2\xb7 " in head
+
+
+def _evaluation(run: Run, data, evaluate_model: bool, log):
+    """(evaluation, samples, note) for the report: what could be measured, and a line on what could not."""
     evaluation, samples, note = None, None, None
     folder = evaluation_folder(run, data) if evaluate_model else None
     held_out = held_out_images(run) if evaluate_model and folder is None else None
@@ -323,8 +412,24 @@ def write_report(run: Run, out: str | os.PathLike, data: str | os.PathLike | Non
         if log:
             log(f"accuracy {evaluation.accuracy:.4f} on {evaluation.n} images; explaining samples …")
         samples = collect_samples(predictor, evaluation)
-    text = build_report(run, evaluation, samples, note)
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(target, text)
-    return target
+    return evaluation, samples, note
+
+
+def _not_pets(run: Run, folder: str | os.PathLike, log=None) -> dict | None:
+    """`evaluate_not_pets` on `folder` with the run's model; None when the model has no check (the report says so).
+
+    Raises:
+        CatdogError: the run saved no model, or the folder holds no image.
+    """
+    from catdog.errors import CatdogError
+    from catdog.evaluate import evaluate_not_pets
+    from catdog.predict import Predictor
+
+    if not run.model_path.exists():
+        raise CatdogError(f"run {run.id!r} saved no model, so --not-pets has nothing to measure")
+    predictor = Predictor.load(run.path)
+    if predictor.openset is None:
+        return None
+    if log:
+        log(f"not a cat or dog: classifying the photos in {folder} …")
+    return evaluate_not_pets(predictor, folder)

@@ -207,8 +207,11 @@ class Run:
         pid = status.get("pid")
         # The STOP file is enough for a training in this process; a signal also
         # reaches a child that is still decoding images, before its first batch.
-        # Only the recorded process is signalled, never a later one that reuses its pid.
-        if status.get("state") in ACTIVE_STATES and pid != os.getpid() and pid_alive(pid, status.get("pid_started")):
+        # Only the recorded process is signalled, never a later one that reuses its pid:
+        # without a recorded start time there is no telling (any Python process would pass).
+        started = status.get("pid_started")
+        known = isinstance(started, (int, float)) and not isinstance(started, bool)
+        if status.get("state") in ACTIVE_STATES and pid != os.getpid() and known and pid_alive(pid, started):
             import signal
 
             try:

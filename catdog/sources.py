@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from catdog import config
-from catdog.archive import extract_zip
+from catdog.archive import UnpackBudget, extract_zip
 from catdog.atomic import atomic_directory, atomic_write_json
 from catdog.errors import DatasetError
 
@@ -82,14 +82,22 @@ def is_within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def import_zip(source, name: str) -> Path:
+def import_zip(source, name: str, refused: list[tuple[str, str]] | None = None, budget: UnpackBudget | None = None) -> Path:
     """Extract an uploaded zip (path or file object) safely into CATDOG_HOME/datasets/<name>.
 
     A zip made by "compress folder" holds one top folder (photos/cats, photos/dogs):
     that folder is unwrapped, so the dataset starts at the class folders.
+
+    Args:
+        source: the zip file path or a binary file object.
+        name: the upload's file name (the dataset folder is named after it).
+        refused: if given, entries that cannot be files here (a file and a
+            folder of the same name, too long or deep a path) are skipped and
+            listed with the reason; otherwise the first one refuses the zip.
+        budget: what this session may still unpack (the Data page keeps one per session).
     """
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(name).stem).strip(".-") or "upload"
-    dest = extract_zip(source, _free_dest(safe))
+    dest = extract_zip(source, _free_dest(safe), refused=refused, budget=budget)
     unwrap_single_folder(dest)
     return dest
 

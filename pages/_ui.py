@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Callable, Sequence
 
 import streamlit as st
 
 from catdog import catalog, predict
 from catdog.errors import CatdogError
-from catdog.predict import Predictor, default_model, model_file
+from catdog.model_files import default_model, model_file
+from catdog.predict import Predictor
 from catdog.runs import Run, number
 from catdog.sources import suggested_dataset
 
@@ -129,10 +131,12 @@ def model_picker_ui(key: str, container=None) -> Path | None:
 
 
 def models_table(entries: list[catalog.ModelEntry]) -> list[dict]:
-    """Rows for a table of usable models: name, preset, size, accuracy (and on which data), active."""
+    """Rows for a table of usable models: name, preset, size, accuracy (and on which data), active, and
+    its "not a cat or dog" check with the check's operating point."""
     return [
         {"model": e.name, "active": "✓" if e.active else "", "accuracy": e.accuracy, "measured on": e.accuracy_on or "–",
-         "preset": e.preset or "–", "size": f"{e.image_size}px" if e.image_size else "–", "trained": format_time(e.created)}
+         "preset": e.preset or "–", "size": f"{e.image_size}px" if e.image_size else "–", "trained": format_time(e.created),
+         "not a cat or dog": e.openset_text}
         for e in entries
     ]
 
@@ -175,14 +179,21 @@ def report_ui(run: Run, key: str) -> None:
     target = run.path / "report.html"
     metrics_file = run.path / "metrics.jsonl"
     fresh = target.exists() and (not metrics_file.exists() or target.stat().st_mtime >= metrics_file.stat().st_mtime)
-    if not fresh:
+    not_pets = st.text_input(
+        "Photos with no cat or dog (optional)", key=f"{key}_not_pets_{run.id}", placeholder="a folder of other photos",
+        help="The report then gives the share of them the model flags as *Not a cat or dog*.",
+    ).strip()
+    if not fresh or not_pets:
         folder = evaluation_folder(run)
         extra = f" and evaluates the model on `{folder}` (a minute or so)" if folder else ""
         if st.button("Build report", icon=":material/description:", key=f"{key}_build_{run.id}",
                      help=f"Writes one HTML file with the facts, curves and sample predictions{extra}."):
+            allowed = allowed_folder(not_pets) if not_pets else None
+            if not_pets and allowed is None:
+                return
             try:
                 with st.spinner("Writing the report…"):
-                    write_report(run, target)
+                    write_report(run, target, overwrite=True, not_pets=allowed)  # replaces only a previous report
             except (CatdogError, OSError, ValueError) as exc:
                 st.error(f"Could not write the report: {exc}")
                 return
@@ -191,6 +202,21 @@ def report_ui(run: Run, key: str) -> None:
         st.download_button("Download report", target.read_bytes(), f"catdog-{run.id}.html", "text/html",
                            icon=":material/download:", key=f"{key}_dl_{run.id}",
                            help="One self-contained HTML file: it opens offline in any browser.")
+
+
+def allowed_folder(folder: str) -> Path | None:
+    """A typed folder under the server's one path rule (`sources.resolve_local_folder`); None with the error drawn.
+
+    The rule is checked before the folder is even looked at; every page says it the same way.
+    """
+    from catdog import sources
+
+    try:
+        return sources.resolve_local_folder(folder)
+    except CatdogError as exc:
+        missing = "does not exist" in str(exc)
+        st.error(f"Folder not found: `{folder}`" if missing else str(exc), icon=":material/folder_off:")
+        return None
 
 
 def _activate(run: Run) -> None:
@@ -212,14 +238,26 @@ def default_dataset() -> str:
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def load_predictor(model_path: str, mtime: float) -> Predictor:
-    """Load a model once per file version for every page (the mtime makes a retrained file reload)."""
+def load_predictor(model_path: str, mtime: float, openset_mtime: float = 0.0) -> Predictor:
+    """Load a model once per file version for every page (the mtimes make a retrained file or a refitted check reload)."""
     return Predictor.load(model_path)
 
 
+def model_version(path: Path) -> tuple[str, float, float]:
+    """(path, the model file's mtime, its "not a cat or dog" check's mtime or 0): what a cached result depends on.
+
+    `catdog openset fit` rewrites only the check beside the model, so the model's own mtime is not enough.
+    """
+    from catdog.openset import path_for
+
+    path = Path(path)
+    check = path_for(path)
+    return str(path), path.stat().st_mtime if path.exists() else 0.0, check.stat().st_mtime if check.exists() else 0.0
+
+
 def load_model_file(path: Path) -> Predictor:
-    """`load_predictor` keyed by the file's path and modification time."""
-    return load_predictor(str(path), path.stat().st_mtime)
+    """`load_predictor` keyed by `model_version`."""
+    return load_predictor(*model_version(path))
 
 
 def active_model_file() -> Path | None:
@@ -264,19 +302,30 @@ def password_gate_ui() -> bool:
     return False
 
 
-def use_app_navigation() -> None:
-    """Hand over to the app's entry point when Streamlit runs this page file on its own.
+def confirm_delete_ui(question: str, buttons: str, pending: str, delete: Callable[[], None], verb: str = "delete",
+                      forget: Sequence[str] = ()) -> None:
+    """The one "cannot be undone" confirmation: Yes runs `delete`, Cancel withdraws the request.
 
-    With a top-level `pages/` folder, Streamlit's first run in a fresh server
-    process uses its own pages/ discovery: a first visit straight to /train runs
-    pages/train.py alone, without the app's layout and menu. The entry point
-    marks the session (`APP_NAVIGATION_KEY`); an unmarked page run calls its
-    `main()`, whose `st.navigation` runs this page inside the app, then stops.
-    AppTest drives the entry point itself, so its pages are already marked.
+    Args:
+        question: what is about to go, in Markdown ("Delete run `x`?").
+        buttons: the buttons' key prefix (`<buttons>_yes`, `<buttons>_no`).
+        pending: the session_state key that holds the request; cleared on Yes or Cancel.
+        delete: does the deleting; a CatdogError or OSError is shown, not raised.
+        verb: the action in the button and the error ("delete", "remove").
+        forget: more session_state keys to clear once deleted.
     """
-    if st.session_state.get(APP_NAVIGATION_KEY):
-        return
-    import streamlit_app
-
-    streamlit_app.main()
-    st.stop()
+    with st.container(border=True):
+        st.warning(f"{question} This cannot be undone.", icon=":material/warning:")
+        row = st.container(horizontal=True)
+        if row.button(f"Yes, {verb}", type="primary", key=f"{buttons}_yes"):
+            try:
+                delete()
+            except (CatdogError, OSError) as exc:
+                st.error(f"Could not {verb}: {exc}")
+                return
+            for key in (pending, *forget):
+                st.session_state.pop(key, None)
+            st.rerun()
+        if row.button("Cancel", key=f"{buttons}_no"):
+            st.session_state.pop(pending, None)
+            st.rerun()

@@ -11,13 +11,16 @@ from pathlib import Path
 import streamlit as st
 
 from catdog import kaggle, sources
+from catdog.archive import UnpackBudget
 from catdog.errors import CatdogError
 from catdog.inspect import DatasetReport, inspect_dataset, quarantine
-from pages._ui import use_app_navigation
+from pages._nav import use_app_navigation
+from pages._ui import confirm_delete_ui
 
 FOLDER_KEY = "data_folder"
 PICK_KEY = "data_pick"
 REMOVE_KEY = "data_confirm_remove"
+BUDGET_KEY = "data_unpack_budget"
 SAMPLES_PER_CLASS = 6
 
 
@@ -35,11 +38,12 @@ def _choose(path: Path) -> None:
 
 def upload_limit_text() -> str:
     """What the server accepts per upload (server.maxUploadSize) and how far a zip may expand."""
-    from catdog.archive import MAX_TOTAL_BYTES
+    from catdog.archive import MAX_SESSION_BYTES, MAX_TOTAL_BYTES
 
     per_file = st.get_option("server.maxUploadSize")
     return (f"Uploads: up to {per_file:,} MB per file, a zip included (the server's `server.maxUploadSize`). "
-            f"A zip may expand to {MAX_TOTAL_BYTES / 1024**3:.0f} GB.")
+            f"A zip may expand to {MAX_TOTAL_BYTES / 1024**3:.0f} GB, and all of one session's zips "
+            f"to {MAX_SESSION_BYTES / 1024**3:.0f} GB.")
 
 
 def kaggle_ui() -> None:
@@ -71,11 +75,13 @@ def upload_ui() -> None:
     st.caption(upload_limit_text() + " Bigger datasets: the **Local folder** tab or `catdog download`.")
     archive = st.file_uploader("A zip of your photos (cats/ and dogs/ folders inside)", type=["zip"], key="data_zip")
     if archive is not None and st.button("Import zip", key="import_zip"):
+        refused: list[tuple[str, str]] = []
         try:
-            _choose(sources.import_zip(archive, archive.name))
+            _choose(sources.import_zip(archive, archive.name, refused=refused, budget=_unpack_budget()))
             st.success(f"Imported to `{st.session_state[FOLDER_KEY]}`.")
         except CatdogError as exc:
             st.error(str(exc))
+        _show_refused(refused, "zip entries")
     files = st.file_uploader("Or a folder", accept_multiple_files="directory", key="data_dir")
     if files and st.button("Import folder", key="import_dir"):
         refused: list[tuple[str, str]] = []
@@ -84,8 +90,20 @@ def upload_ui() -> None:
             st.success(f"Imported {len(files) - len(refused)} files to `{st.session_state[FOLDER_KEY]}`.")
         except CatdogError as exc:
             st.error(str(exc))
-        if refused:
-            st.warning(f"{len(refused)} file(s) could not be stored:\n" + "\n".join(f"- `{name!r}`: {why}" for name, why in refused[:50]))
+        _show_refused(refused, "files")
+
+
+def _show_refused(refused: list[tuple[str, str]], what: str) -> None:
+    """One line per file that was left out, with the reason (names as code: never drawn as Markdown)."""
+    if refused:
+        lines = "\n".join(f"- `{name[:200]!r}`: {why}" for name, why in refused[:50])
+        more = f"\n- … and {len(refused) - 50} more" if len(refused) > 50 else ""
+        st.warning(f"{len(refused)} {what} could not be stored and were left out:\n{lines}{more}")
+
+
+def _unpack_budget() -> UnpackBudget:
+    """What this browser session may still unpack, over all its zips."""
+    return st.session_state.setdefault(BUDGET_KEY, UnpackBudget())
 
 
 def local_ui() -> None:
@@ -124,22 +142,12 @@ def remove_ui(folder: str) -> None:
         st.session_state[REMOVE_KEY] = folder
     if st.session_state.get(REMOVE_KEY) != folder:
         return
-    with st.container(border=True):
-        st.warning(f"Delete `{folder}` and every photo in it? This cannot be undone.", icon=":material/warning:")
-        row = st.container(horizontal=True)
-        if row.button("Yes, remove", type="primary", key="data_remove_yes"):
-            try:
-                sources.remove_dataset(folder)
-            except (CatdogError, OSError) as exc:
-                st.error(f"Could not remove: {exc}")
-                return
-            for key in (REMOVE_KEY, FOLDER_KEY, PICK_KEY):
-                st.session_state.pop(key, None)
-            cached_report.clear()
-            st.rerun()
-        if row.button("Cancel", key="data_remove_no"):
-            st.session_state.pop(REMOVE_KEY, None)
-            st.rerun()
+
+    def remove() -> None:
+        sources.remove_dataset(folder)
+        cached_report.clear()
+
+    confirm_delete_ui(f"Delete `{folder}` and every photo in it?", "data_remove", REMOVE_KEY, remove, "remove", (FOLDER_KEY, PICK_KEY))
 
 
 def report_ui(folder: str) -> None:

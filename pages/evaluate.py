@@ -2,7 +2,9 @@
 
 The model runs once per (model file version, folder); the threshold slider then
 recomputes the metrics, the confusion matrix and the mistakes from the saved
-probabilities, without running the model again.
+probabilities, without running the model again. An optional folder of photos
+with no cat or dog measures the model's "not a cat or dog" check: the share it
+flags there, next to the share of the pets it wrongly flags.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from catdog import sources
+from catdog.catalog import openset_text
 from catdog.errors import CatdogError
 from catdog.eval_plots import confusion_figure, pr_figure, reliability_figure, roc_auc, roc_figure
-from catdog.evaluate import EvalReport, evaluate, metrics_at
+from catdog.evaluate import EvalReport, evaluate, evaluate_not_pets, metrics_at
 from catdog.preprocess import load_display_image
-from pages._ui import default_dataset, load_model_file, model_picker_ui, use_app_navigation
+from pages._nav import use_app_navigation
+from pages._ui import allowed_folder, default_dataset, load_model_file, model_picker_ui, model_version
 
 REPORTS_KEY = "eval_reports"  # session_state: {(model path, mtime, folder): EvalReport}
+NOT_PETS_KEY = "eval_not_pets_results"  # session_state: {(model path, mtime, folder): evaluate_not_pets' dict}
 THRESHOLD_KEY = "eval_threshold"
 MAX_REPORTS = 4  # each report holds one float per image; keep a few for switching back and forth
 GALLERY_SIZE = 12
@@ -28,8 +32,8 @@ CARDS_PER_ROW = 4
 THUMBNAIL_SIDE = 240
 
 
-def inputs_ui() -> tuple[Path, str] | None:
-    """The model and folder pickers; None (with a message drawn) when there is no model."""
+def inputs_ui() -> tuple[Path, str, str] | None:
+    """The model, labelled-folder and non-pets-folder pickers; None (with a message drawn) when there is no model."""
     left, right = st.columns(2)
     model = model_picker_ui("eval_model", left)
     if model is None:
@@ -42,7 +46,12 @@ def inputs_ui() -> tuple[Path, str] | None:
         "Labelled folder", value=default_dataset(), key="eval_folder",
         help="A folder with one sub-folder per class (cats/, dogs/), or a train/validation split: its validation part is used.",
     )
-    return model, folder.strip()
+    not_pets = right.text_input(
+        "Photos with no cat or dog (optional)", key="eval_not_pets", placeholder="a folder of other photos",
+        help="Any folder of photos without a cat or dog in them (sub-folders too, no labels needed): "
+             "the page reports the share the model flags as *Not a cat or dog*.",
+    )
+    return model, folder.strip(), not_pets.strip()
 
 
 def run_evaluation(model: Path, folder: str) -> EvalReport | None:
@@ -50,12 +59,8 @@ def run_evaluation(model: Path, folder: str) -> EvalReport | None:
     if not folder:
         st.error("Enter the path of a labelled folder (with cats/ and dogs/ inside).")
         return None
-    try:
-        # The server's one path rule (as on the Data and Train pages), checked before the folder is even looked at.
-        allowed = sources.resolve_local_folder(folder)
-    except CatdogError as exc:
-        missing = "does not exist" in str(exc)
-        st.error(f"Folder not found: `{folder}`" if missing else str(exc), icon=":material/folder_off:")
+    allowed = allowed_folder(folder)
+    if allowed is None:
         return None
     try:
         predictor = load_model_file(model)
@@ -70,6 +75,25 @@ def run_evaluation(model: Path, folder: str) -> EvalReport | None:
     return report
 
 
+def run_not_pets(model: Path, folder: str) -> dict | None:
+    """The share of a folder of non-pet photos flagged "not a cat or dog"; errors become a message.
+
+    A model without a check gives {} (nothing measured): `openset_ui` says so, and how to get one.
+    """
+    allowed = allowed_folder(folder)
+    if allowed is None:
+        return None
+    try:
+        predictor = load_model_file(model)
+        if predictor.openset is None:
+            return {}
+        with st.spinner("Classifying the photos with no cat or dog…"):
+            return evaluate_not_pets(predictor, allowed)
+    except (CatdogError, OSError, ValueError) as exc:
+        st.error(f"Cannot evaluate the photos with no cat or dog: {exc}", icon=":material/folder_off:")
+        return None
+
+
 def stored_report(key: tuple) -> EvalReport | None:
     return st.session_state.get(REPORTS_KEY, {}).get(key)
 
@@ -81,6 +105,14 @@ def store_report(key: tuple, report: EvalReport) -> None:
     while len(reports) > MAX_REPORTS:
         reports.pop(next(iter(reports)))
     st.session_state[THRESHOLD_KEY] = float(report.threshold)  # a fresh report starts at the model's threshold
+
+
+def store_not_pets(key: tuple, result: dict) -> None:
+    results = st.session_state.setdefault(NOT_PETS_KEY, {})
+    results.pop(key, None)
+    results[key] = result
+    while len(results) > MAX_REPORTS:
+        results.pop(next(iter(results)))
 
 
 def metrics_ui(report: EvalReport, threshold: float) -> dict:
@@ -139,11 +171,62 @@ def gallery_ui(report: EvalReport, threshold: float) -> None:
         st.caption(f"Showing the worst {GALLERY_SIZE} of {len(wrong)}.")
 
 
-def report_ui(report: EvalReport) -> None:
+def report_caption_ui(report: EvalReport) -> None:
     st.caption(
         f"{report.n} images · classes {' / '.join(report.class_names)} · model threshold {report.threshold:g}"
         + (f" · {len(report.skipped)} unreadable file(s) skipped" if report.skipped else "")
     )
+
+
+def openset_ui(model: Path, report: EvalReport | None, not_pets: dict | None) -> None:
+    """The "not a cat or dog" check: pets wrongly flagged, non-pets flagged; or that the model has none.
+
+    Args:
+        model: the model file (for the command that fits a check).
+        report: the labelled folder's evaluation, or None.
+        not_pets: `evaluate_not_pets` on the folder of non-pet photos; None or {} when not measured.
+    """
+    predictor = load_model_file(model)
+    if predictor.openset is None:
+        st.info(
+            "**Not a cat or dog:** this model has no check, so it answers cat or dog for any photo, a coffee cup included. "
+            f"Give it one, fitted on its own training photos: `catdog openset fit {model.parent}`, then press **Evaluate** again.",
+            icon=":material/help:",
+        )
+        return
+    with st.container(border=True):
+        st.markdown("**Not a cat or dog**")
+        left, right = st.columns(2)
+        wrongly = report.open_set() if report is not None else None
+        if wrongly is not None:
+            left.metric("Pets wrongly flagged", f"{wrongly['share']:.1%}", border=True,
+                        help="Cats and dogs of the labelled folder that the check calls *Not a cat or dog* (lower is better).")
+            left.caption(f"{wrongly['flagged']:,} of {wrongly['n']:,} photos in the labelled folder")
+        if not_pets:
+            right.metric("Non-pets flagged", f"{not_pets['share']:.1%}", border=True,
+                         help="Photos with no cat or dog that the check calls *Not a cat or dog* (higher is better).")
+            right.caption(f"{not_pets['flagged']:,} of {not_pets['n']:,} photos in the folder with no cat or dog")
+        else:
+            right.caption("Add a folder of photos with no cat or dog above to measure the share it flags.")
+        st.caption(f"The check's operating point, set on training photos, never on these: "
+                   f"{openset_text(predictor.openset.summary())}")
+        openset_lists_ui(wrongly, not_pets)
+
+
+def openset_lists_ui(wrongly: dict | None, not_pets: dict | None) -> None:
+    """The files behind the two figures: pets flagged, non-pets answered cat or dog, and unreadable ones."""
+    if wrongly and wrongly["files"]:
+        with st.expander(f"Pets wrongly flagged ({len(wrongly['files']):,})"):
+            st.dataframe([{"file": f} for f in wrongly["files"]], hide_index=True, key="eval_pets_flagged")
+    if not_pets and not_pets["missed"]:
+        with st.expander(f"Photos with no cat or dog answered cat or dog ({len(not_pets['missed']):,})"):
+            st.dataframe(not_pets["missed"], hide_index=True, key="eval_not_pets_missed")
+    if not_pets and not_pets["skipped"]:
+        with st.expander(f"Unreadable photos skipped ({len(not_pets['skipped']):,})"):
+            st.dataframe(not_pets["skipped"], hide_index=True, key="eval_not_pets_skipped")
+
+
+def report_ui(report: EvalReport) -> None:
     if THRESHOLD_KEY not in st.session_state:  # Streamlit drops a widget's state on runs that did not draw it
         st.session_state[THRESHOLD_KEY] = float(report.threshold)
     threshold_ui(report)
@@ -171,17 +254,28 @@ def main() -> None:
     picked = inputs_ui()
     if picked is None:
         return
-    model, folder = picked
-    key = (str(model), model.stat().st_mtime if model.exists() else 0.0, folder)
+    model, folder, not_pets = picked
+    version = model_version(model)  # a refitted check (`catdog openset fit`) is a new version too
+    key, not_pets_key = (*version, folder), (*version, not_pets)
     if st.button("Evaluate", type="primary", icon=":material/analytics:", key="eval_run"):
-        report = run_evaluation(model, folder)
-        if report is not None:
-            store_report(key, report)
-    report = stored_report(key)
-    if report is None:
+        if folder or not not_pets:  # the non-pets folder alone is enough; neither gets the labelled folder's message
+            report = run_evaluation(model, folder)
+            if report is not None:
+                store_report(key, report)
+        if not_pets:
+            result = run_not_pets(model, not_pets)
+            if result is not None:
+                store_not_pets(not_pets_key, result)
+    report = stored_report(key) if folder else None
+    not_pets_result = st.session_state.get(NOT_PETS_KEY, {}).get(not_pets_key) if not_pets else None
+    if report is None and not_pets_result is None:
         st.caption("Pick a model and a folder, then press **Evaluate**.")
         return
-    report_ui(report)
+    if report is not None:
+        report_caption_ui(report)
+    openset_ui(model, report, not_pets_result)
+    if report is not None:
+        report_ui(report)
 
 
 main()

@@ -19,7 +19,8 @@ from catdog import config
 from catdog.errors import CatdogError
 from catdog.predict import Prediction, Predictor
 from catdog.preprocess import load_display_image
-from pages._ui import class_badge, class_hex, load_model_file, model_picker_ui, use_app_navigation
+from pages._nav import use_app_navigation
+from pages._ui import class_badge, class_hex, load_model_file, model_picker_ui
 
 CARDS_PER_ROW = 4
 THUMBNAIL_SIDE = 320  # display only; the model's own size comes from its settings

@@ -9,10 +9,10 @@ from __future__ import annotations
 import streamlit as st
 
 from catdog import catalog, jobs
-from catdog.errors import CatdogError
 from catdog.plots import compare_figure, curves_figure
 from catdog.runs import Run, delete_run, list_runs
-from pages._ui import models_table, report_ui, run_summary, use_app_navigation, use_model_ui
+from pages._nav import use_app_navigation
+from pages._ui import confirm_delete_ui, models_table, report_ui, run_summary, use_model_ui
 
 COMPARE_METRICS = {"val_accuracy": "Validation accuracy", "val_loss": "Validation loss", "accuracy": "Train accuracy", "loss": "Train loss"}
 CONFIRM_KEY = "runs_confirm_delete"
@@ -90,26 +90,15 @@ def actions_ui(run: Run, status: jobs.JobStatus) -> None:
     if row.button("Delete run", icon=":material/delete:", key=f"runs_delete_{run.id}"):
         st.session_state[CONFIRM_KEY] = run.id
     if st.session_state.get(CONFIRM_KEY) == run.id:
-        confirm_delete_ui(run)
+        confirm_delete_run_ui(run)
 
 
-def confirm_delete_ui(run: Run) -> None:
-    with st.container(border=True):
-        st.warning(f"Delete run `{run.id}` and its model for good? This cannot be undone.", icon=":material/warning:")
-        row = st.container(horizontal=True)
-        if row.button("Yes, delete", type="primary", key="runs_delete_yes"):
-            try:
-                delete_run(run)
-            except (CatdogError, OSError) as exc:
-                st.error(f"Could not delete: {exc}")
-                return
-            st.session_state.pop(CONFIRM_KEY, None)
-            st.session_state.pop("runs_detail", None)
-            st.toast(f"Deleted {run.id}")
-            st.rerun()
-        if row.button("Cancel", key="runs_delete_no"):
-            st.session_state.pop(CONFIRM_KEY, None)
-            st.rerun()
+def confirm_delete_run_ui(run: Run) -> None:
+    def delete() -> None:
+        delete_run(run)
+        st.toast(f"Deleted {run.id}")
+
+    confirm_delete_ui(f"Delete run `{run.id}` and its model for good?", "runs_delete", CONFIRM_KEY, delete, forget=("runs_detail",))
 
 
 def main() -> None:

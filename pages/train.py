@@ -13,11 +13,13 @@ import streamlit as st
 from catdog import config, jobs, sources
 from catdog.data import discover_all
 from catdog.errors import CatdogError
+from catdog.health import near_chance
 from catdog.models import PRESETS, get_preset
 from catdog.plots import curves_figure
 from catdog.runs import Run
-from catdog.training import WARM_START_LR_FACTOR, TrainConfig, near_chance, warm_start_fits
-from pages._ui import STATE_ICONS, default_dataset, format_duration, report_ui, settings_text, use_app_navigation, use_model_ui
+from catdog.training import BOUNDS, TrainConfig, refuse_overlaps, warm_start_fits, warm_start_learning_rate
+from pages._nav import use_app_navigation
+from pages._ui import STATE_ICONS, default_dataset, format_duration, report_ui, settings_text, use_model_ui
 
 POLL_SECONDS = 1.5
 METRIC_WIDTH = 150  # px: a wrapping row of metrics
@@ -30,6 +32,7 @@ def dataset_summary(folders: tuple[str, ...]) -> tuple[str | None, dict]:
     """(error, facts) for the training folders together; cached because big folders take a moment to list."""
     try:
         layouts = discover_all([sources.resolve_local_folder(f) for f in folders])  # the server's one path rule
+        refuse_overlaps(layouts)  # a folder twice, or one inside another: photos in two splits
     except (CatdogError, OSError) as exc:
         return str(exc), {}
     own_val = [len(layout.validation) for layout in layouts if layout.validation is not None]
@@ -78,18 +81,18 @@ def settings_ui(facts: dict | None, disabled: bool) -> dict:
     preset = c1.selectbox("Model preset", names, index=default, disabled=disabled, key="train_preset")
     spec = get_preset(preset)
     # Keys include the preset so switching presets brings back that preset's defaults.
-    epochs = c2.number_input("Epochs", 1, 1000, spec.epochs, disabled=disabled, key=f"train_epochs_{preset}")
-    batch = c3.number_input("Batch size", 1, 4096, spec.batch_size, disabled=disabled, key=f"train_batch_{preset}")
-    size = c4.number_input("Image size (px)", 32, 1024, spec.image_size, step=16, disabled=disabled, key=f"train_size_{preset}")
+    epochs = c2.number_input("Epochs", *BOUNDS["epochs"], spec.epochs, disabled=disabled, key=f"train_epochs_{preset}")
+    batch = c3.number_input("Batch size", *BOUNDS["batch_size"], spec.batch_size, disabled=disabled, key=f"train_batch_{preset}")
+    size = c4.number_input(
+        "Image size (px)", *BOUNDS["image_size"], spec.image_size, step=16, disabled=disabled, key=f"train_size_{preset}"
+    )
     st.caption(f"**{preset}**: {spec.description}")
     warm = warm_start_ui(preset, int(size), facts, disabled)
     c1, c2, c3 = st.columns(3)
-    base_lr = spec.learning_rate * (WARM_START_LR_FACTOR if warm else 1.0)
     lr = c1.number_input(
         "Learning rate",
-        1e-6,
-        1.0,
-        float(base_lr),
+        *BOUNDS["learning_rate"],
+        float(warm_start_learning_rate(preset, warm)),
         step=1e-4,
         format="%.5f",
         disabled=disabled,
@@ -262,9 +265,8 @@ def resume_ui(run: Run) -> None:
     c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
     epochs = c1.number_input(
         "Total epochs",
-        1,
-        1000,
-        max(planned, done + 1),
+        *BOUNDS["epochs"],
+        min(max(planned, done + 1), BOUNDS["epochs"][1]),
         key=f"resume_epochs_{run.id}",
         help="Resume trains from the last checkpoint up to this many epochs in all.",
     )
@@ -370,12 +372,12 @@ def restore_settings(run: Run) -> None:
         state["train_data"] = folders[0]
         state["train_data_more"] = "\n".join(folders[1:])
     state["train_preset"] = preset
-    for key, field, low, high in (("epochs", "epochs", 1, 1000), ("batch", "batch_size", 1, 4096), ("size", "image_size", 32, 1024)):
-        value = cfg.get(field)
+    for key, field in (("epochs", "epochs"), ("batch", "batch_size"), ("size", "image_size")):
+        value, (low, high) = cfg.get(field), BOUNDS[field]
         if isinstance(value, int) and low <= value <= high:
             state[f"train_{key}_{preset}"] = value
     lr = cfg.get("learning_rate")
-    if isinstance(lr, (int, float)) and 1e-6 <= lr <= 1.0:
+    if isinstance(lr, (int, float)) and BOUNDS["learning_rate"][0] <= lr <= BOUNDS["learning_rate"][1]:
         state[f"train_lr_{preset}_{bool(cfg.get('init_from'))}"] = float(lr)
     if isinstance(cfg.get("early_stopping"), int):
         state["train_early"], state["train_patience"] = True, max(1, min(100, cfg["early_stopping"]))

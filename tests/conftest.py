@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import REPO, SHARED_DATA, make_class_folders
+from tests.fixtures import REPO, SHARED_DATA, make_class_folders, write_image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -45,6 +45,31 @@ def tiny_run(tmp_path_factory, tiny_dataset):
     runs_dir = tmp_path_factory.mktemp("runs")
     cfg = TrainConfig(data=str(tiny_dataset), model="seed", epochs=2, batch_size=8, image_size=32, val_split=0.25, precision="float32")
     return train(cfg, runs_dir=runs_dir, run_id="tiny-seed", verbose=0, stream=io.StringIO(), lock=False, handle_signals=False)
+
+
+@pytest.fixture(scope="session")
+def run_with_check(tmp_path_factory, tiny_run):
+    """The tiny run with a "not a cat or dog" check fitted on 120 generated photos (noise stands for 'not a pet').
+
+    Returns:
+        (run folder, the photos' folder, the noise folder, the fitted `OpenSet`); a test that
+        changes the run works on a copy.
+    """
+    import shutil
+
+    from catdog import openset
+
+    root = tmp_path_factory.mktemp("openset")
+    photos = make_class_folders(root / "photos", n=60, size=(40, 40))
+    negatives = root / "noise"
+    for i in range(6):
+        write_image(negatives / f"n{i}.png", size=(40, 40), seed=500 + i, colour=(250, 250, 250))
+    run_dir = root / "run"
+    shutil.copytree(tiny_run.path, run_dir)
+    for stale in ("model.onnx", "model.onnx.catdog.json"):
+        (run_dir / stale).unlink(missing_ok=True)
+    check, _ = openset.fit_for_model(run_dir, [str(photos)], [str(negatives)], log=lambda m: None)
+    return run_dir, photos, negatives, check
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from catdog import catalog, config, predict
+from catdog import catalog, config, hashing, predict
 from tests.fixtures import REPO
 
 TIMEOUT = 120
@@ -102,7 +102,7 @@ def test_an_evaluation_of_an_older_model_is_ignored(tmp_path):
 
     (tmp_path / "model.keras").write_bytes(b"new model")
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": 0.8}) + "\n")
-    record = {"accuracy": 0.9, "n": 10, "data": "/d/v", "model_sha256": catalog.file_sha256(tmp_path / "model.keras")}
+    record = {"accuracy": 0.9, "n": 10, "data": "/d/v", "model_sha256": hashing.file_sha256(tmp_path / "model.keras")}
     (tmp_path / catalog.EVALUATION_FILE).write_text(json.dumps(record))
     assert catalog.accuracy_facts(Run(tmp_path))[0] == 0.9
     (tmp_path / "model.keras").write_bytes(b"a retrained model")

@@ -124,3 +124,65 @@ def test_a_folder_without_class_folders_gives_an_error(active_model, tmp_path):
     at = evaluated(tmp_path / "empty")
     assert not at.exception
     assert "Cannot evaluate" in at.error[0].value
+
+
+@pytest.fixture
+def model_with_check(home, run_with_check):
+    predict.set_active_model(run_with_check[0])
+    return run_with_check
+
+
+def evaluated_with_not_pets(folder, not_pets) -> AppTest:
+    at = open_evaluate_page()
+    at.text_input(key="eval_folder").set_value(str(folder)).run()
+    at.text_input(key="eval_not_pets").set_value(str(not_pets)).run()
+    return at.button(key="eval_run").click().run()
+
+
+def test_a_folder_of_non_pets_gives_the_share_flagged_next_to_the_pets_wrongly_flagged(model_with_check, labelled):
+    run_dir, _, negatives, check = model_with_check
+    at = evaluated_with_not_pets(labelled, negatives)
+    assert not at.exception and not at.error
+    predictor = predict.Predictor.load(run_dir)
+    not_pets = evaluate_module.evaluate_not_pets(predictor, negatives)
+    wrongly = evaluate(predictor, labelled).open_set()
+    assert not_pets["n"] == 6 and not_pets["flagged"] > 0  # noise is far from the coloured training photos
+    assert metric(at, "Non-pets flagged") == f"{not_pets['share']:.1%}"
+    assert metric(at, "Pets wrongly flagged") == f"{wrongly['share']:.1%}"
+    captions = " ".join(c.value for c in at.caption)
+    assert f"{not_pets['flagged']} of 6 photos in the folder with no cat or dog" in captions
+    assert f"{wrongly['flagged']} of 10 photos in the labelled folder" in captions
+    assert f"threshold {check.threshold:.3g}" in captions  # the operating point, picked on training photos
+    assert metric(at, "Accuracy")  # the cat/dog evaluation is still there
+
+
+def test_the_non_pets_folder_alone_is_measured_without_a_labelled_folder(model_with_check):
+    _, _, negatives, _ = model_with_check
+    at = evaluated_with_not_pets("", negatives)
+    assert not at.exception and not at.error
+    assert {m.label for m in at.metric} == {"Non-pets flagged"}
+
+
+def test_a_model_without_a_check_says_so_and_how_to_get_one(active_model, labelled, tmp_path):
+    from tests.fixtures import write_image
+
+    write_image(tmp_path / "things" / "cup.png", colour=(250, 250, 250))
+    at = evaluated_with_not_pets(labelled, tmp_path / "things")
+    assert not at.exception and not at.error
+    info = " ".join(i.value for i in at.info)
+    assert "no check" in info and f"catdog openset fit {active_model.path.resolve()}" in info
+    assert "Non-pets flagged" not in {m.label for m in at.metric} and metric(at, "Accuracy")
+
+
+def test_the_non_pets_folder_follows_the_same_path_rule_and_messages(active_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDOG_DATA_ROOTS", str(tmp_path / "root"))
+    (tmp_path / "root").mkdir()
+    outside = make_class_folders(tmp_path / "elsewhere", n=2)
+    as_dataset = evaluated_with_not_pets(outside, "")
+    as_not_pets = evaluated_with_not_pets("", outside)
+    missing = evaluated_with_not_pets("", tmp_path / "root" / "nowhere")
+    assert not as_not_pets.exception and not missing.exception
+    assert [e.value for e in as_not_pets.error] == [e.value for e in as_dataset.error]
+    assert "CATDOG_DATA_ROOTS" in as_not_pets.error[0].value
+    assert [e.value for e in missing.error] == [f"Folder not found: `{tmp_path / 'root' / 'nowhere'}`"]
+    assert not as_not_pets.metric

@@ -140,3 +140,30 @@ def test_a_finished_run_builds_its_report_and_offers_the_download(home):
     assert not at.exception, at.exception
     assert (run.path / "report.html").exists()
     assert [b for b in at.get("download_button") if "report" in b.proto.label.lower()]
+
+
+def test_models_table_says_which_models_have_a_not_a_cat_or_dog_check(home):
+    make_run("plain", [0.6, 0.7]).model_path.write_bytes(b"")  # listed, never loaded
+    at = open_runs_page()
+    models = at.dataframe[0].value
+    checks = dict(zip(models["model"], models["not a cat or dog"]))
+    assert checks["plain"].startswith("none, so it answers cat or dog for any photo")
+    bundled = json.loads((REPO / "assets" / "model" / "config.json").read_text())["openset"]
+    assert checks["bundled"].startswith(f"threshold {bundled['threshold']:.3g} · flags {bundled['held_out_flagged']:.1%} of ")
+
+
+def test_the_report_builder_takes_a_folder_of_non_pets(home, run_with_check):
+    import shutil
+
+    from catdog import config
+
+    run_dir, _, negatives, _ = run_with_check
+    shutil.copytree(run_dir, config.runs_dir() / "checked")
+    at = open_runs_page()
+    at.selectbox(key="runs_detail").set_value("checked").run()
+    at.text_input(key="runs_report_not_pets_checked").set_value(str(negatives)).run()
+    at.button(key="runs_report_build_checked").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    text = (config.runs_dir() / "checked" / "report.html").read_text(encoding="utf-8")
+    assert "<span>Non-pets flagged</span>" in text and f"of 6 photos in {negatives}" in text

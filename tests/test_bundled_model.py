@@ -41,6 +41,7 @@ def test_with_no_model_chosen_predict_uses_the_bundle_and_gets_the_samples_right
 
 
 @pytest.mark.slow
+@pytest.mark.realdata
 def test_cli_evaluate_with_no_model_is_accurate_and_calibrated_on_the_real_validation_photos(shared_data, monkeypatch, tmp_path):
     from catdog.cli import main
 

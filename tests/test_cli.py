@@ -72,7 +72,7 @@ def test_predict_all_good_exits_zero(tmp_path, tiny_run):
 
 
 def test_predict_without_any_model_says_how_to_get_one(tmp_path, monkeypatch):
-    monkeypatch.setattr("catdog.predict.default_model", lambda: None)
+    monkeypatch.setattr("catdog.model_files.default_model", lambda: None)
     code, _, err = run_cli("predict", write_image(tmp_path / "a.jpg"))
     assert code == 2 and "catdog train" in err
 

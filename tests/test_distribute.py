@@ -13,8 +13,6 @@ import pytest
 from catdog.distribute import global_batch_size, resolve_strategy_name, tf_config_workers
 from tests.fixtures import REPO, make_class_folders
 
-pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
-
 
 def test_auto_picks_multiworker_when_tf_config_lists_a_cluster():
     env = {"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}})}
@@ -59,6 +57,7 @@ _MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_mirrored_training_runs_on_two_logical_cpu_devices(tmp_path):
     data = make_class_folders(tmp_path / "data", n=8)
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")

@@ -10,8 +10,6 @@ import pytest
 
 from catdog.cli import main
 
-pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
-
 
 def _images(size: int, n: int = 4) -> np.ndarray:
     return np.random.default_rng(7).integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
@@ -38,6 +36,7 @@ def _export(tiny_run, fmt, out):
     return out
 
 
+@pytest.mark.slow
 def test_keras_export_is_a_loadable_copy(tmp_path, tiny_run, reference):
     from catdog.predict import Predictor
 
@@ -46,6 +45,7 @@ def test_keras_export_is_a_loadable_copy(tmp_path, tiny_run, reference):
     np.testing.assert_allclose(Predictor.load(out).predict_arrays(batch), expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_savedmodel_export_predicts_like_the_original(tmp_path, tiny_run, reference):
     import tensorflow as tf
 
@@ -56,6 +56,7 @@ def test_savedmodel_export_predicts_like_the_original(tmp_path, tiny_run, refere
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_tflite_export_predicts_like_the_original(tmp_path, tiny_run, reference):
     import tensorflow as tf
 
@@ -73,6 +74,7 @@ def test_tflite_export_predicts_like_the_original(tmp_path, tiny_run, reference)
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_onnx_export_predicts_like_the_original(tmp_path, tiny_run, reference):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("tf2onnx")
@@ -83,6 +85,7 @@ def test_onnx_export_predicts_like_the_original(tmp_path, tiny_run, reference):
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_unknown_format_is_rejected_by_the_cli(tmp_path, tiny_run):
     err = io.StringIO()
     with pytest.raises(SystemExit):

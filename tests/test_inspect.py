@@ -92,6 +92,7 @@ def test_cli_data_inspect_missing_folder_is_one_error_line(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.realdata
 def test_real_data_report(shared_data):
     report = inspect_dataset(shared_data)
     assert sum(report.counts["train"].values()) == 6000

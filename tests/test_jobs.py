@@ -56,7 +56,7 @@ def slow_config(data: Path, **overrides) -> TrainConfig:
 
 def _non_default(f: dataclasses.Field, hint) -> object:
     """A value unlike the field's default, of the field's type (choices respected)."""
-    from catdog.training import _field_kind
+    from catdog.training.flags import _field_kind
 
     kind, element = _field_kind(hint)
     choices = f.metadata.get("choices")

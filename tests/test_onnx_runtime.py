@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from catdog import config, onnx_runtime
+from catdog import config, hashing, onnx_runtime
 from catdog.errors import CatdogError, RunError
 from catdog.predict import Predictor
 from tests.fixtures import REPO, SHARED_DATA, image_bytes, make_class_folders
@@ -62,7 +62,7 @@ def test_finished_training_writes_a_current_model_onnx(tiny_run):
     assert onnx_runtime.current_onnx(tiny_run.model_path) == onnx_file
     record = json.loads(onnx_runtime.record_path(onnx_file).read_text())
     assert record["source"] == config.MODEL_FILENAME and record["input"]["dtype"] == "uint8"
-    assert record["source_sha256"] == onnx_runtime.file_sha256(tiny_run.model_path)
+    assert record["source_sha256"] == hashing.file_sha256(tiny_run.model_path)
 
 
 def test_model_without_onnx_is_converted_once_into_the_cache_and_calibrated_like_keras(tmp_path, tiny_run, monkeypatch):

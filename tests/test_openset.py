@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from catdog import openset
-from tests.fixtures import make_class_folders, write_image
+from tests.fixtures import write_image
 
 
 def _gaussian_features(rng, n, shift=0.0, d=(4, 6)):
@@ -85,24 +85,6 @@ def test_the_graph_score_equals_the_numpy_reference():
     np.testing.assert_allclose(graph_scores.numpy(), check.score(feats), rtol=1e-3, atol=1e-3)
 
 
-@pytest.fixture(scope="module")
-def run_with_check(tmp_path_factory, tiny_run):
-    """The tiny run with a check fitted on 120 generated photos (noise stands for 'not a pet')."""
-    import shutil
-
-    root = tmp_path_factory.mktemp("openset")
-    photos = make_class_folders(root / "photos", n=60, size=(40, 40))
-    negatives = root / "noise"
-    for i in range(6):
-        write_image(negatives / f"n{i}.png", size=(40, 40), seed=500 + i, colour=(250, 250, 250))
-    run_dir = root / "run"
-    shutil.copytree(tiny_run.path, run_dir)
-    for stale in ("model.onnx", "model.onnx.catdog.json"):
-        (run_dir / stale).unlink(missing_ok=True)
-    check, _ = openset.fit_for_model(run_dir, [str(photos)], [str(negatives)], log=lambda m: None)
-    return run_dir, photos, negatives, check
-
-
 def test_fit_for_model_saves_the_check_and_records_it_in_config_json(run_with_check):
     run_dir, _, _, check = run_with_check
     assert (run_dir / "openset.npz").exists()
@@ -159,10 +141,14 @@ def test_evaluate_not_pets_on_a_model_without_a_check_says_how_to_get_one(tiny_r
     assert "no open-set check" in err.getvalue() and "catdog openset fit" in err.getvalue()
 
 
-def test_a_refitted_check_is_never_served_from_a_stale_onnx_graph(run_with_check):
+def test_a_refitted_check_is_never_served_from_a_stale_onnx_graph(run_with_check, tmp_path):
+    import shutil
+
     from catdog import onnx_runtime
 
-    run_dir, photos, _, _ = run_with_check
+    shared, photos, _, _ = run_with_check
+    run_dir = tmp_path / "run"  # refitted here: the session's run_with_check stays as other tests expect it
+    shutil.copytree(shared, run_dir)
     model_file = run_dir / "model.keras"
     first = onnx_runtime.ensure_onnx(model_file)
     openset.fit_for_model(run_dir, [str(photos)], flag_rate=0.1, log=lambda m: None)
@@ -170,3 +156,20 @@ def test_a_refitted_check_is_never_served_from_a_stale_onnx_graph(run_with_check
     second = onnx_runtime.ensure_onnx(model_file)
     record = json.loads(onnx_runtime.record_path(second).read_text())
     assert record["openset_sha256"] == onnx_runtime.file_sha256(openset.path_for(model_file))
+
+
+def test_a_check_saved_before_the_head_existed_still_loads_with_its_scores(tmp_path):
+    import io as _io
+
+    rng = np.random.default_rng(4)
+    f, y = _gaussian_features(rng, 300)
+    check = openset.fit(f, y, f, ["a", "b"])
+    with np.load(_io.BytesIO(check.to_bytes())) as z:  # the first format: no part_centre / part_scale
+        old = {k: z[k] for k in z.files if k not in ("part_centre", "part_scale")}
+    old["centre"], old["scale"] = check.centre, check.scale
+    model_file = tmp_path / "model.keras"
+    np.savez(openset.path_for(model_file), **old)
+    again = openset.load_for(model_file, log=pytest.fail)
+    raw = ((check.layer_distances(f) - check.centre) / check.scale).mean(axis=1)  # the first format's score
+    np.testing.assert_allclose(again.score(f), raw)
+    assert again.threshold == check.threshold

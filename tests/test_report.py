@@ -11,8 +11,6 @@ from catdog.cli import main
 from catdog.report import build_report, evaluation_folder, write_report
 from tests.server import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = pytest.mark.slow  # the tiny run trains a model; the report runs Grad-CAM
-
 
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory, tiny_run, tiny_dataset) -> Path:
@@ -21,6 +19,7 @@ def report_file(tmp_path_factory, tiny_run, tiny_dataset) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_the_report_is_one_file_with_everything_inline(report_file):
     text = report_file.read_text(encoding="utf-8")
     assert "Model and data" in text and "Training curves" in text and "Evaluation" in text and "Sample predictions" in text
@@ -30,6 +29,8 @@ def test_the_report_is_one_file_with_everything_inline(report_file):
     assert not re.search(r"""(src|href)=["']https?://""", markup)
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_headless_chromium_renders_it_with_no_network_request(report_file):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}")
@@ -53,6 +54,7 @@ def test_headless_chromium_renders_it_with_no_network_request(report_file):
     assert [u for u in requests if u.startswith(("http:", "https:", "ws:", "wss:"))] == []
 
 
+@pytest.mark.slow
 def test_without_a_labelled_folder_the_report_rebuilds_the_runs_held_out_photos(tmp_path, tiny_run):
     from catdog.report import held_out_images
 
@@ -63,6 +65,7 @@ def test_without_a_labelled_folder_the_report_rebuilds_the_runs_held_out_photos(
     assert "Evaluation" in text and "6 labelled photos" in text and "Sample predictions" in text
 
 
+@pytest.mark.slow
 def test_when_the_validation_photos_are_gone_the_report_says_how_to_add_some(tmp_path, tiny_run):
     import json
     import shutil
@@ -84,6 +87,7 @@ def test_a_run_without_epochs_still_gives_a_page(tmp_path):
     assert "No epoch finished" in build_report(Run(tmp_path))
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [1280, 1920])
 def test_every_chart_fits_its_column_when_the_file_is_first_opened(report_file, width):
@@ -107,3 +111,37 @@ def test_every_chart_fits_its_column_when_the_file_is_first_opened(report_file, 
     for i, size in enumerate(sizes):
         assert 0 < size["chart"] <= size["column"] + 0.5, f"chart {i} at {width} px: {size}"
     assert sizes[0]["column"] < width / 2  # two charts a row: the columns really are half-width
+
+
+def _openset_section(text: str) -> str:
+    return text[text.index("<h2>Not a cat or dog</h2>"):].split("<h2>", 2)[1]
+
+
+def test_the_report_gives_pets_wrongly_flagged_and_non_pets_flagged(tmp_path, run_with_check):
+    from catdog.evaluate import evaluate, evaluate_not_pets
+    from catdog.predict import Predictor
+    from catdog.runs import Run
+
+    run_dir, photos, negatives, check = run_with_check
+    out = tmp_path / "report.html"
+    assert main(["report", str(run_dir), "--out", str(out), "--data", str(photos), "--not-pets", str(negatives)]) == 0
+    predictor = Predictor.load(run_dir)
+    wrongly = evaluate(predictor, photos).open_set()
+    flagged = evaluate_not_pets(predictor, negatives)
+    section = _openset_section(out.read_text(encoding="utf-8"))
+    assert f"<span>Pets wrongly flagged</span><b>{wrongly['share']:.1%}</b>" in section
+    assert f"{wrongly['flagged']:,} of the {wrongly['n']:,} evaluation photos" in section
+    assert f"<span>Non-pets flagged</span><b>{flagged['share']:.1%}</b>" in section and flagged["flagged"] > 0
+    assert f"{flagged['flagged']} of 6 photos in {negatives}" in section
+    assert f"threshold {check.threshold:.3g}" in section
+    facts = build_report(Run(run_dir))
+    assert re.search(r"<th>Not a cat or dog check</th><td>threshold [0-9.]+ · flags", facts)
+
+
+def test_a_report_without_a_check_says_how_to_get_one(tmp_path, tiny_run, tiny_dataset):
+    out = tmp_path / "report.html"
+    assert main(["report", str(tiny_run.path), "--out", str(out), "--data", str(tiny_dataset), "--not-pets", str(tiny_dataset)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "no &ldquo;not a cat or dog&rdquo; check" in _openset_section(text)
+    assert f"catdog openset fit {tiny_run.path}" in text
+    assert "<th>Not a cat or dog check</th><td>none, so it answers cat or dog for any photo" in text

@@ -14,11 +14,10 @@ from catdog import runs
 from catdog.training import TrainConfig, train
 from tests.fixtures import REPO
 
-pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
-
 EXPECTED_FILES = {"config.json", "status.json", "metrics.jsonl", "progress.json", "model.keras", "accuracy.png", "loss.png"}
 
 
+@pytest.mark.slow
 def test_finished_run_holds_every_file(tiny_run):
     names = {p.name for p in tiny_run.path.iterdir()}
     assert EXPECTED_FILES <= names
@@ -36,6 +35,7 @@ def test_finished_run_holds_every_file(tiny_run):
     assert tiny_run.checkpoint_path.exists() and tiny_run.checkpoint_path.name.startswith("last-")
 
 
+@pytest.mark.slow
 def test_user_callbacks_receive_epoch_logs(tmp_path, tiny_dataset):
     seen = []
 
@@ -48,6 +48,7 @@ def test_user_callbacks_receive_epoch_logs(tmp_path, tiny_dataset):
     assert seen and "val_accuracy" in seen[0]
 
 
+@pytest.mark.slow
 def test_stop_file_ends_training_cleanly_and_keeps_the_model(tmp_path, tiny_dataset):
     class RequestStopAfterFirstBatch(keras.callbacks.Callback):
         def __init__(self, run_dir):
@@ -92,15 +93,28 @@ def test_bad_settings_are_refused_before_a_run_is_made(tmp_path, tiny_dataset):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bad_data_marks_the_run_failed_with_the_reason(tmp_path):
+def test_a_missing_data_folder_is_refused_before_a_run_folder_exists(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         train(
             TrainConfig(data=str(tmp_path / "nope"), epochs=1), runs_dir=tmp_path / "runs", run_id="bad", lock=False, stream=io.StringIO()
         )
+    assert not (tmp_path / "runs" / "bad").exists()
+
+
+@pytest.mark.slow
+def test_unreadable_photos_mark_the_run_failed_with_the_reason(tmp_path):
+    for name in ("cats", "dogs"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(4):
+            (tmp_path / "data" / name / f"{i}.jpg").write_bytes(b"not a photo")
+    with pytest.raises(ValueError, match="could be read"):
+        train(TrainConfig(data=str(tmp_path / "data"), epochs=1, image_size=32), runs_dir=tmp_path / "runs", run_id="bad", lock=False,
+              stream=io.StringIO())
     status = json.loads((tmp_path / "runs" / "bad" / "status.json").read_text())
-    assert status["state"] == "failed" and "does not exist" in status["error"]
+    assert status["state"] == "failed" and "could be read" in status["error"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "preset,precision,fused", [("seed", "mixed_bfloat16", True), ("compact", "mixed_bfloat16", False), ("compact", "float32", True)]
 )

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+STRIP = r"aspect ratio of [\d,]+:1; the limit is \d+:1.*crop it first"
 BOMB = r"(too large to decode safely|megapixels).*decompression-bomb guard.*resize it first"
 SIZE = 32  # the model input size the checks are written for
 RED, GREEN, BLUE, WHITE, BLACK = (220, 30, 30), (30, 200, 40), (30, 40, 220), (255, 255, 255), (0, 0, 0)
@@ -85,6 +86,13 @@ def png_bomb(side: int = 30000) -> bytes:
     idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+
+
+def png_strip(width: int, height: int, pixels: bool = True) -> bytes:
+    """A grey PNG of any shape, built row by row (header only unless `pixels`): 1 x 119,999,999 was 230 KB and took 4.4 GB."""
+    idat = zlib.compress((b"\x00\x80" + b"\x80" * (width - 1)) * height, 9) if pixels else b""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + (png_chunk(b"IDAT", idat) if pixels else b"") + png_chunk(b"IEND", b"")
 
 
 def jpeg_claiming(width: int, height: int) -> bytes:
@@ -174,6 +182,9 @@ def build_corpus(include_huge: bool = True) -> list[Case]:
         Case("bomb-12000x12000.png", png_bomb(12000), False, BOMB),
         Case("bomb-header-60000x60000.jpg", jpeg_claiming(60000, 60000), False, BOMB),
         Case("bomb-screen-65535x65535.gif", gif_claiming(65535, 65535), False, BOMB),
+        Case("strip-1x20000.png", png_strip(1, 20000), False, STRIP),
+        Case("strip-40000x2.png", png_strip(40000, 2), False, STRIP),
+        Case("strip-header-1x119999999.png", png_strip(1, 119_999_999, pixels=False), False, STRIP),
         Case("vector.svg", b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
              b'<rect width="64" height="64" fill="red"/></svg>', False, r"not a supported image.*SVG"),
         Case("svg-named.jpg", b'<svg xmlns="http://www.w3.org/2000/svg"><circle r="4"/></svg>', False, r"SVG"),

@@ -19,9 +19,8 @@ from catdog.predict import Predictor
 from catdog.training import TrainConfig
 from tests.fixtures import CAT_COLOUR, DOG_COLOUR, REPO, image_bytes
 
-pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
 
-
+@pytest.mark.slow
 def test_threads_sharing_one_predictor_get_the_same_answers_as_one_thread(tiny_run, stats):
     photos = [image_bytes(colour=(CAT_COLOUR, DOG_COLOUR)[i % 2], seed=i, size=(60 + i, 50)) for i in range(32)]
     expected = [r.p_dog for r in Predictor.load(tiny_run.path).predict(photos)]
@@ -51,7 +50,8 @@ CONTENDER = textwrap.dedent(
     from catdog import runs
     from catdog.errors import TrainingBusyError
 
-    root, name, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+    root, name, go, release = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+    print("ready", flush=True)
     while not go.exists():
         time.sleep(0.001)
     try:
@@ -60,12 +60,14 @@ CONTENDER = textwrap.dedent(
         print(json.dumps({"won": False, "error": str(exc)}), flush=True)
     else:
         print(json.dumps({"won": True}), flush=True)
-        time.sleep(1.0)  # hold it while the others try
+        while not release.exists():  # hold it until every contender has tried
+            time.sleep(0.001)
         runs.release_lock(root)
     """
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start", ["free", "stale lock", "garbage lock"])
 def test_processes_racing_for_the_training_lock_exactly_one_wins(tmp_path, start, stats):
     rounds, contenders = 4, 3
@@ -78,12 +80,14 @@ def test_processes_racing_for_the_training_lock_exactly_one_wins(tmp_path, start
             runs.lock_path(root).write_text("{half a lock")
             old = time.time() - 60
             os.utime(runs.lock_path(root), (old, old))
-        go = root / "go"
-        procs = [subprocess.Popen([sys.executable, "-c", CONTENDER, str(root), f"run{i}", str(go)], cwd=REPO,
+        go, release = root / "go", root / "release"
+        procs = [subprocess.Popen([sys.executable, "-c", CONTENDER, str(root), f"run{i}", str(go), str(release)], cwd=REPO,
                                   stdout=subprocess.PIPE, text=True) for i in range(contenders)]
-        time.sleep(0.5)  # all of them spinning on the go file
+        assert [p.stdout.readline().strip() for p in procs] == ["ready"] * contenders  # all of them spinning on the go file
         go.touch()
-        outcomes = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+        outcomes = [json.loads(p.stdout.readline()) for p in procs]  # each has tried once; the winner still holds the lock
+        release.touch()
+        assert [p.wait(timeout=60) for p in procs] == [0] * contenders
         stats.fault(contenders)
         winners = [o for o in outcomes if o["won"]]
         assert len(winners) == 1, outcomes
