@@ -11,9 +11,12 @@ from pathlib import Path
 import streamlit as st
 
 from catdog import catalog, config, jobs
-from pages._ui import APP_NAVIGATION_KEY, default_dataset, format_pct, format_time, nav_link, password_gate_ui
+from pages._gate import gate_ui, remember_ui, require_sign_in, signed_in
+from pages._text import code_span
+from pages._ui import APP_NAVIGATION_KEY, default_dataset, format_pct, format_time, nav_link
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
+PAGE_ICON = Path(__file__).resolve().parent / "assets" / "favicon.png"  # local: a ":material/…:" icon is fetched from a font server
 PAGES = (
     ("data", "Data", ":material/folder_open:"),
     ("train", "Train", ":material/model_training:"),
@@ -25,6 +28,7 @@ PAGES = (
 
 def home() -> None:
     """Which dataset and model are active, whether a training runs, and where to go."""
+    require_sign_in()  # the entry point checked already; every page checks again
     st.title(":material/pets: catdog studio")
     st.caption("Train a cats-vs-dogs classifier, watch it learn, and try it on your own photos.")
     left, middle, right = st.columns(3)
@@ -53,7 +57,7 @@ def _model_card() -> None:
     if entry is None:
         st.info("No model yet. Train one on the Train page, then choose *Use this model for Predict*.")
         return
-    st.markdown(f"`{entry.name}`" + (" (ships with catdog)" if entry.kind == "bundled" else ""))
+    st.markdown(code_span(entry.name) + (" (ships with catdog)" if entry.kind == "bundled" else ""))
     accuracy = f"accuracy **{format_pct(entry.accuracy)}** on {entry.accuracy_on}" if entry.accuracy is not None else "accuracy –"
     st.caption(
         f"preset **{entry.preset or '?'}** · {entry.image_size or '?'}px · {accuracy} · trained {format_time(entry.created)}"
@@ -65,7 +69,7 @@ def _dataset_card() -> None:
     st.markdown("**Dataset**")
     dataset = default_dataset()
     if dataset:
-        st.markdown(f"`{dataset}`")
+        st.markdown(code_span(dataset))
         st.caption("Suggested on the Train page; change it there.")
     else:
         st.info("No dataset chosen yet. Point the Train page at a folder with cats/ and dogs/ in it.")
@@ -75,11 +79,11 @@ def _training_card() -> None:
     st.markdown("**Training**")
     run = jobs.active_run()
     if run is None:
-        st.caption(f"Idle. Runs are kept in `{config.runs_dir()}`.")
+        st.caption(f"Idle. Runs are kept in {code_span(config.runs_dir())}.")
         return
     status = jobs.job_status(run)
     rows = run.metrics()
-    st.markdown(f":green[:material/play_circle:] `{run.id}` is {status.state}")
+    st.markdown(f":green[:material/play_circle:] {code_span(run.id)} is {status.state}")
     st.caption(f"{len(rows)}/{run.config().get('epochs', '?')} epochs done. Watch it on the Train page.")
 
 
@@ -90,15 +94,29 @@ def build_pages() -> list:
 
 
 def _locked() -> None:
-    """The only page before the password is given (the form is already drawn)."""
+    """Every URL's page before the password is given: the form only.
+
+    The form is drawn inside a page (not before `st.navigation`) so its widgets
+    keep one identity from the first run on: Streamlit keys a widget by the page
+    it is drawn in, and a server's first run goes through its pages/ mode.
+    """
+    gate_ui()
+
+
+def locked_pages() -> list:
+    """The app's URLs, each showing only the form: a deep link (/runs) is no "Page not found",
+    and after signing in the same URL opens the page asked for (a page is found by its URL path)."""
+    pages = [st.Page(_locked, title="Sign in", default=True)]
+    return pages + [st.Page(_locked, title="Sign in", url_path=name) for name, _title, _icon in PAGES]
 
 
 def main() -> None:
-    st.set_page_config(page_title="catdog studio", page_icon=":material/pets:", layout="wide")
-    st.session_state[APP_NAVIGATION_KEY] = True
-    if not password_gate_ui():  # only when CATDOG_PASSWORD or [auth] password is set
-        st.navigation([st.Page(_locked, title="Sign in", default=True)], position="hidden")
+    st.set_page_config(page_title="catdog studio", page_icon=str(PAGE_ICON), layout="wide")
+    if not signed_in():  # only when CATDOG_PASSWORD or [auth] password is set
+        st.navigation(locked_pages(), position="hidden").run()
         st.stop()
+    st.session_state[APP_NAVIGATION_KEY] = True  # after the gate: an interrupted run must not mark a locked session
+    remember_ui()
     st.navigation(build_pages()).run()
 
 

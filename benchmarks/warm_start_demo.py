@@ -8,7 +8,7 @@ default (the 20% validation split; "Start from the bundled model" on when it fit
 or off with --scratch), presses Start and waits for the run to end. Prints the wall
 time from the click to the finished run, each epoch's validation accuracy, and the
 CPU. Prepare DIR with cats/ and dogs/, e.g. 150 + 150 photos copied from
-catdog-small/validation (the bundled model never trained on them).
+catdog-small/validation (no training photo of the bundled model comes from it).
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ def _saved_model_val_accuracy(run: Run, cfg: dict) -> tuple[float | None, str]:
     value = run.model_val_accuracy()
     if value is None:
         return None, ""
-    return value, "best validation epoch" if cfg.get("early_stopping") else "last validation epoch"
+    return value, "validation epoch of the lowest loss" if cfg.get("early_stopping") else "last validation epoch"
 
 
 def first_folder(cfg: dict) -> str | None:
@@ -240,12 +240,18 @@ def active_entry() -> ModelEntry | None:
     return next((e for e in list_models() if e.active), None)
 
 
-def replace_check(run: Run) -> tuple[str | None, str | None]:
+def replace_check(run: Run, measure: bool = False) -> tuple[str | None, str | None]:
     """(confirm, warn) messages for making `run` the active model; None when there is nothing to say.
+
+    The run and the current model are compared on the same photos, the run's validation
+    photos (`catdog.compare.same_photos`), when that figure is known or `measure` allows
+    scoring the current model now; else on their recorded figures, saying they differ.
 
     Args:
         run: the run about to become active.
+        measure: score the current model on the run's validation photos if needed (TensorFlow).
     """
+    from catdog.compare import same_photos
     from catdog.health import near_chance
 
     warn = None
@@ -256,9 +262,17 @@ def replace_check(run: Run) -> tuple[str | None, str | None]:
                 "the classes apart, so Predict would answer almost at random.")
     confirm = None
     current = active_entry()
-    new, _ = accuracy_facts(run)
-    if current is not None and current.path != run.model_path.resolve() and current.accuracy is not None:
-        if new is None or new < current.accuracy:
-            confirm = (f"Predict now uses **{current.label}** ({current.accuracy:.1%} on {current.accuracy_on}). "
-                       f"This run reached {'no recorded accuracy' if new is None else f'{new:.1%}'}. Replace it anyway?")
+    if current is None or current.path == run.model_path.resolve():
+        return confirm, warn
+    same = same_photos(run, current.path, measure=measure)
+    if same is not None:
+        if same.new < same.current:
+            confirm = (f"On this run's {same.n:,} validation photos, Predict's model **{current.label}** scores "
+                       f"{same.current:.1%} and this run {same.new:.1%}. Replace it anyway?")
+        return confirm, warn
+    new, new_on = accuracy_facts(run)
+    if current.accuracy is not None and (new is None or new < current.accuracy):
+        reached = "no recorded accuracy" if new is None else f"{new:.1%} on {new_on}"
+        confirm = (f"Predict now uses **{current.label}** ({current.accuracy:.1%} on {current.accuracy_on}). "
+                   f"This run reached {reached} (other photos, so the figures compare only roughly). Replace it anyway?")
     return confirm, warn

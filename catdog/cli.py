@@ -13,6 +13,7 @@ from typing import IO, Sequence
 from catdog import config
 from catdog.errors import CatdogError
 from catdog.hardware import PRECISIONS
+from catdog.quiet import quiet_tensorflow
 
 
 def _add_train_parser(sub) -> None:
@@ -123,7 +124,7 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[
     """Run the CLI. Returns the exit status."""
     out, err = out or sys.stdout, err or sys.stderr
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()  # no foreign log lines: whichever command imports TensorFlow, it does so quietly
     try:
         return COMMANDS[args.command](args, out)
     except (CatdogError, ValueError, OSError) as exc:
@@ -191,6 +192,8 @@ def cmd_predict(args, out) -> int:
     from catdog.predict import Predictor
 
     predictor = Predictor.load(args.model, precision=args.precision, backend=args.backend)
+    if not args.json:  # --json stays one object per line
+        print(_model_line(predictor, args.model), file=out)
     failed, stems = 0, set()
     for source, result in zip(args.images, predictor.predict(args.images)):
         failed += not result.ok
@@ -201,10 +204,36 @@ def cmd_predict(args, out) -> int:
         if args.json:
             print(json.dumps({**result.as_dict(), **({"backend": predictor.backend} if result.ok else {})}), file=out)
         elif result.ok:
-            print(f"{result.file}\t{result.label}\t{result.confidence:.1%}\t(p_dog={result.p_dog:.4f})", file=out)
+            print(_prediction_line(result), file=out)
         else:
             print(f"{result.file}\terror: {result.error}", file=out)
     return 1 if failed else 0
+
+
+def _model_line(predictor, asked: str | None) -> str:
+    """'model: PATH (the bundled model, on onnxruntime)': which model answered, why that one, and whether it has
+    a "not a cat or dog" check (without one it never says so)."""
+    from catdog.predict import bundled_model_dir
+
+    why = ""
+    if asked is None:
+        bundled = bundled_model_dir()
+        if bundled is not None and Path(predictor.source) == (bundled / config.MODEL_FILENAME).resolve():
+            why = "the bundled model, "
+        else:
+            why = "the active model, set in the app or with `catdog use` (--model picks another), "
+    check = "" if getattr(predictor, "openset", None) is not None else "; no 'not a cat or dog' check (catdog openset fit adds one)"
+    return f"model: {predictor.source} ({why}on {predictor.backend}{check})"
+
+
+def _prediction_line(result) -> str:
+    """FILE, verdict, confidence and P: 'not sure' and 'not a cat or dog' marked, with the best guess."""
+    from catdog.verdicts import NOT_PET, NOT_SURE, percent, verdict
+
+    said = verdict(result)
+    if said in (NOT_SURE, NOT_PET):
+        said = f"{said} (best guess {result.label})"
+    return f"{result.file}\t{said}\t{percent(result.confidence)}\t(p_dog={result.p_dog:.4f})"
 
 
 def _unique_stem(source: str, used: set[str]) -> str:

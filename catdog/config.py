@@ -14,6 +14,11 @@ THRESHOLD = 0.5
 DEFAULT_PRESET = "compact"  # the notebook's network stays available as "seed"
 SEED = 1337
 
+# A warm start (--init-from) on a few hundred photos: its own defaults, measured on a
+# "new collection" proxy (benchmarks/warm_start_recipe.py, docs/recipe.md).
+WARM_START_EPOCHS = 10
+WARM_START_PATIENCE = 3  # early stopping on the validation loss, best weights restored
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 # Pillow refuses images over this many pixels (decompression bombs). 120 MP lets a

@@ -162,6 +162,23 @@ def split(images: ImageSet, val_split: float, seed: int = config.SEED) -> tuple[
     return pick(train_idx), pick(val_idx)
 
 
+def split_sizes(class_counts: Sequence[int], val_split: float | None, calibration_split: float = 0.0) -> tuple[int, int, int]:
+    """(train, validation, calibration) photo counts that `split` would give, for showing before a training.
+
+    Args:
+        class_counts: the training photos of each class.
+        val_split: the validation share (None or 0: the dataset's own validation folder).
+        calibration_split: the share of the remaining training photos held out to calibrate.
+    """
+    def held(count: int, share: float | None) -> int:
+        n = int(round(count * share)) if share else 0
+        return n if 0 < n < count else 0  # `split` refuses the others; the training says so
+
+    val = [held(c, val_split) for c in class_counts]
+    calib = [held(c - v, calibration_split) for c, v in zip(class_counts, val)]
+    return sum(class_counts) - sum(val) - sum(calib), sum(val), sum(calib)
+
+
 def shard(images: ImageSet, index: int, count: int) -> ImageSet:
     """Worker `index` of `count`'s share: every count-th file, the same number for every worker.
 

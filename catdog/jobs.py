@@ -21,7 +21,7 @@ from pathlib import Path
 
 from catdog import config, runs
 from catdog.errors import RunError, TrainingBusyError
-from catdog.training import TrainConfig, config_flags, find_layouts, resolve
+from catdog.training import TrainConfig, config_flags, find_layouts, resolve_init_from
 
 LOG_TAIL_LINES = 25
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -77,7 +77,10 @@ def start_training(cfg: TrainConfig, runs_dir: str | os.PathLike | None = None, 
         ValueError, DatasetError: bad settings or dataset folder.
         RunError: the run folder cannot be made.
     """
-    find_layouts(resolve(cfg))  # bad settings, a wrong folder or --init-from are reported now, not in a log
+    cfg.validate()  # resolve() would also pick the precision for this hardware, which imports TensorFlow into the app
+    find_layouts(cfg)  # a wrong folder, or photos in two splits, is reported now, not in a log
+    if cfg.init_from:
+        resolve_init_from(cfg.init_from)
     root = Path(runs_dir) if runs_dir else config.runs_dir()
     _refuse_if_busy(root)
     run = _make_run_folder(root, run_id) if run_id else _make_fresh_run_folder(root, cfg.model)

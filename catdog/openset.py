@@ -384,6 +384,35 @@ def fit_on_images(
     return check
 
 
+def fit_for_training(model, prepared, negatives: Sequence[str] = (), seed: int = 0, log: Callable[[str], None] = print) -> OpenSet | None:
+    """The check of a model that has just trained, from its own photos (None, said in the log, when there are too few).
+
+    Args:
+        model: the trained Keras model.
+        prepared: the training's photos (`catdog.training.PreparedData`): fitted on its training
+            photos; the threshold comes from its calibration hold-out, or, without one, from its
+            validation photos (said in the record).
+        negatives: folders of photos with no cat or dog (the run's `--negatives`).
+    """
+    from catdog import data
+
+    held, source = prepared.calibration, "held-out training photos (the run's calibration photos)"
+    if held is None or len(held) < MIN_FIT_PHOTOS // 2:
+        held, source = prepared.validation, "the run's validation photos (no calibration hold-out)"
+    if len(prepared.train) < MIN_FIT_PHOTOS or len(held) < MIN_FIT_PHOTOS // 2:
+        log(
+            f"No open-set check: it needs at least {MIN_FIT_PHOTOS} training and {MIN_FIT_PHOTOS // 2} held-out photos "
+            f"(this run has {len(prepared.train)} and {len(held)}); the model will never say 'not a cat or dog'"
+        )
+        return None
+    size = int(model.input_shape[1])
+    negs = {}
+    for folder in negatives or ():
+        files = data.image_files(folder)
+        negs[Path(folder).name] = data.decode_images(data.ImageSet(files, [0] * len(files)), size).images
+    return fit_on_images(model, prepared.train.images, prepared.train.labels, held.images, negs, held_out_source=source, seed=seed, log=log)
+
+
 def _rows(images, idx: np.ndarray) -> np.ndarray:
     return np.stack([np.asarray(images[i]) for i in idx]) if len(idx) else np.zeros((0, *np.shape(images)[1:]), np.uint8)
 

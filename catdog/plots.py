@@ -57,17 +57,44 @@ def save_notebook_plots(run: Run) -> list[Path]:
     return written
 
 
-def curves_figure(rows: Sequence[dict], metric: str = "accuracy", title: str | None = None):
-    """Plotly figure of train vs validation for one metric, per epoch."""
+BEFORE_LABEL = "before training"
+
+
+def before_point(before: dict | None, metric: str = "accuracy") -> float | None:
+    """The starting model's validation figure for `metric` (config.json's `before`), or None."""
+    value = (before or {}).get(METRIC_PAIRS[metric][1]) if isinstance(before, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def curves_figure(rows: Sequence[dict], metric: str = "accuracy", title: str | None = None, before: dict | None = None):
+    """Plotly figure of train vs validation for one metric, per epoch.
+
+    Args:
+        rows: metrics.jsonl's rows.
+        metric: "accuracy" or "loss".
+        title: the chart's title (default: the metric).
+        before: config.json's `before` (the starting model on the validation photos):
+            drawn at epoch 0, labelled "before training", and joined to the validation line.
+    """
     import plotly.graph_objects as go
 
     train_key, val_key = METRIC_PAIRS[metric]
     epochs = [r["epoch"] for r in rows]
+    start = before_point(before, metric)
+    val_x, val_y = epochs, [r.get(val_key) for r in rows]
+    if start is not None:
+        val_x, val_y = [0, *val_x], [start, *val_y]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=epochs, y=[r.get(train_key) for r in rows], mode="lines+markers", name="train",
                              line=dict(color=TRAIN_COLOUR, width=2.5), marker=dict(symbol="circle")))
-    fig.add_trace(go.Scatter(x=epochs, y=[r.get(val_key) for r in rows], mode="lines+markers", name="validation",
+    fig.add_trace(go.Scatter(x=val_x, y=val_y, mode="lines+markers", name="validation",
                              line=dict(color=VAL_COLOUR, width=2.5, dash="dash"), marker=dict(symbol="square")))
+    if start is not None:
+        text = f"{start:.1%}" if metric == "accuracy" else f"{start:.3f}"
+        fig.add_trace(go.Scatter(x=[0], y=[start], mode="markers+text", name=BEFORE_LABEL, text=[f"{BEFORE_LABEL}: {text}"],
+                                 textposition="top right", marker=dict(symbol="diamond", size=12, color=VAL_COLOUR,
+                                                                       line=dict(color="#000000", width=1))))
+        epochs = [0, *epochs]
     _layout(fig, title or metric.capitalize(), metric, 340)
     if metric == "accuracy":
         fig.update_yaxes(range=list(ACCURACY_RANGE), tickformat=".0%")

@@ -212,3 +212,10 @@ def load_display_image(source: ImageSource, max_side: int = 512) -> Image.Image:
     img.thumbnail((max_side, max_side))
     return img
 
+
+def display_square(source: ImageSource, side: int) -> Image.Image:
+    """A `side` x `side` thumbnail cropped to the photo's centre, for grids whose rows must have one height; not model input."""
+    from PIL import ImageOps
+
+    return ImageOps.fit(load_display_image(source, 2 * side), (side, side))
+

@@ -43,6 +43,7 @@ class Sample:
     photo: str
     gradcam: str | None = None
     notes: list[str] = field(default_factory=list)
+    unsure: bool = False  # under the model's Not-sure line: the app showed "Not sure", not this answer
 
     @property
     def correct(self) -> bool:
@@ -113,7 +114,8 @@ def image_data_uri(image, fmt: str = "JPEG") -> str:
 
 def collect_samples(predictor: "Predictor", report: "EvalReport", mistakes: int = SAMPLE_MISTAKES,
                     correct: int = SAMPLE_CORRECT, gradcam: bool = True) -> list[Sample]:
-    """The most confident mistakes, then the most confident right answers, each with Grad-CAM."""
+    """The most confident mistakes (a wrong "Not sure" answer after the confident ones), then the most
+    confident right answers, each with Grad-CAM."""
     from catdog.preprocess import load_display_image
 
     names = report.class_names
@@ -130,7 +132,7 @@ def collect_samples(predictor: "Predictor", report: "EvalReport", mistakes: int 
             photo = image_data_uri(load_display_image(file, THUMB_SIDE))
         except Exception:  # noqa: BLE001 - an unreadable photo is left out of the grid
             continue
-        sample = Sample(Path(file).name, true, predicted, confidence, photo)
+        sample = Sample(Path(file).name, true, predicted, confidence, photo, unsure=confidence < report.uncertain_below)
         if gradcam:
             try:
                 from catdog.gradcam import explain
@@ -144,6 +146,7 @@ def collect_samples(predictor: "Predictor", report: "EvalReport", mistakes: int 
 
 def _facts(run: Run) -> list[tuple[str, str]]:
     from catdog.catalog import accuracy_facts, openset_facts, openset_text
+    from catdog.compare import before_after_text
 
     cfg = run.config()
     status = run.status()
@@ -162,6 +165,7 @@ def _facts(run: Run) -> list[tuple[str, str]]:
         ("Image size", f"{cfg.get('image_size', '?')} px"),
         ("Classes", " / ".join(cfg.get("class_names") or [])),
         ("Accuracy", f"{accuracy:.1%} on {on}" if accuracy is not None else "–"),
+        ("Validation accuracy, before → after", before_after_text(run) or "– (no starting model)"),
         ("Not a cat or dog check", openset_text(openset_facts(run.model_path, cfg))),
         ("Epochs", f"{len(run.metrics())} of {cfg.get('epochs', '?')}"),
         ("Batch size", str(cfg.get("batch_size", "?"))),
@@ -216,8 +220,9 @@ def build_report(run: Run, evaluation: "EvalReport | None" = None, samples: list
                  + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in _facts(run)) + "</table>")
     parts.append("<h2>Training curves</h2>")
     if rows:
-        parts.append("<div class='row'>" + figure(curves_figure(rows, "accuracy", "Accuracy"))
-                     + figure(curves_figure(rows, "loss", "Loss")) + "</div>")
+        before = run.config().get("before")
+        parts.append("<div class='row'>" + figure(curves_figure(rows, "accuracy", "Accuracy", before=before))
+                     + figure(curves_figure(rows, "loss", "Loss", before=before)) + "</div>")
     else:
         parts.append("<p>No epoch finished.</p>")
     if evaluation is not None:
@@ -241,10 +246,31 @@ def _evaluation_html(report: "EvalReport", figure: _Figures) -> str:
     if cal.get("ece") is not None:
         cells.append(("ECE", f"{cal['ece']:.3f}"))
     metrics = "".join(f"<div class='metric'><span>{esc(k)}</span><b>{esc(v)}</b></div>" for k, v in cells)
+    ece_note = calibration_note(report.n, report.log_loss, cal)
     return (f"<h2>Evaluation</h2><p class='muted'>{report.n:,} labelled photos in {esc(report.data)} · "
-            f"threshold {report.threshold:g}</p><div class='metrics'>{metrics}</div><div class='row'>"
+            f"threshold {report.threshold:g}</p><div class='metrics'>{metrics}</div>"
+            + (f"<p class='note'>{esc(ece_note)}</p>" if ece_note else "") + "<div class='row'>"
             + figure(confusion_figure(report.confusion, report.class_names))
             + figure(reliability_figure(report.labels, report.probs, report.raw_probs or None)) + "</div>")
+
+
+def calibration_note(n: int, calibrated_log_loss: float, cal: dict) -> str | None:
+    """A word when the calibrated ECE is worse than the uncalibrated one (else None): why it can be, here.
+
+    Args:
+        n: how many photos were evaluated.
+        calibrated_log_loss: the log loss after the model's temperature scaling.
+        cal: `EvalReport.calibration()`.
+    """
+    ece, raw = cal.get("ece"), cal.get("ece_uncalibrated")
+    if ece is None or raw is None or ece <= raw:
+        return None
+    raw_loss = cal.get("log_loss_uncalibrated")
+    loss = (f" Log loss, which it does minimise, went from {raw_loss:.3f} to {calibrated_log_loss:.3f}."
+            if raw_loss is not None else "")
+    return (f"Calibrated ECE ({ece:.3f}) is worse than uncalibrated ({raw:.3f}) on these {n:,} photos. The temperature "
+            f"({cal.get('temperature', 1.0):.2f}) was fitted on training photos held out for it, not on these, and it minimises "
+            f"log loss, not ECE; on a set this size ECE also moves by chance from bin to bin.{loss}")
 
 
 def _openset_html(run: Run, evaluation: "EvalReport | None", not_pets: dict | None) -> str:
@@ -273,21 +299,39 @@ def _openset_html(run: Run, evaluation: "EvalReport | None", not_pets: dict | No
 
 
 def _samples_html(samples: list[Sample]) -> str:
+    from catdog.verdicts import percent
+
     esc = html.escape
     cards = []
     for s in samples:
-        verdict = "right" if s.correct else "wrong"
+        verdict = "right" if s.correct else "unsure" if s.unsure else "wrong"
         images = f"<img src='{s.photo}' alt='{esc(s.name)}'>" + (f"<img src='{s.gradcam}' alt='Grad-CAM'>" if s.gradcam else "")
+        said = f"Not sure</b> · best guess {esc(s.predicted)}" if s.unsure else f"{esc(s.predicted)}</b>"
         cards.append(
-            f"<figure class='card {verdict}'><div class='pair'>{images}</div><figcaption><b>{esc(s.predicted)}</b> "
-            f"{s.confidence:.1%} · true {esc(s.true)}{' ✗' if not s.correct else ' ✓'}<br><small>{esc(s.name)}"
+            f"<figure class='card {verdict}'><div class='pair'>{images}</div><figcaption><b>{said} "
+            f"{percent(s.confidence)} · true {esc(s.true)}{' ✗' if not s.correct else ' ✓'}<br><small>{esc(s.name)}"
             + "".join(f"<br>{esc(n)}" for n in s.notes) + "</small></figcaption></figure>"
         )
-    mistakes = sum(not s.correct for s in samples)
-    return (f"<h2>Sample predictions</h2><p class='muted'>The {mistakes} most confident mistakes first, then confident right "
-            "answers. Right of each photo: Grad-CAM, the regions that drove the answer (red = most).</p>"
+    return (f"<h2>Sample predictions</h2><p class='muted'>{esc(_samples_intro(samples))} Right of each photo: Grad-CAM, "
+            "the regions that drove the answer (red = most).</p>"
             f"<div class='grid'>{''.join(cards)}</div>")
 
+
+def _samples_intro(samples: list[Sample]) -> str:
+    """'The 2 most confident mistakes first, then 1 wrong best guess under the Not-sure line (...), then confident right answers.'"""
+    confident = sum(not s.correct and not s.unsure for s in samples)
+    unsure = sum(not s.correct and s.unsure for s in samples)
+    parts = []
+    if confident == 1:
+        parts.append("The one confident mistake first")
+    elif confident:
+        parts.append(f"The {confident} most confident mistakes first")
+    if unsure:
+        guesses = "wrong best guess" if unsure == 1 else "wrong best guesses"
+        parts.append(f"{'then ' if parts else ''}{unsure} {guesses} under the Not-sure line (the app says \"Not sure\" there)")
+    parts.append(f"{'then ' if parts else ''}confident right answers" if any(s.correct for s in samples) else "")
+    text = ", ".join(p for p in parts if p)
+    return (text[0].upper() + text[1:] + ".") if text else ""
 
 # Written into every report's head: `--overwrite` replaces a file only when it carries this.
 REPORT_MARKER = '<meta name="generator" content="catdog run report">'
@@ -312,7 +356,8 @@ html {{ overflow-y: scroll; }}
 .metric b {{ font-size: 1.4em; }} .metric b + span {{ margin-top: 2px; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 12px; }}
 .card {{ margin: 0; border: 1px solid #E5E7EB; border-radius: 8px; padding: 8px; }}
-.card.wrong {{ border-color: #D55E00; }} .pair {{ display: flex; gap: 4px; }}
+.card.wrong {{ border-color: #D55E00; }} .card.unsure {{ border-color: #9CA3AF; border-style: dashed; }}
+.pair {{ display: flex; gap: 4px; }}
 .pair img {{ width: 50%; aspect-ratio: 1; object-fit: cover; border-radius: 4px; }}
 figcaption {{ margin-top: 6px; }}
 </style></head>

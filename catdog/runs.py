@@ -241,12 +241,17 @@ class Run:
         return max(values) if values else None
 
     def model_val_accuracy(self) -> float | None:
-        """The validation accuracy of the weights model.keras holds: the best epoch's with early stopping
-        (it restores them), else the last epoch's (the best epoch's would overstate the saved model)."""
-        values = [float(m["val_accuracy"]) for m in self.metrics() if isinstance(m.get("val_accuracy"), (int, float))]
-        if not values:
+        """The validation accuracy of the weights model.keras holds: with early stopping, the epoch of the
+        lowest validation loss (the weights Keras restores: it monitors val_loss, first of equals), else
+        the last epoch's (the best epoch's would overstate the saved model)."""
+        rows = [m for m in self.metrics() if isinstance(m.get("val_accuracy"), (int, float))]
+        if not rows:
             return None
-        return max(values) if self.config().get("early_stopping") else values[-1]
+        if self.config().get("early_stopping"):
+            scored = [m for m in rows if isinstance(m.get("val_loss"), (int, float))]
+            best = min(scored, key=lambda m: m["val_loss"]) if scored else max(rows, key=lambda m: m["val_accuracy"])
+            return float(best["val_accuracy"])
+        return float(rows[-1]["val_accuracy"])
 
     def duration(self, now: float | None = None) -> float | None:
         """Seconds from start to end (or to `now` while it runs); None when the start is unknown."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._gate import require_sign_in
 from pages._ui import APP_NAVIGATION_KEY
 
 
@@ -20,8 +21,11 @@ def use_app_navigation() -> None:
     marks the session (`APP_NAVIGATION_KEY`); an unmarked page run calls its
     `main()`, whose `st.navigation` runs this page inside the app, then stops.
     AppTest drives the entry point itself, so its pages are already marked.
+    A marked session is still checked for its sign-in here (`pages._gate`): the
+    page must never draw or act for a session that has not signed in.
     """
     if st.session_state.get(APP_NAVIGATION_KEY):
+        require_sign_in()
         return
     import streamlit_app
 

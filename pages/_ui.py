@@ -18,6 +18,7 @@ from catdog.model_files import default_model, model_file
 from catdog.predict import Predictor
 from catdog.runs import Run, number
 from catdog.sources import suggested_dataset
+from pages._text import code_span
 
 USE_CONFIRM_KEY = "use_model_confirm"  # session_state: the run whose "Use for Predict" awaits a yes
 APP_NAVIGATION_KEY = "catdog_app_navigation"  # session_state: the entry point has run in this session
@@ -79,9 +80,18 @@ def run_summary(run: Run) -> dict:
         "settings": settings_text(summary["config"]),
         "epochs": f"{summary['epochs_done']}/{summary['epochs'] or '?'}",
         "val acc": summary["val_accuracy"],  # the saved model's, not the best epoch's
+        "before → after": _before_after_cell(run),
         "status": summary["state"],
         "duration": format_duration(summary["duration"]),
     }
+
+
+def _before_after_cell(run: Run) -> str:
+    """'83.3% → 91.7%': a warm start's validation accuracy before the first epoch and of its saved model."""
+    from catdog.compare import before_after
+
+    figures = before_after(run)
+    return f"{figures[0]:.1%} → {figures[1]:.1%}" if figures else "–"
 
 
 def settings_text(cfg: dict) -> str:
@@ -155,8 +165,11 @@ def use_model_ui(run: Run, key: str, primary: bool = True) -> None:
         st.warning(warn, icon=":material/warning:")
     risky = bool(confirm or warn)
     if st.button("Use this model for Predict", type="primary" if primary and not risky else "secondary",
-                 icon=":material/image_search:", key=f"{key}_{run.id}"):
-        if not risky:
+                 icon=":material/image_search:", key=f"{key}_{run.id}",
+                 help="Compares this run with the model Predict uses now, on this run's validation photos."):
+        with st.spinner("Scoring the current model on this run's validation photos…"):
+            confirm, warn = catalog.replace_check(run, measure=True)  # the same photos for both models
+        if not (confirm or warn):
             _activate(run)
             return
         st.session_state[USE_CONFIRM_KEY] = run.id
@@ -185,7 +198,7 @@ def report_ui(run: Run, key: str) -> None:
     ).strip()
     if not fresh or not_pets:
         folder = evaluation_folder(run)
-        extra = f" and evaluates the model on `{folder}` (a minute or so)" if folder else ""
+        extra = f" and evaluates the model on {code_span(folder)} (a minute or so)" if folder else ""
         if st.button("Build report", icon=":material/description:", key=f"{key}_build_{run.id}",
                      help=f"Writes one HTML file with the facts, curves and sample predictions{extra}."):
             allowed = allowed_folder(not_pets) if not_pets else None
@@ -215,7 +228,7 @@ def allowed_folder(folder: str) -> Path | None:
         return sources.resolve_local_folder(folder)
     except CatdogError as exc:
         missing = "does not exist" in str(exc)
-        st.error(f"Folder not found: `{folder}`" if missing else str(exc), icon=":material/folder_off:")
+        st.error(f"Folder not found: {code_span(folder)}" if missing else str(exc), icon=":material/folder_off:")
         return None
 
 
@@ -272,34 +285,6 @@ def nav_link(name: str, label: str, icon: str, help_text: str | None = None) -> 
         st.page_link(f"pages/{name}.py", label=f"**{label}** →", icon=icon, width="stretch")
         if help_text:
             st.caption(help_text)
-
-
-AUTH_KEY = "catdog_authenticated"  # session_state: this session gave the right password
-
-
-def password_gate_ui() -> bool:
-    """The password form when a password is set (`catdog.auth`); True when the page may be shown."""
-    from catdog.auth import configured_password, password_matches
-
-    try:
-        secrets = st.secrets.to_dict() if hasattr(st.secrets, "to_dict") else dict(st.secrets)
-    except Exception:  # noqa: BLE001 - no secrets.toml, or an unreadable one: the environment decides
-        secrets = None
-    expected = configured_password(secrets)
-    if expected is None or st.session_state.get(AUTH_KEY):
-        return True
-    st.title(":material/lock: catdog studio")
-    with st.form("catdog_login"):
-        given = st.text_input("Password", type="password", key="catdog_password")
-        submitted = st.form_submit_button("Enter", type="primary")
-    if submitted:
-        if password_matches(given, expected):
-            st.session_state[AUTH_KEY] = True
-            st.session_state.pop("catdog_password", None)
-            st.rerun()
-        st.error("Wrong password.", icon=":material/lock:")
-    st.caption("This demo is shared with a password. Ask the person who sent you the link.")
-    return False
 
 
 def confirm_delete_ui(question: str, buttons: str, pending: str, delete: Callable[[], None], verb: str = "delete",

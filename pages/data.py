@@ -9,12 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+from PIL import Image
 
 from catdog import kaggle, sources
 from catdog.archive import UnpackBudget
 from catdog.errors import CatdogError
 from catdog.inspect import DatasetReport, inspect_dataset, quarantine
+from catdog.preprocess import display_square
 from pages._nav import use_app_navigation
+from pages._text import code_span
 from pages._ui import confirm_delete_ui
 
 FOLDER_KEY = "data_folder"
@@ -22,6 +25,7 @@ PICK_KEY = "data_pick"
 REMOVE_KEY = "data_confirm_remove"
 BUDGET_KEY = "data_unpack_budget"
 SAMPLES_PER_CLASS = 6
+SAMPLE_SIDE = 220  # px; shown at 110 (sharp on a 2x screen)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -54,7 +58,7 @@ def kaggle_ui() -> None:
     if token is not None and st.button("Save credentials", key="save_kaggle"):
         try:
             path = kaggle.save_kaggle_json(token.getvalue())
-            st.success(f"Saved to `{path}` (readable only by you).")
+            st.success(f"Saved to {code_span(path)} (readable only by you).")
         except CatdogError as exc:
             st.error(str(exc))
     slug = st.text_input("Dataset or competition", value=kaggle.DEFAULT_DATASET, key="kaggle_slug")
@@ -67,7 +71,7 @@ def kaggle_ui() -> None:
             st.error(str(exc))
             return
         _choose(path)
-        st.success(f"Downloaded to `{path}`.")
+        st.success(f"Downloaded to {code_span(path)}.")
 
 
 def upload_ui() -> None:
@@ -78,7 +82,7 @@ def upload_ui() -> None:
         refused: list[tuple[str, str]] = []
         try:
             _choose(sources.import_zip(archive, archive.name, refused=refused, budget=_unpack_budget()))
-            st.success(f"Imported to `{st.session_state[FOLDER_KEY]}`.")
+            st.success(f"Imported to {code_span(st.session_state[FOLDER_KEY])}.")
         except CatdogError as exc:
             st.error(str(exc))
         _show_refused(refused, "zip entries")
@@ -87,7 +91,7 @@ def upload_ui() -> None:
         refused: list[tuple[str, str]] = []
         try:
             _choose(sources.import_files([(f.name, f.getvalue()) for f in files], "upload", refused=refused))
-            st.success(f"Imported {len(files) - len(refused)} files to `{st.session_state[FOLDER_KEY]}`.")
+            st.success(f"Imported {len(files) - len(refused):,} files to {code_span(st.session_state[FOLDER_KEY])}.")
         except CatdogError as exc:
             st.error(str(exc))
         _show_refused(refused, "files")
@@ -96,7 +100,7 @@ def upload_ui() -> None:
 def _show_refused(refused: list[tuple[str, str]], what: str) -> None:
     """One line per file that was left out, with the reason (names as code: never drawn as Markdown)."""
     if refused:
-        lines = "\n".join(f"- `{name[:200]!r}`: {why}" for name, why in refused[:50])
+        lines = "\n".join(f"- {code_span(repr(name[:200]))}: {why}" for name, why in refused[:50])
         more = f"\n- … and {len(refused) - 50} more" if len(refused) > 50 else ""
         st.warning(f"{len(refused)} {what} could not be stored and were left out:\n{lines}{more}")
 
@@ -147,7 +151,8 @@ def remove_ui(folder: str) -> None:
         sources.remove_dataset(folder)
         cached_report.clear()
 
-    confirm_delete_ui(f"Delete `{folder}` and every photo in it?", "data_remove", REMOVE_KEY, remove, "remove", (FOLDER_KEY, PICK_KEY))
+    question = f"Delete {code_span(folder)} and every photo in it?"
+    confirm_delete_ui(question, "data_remove", REMOVE_KEY, remove, "remove", (FOLDER_KEY, PICK_KEY))
 
 
 def report_ui(folder: str) -> None:
@@ -159,7 +164,7 @@ def report_ui(folder: str) -> None:
         st.error(str(exc))
         return
     # One column per figure, however many splits the dataset has (no empty or shared columns).
-    figures = [(f"{part} images", f"{sum(counts.values()):,}", ", ".join(f"{n} {k}" for k, n in counts.items()))
+    figures = [(f"{part} images", f"{sum(counts.values()):,}", ", ".join(f"{n:,} {k}" for k, n in counts.items()))
                for part, counts in report.counts.items()]
     figures += [("duplicate groups", f"{len(report.duplicates):,}", f"{len(report.leaks)} across train and validation (leakage)"),
                 ("unreadable files", f"{len(report.corrupt):,}", None)]
@@ -171,21 +176,30 @@ def report_ui(folder: str) -> None:
         st.caption(f"Image sizes: width {s['min_width']}–{s['max_width']} (median {s['median_width']}), "
                    f"height {s['min_height']}–{s['max_height']} (median {s['median_height']}); most common {s['most_common']}.")
     if report.leaks:
-        st.warning(f"{len(report.leaks)} images are in both train and validation; validation accuracy will be too high.")
+        st.warning(f"{len(report.leaks):,} images are in both train and validation; validation accuracy will be too high.")
     if report.corrupt:
         st.dataframe([{"file": f, "reason": r} for f, r in report.corrupt], hide_index=True)
         if st.button(f"Move {len(report.corrupt)} bad files to quarantine", key="quarantine"):
             moved = quarantine(report)
             cached_report.clear()
-            st.success(f"Moved {len(moved)} files to `{report.root}.quarantine` (nothing deleted).")
+            st.success(f"Moved {len(moved):,} files to {code_span(str(report.root) + '.quarantine')} (nothing deleted).")
     for name, paths in report.samples.items():
-        st.markdown(f"**{name}**")
-        if paths:
-            st.image(paths, width=110)
+        st.markdown(f"**{code_span(name)}**")  # a class folder named by whoever made the zip
+        thumbs = [t for t in map(square_thumbnail, paths) if t is not None]
+        if thumbs:
+            st.image(thumbs, width=110)
     if st.button("Use this dataset for training", key="set_active", type="primary"):
         sources.set_active_dataset(report.root)
         st.success("The Train page will start with this dataset.")
     remove_ui(folder)
+
+
+def square_thumbnail(path: str | Path) -> Image.Image | None:
+    """The photo cropped to its centre square, so a row of samples has one height; None if unreadable."""
+    try:
+        return display_square(path, SAMPLE_SIDE)
+    except (CatdogError, OSError):
+        return None
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from catdog.eval_plots import confusion_figure, pr_figure, reliability_figure, r
 from catdog.evaluate import EvalReport, evaluate, evaluate_not_pets, metrics_at
 from catdog.preprocess import load_display_image
 from pages._nav import use_app_navigation
+from pages._text import code_span
 from pages._ui import allowed_folder, default_dataset, load_model_file, model_picker_ui, model_version
 
 REPORTS_KEY = "eval_reports"  # session_state: {(model path, mtime, folder): EvalReport}
@@ -70,7 +71,7 @@ def run_evaluation(model: Path, folder: str) -> EvalReport | None:
         st.error(f"Cannot evaluate: {exc}")
         return None
     if report.n == 0:
-        st.error(f"No readable labelled images in `{folder}`.")
+        st.error(f"No readable labelled images in {code_span(folder)}.")
         return None
     return report
 
@@ -152,7 +153,7 @@ def charts_ui(report: EvalReport, threshold: float, confusion: list[list[int]]) 
 def gallery_ui(report: EvalReport, threshold: float) -> None:
     """The most confidently wrong images at this threshold, worst first."""
     wrong = dataclasses.replace(report, threshold=threshold).misclassified()
-    st.subheader(f"Most confidently wrong ({len(wrong)} mistake{'s' if len(wrong) != 1 else ''})")
+    st.subheader(f"Most confidently wrong ({len(wrong):,} mistake{'s' if len(wrong) != 1 else ''})")
     if not wrong:
         st.success("No mistakes at this threshold.", icon=":material/check_circle:")
         return
@@ -165,15 +166,16 @@ def gallery_ui(report: EvalReport, threshold: float) -> None:
                     st.image(load_display_image(row["file"], THUMBNAIL_SIDE))
                 except (CatdogError, OSError) as exc:
                     st.caption(f"cannot show: {exc}")
-                st.markdown(f"**{Path(row['file']).name}**")
-                st.caption(f"true **{row['true']}** · predicted **{row['predicted']}** · P({positive}) {row['p_dog']:.3f}")
+                st.markdown(f"**{code_span(Path(row['file']).name)}**")
+                truth, guess = code_span(row["true"]), code_span(row["predicted"])
+                st.caption(f"true **{truth}** · predicted **{guess}** · P({positive}) {row['p_dog']:.3f}")
     if len(wrong) > GALLERY_SIZE:
-        st.caption(f"Showing the worst {GALLERY_SIZE} of {len(wrong)}.")
+        st.caption(f"Showing the worst {GALLERY_SIZE} of {len(wrong):,}.")
 
 
 def report_caption_ui(report: EvalReport) -> None:
     st.caption(
-        f"{report.n} images · classes {' / '.join(report.class_names)} · model threshold {report.threshold:g}"
+        f"{report.n:,} images · classes {' / '.join(report.class_names)} · model threshold {report.threshold:g}"
         + (f" · {len(report.skipped)} unreadable file(s) skipped" if report.skipped else "")
     )
 

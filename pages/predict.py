@@ -2,13 +2,13 @@
 
 Every image goes through `catdog.preprocess` inside `Predictor.predict`, at the
 size and threshold saved with the model; a bad file gets its own error card.
+A photo the model's open-set check flags gets a "Not a cat or dog" card, with
+the best guess in small print.
 """
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +19,16 @@ from catdog import config
 from catdog.errors import CatdogError
 from catdog.predict import Prediction, Predictor
 from catdog.preprocess import load_display_image
+from catdog.results import prediction_rows, rows_csv
+from catdog.verdicts import NOT_PET, NOT_SURE, UNREADABLE, percent, tally, tally_text
 from pages._nav import use_app_navigation
-from pages._ui import class_badge, class_hex, load_model_file, model_picker_ui
+from pages._text import code_span
+from pages._ui import class_badge, class_hex, load_model_file, model_picker_ui, model_version
 
 CARDS_PER_ROW = 4
 THUMBNAIL_SIDE = 320  # display only; the model's own size comes from its settings
 THUMBNAIL_BACKGROUND = (244, 246, 250)  # the theme's secondary background
+NOT_PET_TITLE = NOT_PET.capitalize()  # "Not a cat or dog": the words `catdog predict` and the report use
 SAMPLES_KEY = "predict_samples"
 EXPLAIN_KEY = "predict_explain"
 
@@ -38,13 +42,14 @@ class Upload:
 
 
 @st.cache_data(show_spinner=False, max_entries=16, ttl=900)  # bounded: it holds the uploaded bytes
-def classify(model_key: tuple[str, float], _predictor: Predictor, names: tuple[str, ...], blobs: tuple[bytes, ...]) -> list[Prediction]:
+def classify(model_key: tuple[str, float, float], _predictor: Predictor, names: tuple[str, ...],
+             blobs: tuple[bytes, ...]) -> list[Prediction]:
     """Predictions for these files with this model version (cached across reruns)."""
     return _predictor.predict(list(blobs), list(names))
 
 
 @st.cache_data(show_spinner="Explaining…", max_entries=64, ttl=900)  # bounded: it holds the uploaded bytes
-def explanation(model_key: tuple[str, float], _predictor: Predictor, data: bytes) -> Image.Image:
+def explanation(model_key: tuple[str, float, float], _predictor: Predictor, data: bytes) -> Image.Image:
     """The Grad-CAM overlay for one photo with this model version (cached across reruns)."""
     from catdog.gradcam import explain
 
@@ -69,9 +74,10 @@ def model_ui() -> Predictor | None:
         st.error(f"Cannot use this model: {exc}")
         return None
     runtime = "ONNX Runtime" if predictor.backend == "onnxruntime" else "TensorFlow"
+    check = "says *Not a cat or dog*" if predictor.openset is not None else "no *Not a cat or dog* check"
     st.caption(
         f"Classes {' / '.join(predictor.class_names)} · input {predictor.image_size}px · "
-        f"threshold {predictor.threshold:g} · runs on {runtime}"
+        f"threshold {predictor.threshold:g} · runs on {runtime} · {check}"
     )
     return predictor
 
@@ -137,26 +143,38 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
     """
     with st.container(border=True):
         if not result.ok:
-            st.markdown(f"**{item.name}**")
+            st.markdown(f"**{code_span(item.name)}**")  # a name is shown as it is, never as Markdown
             st.error(result.error, icon=":material/broken_image:")
             return
         if st.session_state.get(EXPLAIN_KEY):
             photo, heat = st.columns(2, gap="small")
             photo.image(thumbnail(item.data), width="stretch")
             try:
-                model_key = (predictor.source, Path(predictor.source).stat().st_mtime) if predictor.source else ("", 0.0)
+                model_key = model_version(Path(predictor.source)) if predictor.source else ("", 0.0, 0.0)
                 heat.image(explanation(model_key, predictor, item.data), width="stretch", caption="Grad-CAM")
             except (CatdogError, ValueError, OSError) as exc:
                 heat.caption(f"No explanation: {exc}")
         else:
             st.image(thumbnail(item.data), width="stretch")
-        if result.uncertain:
+        if result.not_pet:
+            not_pet_ui(result)
+        elif result.uncertain:
             st.markdown("### :gray[:material/help: Not sure]")
-            confidence_bar(result.confidence, f"Best guess: {result.label.capitalize()}, {result.confidence:.1%} confident", None)
+            confidence_bar(result.confidence, f"Best guess: {result.label.capitalize()}, {percent(result.confidence)} confident", None)
         else:
             st.markdown(f"### {class_badge(result.label, predictor.class_names)}")
-            confidence_bar(result.confidence, f"{result.confidence:.1%} confident", class_hex(result.label, predictor.class_names))
-        st.caption(f"{item.name} · P({predictor.class_names[1]}) = {result.p_dog:.3f}")
+            confidence_bar(result.confidence, f"{percent(result.confidence)} confident", class_hex(result.label, predictor.class_names))
+        st.caption(f"{code_span(item.name)} · P({predictor.class_names[1]}) = {result.p_dog:.3f}")
+
+
+def not_pet_ui(result: Prediction) -> None:
+    """The "Not a cat or dog" verdict: its own colour and icon, the cat/dog answer only as a best guess in small print."""
+    st.markdown(f"### :red[:material/block: {NOT_PET_TITLE}]")
+    st.markdown(
+        f'<div class="catdog-best-guess" style="font-size:0.8rem;color:#6B7280;margin:-4px 0 6px 0">'
+        f"best guess: {html.escape(str(result.label))}, {percent(result.confidence)}</div>",
+        unsafe_allow_html=True,
+    )
 
 
 def confidence_bar(value: float, text: str, colour: str | None) -> None:
@@ -172,32 +190,15 @@ def confidence_bar(value: float, text: str, colour: str | None) -> None:
     )
 
 
-def results_table(results: list[Prediction], predictor: Predictor) -> list[dict]:
-    """Rows for the table and the CSV: one per file, errors included."""
-    key = f"p_{predictor.class_names[1]}"
-    return [
-        {"file": r.file, "label": r.label or "", "confidence": r.confidence, "not_sure": r.uncertain, key: r.p_dog, "error": r.error or ""}
-        for r in results
-    ]
-
-
-def to_csv(rows: list[dict]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue().encode("utf-8")
-
-
 def results_ui(results: list[Prediction], items: list[Upload], predictor: Predictor) -> None:
     ok = sum(r.ok for r in results)
-    counts = {name: sum(r.label == name for r in results) for name in predictor.class_names}
-    summary = " · ".join(f"{c} {n}" for n, c in counts.items())
-    unsure = sum(r.ok and r.uncertain for r in results)
-    if unsure:
-        summary += f" · {unsure} not sure (under {predictor.uncertain_below:.0%} confident)"
+    counts = tally(results, predictor.class_names)  # each photo once: a "Not sure" one is not also a cat or a dog
+    unreadable = counts.pop(UNREADABLE)
+    # The Not-sure line's note goes right after its count ("not a cat or dog" may follow it).
+    note = f" (under {predictor.uncertain_below:.0%} confident)"
+    summary = " · ".join(part + note if part.endswith(f" {NOT_SURE}") else part for part in tally_text(counts).split(" · "))
     st.subheader(f"Results: {ok} of {len(results)} classified")
-    st.caption(summary + (f" · :red[{len(results) - ok} unreadable]" if ok < len(results) else ""))
+    st.caption(summary + (f" · :red[{unreadable} unreadable]" if unreadable else ""))
     per_row = CARDS_PER_ROW // 2 if st.session_state.get(EXPLAIN_KEY) else CARDS_PER_ROW  # Grad-CAM needs the room
     for start in range(0, len(results), per_row):
         cols = st.columns(per_row)
@@ -205,17 +206,20 @@ def results_ui(results: list[Prediction], items: list[Upload], predictor: Predic
             with col:
                 render_result_card(result, item, predictor)
     if len(results) > 1:
-        rows = results_table(results, predictor)
+        rows = prediction_rows(results, predictor.class_names)
         st.dataframe(
             rows,
             hide_index=True,
             key="predict_table",
             column_config={
                 "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="percent"),
+                "openset_score": st.column_config.NumberColumn(
+                    "openset_score", format="%.2f",
+                    help="The 'not a cat or dog' check's score: above the check's threshold, the photo is flagged (not_pet)."),
             },
         )
         st.download_button(
-            "Download results (CSV)", to_csv(rows), "catdog-predictions.csv", "text/csv", icon=":material/download:", key="predict_csv"
+            "Download results (CSV)", rows_csv(rows), "catdog-predictions.csv", "text/csv", icon=":material/download:", key="predict_csv"
         )
 
 
@@ -230,7 +234,7 @@ def main() -> None:
     if not items:
         return
     st.toggle("Explain (Grad-CAM)", key=EXPLAIN_KEY, help="Colour the parts of each photo that drove the model's answer (red = most).")
-    model_key = (predictor.source, Path(predictor.source).stat().st_mtime)
+    model_key = model_version(Path(predictor.source))  # a refitted check is a new version too
     with st.spinner(f"Classifying {len(items)} image(s)…"):
         results = classify(model_key, predictor, tuple(i.name for i in items), tuple(i.data for i in items))
     results_ui(results, items, predictor)

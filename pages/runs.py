@@ -9,9 +9,11 @@ from __future__ import annotations
 import streamlit as st
 
 from catdog import catalog, jobs
+from catdog.compare import before_after_text
 from catdog.plots import compare_figure, curves_figure
 from catdog.runs import Run, delete_run, list_runs
 from pages._nav import use_app_navigation
+from pages._text import code_span
 from pages._ui import confirm_delete_ui, models_table, report_ui, run_summary, use_model_ui
 
 COMPARE_METRICS = {"val_accuracy": "Validation accuracy", "val_loss": "Validation loss", "accuracy": "Train accuracy", "loss": "Train loss"}
@@ -63,10 +65,14 @@ def details_ui(runs: list[Run]) -> None:
     run = by_id[st.selectbox("Run", list(by_id), format_func=names.get, key="runs_detail")]
     status = jobs.job_status(run)
     rows = run.metrics()
+    gain = before_after_text(run)
+    if gain:
+        st.markdown(f"**Validation accuracy:** {gain}")
     if rows:
+        before = run.config().get("before")
         left, right = st.columns(2)
-        left.plotly_chart(curves_figure(rows, "accuracy", f"Accuracy · {run.id}"), key=f"runs_acc_{run.id}")
-        right.plotly_chart(curves_figure(rows, "loss", f"Loss · {run.id}"), key=f"runs_loss_{run.id}")
+        left.plotly_chart(curves_figure(rows, "accuracy", f"Accuracy · {run.id}", before=before), key=f"runs_acc_{run.id}")
+        right.plotly_chart(curves_figure(rows, "loss", f"Loss · {run.id}", before=before), key=f"runs_loss_{run.id}")
     if status.state == "failed":
         st.error(f"This run failed: {status.error or 'no reason recorded'}")
     with st.expander("Settings (config.json)"):
@@ -98,7 +104,8 @@ def confirm_delete_run_ui(run: Run) -> None:
         delete_run(run)
         st.toast(f"Deleted {run.id}")
 
-    confirm_delete_ui(f"Delete run `{run.id}` and its model for good?", "runs_delete", CONFIRM_KEY, delete, forget=("runs_detail",))
+    question = f"Delete run {code_span(run.id)} and its model for good?"
+    confirm_delete_ui(question, "runs_delete", CONFIRM_KEY, delete, forget=("runs_detail",))
 
 
 def main() -> None:

@@ -6,19 +6,23 @@ and closed tabs never touch it. This page only reads the run folder.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import streamlit as st
 
 from catdog import config, jobs, sources
-from catdog.data import discover_all
+from catdog.compare import before_after_text
+from catdog.config import WARM_START_EPOCHS, WARM_START_PATIENCE
+from catdog.data import discover_all, image_files, split_sizes
 from catdog.errors import CatdogError
 from catdog.health import near_chance
 from catdog.models import PRESETS, get_preset
-from catdog.plots import curves_figure
+from catdog.plots import before_point, curves_figure
 from catdog.runs import Run
 from catdog.training import BOUNDS, TrainConfig, refuse_overlaps, warm_start_fits, warm_start_learning_rate
 from pages._nav import use_app_navigation
+from pages._text import code_span
 from pages._ui import STATE_ICONS, default_dataset, format_duration, report_ui, settings_text, use_model_ui
 
 POLL_SECONDS = 1.5
@@ -36,10 +40,12 @@ def dataset_summary(folders: tuple[str, ...]) -> tuple[str | None, dict]:
     except (CatdogError, OSError) as exc:
         return str(exc), {}
     own_val = [len(layout.validation) for layout in layouts if layout.validation is not None]
+    classes = list(layouts[0].class_names)
     facts = {
         "kind": " + ".join(layout.kind for layout in layouts),
-        "classes": list(layouts[0].class_names),
+        "classes": classes,
         "train": sum(len(layout.train) for layout in layouts),
+        "train_counts": [sum(layout.train.counts(classes)[name] for layout in layouts) for name in classes],
         "validation": sum(own_val) if own_val else None,
         "folders": len(layouts),
     }
@@ -68,9 +74,39 @@ def dataset_ui(disabled: bool) -> tuple[list[str], dict | None]:
         return folders, None
     val = f"{facts['validation']:,} validation images" if facts["validation"] is not None else "no validation folder"
     where = f"{facts['folders']} folders · " if facts["folders"] > 1 else ""
-    st.caption(f":green[:material/check_circle:] {where}{facts['kind']} layout · classes {', '.join(facts['classes'])} · "
+    classes = ", ".join(code_span(c) for c in facts["classes"])  # folder names: shown as they are
+    st.caption(f":green[:material/check_circle:] {where}{facts['kind']} layout · classes {classes} · "
                f"{facts['train']:,} training images · {val}")
     return folders, facts
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def negatives_summary(folders: tuple[str, ...]) -> tuple[str | None, list[str], int]:
+    """(error, resolved folders, photo count) of the 'no cat or dog' folders, under the server's path rule."""
+    try:
+        resolved = [str(sources.resolve_local_folder(f)) for f in folders]
+        return None, resolved, sum(len(image_files(f)) for f in resolved)
+    except (CatdogError, OSError) as exc:
+        return str(exc), [], 0
+
+
+def negatives_ui(disabled: bool) -> list[str] | None:
+    """Optional folders of photos with no cat or dog for the 'not a cat or dog' check; None while one is refused."""
+    text = st.text_area(
+        "Photos with no cat or dog (optional, one folder per line)", key="train_negatives", disabled=disabled, height=68,
+        placeholder="/path/to/other/photos",
+        help="Clothes, rooms, people, food... The 'not a cat or dog' check learns from them. Without them it still works "
+        "(it measures how unlike the training photos a picture is).",
+    )
+    folders = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if not folders:
+        return []
+    error, resolved, count = negatives_summary(folders)
+    if error:
+        st.error(error, icon=":material/folder_off:")
+        return None
+    st.caption(f":green[:material/check_circle:] {count:,} photos with no cat or dog for the 'not a cat or dog' check")
+    return resolved
 
 
 def settings_ui(facts: dict | None, disabled: bool) -> dict:
@@ -81,11 +117,16 @@ def settings_ui(facts: dict | None, disabled: bool) -> dict:
     preset = c1.selectbox("Model preset", names, index=default, disabled=disabled, key="train_preset")
     spec = get_preset(preset)
     # Keys include the preset so switching presets brings back that preset's defaults.
-    epochs = c2.number_input("Epochs", *BOUNDS["epochs"], spec.epochs, disabled=disabled, key=f"train_epochs_{preset}")
-    batch = c3.number_input("Batch size", *BOUNDS["batch_size"], spec.batch_size, disabled=disabled, key=f"train_batch_{preset}")
     size = c4.number_input(
         "Image size (px)", *BOUNDS["image_size"], spec.image_size, step=16, disabled=disabled, key=f"train_size_{preset}"
     )
+    batch = c3.number_input("Batch size", *BOUNDS["batch_size"], spec.batch_size, disabled=disabled, key=f"train_batch_{preset}")
+    warm_key, fits = warm_start_key(preset, int(size), facts)
+    warm_on = fits and st.session_state.get(warm_key, True)
+    # A warm start has its own (shorter) default; the key keeps each default apart.
+    epochs = c2.number_input("Epochs", *BOUNDS["epochs"], WARM_START_EPOCHS if warm_on else spec.epochs, disabled=disabled,
+                             key=epochs_key(preset, warm_on),
+                             help=f"A warm start defaults to {WARM_START_EPOCHS}, and stops early when validation stops improving.")
     st.caption(f"**{preset}**: {spec.description}")
     warm = warm_start_ui(preset, int(size), facts, disabled)
     c1, c2, c3 = st.columns(3)
@@ -97,18 +138,21 @@ def settings_ui(facts: dict | None, disabled: bool) -> dict:
         format="%.5f",
         disabled=disabled,
         key=f"train_lr_{preset}_{warm}",
-        help="A warm start fine-tunes at a tenth of the preset's rate.",
+        help="A warm start fine-tunes at a tenth of the preset's rate (measured: docs/recipe.md, Warm start on a new collection).",
     )
     split = validation_ui(c2, facts, disabled)
+    if facts and facts.get("train_counts"):
+        c2.caption(split_text(*split_sizes(facts["train_counts"], split, CALIBRATION_SPLIT), own_validation=facts.get("validation")))
     early = c3.toggle(
         "Early stopping",
-        value=False,
+        value=warm,  # on for a warm start: a few hundred photos stop improving within a few epochs
         disabled=disabled,
-        key="train_early",
+        key=f"train_early_{warm}",
         help="Stop when validation loss has not improved for this many epochs, and keep the best weights.",
     )
     patience = c3.number_input(
-        "Patience (epochs)", 1, 100, 3, disabled=disabled or not early, key="train_patience", label_visibility="collapsed"
+        "Patience (epochs)", 1, 100, WARM_START_PATIENCE, disabled=disabled or not early, key="train_patience",
+        label_visibility="collapsed",
     )
     return {
         "model": preset,
@@ -117,19 +161,29 @@ def settings_ui(facts: dict | None, disabled: bool) -> dict:
         "image_size": int(size),
         "learning_rate": float(lr),
         "val_split": split,
-        "early_stopping": int(patience) if early else None,
+        "early_stopping": int(patience) if early else 0,  # 0: off, also for a warm start
         "init_from": "bundled" if warm else None,
     }
 
 
+def epochs_key(preset: str, warm: bool) -> str:
+    return f"train_epochs_{preset}_warm" if warm else f"train_epochs_{preset}"
+
+
+def warm_start_key(preset: str, size: int, facts: dict | None) -> tuple[str, bool]:
+    """(the warm-start toggle's key, whether the bundled model fits this training)."""
+    fits = warm_start_fits(preset, size, (facts or {}).get("classes", []))
+    return f"train_warm_{preset}_{size}_{fits}", fits
+
+
 def warm_start_ui(preset: str, size: int, facts: dict | None, disabled: bool) -> bool:
     """The "Start from the bundled model" toggle: on by default when the bundled model fits."""
-    fits = warm_start_fits(preset, size, (facts or {}).get("classes", []))
+    key, fits = warm_start_key(preset, size, facts)
     on = st.toggle(
         "Start from the bundled model",
         value=fits,
         disabled=disabled or not fits,
-        key=f"train_warm_{preset}_{size}_{fits}",
+        key=key,
         help="Begin with the weights of the model catdog ships (trained on 15,000 cat and dog photos), so a few hundred "
         "photos and a few epochs give a good model. Needs the same preset and image size, and two classes.",
     )
@@ -159,6 +213,18 @@ def validation_ui(col, facts: dict | None, disabled: bool) -> float | None:
     return float(split) if hold_out else None
 
 
+CALIBRATION_SPLIT = TrainConfig.__dataclass_fields__["calibration_split"].default
+
+
+def split_text(n_train: int, n_validation: int, n_calibration: int, own_validation: int | None = None) -> str:
+    """'216 to train · 60 to validate · 24 to calibrate' (the dataset's own validation photos when none are split off)."""
+    n_validation = n_validation or own_validation or 0
+    parts = [f"{n_train:,} to train", f"{n_validation:,} to validate"]
+    if n_calibration:
+        parts.append(f"{n_calibration:,} to calibrate")
+    return " · ".join(parts)
+
+
 def start(folders: list[str], settings: dict) -> None:
     """Launch the training and remember it in this session."""
     try:
@@ -181,6 +247,15 @@ def watched_run() -> Run | None:
     return Run(Path(path)) if path and Path(path).is_dir() else None
 
 
+def eta_now(progress: dict, now: float) -> float | None:
+    """progress.json's time left, less the time since it was written (writes pause during validation and saving)."""
+    eta, updated = progress.get("eta_seconds"), progress.get("updated")
+    if not isinstance(eta, (int, float)):
+        return None
+    since = now - updated if isinstance(updated, (int, float)) else 0.0
+    return max(1.0, eta - max(0.0, since)) if eta > 0 else 0.0
+
+
 def progress_ui(run: Run, status: jobs.JobStatus) -> None:
     """One progress bar for the whole run, with the ETA, and the Stop button beside it."""
     bar, button = st.columns([5, 1], vertical_alignment="bottom")
@@ -195,8 +270,9 @@ def progress_ui(run: Run, status: jobs.JobStatus) -> None:
         overall = prog.get("overall")
         if not isinstance(overall, (int, float)):  # progress.json from an older catdog
             overall = (epoch - 1 + batch / batches) / epochs
-        phase = {"validate": " · validating", "epoch_end": " · epoch done"}.get(prog.get("phase"), "")
-        eta = prog.get("eta_seconds")
+        phase = {"validate": " · validating", "epoch_end": " · epoch done",
+                 "finishing": " · calibrating and saving the model"}.get(prog.get("phase"), "")
+        eta = eta_now(prog, time.time())
         left = f"about {format_duration(eta)} left" if eta is not None else "estimating the time left…"
         text = f"Epoch {epoch}/{epochs} · batch {batch}/{batches}{phase} · {overall:.0%} of the run · {left}"
         bar.progress(min(1.0, max(0.0, float(overall))), text=text)
@@ -214,12 +290,16 @@ def progress_ui(run: Run, status: jobs.JobStatus) -> None:
         st.toast("Stop requested: the model so far will be saved.")
 
 
-def metrics_ui(rows: list[dict]) -> None:
-    """The latest epoch's metrics, with the change since the epoch before."""
+def metrics_ui(rows: list[dict], before: dict | None = None) -> None:
+    """The latest epoch's metrics, with the change since the epoch before (and the starting model's)."""
     last, prev = rows[-1], (rows[-2] if len(rows) > 1 else {})
     # One wrapping row: five across on a desktop, two or three a line on a phone (not one per row).
     row = st.container(horizontal=True, gap="medium")
     row.metric("Epoch", f"{last['epoch']}", help="Epochs finished so far", width=METRIC_WIDTH)
+    start = before_point(before)
+    if start is not None:
+        row.metric("Val accuracy before training", f"{start:.1%}", width=METRIC_WIDTH,
+                   help="The starting model on the same validation photos, before the first epoch")
     for key, label in zip(("accuracy", "val_accuracy", "loss", "val_loss"), ("Train accuracy", "Val accuracy", "Train loss", "Val loss")):
         value, before = last.get(key), prev.get(key)
         if value is None:
@@ -250,10 +330,11 @@ def chance_warning_ui(run: Run, rows: list[dict]) -> None:
     )
 
 
-def curves_ui(run: Run, rows: list[dict]) -> None:
+def curves_ui(run: Run, rows: list[dict], before: dict | None = None) -> None:
+    """Accuracy and loss per epoch; a warm start's starting point at epoch 0, labelled "before training"."""
     left, right = st.columns(2)
-    left.plotly_chart(curves_figure(rows, "accuracy", "Accuracy"), key=f"train_acc_{run.id}")
-    right.plotly_chart(curves_figure(rows, "loss", "Loss"), key=f"train_loss_{run.id}")
+    left.plotly_chart(curves_figure(rows, "accuracy", "Accuracy", before=before), key=f"train_acc_{run.id}")
+    right.plotly_chart(curves_figure(rows, "loss", "Loss", before=before), key=f"train_loss_{run.id}")
 
 
 def resume_ui(run: Run) -> None:
@@ -301,6 +382,10 @@ def outcome_ui(run: Run, status: jobs.JobStatus) -> None:
         resume_ui(run)
     else:
         st.success(f"Finished {done} epoch(s) in {format_duration(run.duration())}.", icon=":material/check_circle:")
+    gain = before_after_text(run)
+    if gain:
+        st.markdown(f"**Validation accuracy:** {gain}")
+    calibration_ui(run.config())
     plots = [(name, run.path / f"{name}.png") for name in ("accuracy", "loss") if (run.path / f"{name}.png").exists()]
     if plots:
         with st.expander("The notebook's plots (PNG) and downloads", icon=":material/image:"):
@@ -313,6 +398,13 @@ def outcome_ui(run: Run, status: jobs.JobStatus) -> None:
     report_ui(run, key="train_report")
 
 
+def calibration_ui(cfg: dict) -> None:
+    """How the run's confidence was calibrated, in words (config.json's calibration.method)."""
+    cal = cfg.get("calibration") if isinstance(cfg.get("calibration"), dict) else {}
+    if cal.get("method") and isinstance(cal.get("temperature"), (int, float)):
+        st.caption(f":material/tune: Confidence calibration: {cal['method']} · temperature {cal['temperature']:.3g}")
+
+
 def run_caption(run: Run) -> str:
     """What the run trains on, with which settings, so a second viewer knows what they watch."""
     cfg = run.config()
@@ -320,9 +412,9 @@ def run_caption(run: Run) -> str:
         return "The training process is starting; its settings appear here in a moment."
     text = f"{cfg.get('model', '?')} · {settings_text(cfg)} · {cfg.get('epochs', '?')} epochs"
     if cfg.get("data"):
-        text += f" · data `{cfg['data']}`"
+        text += f" · data {code_span(cfg['data'])}"
     if cfg.get("n_train"):
-        text += f" ({cfg['n_train']:,} training / {cfg.get('n_validation', 0):,} validation images)"
+        text += f" ({split_text(cfg['n_train'], cfg.get('n_validation') or 0, cfg.get('n_calibration') or 0)})"
     return text
 
 
@@ -334,15 +426,19 @@ def monitor_ui(run_path: str, live: bool) -> None:
         run = Run(Path(run_path))
         status = jobs.job_status(run)
         state = "starting" if status.state == "queued" else status.state  # queued only means the process is starting
-        st.subheader(f"{STATE_ICONS.get(state, '')} Run `{run.id}` · {state}")
+        st.subheader(f"{STATE_ICONS.get(state, '')} Run {code_span(run.id)} · {state}")
         st.caption(run_caption(run))
         if status.active:
             progress_ui(run, status)
         rows = run.metrics()
+        before = run.config().get("before")
         if rows:
             chance_warning_ui(run, rows)
-            metrics_ui(rows)
-            curves_ui(run, rows)
+            metrics_ui(rows, before)
+            curves_ui(run, rows, before)
+        elif status.active and before_point(before) is not None:
+            st.caption(f"Before training, the starting model scores {before_point(before):.1%} on the validation photos.")
+            curves_ui(run, rows, before)
         elif status.active:
             st.caption("Curves appear after the first epoch.")
         if not status.active:
@@ -375,12 +471,15 @@ def restore_settings(run: Run) -> None:
     for key, field in (("epochs", "epochs"), ("batch", "batch_size"), ("size", "image_size")):
         value, (low, high) = cfg.get(field), BOUNDS[field]
         if isinstance(value, int) and low <= value <= high:
-            state[f"train_{key}_{preset}"] = value
+            state[epochs_key(preset, bool(cfg.get("init_from"))) if key == "epochs" else f"train_{key}_{preset}"] = value
     lr = cfg.get("learning_rate")
     if isinstance(lr, (int, float)) and BOUNDS["learning_rate"][0] <= lr <= BOUNDS["learning_rate"][1]:
         state[f"train_lr_{preset}_{bool(cfg.get('init_from'))}"] = float(lr)
-    if isinstance(cfg.get("early_stopping"), int):
-        state["train_early"], state["train_patience"] = True, max(1, min(100, cfg["early_stopping"]))
+    early_key = f"train_early_{bool(cfg.get('init_from'))}"
+    if isinstance(cfg.get("early_stopping"), int) and cfg["early_stopping"] > 0:
+        state[early_key], state["train_patience"] = True, max(1, min(100, cfg["early_stopping"]))
+    elif "early_stopping" in cfg:
+        state[early_key] = False
     split = cfg.get("val_split")
     low, high = VAL_SPLIT_SLIDER[:2]
     if isinstance(split, (int, float)) and low <= split <= high:
@@ -390,14 +489,19 @@ def restore_settings(run: Run) -> None:
 def settings_panel(busy: bool, run: Run | None) -> tuple[bool, str, dict, bool]:
     """Dataset, settings and the Start button: (clicked, folders, settings, dataset ok)."""
     folders, facts = dataset_ui(disabled=busy)
+    negatives = negatives_ui(disabled=busy)
     settings = settings_ui(facts, disabled=busy)
+    if negatives:
+        settings["negatives"] = negatives
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
-    clicked = c1.button("Start training", type="primary", icon=":material/play_arrow:", disabled=busy or facts is None, key="train_start")
+    ready = facts is not None and negatives is not None
+    clicked = c1.button("Start training", type="primary", icon=":material/play_arrow:", disabled=busy or not ready, key="train_start")
     if busy:
-        c2.caption(f"A training is running on this machine (`{run.id if run else '?'}`); one at a time. Watch it above or stop it.")
+        running = code_span(run.id if run else "?")
+        c2.caption(f"A training is running on this machine ({running}); one at a time. Watch it above or stop it.")
     else:
         c2.caption("Training runs in the background: you can switch pages or close the tab and come back.")
-    return clicked, folders, settings, facts is not None
+    return clicked, folders, settings, ready
 
 
 def main() -> None:

@@ -8,8 +8,9 @@ subset of the photos, then walks the fixes of issue 12 and saves docs/<name>-<wi
 - home: first launch, the bundled model's real facts (preset, size, accuracy and its data);
 - predict: the sample buttons in one wrapping row, cards with class-coloured confidence bars,
   and Grad-CAM two cards a row (desktop); the picker lists the bundled model;
-- train-live: one progress bar for the whole run with its ETA, contrasting curves on 0..1 axes;
-- train-done: the finished run, its curves once, the PNGs folded away, Use (with its question) and the report;
+- train-live: a warm start from the bundled model (the page's default) on a few hundred photos:
+  one progress bar for the whole run with its ETA, contrasting curves on 0..1 axes;
+- train-done: the same run finished, its curves once, the PNGs folded away, Use and the report;
 - runs: the models table (bundled always, the active one marked), readable run names in the compare legend;
 - evaluate: the bundled model on labelled photos, threshold slider and figures;
 - data: a dataset's report row; report: the HTML run report, opened offline.
@@ -126,13 +127,16 @@ def shoot_predict(page, url: str, out: Path) -> None:
     shot(page, out, "predict-gradcam", WIDE, 2600)
 
 
-def start_training(page, url: str, data: Path, epochs: int, size: int, batch: int) -> None:
+def start_training(page, url: str, data: Path, epochs: int, size: int | None, batch: int | None) -> None:
+    """Type the folder, set the epochs (and size/batch if given), keep the page's defaults (the warm start), Start."""
     goto(page, f"{url}/train", "Train")
     box = page.get_by_label("Dataset folder", exact=True).and_(page.locator("input"))
     box.fill(str(data / "train"))
     box.press("Enter")
     wait_text(page, "training images", 60)
     for label, value in (("Epochs", epochs), ("Batch size", batch), ("Image size (px)", size)):
+        if value is None:
+            continue
         field = page.get_by_label(label, exact=True).and_(page.locator("input"))
         field.fill(str(value))
         field.press("Enter")
@@ -158,14 +162,13 @@ def wait_for_epochs(home: Path, epochs: int, timeout: float) -> Path:
 
 
 def shoot_train(page, url: str, data: Path, home: Path, out: Path, args) -> Path:
-    """Live (one bar for the run, ETA), a reload (re-attached, settings restored), Stop, then the outcome."""
+    """Live (one bar for the run, ETA), a reload (re-attached, settings restored), then the finished run."""
     start_training(page, url, data, args.epochs, args.image_size, args.batch_size)
     run_dir = wait_for_epochs(home, args.shot_after, timeout=1200)
     goto(page, f"{url}/train", "Train")  # a reload while it trains: the page re-attaches and restores the settings
     page.locator("[data-testid=stProgress]").first.wait_for(timeout=30_000)
     both(page, out, "train-live", 1900, 4200)
-    page.get_by_role("button", name="Stop").first.click()  # the long run is cut short: the walk stays quick
-    _wait_finished(run_dir)
+    _wait_finished(run_dir)  # a real run to the end: the pictures show a good model, not one cut short
     wait_text(page, "Use this model for Predict", 120)
     page.get_by_role("button", name="Use this model for Predict").click()
     time.sleep(2)
@@ -228,10 +231,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "catdog-small")
     parser.add_argument("--out", type=Path, default=REPO / "docs")
-    parser.add_argument("--subset", type=int, default=60, metavar="N", help="training photos per class copied (0: all)")
-    parser.add_argument("--epochs", type=int, default=500, help="planned epochs (many); the walk stops the run after the live shot")
-    parser.add_argument("--batch-size", type=int, default=8, help="small, so an epoch has batches to watch")
-    parser.add_argument("--image-size", type=int, default=64, help="small, so the walk takes minutes on a laptop CPU")
+    parser.add_argument("--subset", type=int, default=150, metavar="N", help="training photos per class copied (0: all)")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of the walk's training (a warm start: a few are enough)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the page's (the preset's)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="default: the page's, the bundled model's size, so the page starts from the bundled model")
     parser.add_argument("--shot-after", type=int, default=2, help="epochs done before the live Train screenshot")
     parser.add_argument("--only", default="", help="comma-separated: home,predict,train,runs,evaluate,data,report (default all)")
     args = parser.parse_args()

@@ -107,8 +107,8 @@ def test_extreme_threshold_lists_every_cat_as_a_mistake_with_its_file_name(activ
     at = evaluated(labelled)
     at.slider(key="eval_threshold").set_value(0.0).run()
     assert any("5 mistakes" in h.value for h in at.subheader)
-    names = [m.value for m in at.markdown if m.value.startswith("**cat")]
-    assert sorted(names) == [f"**cat{i:03d}.jpg**" for i in range(5)]
+    names = [m.value for m in at.markdown if m.value.startswith("**`cat")]  # a file name is shown as code, literally
+    assert sorted(names) == [f"**`cat{i:03d}.jpg`**" for i in range(5)]
     assert len(at.get("image")) == 5
 
 

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from catdog import config, predict
+from catdog.verdicts import percent, tally
 from tests.fixtures import CAT_COLOUR, DOG_COLOUR, REPO, image_bytes, write_image
 
 TIMEOUT = 120  # the first run loads TensorFlow and the model
@@ -117,3 +118,87 @@ def test_drops_over_the_file_limit_are_capped_with_a_warning(active_model, monke
     assert not at.exception
     assert any("only the first 2" in w.value for w in at.warning)
     assert list(at.dataframe[0].value["file"]) == ["p0.jpg", "p1.jpg"]
+
+
+NOT_PET_CARD = "### :red[:material/block: Not a cat or dog]"
+
+
+@pytest.fixture
+def model_with_check(home, run_with_check):
+    predict.set_active_model(run_with_check[0])
+    return run_with_check
+
+
+def far_and_near_photos() -> list[tuple[str, bytes, str]]:
+    """A bright grey noise photo (far from the coloured training photos) and a cat-coloured one."""
+    return [("cup.png", image_bytes(colour=(250, 250, 250), seed=600, fmt="PNG"), "image/png"),
+            ("cat.jpg", image_bytes(colour=CAT_COLOUR, seed=3), "image/jpeg")]
+
+
+def test_a_photo_the_check_flags_gets_a_not_a_cat_or_dog_card_with_the_best_guess(model_with_check):
+    photos = far_and_near_photos()
+    expected = predict.Predictor.load(model_with_check[0]).predict([p[1] for p in photos], [p[0] for p in photos])
+    assert expected[0].not_pet  # the premise: the check flags the noise photo
+    at = open_predict_page()
+    assert any("says *Not a cat or dog*" in c.value for c in at.caption)
+    at.file_uploader(key="predict_files").set_value(photos).run()
+    assert not at.exception
+    headings = cards(at)
+    assert headings[0] == NOT_PET_CARD
+    assert [h == NOT_PET_CARD for h in headings] == [r.not_pet for r in expected]
+    guess = expected[0]
+    assert any(f"best guess: {guess.label}, {percent(guess.confidence)}</div>" in m.value for m in at.markdown)
+    table = at.dataframe[0].value
+    assert list(table["not_pet"]) == [r.not_pet for r in expected]
+    assert list(table["openset_score"]) == pytest.approx([r.openset_score for r in expected], rel=1e-4, abs=1e-3)
+    assert list(table["label"]) == [r.label for r in expected]  # the best guess stays in the label column
+    summary = next(c.value for c in at.caption if "not a cat or dog" in c.value)
+    counts = tally(expected, ["cat", "dog"])
+    assert summary.startswith(f"{counts['cat']} cat · {counts['dog']} dog")
+    assert "1 not a cat or dog" in summary and sum(counts.values()) == 2  # counted once: not also a cat, a dog or not sure
+
+
+def test_without_a_check_the_same_photo_is_answered_cat_or_dog(active_model):
+    at = open_predict_page()
+    assert any("no *Not a cat or dog* check" in c.value for c in at.caption)
+    at.file_uploader(key="predict_files").set_value(far_and_near_photos()).run()
+    assert not at.exception
+    assert NOT_PET_CARD not in cards(at) and len(cards(at)) == 2
+    table = at.dataframe[0].value
+    assert list(table["not_pet"]) == [False, False] and table["openset_score"].isna().all()
+
+
+def test_the_summary_counts_each_photo_once(home, tiny_run, tmp_path):
+    import json
+    import shutil
+
+    unsure = tmp_path / "unsure-run"
+    shutil.copytree(tiny_run.path, unsure)
+    cfg = json.loads((unsure / "config.json").read_text())
+    (unsure / "config.json").write_text(json.dumps({**cfg, "calibration": {**cfg.get("calibration", {}), "uncertain_below": 1.0}}))
+    predict.set_active_model(unsure)
+    photos = [(f"p{i}.jpg", image_bytes(colour=(CAT_COLOUR, DOG_COLOUR)[i % 2], seed=i), "image/jpeg") for i in range(3)]
+    at = open_predict_page()
+    at.file_uploader(key="predict_files").set_value(photos).run()
+    assert not at.exception
+    summary = next(c.value for c in at.caption if "not sure" in c.value)
+    assert summary.startswith("0 cat · 0 dog · 3 not sure"), summary  # not also counted as cats or dogs
+
+
+def test_the_summary_counts_a_flagged_photo_once_and_keeps_the_not_sure_note_on_its_count(home, run_with_check, tmp_path):
+    import json
+    import shutil
+
+    unsure = tmp_path / "unsure-checked"
+    shutil.copytree(run_with_check[0], unsure)
+    cfg = json.loads((unsure / "config.json").read_text())
+    (unsure / "config.json").write_text(json.dumps({**cfg, "calibration": {**cfg.get("calibration", {}), "uncertain_below": 1.0}}))
+    predict.set_active_model(unsure)
+    photos = far_and_near_photos()
+    expected = predict.Predictor.load(unsure).predict([p[1] for p in photos], [p[0] for p in photos])
+    assert [(r.not_pet, r.uncertain) for r in expected] == [(True, True), (False, True)]  # the premise
+    at = open_predict_page()
+    at.file_uploader(key="predict_files").set_value(photos).run()
+    assert not at.exception
+    summary = next(c.value for c in at.caption if "not a cat or dog" in c.value)
+    assert summary == "0 cat · 0 dog · 1 not sure (under 100% confident) · 1 not a cat or dog", summary

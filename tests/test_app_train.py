@@ -94,7 +94,7 @@ def test_start_watch_stop_and_use_a_background_training(home, tiny_dataset):
 
     from catdog import catalog
 
-    confirm, warn = catalog.replace_check(run)
+    confirm, warn = catalog.replace_check(run, measure=True)  # as the click does: both models on the same photos
     at.button(key=f"use_{run.id}").click().run()
     if confirm or warn:  # e.g. the bundled model scores better than this tiny run: replacing it asks first
         assert predict.default_model() != run.model_path.resolve()
@@ -127,5 +127,5 @@ def test_after_a_reload_the_settings_come_back_from_the_running_runs_config(home
     assert at.text_input(key="train_data").value == str(tiny_dataset)
     assert at.selectbox(key="train_preset").value == "seed"
     assert at.number_input(key="train_epochs_seed").value == 7 and at.number_input(key="train_size_seed").value == 48
-    assert at.toggle(key="train_early").value and at.number_input(key="train_patience").value == 2
+    assert at.toggle(key="train_early_False").value and at.number_input(key="train_patience").value == 2
     assert "starting" in at.subheader[0].value and "queued" not in at.subheader[0].value

@@ -49,16 +49,32 @@ def test_starting_with_the_default_warm_start_records_the_bundled_model(home, ti
     at.text_input(key="train_data").set_value(str(tiny_dataset)).run()
     at.text_area(key="train_data_more").set_value(str(second)).run()
     assert any("2 folders" in c.value for c in at.caption)
-    at.number_input(key=f"train_epochs_{BUNDLED['preset']}").set_value(1).run()
+    from catdog.config import WARM_START_EPOCHS
+
+    epochs = at.number_input(key=f"train_epochs_{BUNDLED['preset']}_warm")
+    assert epochs.value == WARM_START_EPOCHS  # a warm start's own default, not the preset's
+    epochs.set_value(1).run()
     at.button(key="train_start").click().run()
     assert not at.exception
     run = jobs.active_run()
     assert run is not None
     rerun_until(at, lambda a: run.status().get("state") in ("finished", "failed", "stopped"), timeout=300)
+    at.run()
     cfg = run.config()
     assert run.status()["state"] == "finished", run.status()
-    assert cfg["init_from"] == str((bundled_model_dir() / "model.keras").resolve())
+    start = str((bundled_model_dir() / "model.keras").resolve())
+    assert cfg["init_from"] == start
     assert [f["train"] for f in cfg["data_folders"]] == [{"cat": 12, "dog": 12}, {"cat": 6, "dog": 6}]
+    # The starting model was scored on the run's validation photos before the first epoch.
+    before = cfg["before"]
+    assert before["model"] == start and before["n"] == cfg["n_validation"] and 0.0 <= before["val_accuracy"] <= 1.0
+    accuracy = json.loads(at.get("plotly_chart")[0].proto.spec)
+    point = next(t for t in accuracy["data"] if t["name"] == "before training")
+    assert point["x"] == [0] and point["y"] == [pytest.approx(before["val_accuracy"])]
+    assert any(f"{before['val_accuracy']:.1%} before training → " in m.value for m in at.markdown)
+    # A handful of calibration photos: the bundled model's temperature is kept, never a search bound.
+    assert cfg["calibration"]["temperature"] == pytest.approx(BUNDLED["calibration"]["temperature"])
+    assert cfg["calibration"]["method"].startswith("kept the starting model's temperature")
 
 
 def test_a_run_stuck_at_chance_gets_a_warning_with_advice(home, tmp_path):
@@ -86,3 +102,42 @@ def test_a_refused_dataset_gives_the_warm_start_no_unrelated_reason(home, tmp_pa
     captions = " ".join(c.value for c in at.caption)
     assert "preset and image size" not in captions and "dataset folder above" in captions
     assert warm_toggle(at).disabled
+
+
+def _finished_warm_run(run_id: str = "warm"):
+    """A finished warm start as the training leaves it: `before` recorded, calibration kept, model saved."""
+    run = runs.create_run(None, run_id, "compact")
+    run.write_config({
+        "model": "compact", "class_names": ["cat", "dog"], "image_size": 160, "epochs": 3, "init_from": "/x/model.keras",
+        "n_train": 216, "n_validation": 60, "n_calibration": 24,
+        "before": {"val_accuracy": 0.8, "val_loss": 0.45, "n": 60, "model": "/x/model.keras"},
+        "calibration": {"temperature": 1.62, "method": "kept the starting model's temperature (24 photos are too few to fit one)"},
+    })
+    run.write_metrics([{"epoch": e, "accuracy": a, "val_accuracy": a, "loss": 0.3, "val_loss": 0.3, "seconds": 1.0}
+                       for e, a in ((1, 0.85), (2, 0.9), (3, 0.9166667))])
+    run.write_status("finished", ended=2.0, started=1.0)
+    return run
+
+
+def test_a_warm_start_draws_the_before_training_point_and_shows_before_to_after(home):
+    run = _finished_warm_run()
+    at = open_train_page()
+    at.session_state["train_run"] = str(run.path)
+    at.run()
+    assert not at.exception, at.exception
+    accuracy = json.loads(at.get("plotly_chart")[0].proto.spec)
+    before = [t for t in accuracy["data"] if t["name"] == "before training"]
+    assert len(before) == 1 and before[0]["x"] == [0] and before[0]["y"] == [0.8]
+    validation = next(t for t in accuracy["data"] if t["name"] == "validation")
+    assert validation["x"][:2] == [0, 1] and validation["y"][0] == 0.8  # the curve starts at the starting model
+    assert any("80.0% before training → 91.7% after, on 60 validation photos" in m.value for m in at.markdown)
+    assert any(m.label == "Val accuracy before training" and m.value == "80.0%" for m in at.metric)
+    assert any("216 to train · 60 to validate · 24 to calibrate" in c.value for c in at.caption)
+    assert any("kept the starting model's temperature" in c.value for c in at.caption)
+
+
+def test_the_page_says_how_the_photos_will_be_split_before_starting(home, tmp_path):
+    folder = make_class_folders(tmp_path / "photos", n=150)
+    at = open_train_page()
+    at.text_input(key="train_data").set_value(str(folder)).run()
+    assert any(c.value == "216 to train · 60 to validate · 24 to calibrate" for c in at.caption), [c.value for c in at.caption]

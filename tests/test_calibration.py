@@ -75,7 +75,7 @@ class _FixedModel:
 
 def _predictor_with(probs, temperature, below=0.75):
     p = Predictor(_FixedModel(), ["cat", "dog"], 8, 0.5, temperature=temperature, uncertain_below=below)
-    p.raw_probs = lambda batch: np.asarray(probs[: len(batch)], np.float32)  # noqa: E731
+    p.raw_outputs = lambda batch: (np.asarray(probs[: len(batch)], np.float32), None)  # noqa: E731 - no open-set check
     p.preprocess = lambda source: source  # noqa: E731 - the arrays are the model inputs
     return p
 
@@ -104,3 +104,61 @@ def test_near_chance_flags_only_a_run_that_stays_at_chance():
     noisy = [{"val_accuracy": a} for a in (0.483, 0.633, 0.517)]
     assert near_chance(noisy, n_validation=60)
     assert not near_chance([{"val_accuracy": a} for a in (0.6, 0.8, 0.85)], n_validation=60)
+
+
+def _confident_and_right(n: int, errors: int = 0):
+    """A small calibration split as a warm start sees it: almost every photo right, most with a wide margin."""
+    rng = np.random.default_rng(n)
+    labels = np.arange(n) % 2
+    margin = rng.uniform(2.0, 8.0, n)
+    logits = np.where(labels == 1, margin, -margin)
+    logits[:errors] *= -0.3  # a few confidently wrong photos
+    return labels, 1 / (1 + np.exp(-logits))
+
+
+@pytest.mark.parametrize("errors", [0, 1, 3])
+def test_a_24_photo_calibration_split_keeps_a_sensible_temperature_near_the_start(errors):
+    labels, probs = _confident_and_right(24, errors)
+    plain = cal.fit_temperature(labels, probs, warn=False)
+    choice = cal.choose_temperature(labels, probs, start=1.62, start_is_calibrated=True)
+    assert not cal.at_bound(choice.temperature) and 1.0 < choice.temperature < 2.0
+    assert abs(np.log(choice.temperature / 1.62)) < abs(np.log(plain / 1.62))  # pulled toward the start, not to the plain fit
+    assert choice.method.startswith("fitted on 24 held-out training photos, pulled toward the starting model's 1.62")
+
+
+def test_a_24_photo_split_all_right_would_send_the_plain_fit_to_the_bound_but_not_the_choice():
+    labels, probs = _confident_and_right(24)
+    assert cal.at_bound(cal.fit_temperature(labels, probs, warn=False))  # what the old calibration saved: T = 0.05
+    assert cal.choose_temperature(labels, probs, start=1.62, start_is_calibrated=True).temperature > 1.0
+
+
+@pytest.mark.parametrize("start, calibrated, words", [(1.62, True, "kept the starting model's temperature 1.62"),
+                                                     (1.0, False, "left uncalibrated")])
+def test_a_2_photo_split_keeps_the_starting_temperature(start, calibrated, words):
+    labels, probs = _confident_and_right(2)
+    choice = cal.choose_temperature(labels, probs, start=start, start_is_calibrated=calibrated)
+    assert choice.kept and choice.temperature == start and choice.method == f"{words} (2 photos are too few to fit a temperature)"
+
+
+def test_a_large_calibration_split_is_fitted_as_the_photos_show():
+    labels, probs = _overconfident(2000)
+    choice = cal.choose_temperature(labels, probs, start=1.0)
+    assert not choice.kept and 2.6 < choice.temperature < 3.4
+    assert choice.temperature == pytest.approx(choice.fitted, rel=0.02)  # the prior hardly matters with 2,000 photos
+
+
+def test_a_split_of_one_class_keeps_the_start():
+    choice = cal.choose_temperature(np.ones(30), np.full(30, 0.9), start=1.5, start_is_calibrated=True)
+    assert choice.kept and choice.temperature == 1.5 and "one class" in choice.method
+
+
+def test_a_fit_at_the_search_bound_warns():
+    labels, probs = _confident_and_right(2)
+    with pytest.warns(cal.CalibrationWarning, match="bound"):
+        t = cal.fit_temperature(labels, probs)
+    assert cal.at_bound(t)
+
+
+def test_choose_temperature_rejects_a_bad_start():
+    with pytest.raises(ValueError, match="start"):
+        cal.choose_temperature([0, 1], [0.2, 0.8], start=0.0)

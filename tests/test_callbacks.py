@@ -162,3 +162,36 @@ def test_old_runs_without_a_named_checkpoint_resume_from_last_keras(run):
     run.checkpoint_dir.mkdir()
     runs.atomic_write_json(run.checkpoint_dir / "state.json", {"epoch": 1, "partial": False})
     assert run.checkpoint_path == run.checkpoint_dir / "last.keras"
+
+
+def test_eta_is_within_20_percent_from_the_second_epoch_on_with_slow_saves_and_a_finish(run, tiny_model, clock):
+    """A warm start's shape: 7 batches of 1 s, 2 s of validation, 4 s of plots and checkpoint after each
+    epoch, 20 s of tracing in the first batch and 12 s of calibration, saving and export at the end."""
+    epochs, steps, batch_s, val_s, gap_s, trace_s, finish_s = 5, 7, 1.0, 2.0, 4.0, 20.0, 12.0
+    total = trace_s + epochs * (steps * batch_s + val_s + gap_s) + finish_s
+    start = clock.now
+    recorder = RunRecorder(run, epochs=epochs, steps=steps, min_interval=0, finish_seconds=finish_s)
+    recorder.set_model(tiny_model)
+    checked = []
+
+    def check(epoch: int) -> None:
+        eta, truth = run.progress()["eta_seconds"], start + total - clock.now
+        if epoch >= 1:  # from the second epoch on
+            assert eta == pytest.approx(truth, rel=0.2), (epoch, run.progress())
+            checked.append(eta)
+
+    for epoch in range(epochs):
+        recorder.on_epoch_begin(epoch)
+        check(epoch)
+        for batch in range(steps):
+            clock.now += batch_s + (trace_s if epoch == 0 and batch == 0 else 0.0)
+            recorder.on_train_batch_end(batch)
+            check(epoch)
+        recorder.on_test_begin()
+        clock.now += val_s
+        recorder.on_epoch_end(epoch, logs={"loss": 0.5})
+        check(epoch)
+        clock.now += gap_s  # plots and the checkpoint save, after the recorder's epoch end
+    recorder.on_train_end()
+    assert run.progress()["phase"] == "finishing" and run.progress()["eta_seconds"] == finish_s
+    assert len(checked) == 4 * (steps + 2)

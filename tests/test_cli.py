@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -128,3 +129,47 @@ def test_runs_lists_the_saved_models_accuracy_not_the_best_epochs(tmp_path, monk
     assert code == 0 and "val acc 0.5170" in out and "0.6330" not in out
     code, out, _ = run_cli("runs", "--json")
     assert json.loads(out.splitlines()[0])["val_accuracy"] == 0.517
+
+
+def test_predict_names_the_model_once_and_marks_not_sure_answers(tmp_path, tiny_run, monkeypatch):
+    from catdog.predict import Predictor
+
+    load = Predictor.load.__func__
+
+    def unsure_load(cls, *args, **kwargs):  # every answer under the Not-sure line
+        predictor = load(cls, *args, **kwargs)
+        predictor.uncertain_below = 1.01
+        return predictor
+
+    monkeypatch.setattr(Predictor, "load", classmethod(unsure_load))
+    cats = [write_image(tmp_path / f"cat{i}.jpg", colour=CAT_COLOUR, seed=i) for i in range(2)]
+    code, out, _ = run_cli("predict", *cats, "--model", tiny_run.path)
+    first, *rows = out.strip().splitlines()
+    assert code == 0 and first.startswith(f"model: {tiny_run.model_path.resolve()} (on ") and len(rows) == 2
+    assert all(re.search(r"\tnot sure \(best guess (cat|dog)\)\t\d+\.\d%\t", row) for row in rows), rows
+
+
+def test_predict_says_when_the_answer_comes_from_the_active_model(tmp_path, tiny_run, monkeypatch):
+    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
+    assert run_cli("use", tiny_run.path)[0] == 0
+    code, out, _ = run_cli("predict", write_image(tmp_path / "a.jpg"))
+    assert code == 0 and "the active model, set in the app or with `catdog use`" in out.splitlines()[0]
+
+
+def test_predict_marks_not_a_cat_or_dog_answers_with_the_best_guess(tmp_path, run_with_check, tiny_run):
+    from catdog.predict import Predictor
+
+    run_dir = run_with_check[0]
+    noise = write_image(tmp_path / "cup.png", colour=(250, 250, 250), seed=600)
+    cat = write_image(tmp_path / "cat.jpg", colour=CAT_COLOUR, seed=3)
+    expected = Predictor.load(run_dir).predict([noise, cat])
+    assert expected[0].not_pet  # the premise: the check flags the noise photo
+    code, out, _ = run_cli("predict", noise, cat, "--model", run_dir)
+    first, *rows = out.strip().splitlines()
+    assert code == 0 and "no 'not a cat or dog' check" not in first
+    said = rf"not a cat or dog \(best guess {expected[0].label}\)"
+    assert re.fullmatch(rf"{re.escape(str(noise))}\t{said}\t\d+\.\d%\t\(p_dog=[0-9.]+\)", rows[0]), rows[0]
+    assert ("not a cat or dog" in rows[1]) == expected[1].not_pet
+    code, out, _ = run_cli("predict", noise, "--model", tiny_run.path)
+    assert "; no 'not a cat or dog' check (catdog openset fit adds one))" in out.splitlines()[0]
+    assert "not a cat or dog" not in out.splitlines()[1]

@@ -67,3 +67,10 @@ def test_figures_show_auc_and_the_threshold_point():
     heat = eval_plots.confusion_figure([[3, 1], [2, 4]], ["cat", "dog"])
     assert [list(row) for row in heat.data[0].z] == [[3, 1], [2, 4]]  # plotly keeps z as list, tuple or array by version
     assert list(heat.data[0].y) == ["true cat", "true dog"]
+
+
+def test_roc_and_pr_legends_sit_inside_the_plot():
+    labels, probs = [0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9]
+    for fig in (eval_plots.roc_figure(labels, probs, 0.5), eval_plots.pr_figure(labels, probs, 0.5)):
+        legend = fig.layout.legend
+        assert 0 <= legend.x <= 1 and 0 <= legend.y <= 1 and legend.orientation != "h"  # plotly's default is x=1.02: beside it

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from catdog import openset
-from tests.fixtures import write_image
+from tests.fixtures import make_class_folders, write_image
 
 
 def _gaussian_features(rng, n, shift=0.0, d=(4, 6)):
@@ -156,6 +156,53 @@ def test_a_refitted_check_is_never_served_from_a_stale_onnx_graph(run_with_check
     second = onnx_runtime.ensure_onnx(model_file)
     record = json.loads(onnx_runtime.record_path(second).read_text())
     assert record["openset_sha256"] == onnx_runtime.file_sha256(openset.path_for(model_file))
+
+
+def test_a_users_training_saves_its_check_and_both_backends_use_it(tmp_path):
+    """Every trained model gets the check, from its own photos and the negatives it was given."""
+    from catdog.predict import Predictor
+    from catdog.training import TrainConfig, train
+    from tests.fixtures import quiet
+
+    photos = make_class_folders(tmp_path / "photos", n=40, size=(40, 40))
+    negatives = tmp_path / "things"
+    for i in range(8):
+        write_image(negatives / f"t{i}.png", size=(40, 40), seed=700 + i, colour=(250, 250, 250))
+    cfg = TrainConfig(data=str(photos), model="seed", epochs=2, batch_size=8, image_size=32, val_split=0.25,
+                      precision="float32", negatives=[str(negatives)])
+    log = io.StringIO()
+    run = train(cfg, runs_dir=tmp_path / "runs", run_id="with-check", **{**quiet(), "stream": log})
+    assert (run.path / "openset.npz").exists(), log.getvalue()
+    record = run.config()["openset"]
+    assert record["score"].startswith("pet-or-not head") and record["negatives"] == {"things": 8}
+    assert "Open-set check" in log.getvalue()
+    files = [*sorted(photos.rglob("*.jpg"))[:4], *sorted(negatives.glob("*.png"))[:4]]
+    onnx, tf = (Predictor.load(run.path, backend=b).predict(files) for b in ("onnxruntime", "tensorflow"))
+    assert [r.not_pet for r in onnx] == [r.not_pet for r in tf]
+    np.testing.assert_allclose([r.openset_score for r in onnx], [r.openset_score for r in tf], rtol=1e-4, atol=1e-3)
+
+
+def test_a_training_too_small_for_the_check_says_so_and_saves_none(tmp_path, tiny_dataset):
+    from catdog.training import train
+    from tests.fixtures import quiet, tiny_config
+
+    log = io.StringIO()
+    run = train(tiny_config(tiny_dataset, epochs=1), runs_dir=tmp_path / "runs", **{**quiet(), "stream": log})
+    assert run.config()["openset"] is None and not (run.path / "openset.npz").exists()
+    assert "No open-set check" in log.getvalue()
+
+
+def test_a_negatives_folder_without_images_is_refused_before_a_run_folder_exists(tmp_path, tiny_dataset):
+    from catdog.errors import DatasetError
+    from catdog.training import train
+    from tests.fixtures import quiet, tiny_config
+
+    (tmp_path / "empty").mkdir()
+    cfg = tiny_config(tiny_dataset, epochs=1)
+    cfg.negatives = [str(tmp_path / "empty")]
+    with pytest.raises(DatasetError, match="holds no images"):
+        train(cfg, runs_dir=tmp_path / "runs", **quiet())
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
 def test_a_check_saved_before_the_head_existed_still_loads_with_its_scores(tmp_path):

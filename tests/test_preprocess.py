@@ -121,3 +121,10 @@ def test_missing_path_is_reported(tmp_path):
 def test_bad_image_size_is_a_value_error():
     with pytest.raises(ValueError, match="image_size"):
         load_array(image_bytes(), 0)
+
+
+def test_display_squares_have_one_size_whatever_the_photo_shape(tmp_path):
+    from catdog.preprocess import display_square
+
+    tall, wide = write_image(tmp_path / "tall.jpg", size=(40, 120)), write_image(tmp_path / "wide.png", size=(300, 50))
+    assert display_square(tall, 110).size == display_square(wide, 110).size == (110, 110)

@@ -73,14 +73,17 @@ class TrainConfig:
         None, help="fraction of --data held out for validation (default 0.2 when no validation folder exists)"
     )
     model: str = setting(defaults.DEFAULT_PRESET, help="preset name (see `catdog models`)")
-    epochs: int | None = setting(None, help="default: the preset's")
+    epochs: int | None = setting(None, help=f"default: the preset's ({defaults.WARM_START_EPOCHS} with --init-from)")
     batch_size: int | None = setting(None, help="per replica; default: the preset's")
     image_size: int | None = setting(None, help="default: the preset's")
     learning_rate: float | None = setting(None, help="Adam's learning rate (default: the preset's)")
     lr_schedule: str | None = setting(None, choices=LR_SCHEDULES, help="default: the preset's")
     precision: str = setting("auto", choices=PRECISIONS, help="dtype policy (auto: by hardware and preset)")
     early_stopping: int | None = setting(
-        None, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement; restores the best weights"
+        None,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without val_loss improvement; restores the best weights "
+        f"(0: off; default off, {defaults.WARM_START_PATIENCE} with --init-from)",
     )
     checkpoint: bool = setting(True, help="save a checkpoint after each epoch (for --resume)")
     seed: int = setting(defaults.SEED, help="random seed for the split, shuffling and weights")
@@ -104,6 +107,12 @@ class TrainConfig:
         None,
         metavar="PX",
         help="progressive resizing: the first three quarters of the epochs at this smaller size, the rest at --image-size",
+    )
+    negatives: list[str] | None = setting(
+        None,
+        metavar="DIR",
+        help="a folder of photos with no cat or dog (e.g. ../shared/data/not-pets/clothing); repeat for several: "
+        "the 'not a cat or dog' check learns from them (never from the validation photos)",
     )
 
     def __post_init__(self) -> None:
@@ -168,8 +177,8 @@ def _check_recipe(cfg: TrainConfig, spec) -> None:
     if cfg.learning_rate is not None and not _in_bounds("learning_rate", cfg.learning_rate):
         low, high = BOUNDS["learning_rate"]
         raise ValueError(f"learning_rate must be from {low:g} to {high:g}, got {cfg.learning_rate!r}")
-    if cfg.early_stopping is not None and (not isinstance(cfg.early_stopping, int) or cfg.early_stopping < 1):
-        raise ValueError(f"early_stopping patience must be an integer >= 1, got {cfg.early_stopping!r}")
+    if cfg.early_stopping is not None and (not isinstance(cfg.early_stopping, int) or cfg.early_stopping < 0):
+        raise ValueError(f"early_stopping patience must be an integer >= 0 (0 = off), got {cfg.early_stopping!r}")
     if cfg.augment is not None and spec.augment is None:
         raise ValueError(f"preset {spec.name!r} has no augmentation to choose; leave augment unset")
     if cfg.label_smoothing is not None and not _in_bounds("label_smoothing", cfg.label_smoothing, high_open=True):
@@ -211,6 +220,7 @@ class Settings:
     calibration_split: float
     progressive_size: int | None
     fused_batch_norm: bool
+    negatives: tuple[str, ...] = ()
 
     def data_folders(self) -> list[str]:
         """The training folders, as a list."""
@@ -269,13 +279,13 @@ def resolve(cfg: TrainConfig, find_init_from: bool = True) -> Settings:
         data=tuple(_absolute(f) for f in cfg.data_folders()),
         val_data=_absolute(cfg.val_data) if cfg.val_data else None,
         val_split=cfg.val_split,
-        epochs=cfg.epochs or spec.epochs,
+        epochs=cfg.epochs or (defaults.WARM_START_EPOCHS if cfg.init_from else spec.epochs),
         batch_size=cfg.batch_size or spec.batch_size,
         image_size=cfg.image_size or spec.image_size,
         learning_rate=cfg.learning_rate if cfg.learning_rate is not None else warm_start_learning_rate(spec.name, bool(cfg.init_from)),
         lr_schedule=cfg.lr_schedule or spec.lr_schedule,
         precision=precision,
-        early_stopping=cfg.early_stopping,
+        early_stopping=warm_start_patience(cfg.early_stopping, bool(cfg.init_from)),
         checkpoint=bool(cfg.checkpoint),
         seed=cfg.seed,
         cache=cfg.cache,
@@ -288,7 +298,23 @@ def resolve(cfg: TrainConfig, find_init_from: bool = True) -> Settings:
         calibration_split=cfg.calibration_split,
         progressive_size=cfg.progressive_size,
         fused_batch_norm=precision in spec.fuse_batch_norm_in,
+        negatives=tuple(_negative_folder(f) for f in cfg.negatives or ()),
     )
+
+
+def warm_start_patience(asked: int | None, warm: bool) -> int:
+    """Early stopping's patience: as asked (0 = off), else on for a warm start, whose few photos overfit soon."""
+    if asked is not None:
+        return asked
+    return defaults.WARM_START_PATIENCE if warm else 0
+
+
+def _negative_folder(folder: str) -> str:
+    """An absolute `--negatives` folder, refused now (before a run folder exists) when it holds no images."""
+    from catdog.data import image_files
+
+    image_files(folder)  # raises DatasetError naming the folder
+    return _absolute(folder)
 
 
 def settings_from_record(record: dict, epochs: int | None = None) -> Settings:
@@ -300,6 +326,8 @@ def settings_from_record(record: dict, epochs: int | None = None) -> Settings:
     """
     given = {f.name: record[f.name] for f in dataclasses.fields(TrainConfig) if record.get(f.name) is not None}
     cfg = TrainConfig(**given)
+    if "early_stopping" in record and not record["early_stopping"]:
+        cfg.early_stopping = 0  # recorded as off: a resumed warm start does not turn it on
     if epochs is not None:
         cfg.epochs = epochs
     if cfg.precision not in PRECISIONS:  # resolved and recorded ("float32"); kept as it was

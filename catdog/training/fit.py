@@ -3,8 +3,9 @@
     settings = resolve(cfg)                         # what exactly is trained (config.py)
     prepared = prepare_data(settings)               # decoded train / validation / calibration photos
     model = new_model(settings)                     # the preset, warm-started when asked
+    score_before(run, model, prepared, ...)         # a warm start: the starting model on the validation photos
     model, stopped = fit_epochs(job, model, ...)    # Keras fit with the run's callbacks, phase by phase
-    finish(run, model, prepared)                    # calibrate -> save model.keras and model.onnx -> status
+    finish(run, model, prepared)                    # calibrate -> open-set check -> save model.keras and model.onnx -> status
 
 `resume` (resume.py) runs the same story from a checkpoint, and its recovery of
 a run killed after its last epoch ends with the same `finish`.
@@ -20,6 +21,7 @@ from typing import IO, Any, Callable, Sequence
 
 from catdog import data, runs
 from catdog.atomic import save_model_atomic
+from catdog.compare import VALIDATION_FILE, write_validation_photos
 from catdog.distribute import global_batch_size, make_strategy, worker_shard
 from catdog.models import fuse_batch_norm
 from catdog.training.config import Settings, TrainConfig, resolve
@@ -27,7 +29,7 @@ from catdog.training.data_prep import PreparedData, find_layouts, prepare_data
 from catdog.training.progressive import progressive_phases, redecode, resized
 from catdog.training.recipe import build_for_recipe, cosine_learning_rate, fine_tune
 from catdog.training.supervise import StopRequested, supervise
-from catdog.training.warm_start import copy_source_weights, load_source
+from catdog.training.warm_start import copy_source_weights, load_source, source_temperature
 
 Log = Callable[[str], None]
 
@@ -109,15 +111,39 @@ def fit(job: FitJob, request: StopRequested) -> None:
     keras.utils.set_random_seed(settings.seed)
     prepared = prepare_data(settings, log, job.layouts)
     run.write_config({**run.config(), **prepared.record(), "fused_batch_norm": settings.fused_batch_norm})
-    strategy = make_strategy(settings.strategy)
+    strategy = make_strategy(settings.strategy, stop=request.is_set)  # a STOP file ends a wait for a missing peer too
     with strategy.scope():  # variables (model and optimizer) are created under the strategy's scope
         if job.restore is None:
             model, initial_epoch, rows, best = new_model(settings, log, job.warm_source), 0, [], None
         else:
             model, initial_epoch, rows, best = job.restore()
         prepare_for_speed(model, settings)
+    if not (run.path / VALIDATION_FILE).exists():  # which photos "Use this model for Predict" compares on
+        write_validation_photos(run, prepared.validation.paths, prepared.validation.labels)
+    if job.restore is None and settings.init_from:
+        score_before(run, model, prepared, settings, strategy, log)
     model, stopped = fit_epochs(job, model, prepared, strategy, request, initial_epoch, rows, best)
     finish(run, model, prepared, log, state="stopped" if stopped else "finished")
+
+
+def score_before(run: runs.Run, model, prepared: PreparedData, settings: Settings, strategy, log: Log = print) -> dict:
+    """The starting model's accuracy and loss on the run's validation photos, before the first epoch.
+
+    Recorded in config.json as `before`: the epoch-0 point of the curves and the
+    "before" of "before -> after", on the very photos every epoch is validated on.
+    """
+    validation = prepared.validation
+    size = first_size(settings)
+    if size != settings.image_size:
+        validation = redecode(validation, size, settings.cache)
+    batch_size = global_batch_size(settings.batch_size, strategy)
+    scores = model.evaluate(data.make_tf_dataset(validation, batch_size, strategy=strategy), verbose=0, return_dict=True)
+    before = {"val_accuracy": round(float(scores["accuracy"]), 6), "val_loss": round(float(scores["loss"]), 6),
+              "n": len(prepared.validation), "model": settings.init_from}
+    run.write_config({**run.config(), "before": before})
+    log(f"Before training: the starting model scores {before['val_accuracy']:.1%} (loss {before['val_loss']:.4f}) "
+        f"on the {before['n']:,} validation photos")
+    return before
 
 
 def first_size(settings: Settings) -> int:
@@ -240,12 +266,13 @@ def datasets(prepared: PreparedData, size: int, batch_size: int, settings: Setti
 
 
 def finish(run: runs.Run, model, prepared: PreparedData, log: Log = print, state: str = "finished", **status) -> None:
-    """The end of every training, normal or recovered: calibrate, save model.keras and model.onnx, record the status.
+    """The end of every training, normal or recovered: calibrate, fit the open-set check, save the model files, record the status.
 
-    A step that needs the trained model and the photos (e.g. another check
-    fitted on them) goes right after `calibrate_run`.
+    The check is written before the model files, so the model.onnx written
+    after it computes its score (its record pins the check's sha256).
     """
     calibrate_run(run, model, prepared, log)
+    fit_openset_run(run, model, prepared, log)
     save_model(run, model, log)
     rows = run.metrics()
     run.write_status(state, ended=time.time(), epochs_done=len(rows), error=None, traceback=None, **status)
@@ -258,8 +285,21 @@ def calibrate_run(run: runs.Run, model, prepared: PreparedData, log: Log = print
 
     if prepared.calibration is None:
         return
-    record = calibrate(model, prepared.calibration, prepared.validation, log)
+    start, start_is_calibrated = source_temperature(run.config().get("init_from"))
+    record = calibrate(model, prepared.calibration, prepared.validation, log, start=start, start_is_calibrated=start_is_calibrated)
     run.write_config({**run.config(), "calibration": record})
+
+
+def fit_openset_run(run: runs.Run, model, prepared: PreparedData, log: Log = print) -> None:
+    """Fit the "not a cat or dog" check on the run's own photos (and its negatives); write openset.npz and its record."""
+    from catdog import openset
+
+    config = run.config()
+    check = openset.fit_for_training(model, prepared, config.get("negatives") or (), seed=int(config.get("seed") or 0), log=log)
+    openset.path_for(run.model_path).unlink(missing_ok=True)  # a check of an earlier model never outlives it
+    if check is not None:
+        check.save(openset.path_for(run.model_path))
+    run.write_config({**run.config(), "openset": check.summary() if check is not None else None})
 
 
 def save_model(run: runs.Run, model, log: Log = print) -> None:

@@ -30,6 +30,23 @@ def resolve_init_from(init_from: str) -> Path:
     return model_file
 
 
+def source_temperature(init_from: str | None) -> tuple[float, bool]:
+    """(temperature, whether it was fitted) saved with the starting model; (1.0, False) for none or an uncalibrated one."""
+    from catdog.calibration import DEFAULT_TEMPERATURE
+    from catdog.model_files import resolve_model
+    from catdog.predict import calibration_of
+
+    if not init_from:
+        return DEFAULT_TEMPERATURE, False
+    try:
+        _, settings = resolve_model(init_from)
+    except RunError:
+        return DEFAULT_TEMPERATURE, False  # the source is gone since (a resumed run): calibrate as a new model
+    saved = settings.get("calibration") if isinstance(settings.get("calibration"), dict) else {}
+    temperature, _ = calibration_of(settings)
+    return temperature, "temperature" in saved
+
+
 def load_source(init_from: str):
     """The trained model that `init_from` names, loaded without its optimizer.
 

@@ -242,3 +242,17 @@ def test_a_bad_init_from_or_extra_data_is_refused_before_a_run_folder_exists(tmp
     stats.input(code == 2)
     assert code == 2 and err.getvalue().startswith("error: ") and "Traceback" not in err.getvalue()
     assert not runs_dir.exists() or not list(runs_dir.iterdir()), [p.name for p in runs_dir.iterdir()]
+
+
+def test_the_train_page_refuses_the_same_folder_twice_and_keeps_start_off(home, tiny_dataset, stats):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=60).run()
+    at = at.switch_page("pages/train.py").run()
+    at.text_input(key="train_data").set_value(str(tiny_dataset)).run()
+    assert at.button(key="train_start").disabled is False  # one folder: fine
+    at.text_area(key="train_data_more").set_value(str(tiny_dataset)).run()
+    stats.input(False)
+    assert not at.exception, at.exception
+    assert any("given twice" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="train_start").disabled

@@ -1,0 +1,44 @@
+"""Predictions as rows: the Predict page's table and its CSV download.
+
+One row per photo, errors included. `label` is the model's cat/dog answer (only
+its best guess when `not_pet`); `not_pet` and `openset_score` come from the
+model's "not a cat or dog" check (False and blank without one). Nothing here
+imports TensorFlow or Streamlit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Iterable, Sequence
+
+
+def prediction_rows(results: Iterable, class_names: Sequence[str]) -> list[dict]:
+    """One dict per `catdog.predict.Prediction`, in order; the probability column is named `p_<class 1>`.
+
+    Args:
+        results: the predictions.
+        class_names: the model's class names (class 1 names the probability column).
+
+    Raises:
+        ValueError: `class_names` has fewer than two names.
+    """
+    if len(class_names) < 2:
+        raise ValueError(f"class_names must name two classes, got {list(class_names)!r}")
+    key = f"p_{class_names[1]}"
+    return [
+        {"file": r.file, "label": r.label or "", "confidence": r.confidence, "not_sure": r.uncertain, "not_pet": r.not_pet,
+         key: r.p_dog, "openset_score": r.openset_score, "error": r.error or ""}
+        for r in results
+    ]
+
+
+def rows_csv(rows: list[dict]) -> bytes:
+    """The rows as UTF-8 CSV with a header (None becomes an empty cell)."""
+    if not rows:
+        return b""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode("utf-8")

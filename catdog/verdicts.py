@@ -1,0 +1,63 @@
+"""How a prediction is said: its verdict (a class, "Not sure", "Not a cat or dog"), its confidence, and a tally.
+
+One place for the words, so `catdog predict`, the Predict page and the run
+report say the same thing. Nothing here imports TensorFlow or Streamlit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+NOT_SURE = "not sure"
+NOT_PET = "not a cat or dog"
+UNREADABLE = "unreadable"
+HIGHEST_SHOWN = 0.999  # a model's answer is never certain: 0.9998 shows as 99.9%, never 100.0%
+
+
+def percent(p: float) -> str:
+    """A confidence as a percentage with one decimal, rounded down (and at most 99.9%).
+
+    Rounded to nearest, P = 0.9998 would read "100.0% confident": a certainty the model does not have.
+
+    Raises:
+        ValueError: `p` is not a number between 0 and 1.
+    """
+    if not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a probability between 0 and 1, got {p!r}")
+    shown = math.floor(min(p, HIGHEST_SHOWN) * 1000 + 1e-9) / 10  # the epsilon keeps 0.7 at 70.0 (0.7 * 1000 = 699.99...)
+    return f"{shown:.1f}%"
+
+
+def verdict(result) -> str:
+    """A prediction's verdict: NOT_PET (when the model has an open-set check and it fired), NOT_SURE, or the label.
+
+    Args:
+        result: a `catdog.predict.Prediction` (read by attribute: `not_pet` only where the model sets it).
+    """
+    if result.error is not None:
+        return UNREADABLE
+    if getattr(result, "not_pet", False):
+        return NOT_PET
+    if result.uncertain:
+        return NOT_SURE
+    return str(result.label)
+
+
+def tally(results: Iterable, class_names: Sequence[str]) -> dict[str, int]:
+    """How many photos got each verdict; every photo counted once ("Not sure" ones are not also a class).
+
+    Returns:
+        {class: n, ..., NOT_SURE: n, NOT_PET: n, UNREADABLE: n}, classes first, in order.
+    """
+    counts = dict.fromkeys([*class_names, NOT_SURE, NOT_PET, UNREADABLE], 0)
+    for result in results:
+        key = verdict(result)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def tally_text(counts: dict[str, int]) -> str:
+    """'17 cat · 18 dog · 5 not sure' (kinds with none left out, classes always shown)."""
+    extra = (NOT_SURE, NOT_PET, UNREADABLE)
+    return " · ".join(f"{n:,} {name}" for name, n in counts.items() if n or name not in extra)

@@ -1,0 +1,20 @@
+"""Names from outside (file, folder, class and run names) inside Markdown, shown exactly as they are.
+
+Streamlit reads Markdown in nearly every element (`st.markdown`, captions, alerts,
+headers): a file called `[click me](javascript:…)` would become a link and
+`:red[…]` would be coloured. A code span is the one Markdown construct whose
+content is never interpreted (no links, emphasis, colours, icons, emoji or LaTeX).
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def code_span(text: object) -> str:
+    """`text` as an inline code span that shows it literally, whatever backticks or line breaks it holds."""
+    value = " ".join(str(text).splitlines()) or " "  # a code span cannot hold a line break; nor be empty
+    longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
+    fence = "`" * (longest + 1)  # CommonMark: a fence longer than any backtick run inside
+    pad = " " if value.startswith("`") or value.endswith("`") or value.strip() == "" else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
