@@ -1,20 +1,26 @@
 """Measure training-recipe changes one at a time on catdog-small/validation.
 
-Each variant trains the `compact` network with catdog's own decoding and
-preprocessing, then prints validation accuracy, log loss, ECE (15 bins) and
-the training time. Every variant differs from the baseline by one change.
+Each variant is one `catdog.training.train` run (a `TrainConfig`) of the
+`compact` network that differs from the baseline by one setting; the saved
+model is then scored on the validation photos: accuracy, log loss, ECE
+(15 bins, uncalibrated) and the same with horizontal-flip test-time
+augmentation, plus the training time. Each result is one JSON line in `--out`
+(docs/recipe_ablation.jsonl feeds the table in docs/recipe.md).
 
-    python benchmarks/recipe_ablation.py --variants base,ls,ema --epochs 12 --size 128
+    python benchmarks/recipe_ablation.py --variants base,ls,ema --epochs 12 --size 128 --out docs/recipe_ablation.jsonl
 
-Never trains on the validation folder; it is only measured.
+Never trains on the validation folder; it is only measured (it is also the
+per-epoch validation set of each run, which the runs never learn from).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,99 +33,72 @@ from catdog.calibration import expected_calibration_error, log_loss
 from catdog.hardware import cpu_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+WIDE = "compact_wide"
 VARIANTS = {
-    "base": "compact as before this round (flip, rotate, zoom, contrast; cosine lr)",
-    "ls": "+ label smoothing 0.1",
-    "ema": "+ averaged (EMA) weights, momentum 0.99",
-    "strong": "+ stronger augmentation (random-resized crop, translation, grayscale, colour)",
-    "mixup": "+ mixup (alpha 0.2)",
-    "wide": "+ wider network (stem 32; blocks 48, 96, 160, 224)",
-    "extra": "+ petimages-extra (8,946 more training photos)",
-    "progressive": "+ progressive resizing (most epochs at 3/4 size, the last quarter at full size)",
+    "base": ("compact as before this round (flip, rotate, zoom, contrast; cosine lr)", {}),
+    "ls": ("+ label smoothing 0.1", {"label_smoothing": 0.1}),
+    "ema": ("+ averaged (EMA) weights, momentum 0.99", {"ema": True}),
+    "strong": ("+ stronger augmentation (random-resized crop, translation, grayscale, colour)", {"augment": "strong"}),
+    "crop": ("+ crop augmentation (random-resized crop, aspect jitter, flip, ±10° rotation, colour; one resampling)", {"augment": "crop"}),
+    "wide": ("+ wider network (stem 32; blocks 48, 96, 160, 224)", {"model": WIDE}),
+    "extra": ("+ petimages-extra (8,946 more training photos)", {"extra": True}),
+    "progressive": ("+ progressive resizing (most epochs at 3/4 size, the last quarter at full size)", {"progressive": True}),
 }
 
 
-def _train_files(extra: bool) -> data.ImageSet:
-    sets = [data.discover(SHARED / "catdog-small" / "train").train]
-    if extra:
-        sets.append(data.discover(SHARED / "petimages-extra").train)
-    return data.ImageSet([p for s in sets for p in s.paths], [lab for s in sets for lab in s.labels])
+def register_wide() -> None:
+    """The `wide` variant's network as a preset, so that it trains through catdog.training like the others."""
+    from catdog import models
+    from catdog.models import presets
+
+    if WIDE not in models.PRESETS:
+        spec = models.get_preset("compact")
+        build = lambda size, augment="standard": presets.build_compact(size, augment, (32, 48, 96, 160, 224))  # noqa: E731
+        models.preset(WIDE, spec.image_size, "compact, wider (ablation only)", learning_rate=spec.learning_rate,
+                      lr_schedule="cosine", augment="standard", cpu_bf16=spec.cpu_bf16, fuse_batch_norm_in=spec.fuse_batch_norm_in)(build)
 
 
-def run_variant(name: str, epochs: int, size: int, seed: int) -> dict:
-    import keras
+def variant_config(name: str, folders: list[str], args):
+    """The `TrainConfig` of one variant: the baseline with the variant's one change."""
+    from catdog.training import TrainConfig
 
-    from catdog.models import build_model, fuse_batch_norm
-    from catdog.training import cosine_learning_rate
+    change = dict(VARIANTS[name][1])
+    extra, progressive = change.pop("extra", False), change.pop("progressive", False)
+    return TrainConfig(
+        data=folders + ([str(SHARED / "petimages-extra")] if extra else []),
+        val_data=str(SHARED / "catdog-small" / "validation"),
+        **{"model": "compact", "augment": "standard", **change},
+        epochs=args.epochs, image_size=args.size, batch_size=32, learning_rate=2e-3, lr_schedule="cosine",
+        precision="float32", seed=args.seed, calibration_split=0.0, checkpoint=False, cache="memory",
+        progressive_size=(args.size * 3 // 4) // 8 * 8 if progressive else None,
+    )
 
-    keras.utils.set_random_seed(seed)
-    files = _train_files(extra=name == "extra")
-    val_files, _ = data.load_labelled_folder(SHARED / "catdog-small" / "validation", ["cat", "dog"])
-    sizes = [size] * epochs
-    if name == "progressive":
-        small = (size * 3 // 4) // 8 * 8
-        sizes = [small] * (epochs - max(1, epochs // 4)) + [size] * max(1, epochs // 4)
-    decoded = {s: data.decode_images(files, s, cache="memory") for s in sorted(set(sizes))}
-    val = data.decode_images(val_files, size, cache="memory")
-    options = {
-        "augment": "strong" if name == "strong" else "standard",
-        "widths": (32, 48, 96, 160, 224) if name == "wide" else None,
-    }
-    lr = 2e-3
+
+def run_variant(name: str, folders: list[str], args, runs_dir: Path) -> dict:
+    """Train one variant through catdog.training and score its saved model on the validation photos."""
+    from catdog.predict import Predictor
+    from catdog.training import train
+
+    cfg = variant_config(name, folders, args)
     t0 = time.time()
-    weights = None
-    epoch = 0
-    for s in sorted(set(sizes), key=sizes.index):
-        n = sizes.count(s)
-        model = build_model("compact", s, precision="float32", compile=False, **options)
-        if weights is not None:
-            model.set_weights(weights)
-        model.compile(
-            optimizer=keras.optimizers.Adam(lr, use_ema=name == "ema", ema_momentum=0.99),
-            loss=keras.losses.BinaryCrossentropy(label_smoothing=0.1 if name == "ls" else 0.0),
-            metrics=["accuracy"],
-        )
-        fuse_batch_norm(model)
-        ds = data.make_tf_dataset(decoded[s], 32, shuffle=True, seed=seed)
-        if name == "mixup":
-            ds = ds.map(_mixup)
-        sched = keras.callbacks.LearningRateScheduler(lambda e, _lr: cosine_learning_rate(e, epochs, lr))
-        model.fit(ds, epochs=epoch + n, initial_epoch=epoch, callbacks=[sched], verbose=0)
-        epoch += n
-        weights = model.get_weights()
+    run = train(cfg, runs_dir=runs_dir, run_id=name, verbose=0, stream=io.StringIO(), lock=False, handle_signals=False)
     seconds = time.time() - t0
-    final = build_model("compact", size, precision="float32", compile=False, **options)
-    final.set_weights(weights)
-    probs = final.predict(val.images, batch_size=64, verbose=0).reshape(-1)
-    flipped = final.predict(val.images[:, :, ::-1], batch_size=64, verbose=0).reshape(-1)
-    labels = val.labels
-    row = {
-        "variant": name,
-        "what": VARIANTS[name],
-        "epochs": epochs,
-        "size": size,
-        "train_images": len(files),
-        "train_seconds": round(seconds),
-    }
-    row.update(_scores(labels, probs))
-    row.update({f"tta_{k}": v for k, v in _scores(labels, (probs + flipped) / 2).items()})
+    if run.status().get("state") != "finished":
+        raise RuntimeError(f"variant {name!r} did not finish: {run.status()}")
+    predictor = Predictor.load(run.path, backend="tensorflow", precision="float32")
+    val_files, _ = data.load_labelled_folder(SHARED / "catdog-small" / "validation", ["cat", "dog"])
+    val = data.decode_images(val_files, args.size, cache="memory")
+    probs = _raw(predictor, val.images)
+    flipped = _raw(predictor, np.ascontiguousarray(np.asarray(val.images)[:, :, ::-1]))
+    row = {"variant": name, "what": VARIANTS[name][0], "epochs": args.epochs, "size": args.size,
+           "train_images": run.config()["n_train"], "train_seconds": round(seconds)}
+    row.update(_scores(val.labels, probs))
+    row.update({f"tta_{k}": v for k, v in _scores(val.labels, (probs + flipped) / 2).items()})
     return row
 
 
-def _mixup(x, y):
-    import tensorflow as tf
-
-    alpha = 0.2
-    g1 = tf.random.gamma([tf.shape(x)[0]], alpha)
-    g2 = tf.random.gamma([tf.shape(x)[0]], alpha)
-    lam = g1 / (g1 + g2)
-    perm = tf.random.shuffle(tf.range(tf.shape(x)[0]))
-    xf = tf.cast(x, tf.float32)
-    lx = tf.reshape(lam, [-1, 1, 1, 1])
-    x_mix = xf * lx + tf.gather(xf, perm) * (1 - lx)
-    yf = tf.cast(y, tf.float32)
-    y_mix = yf * lam + tf.gather(yf, perm) * (1 - lam)
-    return x_mix, y_mix
+def _raw(predictor, images: np.ndarray) -> np.ndarray:
+    return np.concatenate([predictor.raw_probs(images[s : s + 64]) for s in range(0, len(images), 64)])
 
 
 def _scores(labels: np.ndarray, probs: np.ndarray) -> dict:
@@ -130,27 +109,45 @@ def _scores(labels: np.ndarray, probs: np.ndarray) -> dict:
     }
 
 
+def training_folders(photos: int | None, tmp: Path) -> list[str]:
+    """catdog-small/train, or `photos` of its photos (half per class) copied aside for a quick run."""
+    source = SHARED / "catdog-small" / "train"
+    if not photos:
+        return [str(source)]
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from augment_check import subset_folder
+
+    return [str(subset_folder(source, photos, tmp / "train"))]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: " + ", ".join(VARIANTS))
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--photos", type=int, default=None, help="train on only this many photos of catdog-small/train (a quick check)")
     parser.add_argument("--out", help="append each result as a JSON line to this file")
     args = parser.parse_args(argv)
+    names = args.variants.split(",")
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
     if not (SHARED / "catdog-small" / "validation").is_dir():
         print(f"skipped: {SHARED / 'catdog-small'} is missing", file=sys.stderr)
         return 0
+    register_wide()
     print(f"CPU: {cpu_model()}", flush=True)
-    for name in args.variants.split(","):
-        if name not in VARIANTS:
-            parser.error(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
-        row = run_variant(name, args.epochs, args.size, args.seed)
-        row["cpu"] = cpu_model()
-        print(json.dumps(row), flush=True)
-        if args.out:
-            with open(args.out, "a") as fh:
-                fh.write(json.dumps(row) + "\n")
+    with tempfile.TemporaryDirectory(prefix="catdog-ablation-") as tmp:
+        folders = training_folders(args.photos, Path(tmp))
+        for name in names:
+            row = run_variant(name, folders, args, Path(tmp) / "runs")
+            row.update(cpu=cpu_model(), source="benchmarks/recipe_ablation.py through catdog.training",
+                       load_average=round(os.getloadavg()[0], 1), photos_limit=args.photos)
+            print(json.dumps(row), flush=True)
+            if args.out:
+                with open(args.out, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
     return 0
 
 

@@ -158,3 +158,13 @@ def test_compact_trains_and_resumes_with_crop_augmentation(tmp_path, tiny_datase
     onnx = Predictor.load(run.path, backend="onnxruntime")  # model.onnx, converted with the inference graph only
     x = np.random.default_rng(4).integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
     np.testing.assert_allclose(onnx.raw_probs(x), np.asarray(model(x, training=False)).reshape(-1), atol=1e-4)
+
+
+def test_crop_is_compacts_default_and_older_choices_still_build():
+    from catdog.models import build_model, get_preset
+
+    assert get_preset("compact").augment == "crop"
+    names = {layer.name for layer in build_model("compact", 32, compile=False).layers}
+    assert "aug_crop" in names and "aug_rotate" not in names
+    older = {layer.name for layer in build_model("compact", 32, compile=False, augment="standard").layers}
+    assert {"aug_flip", "aug_rotate", "aug_zoom"} <= older and "aug_crop" not in older

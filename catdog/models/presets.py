@@ -29,12 +29,12 @@ def build_seed(image_size: int):
     return keras.Model(inputs, sigmoid_output(x), name="seed")
 
 
-def build_compact(image_size: int, augment: str = "standard", widths: tuple[int, ...] | None = None):
+def build_compact(image_size: int, augment: str = "crop", widths: tuple[int, ...] | None = None):
     """A small residual CNN in the spirit of the Keras cats-vs-dogs example, sized for CPUs.
 
     Args:
         image_size: input size in pixels.
-        augment: "standard" or "strong" (see `catdog.models.layers.augment`).
+        augment: "crop" (the default), "standard" or "strong" (see `catdog.models.layers.augment`).
         widths: filters of the stem and each residual block (default 24; 32, 64, 128, 192).
     """
     import keras
