@@ -213,9 +213,20 @@ def load_display_image(source: ImageSource, max_side: int = 512) -> Image.Image:
     return img
 
 
-def display_square(source: ImageSource, side: int) -> Image.Image:
-    """A `side` x `side` thumbnail cropped to the photo's centre, for grids whose rows must have one height; not model input."""
+PAD_COLOUR = (244, 246, 250)  # the app theme's secondary background
+
+
+def display_square(source: ImageSource, side: int, pad: bool = False) -> Image.Image:
+    """A `side` x `side` thumbnail for grids whose rows must have one height; not model input.
+
+    Args:
+        source: the photo.
+        side: the square's side in pixels.
+        pad: keep the whole photo, padded with the theme's background (a mistake must be seen whole),
+            instead of cropping it to its centre.
+    """
     from PIL import ImageOps
 
-    return ImageOps.fit(load_display_image(source, 2 * side), (side, side))
+    img = load_display_image(source, 2 * side)
+    return ImageOps.pad(img, (side, side), color=PAD_COLOUR) if pad else ImageOps.fit(img, (side, side))
 

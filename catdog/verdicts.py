@@ -15,8 +15,8 @@ UNREADABLE = "unreadable"
 HIGHEST_SHOWN = 0.999  # a model's answer is never certain: 0.9998 shows as 99.9%, never 100.0%
 
 
-def percent(p: float) -> str:
-    """A confidence as a percentage with one decimal, rounded down (and at most 99.9%).
+def shown(p: float) -> float:
+    """A confidence as it may be shown: rounded down to 0.001 and at most 0.999 (for tables that format it themselves).
 
     Rounded to nearest, P = 0.9998 would read "100.0% confident": a certainty the model does not have.
 
@@ -25,8 +25,12 @@ def percent(p: float) -> str:
     """
     if not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
         raise ValueError(f"p must be a probability between 0 and 1, got {p!r}")
-    shown = math.floor(min(p, HIGHEST_SHOWN) * 1000 + 1e-9) / 10  # the epsilon keeps 0.7 at 70.0 (0.7 * 1000 = 699.99...)
-    return f"{shown:.1f}%"
+    return math.floor(min(p, HIGHEST_SHOWN) * 1000 + 1e-9) / 1000  # the epsilon keeps 0.7 at 0.700 (0.7 * 1000 = 699.99...)
+
+
+def percent(p: float) -> str:
+    """A confidence as a percentage with one decimal, rounded down and at most 99.9% (`shown`)."""
+    return f"{shown(p) * 100:.1f}%"
 
 
 def verdict(result) -> str:

@@ -74,8 +74,19 @@ def kaggle_ui() -> None:
         st.success(f"Downloaded to {code_span(path)}.")
 
 
+# Streamlit draws a chosen .zip with a plain folder icon; this uploader takes zips only, so its chip shows an archive
+# (Streamlit's own Material Symbols font, scoped to the zip uploader by its key's class).
+ZIP_CHIP_CSS = """<style>
+.st-key-data_zip [data-testid="stFileChip"] svg { display: none; }
+.st-key-data_zip [data-testid="stFileChip"] > div:first-child::before {
+  content: "folder_zip"; font-family: "Material Symbols Rounded"; font-size: 1.25rem; line-height: 1;
+  font-feature-settings: "liga"; -webkit-font-smoothing: antialiased; }
+</style>"""
+
+
 def upload_ui() -> None:
     """A zip, or a whole folder, uploaded from the browser."""
+    st.html(ZIP_CHIP_CSS)
     st.caption(upload_limit_text() + " Bigger datasets: the **Local folder** tab or `catdog download`.")
     archive = st.file_uploader("A zip of your photos (cats/ and dogs/ folders inside)", type=["zip"], key="data_zip")
     if archive is not None and st.button("Import zip", key="import_zip"):

@@ -19,7 +19,7 @@ from catdog.catalog import openset_text
 from catdog.errors import CatdogError
 from catdog.eval_plots import confusion_figure, pr_figure, reliability_figure, roc_auc, roc_figure
 from catdog.evaluate import EvalReport, evaluate, evaluate_not_pets, metrics_at
-from catdog.preprocess import load_display_image
+from catdog.preprocess import display_square
 from pages._nav import use_app_navigation
 from pages._text import code_span
 from pages._ui import allowed_folder, default_dataset, load_model_file, model_picker_ui, model_version
@@ -163,7 +163,7 @@ def gallery_ui(report: EvalReport, threshold: float) -> None:
         for col, row in zip(st.columns(CARDS_PER_ROW), shown[start : start + CARDS_PER_ROW]):
             with col.container(border=True):
                 try:
-                    st.image(load_display_image(row["file"], THUMBNAIL_SIDE))
+                    st.image(display_square(row["file"], THUMBNAIL_SIDE, pad=True))  # one height a row, the photo whole
                 except (CatdogError, OSError) as exc:
                     st.caption(f"cannot show: {exc}")
                 st.markdown(f"**{code_span(Path(row['file']).name)}**")

@@ -20,7 +20,7 @@ from catdog.errors import CatdogError
 from catdog.predict import Prediction, Predictor
 from catdog.preprocess import load_display_image
 from catdog.results import prediction_rows, rows_csv
-from catdog.verdicts import NOT_PET, NOT_SURE, UNREADABLE, percent, tally, tally_text
+from catdog.verdicts import NOT_PET, NOT_SURE, UNREADABLE, percent, shown, tally, tally_text
 from pages._nav import use_app_navigation
 from pages._text import code_span
 from pages._ui import class_badge, class_hex, load_model_file, model_picker_ui, model_version
@@ -208,7 +208,7 @@ def results_ui(results: list[Prediction], items: list[Upload], predictor: Predic
     if len(results) > 1:
         rows = prediction_rows(results, predictor.class_names)
         st.dataframe(
-            rows,
+            [{**row, "confidence": shown(row["confidence"]) if row["confidence"] is not None else None} for row in rows],  # CSV: exact
             hide_index=True,
             key="predict_table",
             column_config={

@@ -24,6 +24,7 @@ import argparse
 import io
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -95,6 +96,21 @@ def wait_text(page, text: str, timeout: float = 180) -> None:
     page.get_by_text(text).first.wait_for(timeout=timeout * 1000)
 
 
+def wait_count(locator, n: int, timeout: float) -> None:
+    """Until `locator` matches at least `n` elements (a rerun draws cards one after another)."""
+    deadline = time.time() + timeout
+    while locator.count() < n:
+        if time.time() > deadline:
+            raise TimeoutError(f"fewer than {n} of {locator} after {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+def wait_images(page, timeout: float = 60) -> None:
+    """Every <img> decoded: a sample grid still loading would be cut off by `trim_bottom`."""
+    page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=timeout * 1000)
+    time.sleep(1)
+
+
 def goto(page, url: str, heading: str) -> None:
     page.goto(url)
     page.locator("h1", has_text=heading).first.wait_for(timeout=120_000)
@@ -122,8 +138,9 @@ def shoot_predict(page, url: str, out: Path) -> None:
     time.sleep(3)
     both(page, out, "predict", 1900, 5200)
     page.get_by_text("Explain (Grad-CAM)").click()
-    wait_text(page, "Grad-CAM", 240)
-    time.sleep(6)
+    wait_count(page.get_by_text("Grad-CAM", exact=True), 4, 300)  # each card's caption (the toggle says "Explain (Grad-CAM)")
+    page.get_by_text("Explaining").first.wait_for(state="hidden", timeout=300_000)
+    wait_images(page)
     shot(page, out, "predict-gradcam", WIDE, 2600)
 
 
@@ -171,6 +188,7 @@ def shoot_train(page, url: str, data: Path, home: Path, out: Path, args) -> Path
     _wait_finished(run_dir)  # a real run to the end: the pictures show a good model, not one cut short
     wait_text(page, "Use this model for Predict", 120)
     page.get_by_role("button", name="Use this model for Predict").click()
+    page.get_by_text(re.compile("now uses|Replace it anyway")).first.wait_for(timeout=60_000)  # the click's answer is drawn
     time.sleep(2)
     both(page, out, "train-done", 2400, 5200)
     return run_dir
@@ -192,7 +210,8 @@ def shoot_evaluate(page, url: str, data: Path, out: Path) -> None:
     page.get_by_role("button", name="Evaluate").click()
     wait_text(page, "Most confidently wrong", 300)
     time.sleep(3)
-    both(page, out, "evaluate", 2600, 7000)
+    wait_images(page)
+    both(page, out, "evaluate", 3400, 7600)
 
 
 def shoot_data(page, url: str, data: Path, out: Path) -> None:
@@ -204,6 +223,8 @@ def shoot_data(page, url: str, data: Path, out: Path) -> None:
     time.sleep(1)
     page.get_by_role("button", name="Use this folder").click()
     wait_text(page, "duplicate groups", 120)
+    page.get_by_role("button", name="Use this dataset for training").wait_for(timeout=120_000)
+    wait_images(page)
     both(page, out, "data", 1800, 4200)
 
 
@@ -222,6 +243,7 @@ def shoot_report(browser, run_dir: Path, data: Path, env: dict, tmp: Path, out: 
         time.sleep(1.5)
         target = out / f"report-{width}.png"
         page.screenshot(path=str(target), full_page=True)
+        trim_bottom(target)
         shrink_png(target)
         print(f"{target}: {target.stat().st_size / 1000:.0f} KB (network requests: {len(outside)})", flush=True)
     page.close()

@@ -128,3 +128,5 @@ def test_display_squares_have_one_size_whatever_the_photo_shape(tmp_path):
 
     tall, wide = write_image(tmp_path / "tall.jpg", size=(40, 120)), write_image(tmp_path / "wide.png", size=(300, 50))
     assert display_square(tall, 110).size == display_square(wide, 110).size == (110, 110)
+    padded = display_square(wide, 110, pad=True)
+    assert padded.size == (110, 110) and padded.getpixel((55, 2)) == (244, 246, 250)  # the whole photo, bands above and below

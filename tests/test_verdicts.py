@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 
 from catdog.predict import Prediction
-from catdog.verdicts import NOT_PET, NOT_SURE, UNREADABLE, percent, tally, tally_text, verdict
+from catdog.verdicts import NOT_PET, NOT_SURE, UNREADABLE, percent, shown, tally, tally_text, verdict
 
 
 @pytest.mark.parametrize(
-    "p, shown",
+    "p, text",
     [(0.9998, "99.9%"), (1.0, "99.9%"), (0.99949, "99.9%"), (0.7, "70.0%"), (0.5, "50.0%"), (0.6129, "61.2%"), (0.0, "0.0%")],
 )
-def test_a_confidence_is_floored_and_never_reads_as_certainty(p, shown):
-    assert percent(p) == shown
+def test_a_confidence_is_floored_and_never_reads_as_certainty(p, text):
+    assert percent(p) == text
+    assert shown(p) == pytest.approx(float(text[:-1]) / 100) and shown(p) <= 0.999  # what tables format themselves
 
 
 @pytest.mark.parametrize("bad", [1.5, -0.1, float("nan"), "0.9", None])
