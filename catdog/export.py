@@ -81,11 +81,11 @@ def _write_export(fmt: str, model_file: Path, predictor, new: Path) -> None:
     if fmt == "keras":
         shutil.copyfile(model_file, new)
     elif fmt == "savedmodel":
-        _saved_model(predictor.model, predictor.image_size, new, predictor.temperature)
+        _saved_model(predictor.model, predictor.image_size, new, predictor.temperature, predictor.openset)
     elif fmt == "tflite":
-        _tflite(predictor.model, predictor.image_size, new, predictor.temperature)
+        _tflite(predictor.model, predictor.image_size, new, predictor.temperature, predictor.openset)
     else:
-        _onnx(predictor.model, predictor.image_size, new, predictor.temperature)
+        _onnx(predictor.model, predictor.image_size, new, predictor.temperature, predictor.openset)
 
 
 def _file_hashes(path: Path) -> dict[str, str]:
@@ -230,27 +230,51 @@ def _write_sidecar(out: Path, fmt: str, predictor, model_file: Path, files: dict
             "uncertain_below": predictor.uncertain_below,
             "applied": "by you: p = sigmoid(logit(p) / temperature)" if fmt == "keras" else "inside the exported graph",
         },
+        "openset": _openset_record(fmt, predictor, model_file),
     }
     from catdog.runs import atomic_write_json
 
     atomic_write_json(sidecar_path(out), info)
 
 
-def _inference_fn(model, temperature: float = 1.0):
-    """`model(image, training=False)` in float32, with the model's temperature scaling applied."""
+def _openset_record(fmt: str, predictor, model_file: Path) -> dict | None:
+    """The sidecar's "not a cat or dog" entry: the threshold, and where the score comes from (None: no check)."""
+    if predictor.openset is None:
+        return None
+    from catdog.openset import path_for
+
+    applied = (
+        f"by you: catdog.openset.OpenSet.load({str(path_for(model_file))!r}) scores the features of its layers"
+        if fmt == "keras"
+        else "inside the exported graph: the second output, not_pet_score, shape (n,)"
+    )
+    return {**predictor.openset.summary(), "rule": "not a cat or dog when not_pet_score > threshold", "applied": applied}
+
+
+def _inference_fn(model, temperature: float = 1.0, check=None):
+    """`model(image, training=False)` in float32 with the temperature applied; with an open-set check, also its score.
+
+    Returns a function giving P(class 1) of shape (n, 1), or with a check the dict
+    {"p_dog": (n, 1), "not_pet_score": (n,)} (the score computed as `catdog.openset.scores_tf`).
+    """
     import tensorflow as tf
 
+    from catdog.openset import inference_fn
+
+    outputs = inference_fn(model, check)
+
     def infer(image):
-        p = tf.cast(model(image, training=False), tf.float32)
-        if temperature == 1.0:
-            return p
-        p = tf.clip_by_value(p, 1e-7, 1.0 - 1e-7)
-        return tf.sigmoid((tf.math.log(p) - tf.math.log(1.0 - p)) / temperature)  # no Log1p: ONNX has none
+        p, score = outputs(image)
+        p = tf.reshape(p, (-1, 1))
+        if temperature != 1.0:
+            p = tf.clip_by_value(p, 1e-7, 1.0 - 1e-7)
+            p = tf.sigmoid((tf.math.log(p) - tf.math.log(1.0 - p)) / temperature)  # no Log1p: ONNX has none
+        return p if check is None else {"p_dog": p, "not_pet_score": score}
 
     return infer
 
 
-def _saved_model(model, image_size: int, out: Path, temperature: float = 1.0) -> None:
+def _saved_model(model, image_size: int, out: Path, temperature: float = 1.0, check=None) -> None:
     """A SavedModel whose `serve` endpoint is the calibrated `model(image, training=False)`.
 
     Keras' `model.export` traces the model's own call, which for presets with
@@ -264,7 +288,7 @@ def _saved_model(model, image_size: int, out: Path, temperature: float = 1.0) ->
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
-        archive.add_endpoint("serve", _inference_fn(model, temperature), input_signature=[spec])
+        archive.add_endpoint("serve", _inference_fn(model, temperature, check), input_signature=[spec])
         archive.write_out(str(out), verbose=False)
     except Exception as exc:  # noqa: BLE001 - TensorFlow raises many types here
         if write_error(exc) is not None:
@@ -272,12 +296,12 @@ def _saved_model(model, image_size: int, out: Path, temperature: float = 1.0) ->
         raise CatdogError(f"SavedModel export failed: {exc}") from exc
 
 
-def _tflite(model, image_size: int, out: Path, temperature: float = 1.0) -> None:
+def _tflite(model, image_size: int, out: Path, temperature: float = 1.0, check=None) -> None:
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "saved"
-        _saved_model(model, image_size, saved, temperature)  # the inference endpoint only: no random ops for TFLite to lack
+        _saved_model(model, image_size, saved, temperature, check)  # the inference endpoint only: no random ops for TFLite to lack
         try:
             data = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"]).convert()
         except Exception as exc:  # noqa: BLE001
@@ -285,7 +309,7 @@ def _tflite(model, image_size: int, out: Path, temperature: float = 1.0) -> None
     out.write_bytes(data)
 
 
-def _onnx(model, image_size: int, out: Path, temperature: float = 1.0) -> None:
+def _onnx(model, image_size: int, out: Path, temperature: float = 1.0, check=None) -> None:
     try:
         import tensorflow as tf
         import tf2onnx
@@ -293,7 +317,7 @@ def _onnx(model, image_size: int, out: Path, temperature: float = 1.0) -> None:
         raise CatdogError(f"ONNX export needs tf2onnx: `pip install tf2onnx onnxruntime` ({exc})") from exc
     spec = (tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name="image"),)
 
-    serve = tf.function(_inference_fn(model, temperature), input_signature=spec)
+    serve = tf.function(_inference_fn(model, temperature, check), input_signature=spec)
 
     try:
         tf2onnx.convert.from_function(serve, input_signature=spec, opset=17, output_path=str(out))

@@ -220,3 +220,23 @@ def test_a_check_saved_before_the_head_existed_still_loads_with_its_scores(tmp_p
     raw = ((check.layer_distances(f) - check.centre) / check.scale).mean(axis=1)  # the first format's score
     np.testing.assert_allclose(again.score(f), raw)
     assert again.threshold == check.threshold
+
+
+def test_an_onnx_export_gives_the_same_not_pet_answers_as_the_predictor(run_with_check, tmp_path):
+    import onnxruntime as ort
+
+    from catdog.export import export_model, sidecar_path
+    from catdog.predict import Predictor
+
+    run_dir, photos, negatives, _ = run_with_check
+    files = sorted(photos.rglob("*.jpg"))[::12] + sorted(negatives.glob("*.png"))
+    predictor = Predictor.load(run_dir, backend="tensorflow")
+    expected = predictor.predict(files)
+    out = export_model(run_dir, "onnx", tmp_path / "m.onnx")
+    sidecar = json.loads(sidecar_path(out).read_text())
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    batch = np.stack([predictor.preprocess(f) for f in files]).astype(np.float32)
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {session.get_inputs()[0].name: batch})))
+    score = next(v for k, v in outputs.items() if "not_pet" in k).reshape(-1)
+    assert [bool(s > sidecar["openset"]["threshold"]) for s in score] == [r.not_pet for r in expected]
+    np.testing.assert_allclose(score, [r.openset_score for r in expected], rtol=1e-3, atol=1e-3)
