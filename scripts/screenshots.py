@@ -155,6 +155,9 @@ def start_training(page, url: str, data: Path, epochs: int, size: int | None, ba
         if value is None:
             continue
         field = page.get_by_label(label, exact=True).and_(page.locator("input"))
+        settle = time.time() + 30  # a rerun that re-keys the box (the warm-start default) briefly shows two
+        while field.count() != 1 and time.time() < settle:
+            time.sleep(0.5)
         field.fill(str(value))
         field.press("Enter")
         time.sleep(1)
