@@ -251,11 +251,13 @@ def _openset_record(fmt: str, predictor, model_file: Path) -> dict | None:
     return {**predictor.openset.summary(), "rule": "not a cat or dog when not_pet_score > threshold", "applied": applied}
 
 
-def _inference_fn(model, temperature: float = 1.0, check=None):
+def _inference_fn(model, temperature: float = 1.0, check=None, ordered: bool = False):
     """`model(image, training=False)` in float32 with the temperature applied; with an open-set check, also its score.
 
     Returns a function giving P(class 1) of shape (n, 1), or with a check the dict
-    {"p_dog": (n, 1), "not_pet_score": (n,)} (the score computed as `catdog.openset.scores_tf`).
+    {"p_dog": (n, 1), "not_pet_score": (n,)} (the score computed as `catdog.openset.scores_tf`);
+    `ordered` gives the pair as a tuple instead, P(class 1) first (ONNX keeps that order, so
+    output 0 stays P(class 1) as in an export without a check).
     """
     import tensorflow as tf
 
@@ -269,7 +271,11 @@ def _inference_fn(model, temperature: float = 1.0, check=None):
         if temperature != 1.0:
             p = tf.clip_by_value(p, 1e-7, 1.0 - 1e-7)
             p = tf.sigmoid((tf.math.log(p) - tf.math.log(1.0 - p)) / temperature)  # no Log1p: ONNX has none
-        return p if check is None else {"p_dog": p, "not_pet_score": score}
+        if check is None:
+            return p
+        if ordered:
+            return tf.identity(p, name="p_dog"), tf.identity(score, name="not_pet_score")
+        return {"p_dog": p, "not_pet_score": score}
 
     return infer
 
@@ -317,7 +323,7 @@ def _onnx(model, image_size: int, out: Path, temperature: float = 1.0, check=Non
         raise CatdogError(f"ONNX export needs tf2onnx: `pip install tf2onnx onnxruntime` ({exc})") from exc
     spec = (tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name="image"),)
 
-    serve = tf.function(_inference_fn(model, temperature, check), input_signature=spec)
+    serve = tf.function(_inference_fn(model, temperature, check, ordered=True), input_signature=spec)
 
     try:
         tf2onnx.convert.from_function(serve, input_signature=spec, opset=17, output_path=str(out))

@@ -236,7 +236,8 @@ def test_an_onnx_export_gives_the_same_not_pet_answers_as_the_predictor(run_with
     sidecar = json.loads(sidecar_path(out).read_text())
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     batch = np.stack([predictor.preprocess(f) for f in files]).astype(np.float32)
-    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {session.get_inputs()[0].name: batch})))
-    score = next(v for k, v in outputs.items() if "not_pet" in k).reshape(-1)
+    p_dog, score = session.run(None, {session.get_inputs()[0].name: batch})  # P(dog) first, as without a check
+    score = score.reshape(-1)
+    np.testing.assert_allclose(p_dog.reshape(-1), [r.p_dog for r in expected], atol=1e-3)
     assert [bool(s > sidecar["openset"]["threshold"]) for s in score] == [r.not_pet for r in expected]
     np.testing.assert_allclose(score, [r.openset_score for r in expected], rtol=1e-3, atol=1e-3)

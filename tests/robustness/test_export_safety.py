@@ -110,11 +110,14 @@ def _run_export(path: Path, fmt: str, x: np.ndarray) -> np.ndarray:
         import tensorflow as tf
 
         loaded = tf.saved_model.load(str(path))  # kept referenced: its variables die with it
-        return np.asarray(loaded.serve(x), np.float32)
+        out = loaded.serve(x)
+        return np.asarray(out["p_dog"] if isinstance(out, dict) else out, np.float32)  # a model with a check has two outputs
     if fmt == "tflite":
         import tensorflow as tf
 
         interp = tf.lite.Interpreter(model_path=str(path))
+        if len(interp.get_output_details()) > 1:  # a model with a check: read P(dog) by its name
+            return np.asarray(interp.get_signature_runner("serve")(image=x)["p_dog"], np.float32)
         index = interp.get_input_details()[0]["index"]
         interp.resize_tensor_input(index, x.shape)
         interp.allocate_tensors()
