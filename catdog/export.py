@@ -78,14 +78,15 @@ def export_model(model: str | os.PathLike | None, fmt: str, out: str | os.PathLi
 
 
 def _write_export(fmt: str, model_file: Path, predictor, new: Path) -> None:
+    check = getattr(predictor, "openset", None)  # the model's "not a cat or dog" check, if it has one
     if fmt == "keras":
         shutil.copyfile(model_file, new)
     elif fmt == "savedmodel":
-        _saved_model(predictor.model, predictor.image_size, new, predictor.temperature, predictor.openset)
+        _saved_model(predictor.model, predictor.image_size, new, predictor.temperature, check)
     elif fmt == "tflite":
-        _tflite(predictor.model, predictor.image_size, new, predictor.temperature, predictor.openset)
+        _tflite(predictor.model, predictor.image_size, new, predictor.temperature, check)
     else:
-        _onnx(predictor.model, predictor.image_size, new, predictor.temperature, predictor.openset)
+        _onnx(predictor.model, predictor.image_size, new, predictor.temperature, check)
 
 
 def _file_hashes(path: Path) -> dict[str, str]:
@@ -239,7 +240,7 @@ def _write_sidecar(out: Path, fmt: str, predictor, model_file: Path, files: dict
 
 def _openset_record(fmt: str, predictor, model_file: Path) -> dict | None:
     """The sidecar's "not a cat or dog" entry: the threshold, and where the score comes from (None: no check)."""
-    if predictor.openset is None:
+    if getattr(predictor, "openset", None) is None:
         return None
     from catdog.openset import path_for
 

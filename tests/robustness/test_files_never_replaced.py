@@ -94,13 +94,13 @@ def fake_export(monkeypatch, tmp_path):
     monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, *a, **k: fake))
     hooks: dict = {}
 
-    def saved_model(model, size, out, temperature=1.0):
+    def saved_model(model, size, out, temperature=1.0, check=None):
         (out / "variables").mkdir(parents=True)
         (out / "saved_model.pb").write_bytes(b"graph")
         (out / "variables" / "variables.index").write_bytes(b"index")
         hooks.get("during", lambda: None)()
 
-    def tflite(model, size, out, temperature=1.0):
+    def tflite(model, size, out, temperature=1.0, check=None):
         hooks.get("during", lambda: None)()
         out.write_bytes(b"tflite model")
 
