@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures import REPO, SHARED_DATA, make_class_folders, write_image
+from tests.server import CHROMIUM, CHROMIUM_ARGS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -101,3 +102,15 @@ def no_bundled_model(tmp_path, monkeypatch) -> None:
     from catdog import config
 
     monkeypatch.setattr(config, "assets_dir", lambda: tmp_path / "assets")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's headless Chromium through Playwright (skips with the reason when either is missing)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}; run `bash scripts/install-browser.sh` (Debian's chromium package)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="the `playwright` package is not installed (requirements.txt)")
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -7,27 +7,15 @@ download. Skips with the reason when Chromium or Playwright is missing.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.fixtures import CAT_COLOUR, DOG_COLOUR, image_bytes
-from tests.server import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from tests.server import streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PREDICT_TIMEOUT_MS = 120_000  # the first prediction imports TensorFlow and loads the model
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}; run `bash scripts/install-browser.sh` (Debian's chromium package)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="the `playwright` package is not installed (requirements.txt)")
-    with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,24 +15,13 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.fixtures import CAT_COLOUR, image_bytes
-from tests.server import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from tests.server import streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PASSWORD = "correct horse battery"
 TIMEOUT_MS = 90_000  # a page's first run imports TensorFlow
 HOSTILE_NAME = "[click me](javascript:alert(1)) :red[red] $x$.jpg"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}; run `bash scripts/install-browser.sh` (Debian's chromium package)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="the `playwright` package is not installed (requirements.txt)")
-    with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
