@@ -33,12 +33,26 @@ def prediction_rows(results: Iterable, class_names: Sequence[str]) -> list[dict]
     ]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may read as the start of a formula
+
+
+def safe_cell(value):
+    """A text cell a spreadsheet shows as text: one that starts like a formula gets a leading apostrophe.
+
+    A photo named `=HYPERLINK(...).jpg` would otherwise run as a formula when the CSV is opened in a
+    spreadsheet (CSV injection, OWASP). Numbers, booleans and None are left alone.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def rows_csv(rows: list[dict]) -> bytes:
-    """The rows as UTF-8 CSV with a header (None becomes an empty cell)."""
+    """The rows as UTF-8 CSV with a header (None becomes an empty cell; formula-like text is quoted)."""
     if not rows:
         return b""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: safe_cell(v) for k, v in row.items()} for row in rows)
     return buf.getvalue().encode("utf-8")

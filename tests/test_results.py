@@ -36,3 +36,17 @@ def test_the_csv_has_a_not_pet_column_and_reads_back():
 def test_a_model_with_one_class_name_is_refused_with_the_names():
     with pytest.raises(ValueError, match=r"class_names must name two classes, got \['cat'\]"):
         prediction_rows(RESULTS, ["cat"])
+
+
+@pytest.mark.parametrize("name", ["=HYPERLINK(\"http://x\",\"y\").jpg", "+1.jpg", "-2+3.png", "@SUM(A1).jpg", "\tcat.jpg"])
+def test_a_file_name_that_starts_like_a_formula_is_written_as_text(name):
+    rows = prediction_rows([Prediction(name, "cat", 0.1, 0.9, False), Prediction(name, error=name)], ["cat", "dog"])
+    read = list(csv.DictReader(io.StringIO(rows_csv(rows).decode("utf-8"))))
+    assert [r["file"] for r in read] == ["'" + name] * 2  # a spreadsheet shows it, never runs it
+    assert read[1]["error"] == "'" + name
+    assert read[0]["openset_score"] == "" and read[0]["p_dog"] == "0.1"  # numbers untouched
+
+
+def test_ordinary_names_and_negative_scores_are_written_as_they_are():
+    read = list(csv.DictReader(io.StringIO(rows_csv(prediction_rows(RESULTS, ["cat", "dog"])).decode("utf-8"))))
+    assert read[1]["file"] == "cat-1.jpg" and read[1]["openset_score"] == "-0.4"
