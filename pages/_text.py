@@ -18,3 +18,15 @@ def code_span(text: object) -> str:
     fence = "`" * (longest + 1)  # CommonMark: a fence longer than any backtick run inside
     pad = " " if value.startswith("`") or value.endswith("`") or value.strip() == "" else ""
     return f"{fence}{pad}{value}{pad}{fence}"
+
+
+MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character (CommonMark may escape each)
+
+
+def plain(text: object) -> str:
+    """`text` (an error message from catdog, which may hold file names) as Markdown that shows it as written.
+
+    Every ASCII punctuation character is backslash-escaped, so a name like `[x](http://…)`, `*x*`,
+    `:red[x]` or `$x$` reads as typed, while the message keeps its normal font and line breaks.
+    """
+    return MARKDOWN_PUNCTUATION.sub(r"\\\1", str(text))

@@ -18,7 +18,7 @@ from catdog.model_files import default_model, model_file
 from catdog.predict import Predictor
 from catdog.runs import Run, number
 from catdog.sources import suggested_dataset
-from pages._text import code_span
+from pages._text import code_span, plain
 
 USE_CONFIRM_KEY = "use_model_confirm"  # session_state: the run whose "Use for Predict" awaits a yes
 APP_NAVIGATION_KEY = "catdog_app_navigation"  # session_state: the entry point has run in this session
@@ -208,7 +208,7 @@ def report_ui(run: Run, key: str) -> None:
                 with st.spinner("Writing the report…"):
                     write_report(run, target, overwrite=True, not_pets=allowed)  # replaces only a previous report
             except (CatdogError, OSError, ValueError) as exc:
-                st.error(f"Could not write the report: {exc}")
+                st.error(f"Could not write the report: {plain(exc)}")
                 return
             fresh = True
     if fresh:
@@ -228,7 +228,7 @@ def allowed_folder(folder: str) -> Path | None:
         return sources.resolve_local_folder(folder)
     except CatdogError as exc:
         missing = "does not exist" in str(exc)
-        st.error(f"Folder not found: {code_span(folder)}" if missing else str(exc), icon=":material/folder_off:")
+        st.error(f"Folder not found: {code_span(folder)}" if missing else plain(exc), icon=":material/folder_off:")
         return None
 
 
@@ -236,7 +236,7 @@ def _activate(run: Run) -> None:
     try:
         predict.set_active_model(run.path)
     except CatdogError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     st.success(f"The Predict page now uses {catalog.run_name(run)}.", icon=":material/check_circle:")
 
@@ -306,7 +306,7 @@ def confirm_delete_ui(question: str, buttons: str, pending: str, delete: Callabl
             try:
                 delete()
             except (CatdogError, OSError) as exc:
-                st.error(f"Could not {verb}: {exc}")
+                st.error(f"Could not {verb}: {plain(exc)}")
                 return
             for key in (pending, *forget):
                 st.session_state.pop(key, None)

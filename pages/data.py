@@ -17,7 +17,7 @@ from catdog.errors import CatdogError
 from catdog.inspect import DatasetReport, inspect_dataset, quarantine
 from catdog.preprocess import display_square
 from pages._nav import use_app_navigation
-from pages._text import code_span
+from pages._text import code_span, plain
 from pages._ui import confirm_delete_ui
 
 FOLDER_KEY = "data_folder"
@@ -60,7 +60,7 @@ def kaggle_ui() -> None:
             path = kaggle.save_kaggle_json(token.getvalue())
             st.success(f"Saved to {code_span(path)} (readable only by you).")
         except CatdogError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
     slug = st.text_input("Dataset or competition", value=kaggle.DEFAULT_DATASET, key="kaggle_slug")
     is_competition = st.checkbox("It is a competition (e.g. dogs-vs-cats)", key="kaggle_competition")
     if st.button("Download", key="kaggle_download", type="primary"):
@@ -68,7 +68,7 @@ def kaggle_ui() -> None:
             with st.spinner(f"Downloading {slug} …"):
                 path = kaggle.download(dataset=None if is_competition else slug, competition=slug if is_competition else None)
         except CatdogError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
             return
         _choose(path)
         st.success(f"Downloaded to {code_span(path)}.")
@@ -95,7 +95,7 @@ def upload_ui() -> None:
             _choose(sources.import_zip(archive, archive.name, refused=refused, budget=_unpack_budget()))
             st.success(f"Imported to {code_span(st.session_state[FOLDER_KEY])}.")
         except CatdogError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
         _show_refused(refused, "zip entries")
     files = st.file_uploader("Or a folder", accept_multiple_files="directory", key="data_dir")
     if files and st.button("Import folder", key="import_dir"):
@@ -104,14 +104,14 @@ def upload_ui() -> None:
             _choose(sources.import_files([(f.name, f.getvalue()) for f in files], "upload", refused=refused))
             st.success(f"Imported {len(files) - len(refused):,} files to {code_span(st.session_state[FOLDER_KEY])}.")
         except CatdogError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
         _show_refused(refused, "files")
 
 
 def _show_refused(refused: list[tuple[str, str]], what: str) -> None:
     """One line per file that was left out, with the reason (names as code: never drawn as Markdown)."""
     if refused:
-        lines = "\n".join(f"- {code_span(repr(name[:200]))}: {why}" for name, why in refused[:50])
+        lines = "\n".join(f"- {code_span(repr(name[:200]))}: {plain(why)}" for name, why in refused[:50])
         more = f"\n- … and {len(refused) - 50} more" if len(refused) > 50 else ""
         st.warning(f"{len(refused)} {what} could not be stored and were left out:\n{lines}{more}")
 
@@ -131,7 +131,7 @@ def local_ui() -> None:
         try:
             _choose(sources.resolve_local_folder(path))
         except CatdogError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
 
 
 def pick_ui() -> str | None:
@@ -172,7 +172,7 @@ def report_ui(folder: str) -> None:
         with st.spinner("Checking every image …"):
             report = cached_report(folder, Path(folder).stat().st_mtime)
     except (CatdogError, OSError) as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     # One column per figure, however many splits the dataset has (no empty or shared columns).
     figures = [(f"{part} images", f"{sum(counts.values()):,}", ", ".join(f"{n:,} {k}" for k, n in counts.items()))

@@ -21,7 +21,7 @@ from catdog.eval_plots import confusion_figure, pr_figure, reliability_figure, r
 from catdog.evaluate import EvalReport, evaluate, evaluate_not_pets, metrics_at
 from catdog.preprocess import display_square
 from pages._nav import use_app_navigation
-from pages._text import code_span
+from pages._text import code_span, plain
 from pages._ui import allowed_folder, default_dataset, load_model_file, model_picker_ui, model_version
 
 REPORTS_KEY = "eval_reports"  # session_state: {(model path, mtime, folder): EvalReport}
@@ -68,7 +68,7 @@ def run_evaluation(model: Path, folder: str) -> EvalReport | None:
         with st.spinner("Classifying every image in the folder…"):
             report = evaluate(predictor, allowed)
     except (CatdogError, OSError, ValueError) as exc:
-        st.error(f"Cannot evaluate: {exc}")
+        st.error(f"Cannot evaluate: {plain(exc)}")
         return None
     if report.n == 0:
         st.error(f"No readable labelled images in {code_span(folder)}.")
@@ -91,7 +91,7 @@ def run_not_pets(model: Path, folder: str) -> dict | None:
         with st.spinner("Classifying the photos with no cat or dog…"):
             return evaluate_not_pets(predictor, allowed)
     except (CatdogError, OSError, ValueError) as exc:
-        st.error(f"Cannot evaluate the photos with no cat or dog: {exc}", icon=":material/folder_off:")
+        st.error(f"Cannot evaluate the photos with no cat or dog: {plain(exc)}", icon=":material/folder_off:")
         return None
 
 

@@ -22,7 +22,7 @@ from catdog.preprocess import load_display_image
 from catdog.results import prediction_rows, rows_csv
 from catdog.verdicts import NOT_PET, NOT_SURE, UNREADABLE, percent, shown, tally, tally_text
 from pages._nav import use_app_navigation
-from pages._text import code_span
+from pages._text import code_span, plain
 from pages._ui import class_badge, class_hex, load_model_file, model_picker_ui, model_version
 
 CARDS_PER_ROW = 4
@@ -71,7 +71,7 @@ def model_ui() -> Predictor | None:
     try:
         predictor = load_model_file(path)
     except (CatdogError, OSError) as exc:
-        st.error(f"Cannot use this model: {exc}")
+        st.error(f"Cannot use this model: {plain(exc)}")
         return None
     runtime = "ONNX Runtime" if predictor.backend == "onnxruntime" else "TensorFlow"
     check = "says *Not a cat or dog*" if predictor.openset is not None else "no *Not a cat or dog* check"

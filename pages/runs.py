@@ -13,7 +13,7 @@ from catdog.compare import before_after_text
 from catdog.plots import compare_figure, curves_figure
 from catdog.runs import Run, delete_run, list_runs
 from pages._nav import use_app_navigation
-from pages._text import code_span
+from pages._text import code_span, plain
 from pages._ui import confirm_delete_ui, models_table, report_ui, run_summary, use_model_ui
 
 COMPARE_METRICS = {"val_accuracy": "Validation accuracy", "val_loss": "Validation loss", "accuracy": "Train accuracy", "loss": "Train loss"}
@@ -74,7 +74,7 @@ def details_ui(runs: list[Run]) -> None:
         left.plotly_chart(curves_figure(rows, "accuracy", f"Accuracy · {run.id}", before=before), key=f"runs_acc_{run.id}")
         right.plotly_chart(curves_figure(rows, "loss", f"Loss · {run.id}", before=before), key=f"runs_loss_{run.id}")
     if status.state == "failed":
-        st.error(f"This run failed: {status.error or 'no reason recorded'}")
+        st.error(f"This run failed: {plain(status.error or 'no reason recorded')}")
     with st.expander("Settings (config.json)"):
         st.json(run.config(), expanded=False)
     log = jobs.log_tail(run)

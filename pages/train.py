@@ -22,7 +22,7 @@ from catdog.plots import before_point, curves_figure
 from catdog.runs import Run
 from catdog.training import BOUNDS, TrainConfig, refuse_overlaps, warm_start_fits, warm_start_learning_rate
 from pages._nav import use_app_navigation
-from pages._text import code_span
+from pages._text import code_span, plain
 from pages._ui import STATE_ICONS, default_dataset, format_duration, report_ui, settings_text, use_model_ui
 
 POLL_SECONDS = 1.5
@@ -231,7 +231,7 @@ def start(folders: list[str], settings: dict) -> None:
         resolved = [str(sources.resolve_local_folder(f)) for f in folders]
         run = jobs.start_training(TrainConfig(data=resolved[0] if len(resolved) == 1 else resolved, **settings))
     except (CatdogError, ValueError) as exc:
-        st.error(f"Could not start: {exc}")
+        st.error(f"Could not start: {plain(exc)}")
         return
     st.session_state[WATCH_KEY] = str(run.path)
     st.rerun()
@@ -361,7 +361,7 @@ def resume_ui(run: Run) -> None:
         try:
             jobs.start_resume(run, epochs=int(epochs))
         except (CatdogError, ValueError) as exc:
-            st.error(f"Could not resume: {exc}")
+            st.error(f"Could not resume: {plain(exc)}")
             return
         st.session_state[WATCH_KEY] = str(run.path)
         st.rerun(scope="app")
@@ -370,7 +370,7 @@ def resume_ui(run: Run) -> None:
 def outcome_ui(run: Run, status: jobs.JobStatus) -> None:
     """What a finished, stopped or failed run leaves: plots, downloads, the model."""
     if status.state == "failed":
-        st.error(f"Training failed: {status.error or 'no reason recorded'}", icon=":material/error:")
+        st.error(f"Training failed: {plain(status.error or 'no reason recorded')}", icon=":material/error:")
         resume_ui(run)
         if status.log_tail:
             with st.expander("Last lines of the training log", expanded=True):

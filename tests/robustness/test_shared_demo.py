@@ -342,6 +342,29 @@ def test_code_span_shows_a_name_literally(name):
     assert [t.type for t in tokens] == ["code_inline"] and tokens[0].content == name
 
 
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_plain_shows_an_error_message_with_a_name_as_text(name):
+    from pages._text import plain
+
+    message = f"Folder not found: /data/{name} (check the path)"
+    tokens = MarkdownIt("commonmark").parseInline(plain(message))[0].children
+    assert [t.type for t in tokens] == ["text"] and tokens[0].content == message  # no link, emphasis, code or HTML
+
+
+def _folder_box(name: str) -> None:
+    from pages._ui import allowed_folder
+
+    allowed_folder(f"/{name}")  # outside every allowed root: refused, and the message names the path
+
+
+def test_an_error_naming_a_hostile_folder_draws_no_link(home):
+    name = "[click me](https://example.com/x) *and* `this`"  # markdown-it would refuse a javascript: link anyway
+    at = AppTest.from_function(_folder_box, args=(name,), default_timeout=TIMEOUT).run()
+    assert not at.exception and at.error, "the page says the folder was refused"
+    tokens = MarkdownIt("commonmark").parseInline(at.error[0].value)[0].children
+    assert [t.type for t in tokens] == ["text"] and name in tokens[0].content
+
 def _predict_card(name: str) -> None:
     from catdog.predict import Prediction
     from pages.predict import Upload, render_result_card
