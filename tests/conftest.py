@@ -114,3 +114,29 @@ def chromium():
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+# --- The robustness summary (tests/robustness/stats.py), printed once, workers' counts added up ---
+
+def pytest_sessionfinish(session):
+    from tests.robustness.stats import STATS
+
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: hand the counts to the controller
+        session.config.workeroutput["catdog_robustness"] = STATS.as_dict()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    from tests.robustness.stats import STATS
+
+    STATS.add(getattr(node, "workeroutput", {}).get("catdog_robustness", {}))
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.robustness.stats import STATS
+
+    lines = STATS.lines()
+    if lines:
+        terminalreporter.section("catdog robustness summary")
+        for line in lines:
+            terminalreporter.line(line)
