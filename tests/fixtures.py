@@ -63,3 +63,10 @@ def quiet(**kwargs) -> dict:
 def epochs_of(run) -> list[int]:
     """The epoch numbers in a run's metrics.jsonl, in order."""
     return [row["epoch"] for row in run.metrics()]
+
+
+def shown(markdown: str) -> str:
+    """The text a reader sees for Markdown that `pages._text.plain` escaped (CommonMark backslash escapes undone)."""
+    import re
+
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.fixtures import REPO, make_class_folders
+from tests.fixtures import REPO, make_class_folders, shown
 
 pytestmark = pytest.mark.slow  # three AppTest page loads
 
@@ -43,7 +43,7 @@ def test_every_page_says_where_a_refused_symlink_leads(linked_out, tmp_path, pag
     at = _open(page)
     _enter(at, page, linked_out)
     assert not at.exception, at.exception
-    errors = " ".join(e.value for e in at.error)
+    errors = " ".join(shown(e.value) for e in at.error)
     real = (tmp_path / "elsewhere" / "data").resolve()
     assert f"leads to '{real}' through a symbolic link" in errors, errors
     assert f"CATDOG_DATA_ROOTS={real}" in errors

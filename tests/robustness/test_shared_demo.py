@@ -73,18 +73,23 @@ def test_a_page_file_run_on_its_own_shows_only_the_form(home, password, name, st
     stats.input(False)
 
 
+RACE_TRIES = int(os.environ.get("CATDOG_RACE_TRIES", "20"))
+
+
 @pytest.mark.slow
 def test_racing_reruns_at_fresh_servers_never_see_a_page(tmp_path, stats):
     """Freshly started servers x 10 sessions, each: a rerun for a page then 30 more, spaced so some interrupt.
 
-    At least 50 sessions must have been drawn something (one that got no answer at all from a
-    server busy importing TensorFlow proves nothing either way, and is made up by another server).
+    At least RACE_TRIES sessions (20; CATDOG_RACE_TRIES=50 for a longer hunt) must have been drawn
+    something (one that got no answer at all from a server busy importing TensorFlow proves nothing
+    either way, and is made up by another server). On the code before the page-level check, a
+    standalone run of this race drew Runs without a password in 2 of 6 tries.
     """
     from tests.robustness.stclient import race
 
     tries, silent, server = 0, [], 0
-    sessions = 10  # per fresh server: 50 tries from about 5 server starts keeps CI's time in bounds
-    while tries < 50 and server < 15:
+    sessions = 10  # per fresh server: 20 tries from about 2 server starts keeps CI's time in bounds
+    while tries < RACE_TRIES and server < 3 * RACE_TRIES // sessions:
         with streamlit_server(fresh_home(tmp_path, f"home{server}"), **{auth.PASSWORD_ENV: PASSWORD}) as (url, _log):
             results: list = [None] * sessions
 
@@ -111,7 +116,7 @@ def test_racing_reruns_at_fresh_servers_never_see_a_page(tmp_path, stats):
         server += 1
     stats.note(f"gate race: {tries} sessions x 31 reruns at {server} fresh servers saw no page content "
                f"({len(silent)} got no answer: {silent[:3]})")
-    assert tries >= 50, silent
+    assert tries >= RACE_TRIES, silent
 
 
 # --- 2. A password that is configured but cannot be read keeps the app locked ---
