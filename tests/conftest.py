@@ -132,6 +132,16 @@ def pytest_testnodedown(node, error):
     STATS.add(getattr(node, "workeroutput", {}).get("catdog_robustness", {}))
 
 
+FAST_LIMIT_S = 5.0  # "slow: takes more than a few seconds" (pyproject.toml); a fast test over this is listed
+_slow_unmarked: list[tuple[float, str]] = []
+
+
+def pytest_runtest_logreport(report):
+    """Note a test without the slow mark whose setup or call took over FAST_LIMIT_S (listed, never failed)."""
+    if report.when in ("setup", "call") and report.duration > FAST_LIMIT_S and "slow" not in report.keywords:
+        _slow_unmarked.append((report.duration, f"{report.nodeid} ({report.when})"))
+
+
 def pytest_terminal_summary(terminalreporter):
     from tests.robustness.stats import STATS
 
@@ -140,3 +150,7 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("catdog robustness summary")
         for line in lines:
             terminalreporter.line(line)
+    if _slow_unmarked:
+        terminalreporter.section(f"tests without the slow mark that took over {FAST_LIMIT_S:.0f} s (mark them slow)")
+        for seconds, name in sorted(_slow_unmarked, reverse=True):
+            terminalreporter.line(f"{seconds:6.1f}s {name}")

@@ -158,6 +158,7 @@ def test_a_refitted_check_is_never_served_from_a_stale_onnx_graph(run_with_check
     assert record["openset_sha256"] == onnx_runtime.file_sha256(openset.path_for(model_file))
 
 
+@pytest.mark.slow
 def test_a_users_training_saves_its_check_and_both_backends_use_it(tmp_path):
     """Every trained model gets the check, from its own photos and the negatives it was given."""
     from catdog.predict import Predictor
@@ -182,6 +183,7 @@ def test_a_users_training_saves_its_check_and_both_backends_use_it(tmp_path):
     np.testing.assert_allclose([r.openset_score for r in onnx], [r.openset_score for r in tf], rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_a_training_too_small_for_the_check_says_so_and_saves_none(tmp_path, tiny_dataset):
     from catdog.training import train
     from tests.fixtures import quiet, tiny_config

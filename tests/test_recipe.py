@@ -25,6 +25,7 @@ def pooled_run(tmp_path_factory, tiny_dataset):
     return train(cfg, runs_dir=runs_dir, run_id="pooled", verbose=0, stream=io.StringIO(), lock=False, handle_signals=False)
 
 
+@pytest.mark.slow
 def test_several_folders_are_pooled_and_each_is_recorded_with_its_counts(pooled_run, tiny_dataset):
     cfg = pooled_run.config()
     folders = cfg["data_folders"]
@@ -35,6 +36,7 @@ def test_several_folders_are_pooled_and_each_is_recorded_with_its_counts(pooled_
     assert cfg["n_train"] + cfg["n_validation"] + cfg["n_calibration"] == 44
 
 
+@pytest.mark.slow
 def test_calibration_is_fitted_on_held_out_training_photos_and_saved(pooled_run):
     cfg = pooled_run.config()
     calibration = cfg["calibration"]
@@ -44,6 +46,7 @@ def test_calibration_is_fitted_on_held_out_training_photos_and_saved(pooled_run)
     assert {"ece_before", "ece_after", "log_loss_before", "log_loss_after"} <= set(calibration["validation"])
 
 
+@pytest.mark.slow
 def test_predict_json_uses_the_saved_calibration(pooled_run, tiny_dataset):
     from catdog.predict import Predictor
 
@@ -64,6 +67,7 @@ def test_predict_json_uses_the_saved_calibration(pooled_run, tiny_dataset):
     assert line["uncertain"] is True and line["label"] == result.label
 
 
+@pytest.mark.slow
 def test_init_from_copies_every_weight_of_a_finished_run(pooled_run):
     import keras
 
@@ -76,6 +80,7 @@ def test_init_from_copies_every_weight_of_a_finished_run(pooled_run):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_init_from_another_network_is_refused_with_a_clear_message(pooled_run):
     from catdog.models import build_model
 
@@ -83,6 +88,7 @@ def test_init_from_another_network_is_refused_with_a_clear_message(pooled_run):
         init_weights_from(build_model("seed", 32, compile=False), str(pooled_run.path))
 
 
+@pytest.mark.slow
 def test_warm_start_trains_at_a_tenth_of_the_learning_rate_and_records_its_source(pooled_run, tiny_dataset, tmp_path):
     cfg = TrainConfig(data=str(tiny_dataset), model="compact", epochs=1, batch_size=8, image_size=32, val_split=0.25,
                       init_from=str(pooled_run.path), precision="float32")
@@ -122,6 +128,7 @@ def test_progressive_phases_put_the_last_quarter_at_full_size():
     assert progressive_phases(10, 160, None) == [(160, 0, 10)]
 
 
+@pytest.mark.slow
 def test_progressive_resizing_ends_with_a_full_size_model_and_every_epoch_once(tiny_dataset, tmp_path):
     import keras
 

@@ -42,6 +42,7 @@ def stopped_run(tiny_dataset: Path, runs_dir: Path, run_id: str = "stopped") -> 
     return run
 
 
+@pytest.mark.slow
 def test_catdog_train_resume_after_a_stop_reaches_the_requested_epochs_once_each(tmp_path, tiny_dataset, stats):
     run = stopped_run(tiny_dataset, tmp_path)
     stats.fault()
@@ -56,6 +57,7 @@ def test_catdog_train_resume_after_a_stop_reaches_the_requested_epochs_once_each
     assert epochs_of(run) == [1, 2, 3, 4, 5] and run.status()["state"] == "finished"
 
 
+@pytest.mark.slow
 def test_a_stop_requested_after_the_resume_was_asked_for_is_honoured(tmp_path, tiny_dataset, stats):
     run = stopped_run(tiny_dataset, tmp_path)
     asked = time.time() - 60  # the resume was asked for a minute ago; the Stop below came after it
@@ -71,6 +73,7 @@ def test_a_stop_requested_after_the_resume_was_asked_for_is_honoured(tmp_path, t
     assert not run.stop_requested()
 
 
+@pytest.mark.slow
 def test_a_stop_pressed_before_the_child_creates_its_run_folder_stops_it_cleanly(tmp_path, tiny_dataset, stats):
     folder = tmp_path / "early"
     folder.mkdir()

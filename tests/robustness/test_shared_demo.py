@@ -167,6 +167,7 @@ def test_a_session_waits_longer_after_each_wrong_guess(home, password, stats):
     assert [auth.session_delay_s(n) for n in range(1, 10)] == [0, 0, 2, 4, 8, 16, 32, 60, 60]
 
 
+@pytest.mark.slow
 def test_new_sessions_gain_nothing_the_server_wide_bucket_holds(home, password, monkeypatch, stats):
     monkeypatch.setattr(auth, "GUESSES", auth.GuessLimiter(burst=3, per_minute=1))
     for _ in range(3):  # three visitors, one wrong guess each
