@@ -40,6 +40,8 @@ def test_with_no_model_chosen_predict_uses_the_bundle_and_gets_the_samples_right
     results = predictor.predict(SAMPLES)
     assert all(r.ok for r in results)
     assert [r.label for r in results] == [p.name.split("-")[0] for p in SAMPLES]  # cat-1.jpg -> cat
+    # The demo's examples show a sure answer: none "Not sure", none taken for "not a cat or dog".
+    assert [p.name for p, r in zip(SAMPLES, results) if r.uncertain or r.not_pet] == []
 
 
 @pytest.mark.slow
