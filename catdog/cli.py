@@ -228,12 +228,12 @@ def _model_line(predictor, asked: str | None) -> str:
 
 def _prediction_line(result) -> str:
     """FILE, verdict, confidence and P: 'not sure' and 'not a cat or dog' marked, with the best guess."""
-    from catdog.verdicts import NOT_PET, NOT_SURE, percent, verdict
+    from catdog.verdicts import NOT_PET, NOT_SURE, percent, probability, verdict
 
     said = verdict(result)
     if said in (NOT_SURE, NOT_PET):
         said = f"{said} (best guess {result.label})"
-    return f"{result.file}\t{said}\t{percent(result.confidence)}\t(p_dog={result.p_dog:.4f})"
+    return f"{result.file}\t{said}\t{percent(result.confidence)}\t(p_dog{probability(result.p_dog, 4, space=False)})"
 
 
 def _unique_stem(source: str, used: set[str]) -> str:

@@ -33,6 +33,26 @@ def percent(p: float) -> str:
     return f"{shown(p) * 100:.1f}%"
 
 
+def probability(p: float, digits: int = 3, space: bool = True) -> str:
+    """A class probability with its relation, never rounded onto certainty: "= 0.948", "> 0.999", "< 0.001".
+
+    Rounded to nearest, P(dog) = 0.99996 would print as 1.000 (sure it is a dog) and 0.00004 as 0.000
+    (sure it is a cat). `space=False` gives "=0.9482" for compact text such as the CLI's line.
+
+    Raises:
+        ValueError: `p` is not a number between 0 and 1.
+    """
+    if not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a probability between 0 and 1, got {p!r}")
+    step = 10.0 ** -digits
+    gap = " " if space else ""
+    if p >= 1.0 - step / 2:
+        return f">{gap}{1.0 - step:.{digits}f}"
+    if p < step / 2:
+        return f"<{gap}{step:.{digits}f}"
+    return f"={gap}{p:.{digits}f}"
+
+
 def verdict(result) -> str:
     """A prediction's verdict: NOT_PET (when the model has an open-set check and it fired), NOT_SURE, or the label.
 

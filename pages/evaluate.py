@@ -20,6 +20,7 @@ from catdog.errors import CatdogError
 from catdog.eval_plots import confusion_figure, pr_figure, reliability_figure, roc_auc, roc_figure
 from catdog.evaluate import EvalReport, evaluate, evaluate_not_pets, metrics_at
 from catdog.preprocess import display_square
+from catdog.verdicts import probability
 from pages._nav import use_app_navigation
 from pages._text import code_span, plain
 from pages._ui import allowed_folder, default_dataset, load_model_file, model_picker_ui, model_version
@@ -168,7 +169,7 @@ def gallery_ui(report: EvalReport, threshold: float) -> None:
                     st.caption(f"cannot show: {exc}")
                 st.markdown(f"**{code_span(Path(row['file']).name)}**")
                 truth, guess = code_span(row["true"]), code_span(row["predicted"])
-                st.caption(f"true **{truth}** · predicted **{guess}** · P({positive}) {row['p_dog']:.3f}")
+                st.caption(f"true **{truth}** · predicted **{guess}** · P({positive}) {probability(row['p_dog'])}")
     if len(wrong) > GALLERY_SIZE:
         st.caption(f"Showing the worst {GALLERY_SIZE} of {len(wrong):,}.")
 

@@ -20,7 +20,7 @@ from catdog.errors import CatdogError
 from catdog.predict import Prediction, Predictor
 from catdog.preprocess import load_display_image
 from catdog.results import prediction_rows, rows_csv
-from catdog.verdicts import NOT_PET, NOT_SURE, UNREADABLE, percent, shown, tally, tally_text
+from catdog.verdicts import NOT_PET, NOT_SURE, UNREADABLE, percent, probability, shown, tally, tally_text
 from pages._nav import use_app_navigation
 from pages._text import code_span, plain
 from pages._ui import class_badge, class_hex, load_model_file, model_picker_ui, model_version
@@ -164,7 +164,7 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
         else:
             st.markdown(f"### {class_badge(result.label, predictor.class_names)}")
             confidence_bar(result.confidence, f"{percent(result.confidence)} confident", class_hex(result.label, predictor.class_names))
-        st.caption(f"{code_span(item.name)} · P({predictor.class_names[1]}) = {result.p_dog:.3f}")
+        st.caption(f"{code_span(item.name)} · P({predictor.class_names[1]}) {probability(result.p_dog)}")
 
 
 def not_pet_ui(result: Prediction) -> None:

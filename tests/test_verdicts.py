@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from catdog.predict import Prediction
-from catdog.verdicts import NOT_PET, NOT_SURE, UNREADABLE, percent, shown, tally, tally_text, verdict
+from catdog.verdicts import NOT_PET, NOT_SURE, UNREADABLE, percent, probability, shown, tally, tally_text, verdict
 
 
 @pytest.mark.parametrize(
@@ -44,3 +44,16 @@ def test_a_not_pet_mark_wins_over_the_class_and_not_sure():
     assert verdict(result) == NOT_PET
     assert tally([result], ["cat", "dog"])[NOT_PET] == 1
     assert verdict(Prediction("f", "cat", 0.2, 0.8)) == "cat"
+
+
+@pytest.mark.parametrize(("p", "text"), [(0.99996, "> 0.999"), (1.0, "> 0.999"), (0.9994, "= 0.999"), (0.948, "= 0.948"),
+                                         (0.5, "= 0.500"), (0.0006, "= 0.001"), (0.00004, "< 0.001"), (0.0, "< 0.001")])
+def test_a_probability_is_never_printed_as_certainty_either_way(p, text):
+    assert probability(p) == text
+
+
+def test_the_clis_compact_probability_has_four_digits_and_no_space():
+    assert probability(0.94821, 4, space=False) == "=0.9482"
+    assert probability(0.99999, 4, space=False) == ">0.9999"
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        probability(1.5)
