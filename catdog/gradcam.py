@@ -82,24 +82,49 @@ def _explainer(model, layer_name: str | None):
     import tensorflow as tf
 
     layer = find_target_layer(model, layer_name)
-    grad_model = keras.Model(model.inputs, [_outer_output(layer), model.outputs[0]])
+    head = _sigmoid_head(model)
+    if head is None:  # not a catdog network: explain the probability itself
+        grad_model = keras.Model(model.inputs, [_outer_output(layer), model.outputs[0]])
+    else:  # explain the logit: a saturated P (1.0 in float32) has no gradient at all
+        grad_model = keras.Model(model.inputs, [_outer_output(layer), head.input])
     size = int(model.input_shape[1])
     spec = tf.TensorSpec((1, size, size, 3), tf.uint8)
 
     @tf.function(input_signature=[spec, tf.TensorSpec((), tf.float32)])
     def explain(x, threshold):
         with tf.GradientTape() as tape:
-            maps, p = grad_model(tf.cast(x, tf.float32), training=False)
+            maps, out = grad_model(tf.cast(x, tf.float32), training=False)
             maps = tf.cast(maps, tf.float32)
-            p = tf.cast(tf.reshape(p, (-1,)), tf.float32)
-            # Explain the predicted label: P(dog) for a dog, 1 - P(dog) for a cat.
-            score = tf.where(p >= threshold, p, 1.0 - p)
+            if head is None:
+                p = tf.cast(tf.reshape(out, (-1,)), tf.float32)
+                score = tf.where(p >= threshold, p, 1.0 - p)  # the predicted label's probability
+            else:
+                z = tf.matmul(tf.cast(out, tf.float32), tf.cast(head.kernel, tf.float32)) + tf.cast(head.bias, tf.float32)
+                z = tf.reshape(z, (-1,))
+                p = tf.sigmoid(z)
+                score = tf.where(p >= threshold, z, -z)  # the predicted label's logit: dog's z, cat's -z
         grads = tape.gradient(score, maps)
         return maps[0], grads[0], p[0]
 
     with _CACHE_LOCK:
         per_model[key] = explain
     return explain
+
+
+def _sigmoid_head(model):
+    """The network's output layer when it is catdog's Dense(1, sigmoid) `p_dog` (its logit can be computed), else None."""
+    import keras
+
+    from catdog.models.layers import OUTPUT_NAME
+
+    try:
+        head = model.get_layer(OUTPUT_NAME)
+    except ValueError:
+        return None
+    activation = getattr(getattr(head, "activation", None), "__name__", "")
+    if isinstance(head, keras.layers.Dense) and activation == "sigmoid" and head.units == 1 and head.use_bias:
+        return head
+    return None
 
 
 def gradcam(model, array_uint8: np.ndarray, layer_name: str | None = None, threshold: float = config.THRESHOLD) -> np.ndarray:
