@@ -20,13 +20,16 @@ def code_span(text: object) -> str:
     return f"{fence}{pad}{value}{pad}{fence}"
 
 
-MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character (CommonMark may escape each)
+MARKDOWN_PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")  # every ASCII punctuation character
 
 
 def plain(text: object) -> str:
-    """`text` (an error message from catdog, which may hold file names) as Markdown that shows it as written.
+    r"""`text` (an error message from catdog, which may hold file names) as Markdown that shows it as written.
 
-    Every ASCII punctuation character is backslash-escaped, so a name like `[x](http://…)`, `*x*`,
-    `:red[x]` or `$x$` reads as typed, while the message keeps its normal font and line breaks.
+    Every ASCII punctuation character becomes a numeric character reference (`*` -> `&#42;`), which
+    CommonMark shows as the character and never reads as syntax: a name like `[x](http://…)`,
+    `*x*`, `:red[x]` or `$x$` reads as typed, in the message's normal font and line breaks. (A bare
+    `https://…` in a name still shows as a link to exactly that text: Streamlit finds those in the
+    decoded text, after Markdown. A disguised link, `[text](elsewhere)`, is never made.)
     """
-    return MARKDOWN_PUNCTUATION.sub(r"\\\1", str(text))
+    return MARKDOWN_PUNCTUATION.sub(lambda m: f"&#{ord(m.group())};", str(text))

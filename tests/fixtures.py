@@ -66,7 +66,7 @@ def epochs_of(run) -> list[int]:
 
 
 def shown(markdown: str) -> str:
-    """The text a reader sees for Markdown that `pages._text.plain` escaped (CommonMark backslash escapes undone)."""
-    import re
+    """The text a reader sees for Markdown that `pages._text.plain` wrote (character references decoded)."""
+    import html
 
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+    return html.unescape(markdown)
