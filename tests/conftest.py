@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures import REPO, SHARED_DATA, make_class_folders, write_image
+from tests.robustness.stats import STATS
 from tests.server import CHROMIUM, CHROMIUM_ARGS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -119,16 +120,12 @@ def chromium():
 # --- The robustness summary (tests/robustness/stats.py), printed once, workers' counts added up ---
 
 def pytest_sessionfinish(session):
-    from tests.robustness.stats import STATS
-
     if hasattr(session.config, "workeroutput"):  # an xdist worker: hand the counts to the controller
         session.config.workeroutput["catdog_robustness"] = STATS.as_dict()
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error):
-    from tests.robustness.stats import STATS
-
     STATS.add(getattr(node, "workeroutput", {}).get("catdog_robustness", {}))
 
 
@@ -143,8 +140,6 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter):
-    from tests.robustness.stats import STATS
-
     lines = STATS.lines()
     if lines:
         terminalreporter.section("catdog robustness summary")

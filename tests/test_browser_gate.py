@@ -7,6 +7,7 @@ $CATDOG_SHOTS when it is set.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -45,6 +46,19 @@ def outside_requests(context) -> list[str]:
     return seen
 
 
+@contextlib.contextmanager
+def opened(chromium, url: str):
+    """A fresh browser context at `url` (a 1280 px window): yields (context, page, outside requests); closed after."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    outside = outside_requests(context)
+    page = context.new_page()
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        yield context, page, outside
+    finally:
+        context.close()
+
+
 def sign_in(page, password: str) -> None:
     field = page.locator("input[type=password]")
     field.wait_for(timeout=TIMEOUT_MS)
@@ -53,11 +67,7 @@ def sign_in(page, password: str) -> None:
 
 
 def test_deep_link_signs_in_to_the_page_asked_for_and_a_reload_keeps_it(chromium, gated):
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    outside = outside_requests(context)
-    page = context.new_page()
-    try:
-        page.goto(f"{gated}/runs", wait_until="domcontentloaded")
+    with opened(chromium, f"{gated}/runs") as (context, page, outside):
         page.locator("input[type=password]").wait_for(timeout=TIMEOUT_MS)
         page.wait_for_timeout(1500)  # a "Page not found" dialog would come after the form
         shot(page, "1-deep-link-form")
@@ -86,30 +96,19 @@ def test_deep_link_signs_in_to_the_page_asked_for_and_a_reload_keeps_it(chromium
         cookie = next(c for c in context.cookies() if c["name"] == "catdog_session")
         assert PASSWORD not in cookie["value"] and cookie["expires"] == -1  # a token, for this browser session only
         assert outside == [], outside
-    finally:
-        context.close()
 
 
 def test_a_wrong_password_shows_nothing_and_another_browser_is_not_signed_in(chromium, gated):
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    try:
-        page.goto(f"{gated}/train", wait_until="domcontentloaded")
+    with opened(chromium, f"{gated}/train") as (_context, page, _outside):
         sign_in(page, PASSWORD.upper())
         page.get_by_text("Wrong password").wait_for(timeout=TIMEOUT_MS)
         body = page.locator("[data-testid=stMain]").inner_text()
         assert "Start training" not in body and "Dataset folder" not in body
         assert page.locator("[data-testid=stSidebarNav]").count() == 0 and page.locator("h1", has_text="Train").count() == 0
-    finally:
-        context.close()
 
 
 def test_upload_names_are_plain_text_and_no_page_calls_an_outside_host(chromium, gated):
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    outside = outside_requests(context)
-    page = context.new_page()
-    try:
-        page.goto(f"{gated}/predict", wait_until="domcontentloaded")
+    with opened(chromium, f"{gated}/predict") as (_context, page, outside):
         sign_in(page, PASSWORD)
         upload = page.locator("input[type=file]").first
         upload.wait_for(state="attached", timeout=TIMEOUT_MS)
@@ -127,5 +126,3 @@ def test_upload_names_are_plain_text_and_no_page_calls_an_outside_host(chromium,
             page.locator("h1").first.wait_for(timeout=TIMEOUT_MS)
             page.wait_for_timeout(500)
         assert outside == [], outside
-    finally:
-        context.close()
