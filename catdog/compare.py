@@ -46,10 +46,15 @@ def validation_photos(run: Run):
     return data.ImageSet(list(record["paths"]), [int(v) for v in record["labels"]])
 
 
+def _before(cfg: dict) -> dict:
+    """config.json's `before` record (the starting model scored before the first epoch), or {}."""
+    return cfg.get("before") if isinstance(cfg.get("before"), dict) else {}
+
+
 def before_after(run: Run) -> tuple[float, float, int] | None:
     """(starting model's, saved model's validation accuracy, photos) for a warm start that recorded `before`."""
     cfg = run.config()
-    before = cfg.get("before") if isinstance(cfg.get("before"), dict) else {}
+    before = _before(cfg)
     start, after = number(before.get("val_accuracy")), run.model_val_accuracy()
     if start is None or after is None:
         return None
@@ -84,7 +89,7 @@ def same_photos(run: Run, model_file: Path, measure: bool = False) -> SamePhotos
     if new is None:
         return None
     cfg = run.config()
-    before = cfg.get("before") if isinstance(cfg.get("before"), dict) else {}
+    before = _before(cfg)
     if before.get("model") and _same_file(before["model"], model_file) and number(before.get("val_accuracy")) is not None:
         return SamePhotos(float(before["val_accuracy"]), new, int(number(before.get("n")) or 0))
     from catdog.hashing import cached_file_sha256

@@ -15,6 +15,11 @@ UNREADABLE = "unreadable"
 HIGHEST_SHOWN = 0.999  # a model's answer is never certain: 0.9998 shows as 99.9%, never 100.0%
 
 
+def _check_probability(p) -> None:
+    if not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a probability between 0 and 1, got {p!r}")
+
+
 def shown(p: float) -> float:
     """A confidence as it may be shown: rounded down to 0.001 and at most 0.999 (for tables that format it themselves).
 
@@ -23,8 +28,7 @@ def shown(p: float) -> float:
     Raises:
         ValueError: `p` is not a number between 0 and 1.
     """
-    if not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must be a probability between 0 and 1, got {p!r}")
+    _check_probability(p)
     return math.floor(min(p, HIGHEST_SHOWN) * 1000 + 1e-9) / 1000  # the epsilon keeps 0.7 at 0.700 (0.7 * 1000 = 699.99...)
 
 
@@ -42,8 +46,7 @@ def probability(p: float, digits: int = 3, space: bool = True) -> str:
     Raises:
         ValueError: `p` is not a number between 0 and 1.
     """
-    if not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must be a probability between 0 and 1, got {p!r}")
+    _check_probability(p)
     step = 10.0 ** -digits
     gap = " " if space else ""
     if p >= 1.0 - step / 2:
