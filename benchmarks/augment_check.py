@@ -67,11 +67,7 @@ def score_models(models: dict[str, Path], size: int, limit: int | None) -> dict:
     """{model: {copy: scores}} on the transformed validation photos, each copy decoded once for all models."""
     from catdog.predict import Predictor
 
-    images, _ = data.load_labelled_folder(SHARED / "catdog-small" / "validation", ["cat", "dog"])
-    files, labels = list(images.paths), np.asarray(images.labels)
-    if limit:
-        keep = np.concatenate([np.flatnonzero(labels == c)[:limit] for c in (0, 1)])
-        files, labels = [files[i] for i in keep], labels[keep]
+    files, labels = robustness_eval.labelled_files(SHARED / "catdog-small" / "validation", ["cat", "dog"], limit)
     predictors = {name: Predictor.load(path, backend="tensorflow", precision="float32") for name, path in models.items()}
     table: dict = {name: {} for name in models}
     for copy, transform in robustness_eval.TRANSFORMS.items():

@@ -67,6 +67,16 @@ TRANSFORMS: dict[str, Callable[[Image.Image, int], Image.Image]] = {
 }
 
 
+def labelled_files(folder, class_names, limit: int | None = None) -> tuple[list, np.ndarray]:
+    """(paths, 0/1 labels) of a labelled folder; with `limit`, only the first `limit` photos of each class."""
+    images, _ = data.load_labelled_folder(folder, class_names)
+    files, labels = list(images.paths), np.asarray(images.labels)
+    if limit:
+        keep = np.concatenate([np.flatnonzero(labels == c)[:limit] for c in np.unique(labels)])
+        files, labels = [files[i] for i in keep], labels[keep]
+    return files, labels
+
+
 def transformed_arrays(files: list, image_size: int, transform) -> np.ndarray:
     """The model inputs (n, size, size, 3) of `files` after `transform`, through the shared preprocessing."""
     return np.stack([load_array(transform(to_rgb(open_image(path)), i), image_size) for i, path in enumerate(files)])
@@ -100,11 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: {args.data} is not a folder", file=sys.stderr)
         return 0
     predictor = Predictor.load(args.model)
-    images, _ = data.load_labelled_folder(args.data, predictor.class_names)
-    files, labels = list(images.paths), np.asarray(images.labels)
-    if args.limit:
-        keep = np.concatenate([np.flatnonzero(labels == c)[: args.limit] for c in np.unique(labels)])
-        files, labels = [files[i] for i in keep], labels[keep]
+    files, labels = labelled_files(args.data, predictor.class_names, args.limit)
     print(f"CPU: {cpu_model()} · model {predictor.source} · {len(files)} photos from {args.data}")
     summary = {}
     for name, transform in TRANSFORMS.items():

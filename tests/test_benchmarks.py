@@ -53,3 +53,22 @@ def test_bench_predict_quick_prints_latency_throughput_and_speedup(tmp_path):
     assert "single image: 6 images" in out
     assert SPEEDUP.search(out)
     assert out.strip().splitlines()[-1].startswith("speedup ")
+
+
+def test_compare_models_scores_every_model_on_the_same_copies_and_non_pets(tmp_path, run_with_check, tiny_run):
+    import json
+
+    run_dir, photos, negatives, _ = run_with_check
+    out = _run("compare_models.py", "--model", f"checked={run_dir}", "--model", f"plain={tiny_run.path}",
+               "--data", str(photos), "--not-pets", str(negatives), "--limit", "8", "--json", str(tmp_path / "r.json"))
+    assert "CPU:" in out and "16 photos" in out
+    summary = json.loads((tmp_path / "r.json").read_text())
+    assert json.loads(out.strip().splitlines()[-1]) == summary
+    assert summary["n"] == 16 and set(summary["models"]) == {"checked", "plain"}
+    assert len(summary["copies"]) == 9 and "close crop 50%" in summary["copies"]
+    for copy in summary["copies"].values():  # both models on every copy
+        assert set(copy) == {"checked", "plain"} and all(0.0 <= r["accuracy"] <= 1.0 for r in copy.values())
+        assert copy["plain"]["wrongly_flagged"] is None and 0.0 <= copy["checked"]["wrongly_flagged"] <= 1.0
+    # The non-pet folder is measured for a model with a check; one without says so instead of failing silently.
+    assert summary["not_pets"][str(negatives)]["checked"]["n"] == 6
+    assert summary["not_pets"][str(negatives)]["plain"]["error"].startswith(str(tiny_run.path))
