@@ -9,7 +9,6 @@ import pytest
 
 from catdog.cli import main
 from catdog.report import build_report, evaluation_folder, write_report
-from tests.server import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture(scope="module")
@@ -31,26 +30,21 @@ def test_the_report_is_one_file_with_everything_inline(report_file):
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_headless_chromium_renders_it_with_no_network_request(report_file):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_headless_chromium_renders_it_with_no_network_request(chromium, report_file):
     requests: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.route("**/*", lambda route: (requests.append(route.request.url), route.continue_()
-                                              if route.request.url.startswith(("file:", "data:")) else route.abort()))
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(report_file.as_uri(), wait_until="load")
-            page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)  # plotly.js ran: a chart is drawn
-            assert page.locator(".js-plotly-plot").count() == 4  # accuracy, loss, confusion, reliability
-            assert page.locator(".grid img").count() >= 2
-            assert errors == []
-        finally:
-            browser.close()
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.route("**/*", lambda route: (requests.append(route.request.url), route.continue_()
+                                          if route.request.url.startswith(("file:", "data:")) else route.abort()))
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(report_file.as_uri(), wait_until="load")
+        page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)  # plotly.js ran: a chart is drawn
+        assert page.locator(".js-plotly-plot").count() == 4  # accuracy, loss, confusion, reliability
+        assert page.locator(".grid img").count() >= 2
+        assert errors == []
+    finally:
+        page.close()
     assert [u for u in requests if u.startswith(("http:", "https:", "ws:", "wss:"))] == []
 
 
@@ -90,23 +84,18 @@ def test_a_run_without_epochs_still_gives_a_page(tmp_path):
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [1280, 1920])
-def test_every_chart_fits_its_column_when_the_file_is_first_opened(report_file, width):
+def test_every_chart_fits_its_column_when_the_file_is_first_opened(chromium, report_file, width):
     """No resize: plotly.js sizes a chart when its script runs, which is before the row's second column exists."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}; run `bash scripts/install-browser.sh`")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the `playwright` package is not installed")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": width, "height": 900})
-            page.goto(report_file.as_uri(), wait_until="load")
-            page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)
-            page.wait_for_timeout(500)  # any late relayout would have happened by now
-            sizes = page.eval_on_selector_all(".fig", """figs => figs.map(f => ({
-                column: f.getBoundingClientRect().width,
-                chart: Math.max(...[...f.querySelectorAll('svg.main-svg')].map(s => s.getBoundingClientRect().width))}))""")
-        finally:
-            browser.close()
+    page = chromium.new_page(viewport={"width": width, "height": 900})
+    try:
+        page.goto(report_file.as_uri(), wait_until="load")
+        page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(500)  # any late relayout would have happened by now
+        sizes = page.eval_on_selector_all(".fig", """figs => figs.map(f => ({
+            column: f.getBoundingClientRect().width,
+            chart: Math.max(...[...f.querySelectorAll('svg.main-svg')].map(s => s.getBoundingClientRect().width))}))""")
+    finally:
+        page.close()
     assert len(sizes) == 4
     for i, size in enumerate(sizes):
         assert 0 < size["chart"] <= size["column"] + 0.5, f"chart {i} at {width} px: {size}"
