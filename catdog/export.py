@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -109,7 +110,7 @@ def _put_in_place(new: Path, out: Path, fmt: str, replace: bool) -> None:
             out.rmdir()  # an empty folder (check_target saw it empty); one no longer empty is refused by rmdir
         os.replace(new, out)
         return
-    listed = (_read_sidecar(sidecar_path(out)) or {}).get("files")
+    listed = _recorded_files(_read_sidecar(sidecar_path(out)), out)
     if fmt != "savedmodel":
         if isinstance(listed, dict) and _file_hashes(out) != listed:
             raise CatdogError(f"{str(out)!r} changed while the export ran: it is no longer the export its sidecar "
@@ -122,19 +123,21 @@ def _put_in_place(new: Path, out: Path, fmt: str, replace: bool) -> None:
     foreign = _not_written_by_export(old, listed)
     if foreign:
         os.replace(old, out)
-        raise CatdogError(f"{str(out)!r} now holds files the previous export did not write ({', '.join(foreign[:5])}); "
-                          "export never removes them: nothing was replaced; move them away, or choose another --out")
+        raise CatdogError(f"{str(out)!r} is no longer the export its sidecar describes ({', '.join(foreign[:5])}: added, "
+                          "changed or missing since); export never removes what it did not write: nothing was replaced; "
+                          "move them away, or choose another --out")
     os.replace(new, out)
     _remove_export(old, listed)
 
 
 def _not_written_by_export(folder: Path, listed) -> list[str]:
-    """Files in a previous SavedModel export that its sidecar does not list (or that changed since)."""
+    """Files in a previous SavedModel export that its sidecar does not list, changed since, or that it lists and are gone."""
     if not isinstance(listed, dict):  # a sidecar from before the list: SavedModel's own entries only
         return sorted(p.name for p in folder.iterdir() if p.name not in _SAVED_MODEL_ENTRIES or p.is_symlink())
     found = _file_hashes(folder)
     odd = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_symlink() or not (p.is_file() or p.is_dir())]
-    return sorted({rel for rel, digest in found.items() if listed.get(rel) != digest} | set(odd))
+    missing = {rel for rel in listed if rel not in found}  # listed but not there as a file: not the export it describes
+    return sorted({rel for rel, digest in found.items() if listed.get(rel) != digest} | set(odd) | missing)
 
 
 def _remove_export(folder: Path, listed) -> None:
@@ -193,7 +196,40 @@ def check_target(out: Path, fmt: str, overwrite: bool = False) -> bool:
         )
     if not overwrite:
         raise CatdogError(f"{str(out)!r} holds a previous {fmt} export; pass --overwrite to replace it, or choose another --out")
+    _recorded_files(previous, out)
     return True
+
+
+def _recorded_files(info: dict | None, out: Path) -> dict[str, str] | None:
+    """The sidecar's list of the files export wrote, checked: None for a sidecar from before the list.
+
+    Raises:
+        CatdogError: the list names a path outside the export (absolute, or through ".."),
+            or is not a mapping of relative paths to sha256 digests: such a sidecar was not
+            written by export, and nothing it names is export's to remove.
+    """
+    if info is None or "files" not in info:
+        return None
+    listed = info["files"]
+    if not isinstance(listed, dict) or not listed:
+        raise CatdogError(f"{str(sidecar_path(out))!r} does not list the files export wrote; export never removes what it "
+                          "did not write: nothing was replaced; move the export away, or choose another --out")
+    one_file = info.get("format") != "savedmodel"
+    for rel, digest in listed.items():
+        if not _inside_export(rel) or (rel == ".") != one_file or not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+            raise CatdogError(f"{str(sidecar_path(out))!r} names {rel!r}, which is not a file export wrote inside "
+                              f"{str(out)!r}; export never removes what it did not write: nothing was replaced; "
+                              "move the export away, or choose another --out")
+    return listed
+
+
+def _inside_export(rel: object) -> bool:
+    """Whether a sidecar's path names a file inside the export: "." or a plain relative POSIX path without "..", "." or "\\"."""
+    if not isinstance(rel, str) or rel == ".":
+        return rel == "."
+    parts = rel.split("/")
+    return (not rel.startswith("/") and "\\" not in rel and "\0" not in rel
+            and all(part not in ("", ".", "..") for part in parts))
 
 
 def _read_sidecar(path: Path) -> dict | None:

@@ -39,10 +39,11 @@ def test_report_refuses_to_overwrite_a_file_it_did_not_write(tmp_path, stats):
     for extra in ((), ("--overwrite",)):
         code, _, err = _cli("report", str(run.path), "--out", str(model), "--no-eval", *extra)
         stats.fault()
-        assert code == 2 and "not a catdog report" in err and "Traceback" not in err, err
-        assert model.read_bytes() == b"the trained model"
-        stats.lost(int(model.read_bytes() != b"the trained model"))
+        kept = model.read_bytes() == b"the trained model"
+        stats.lost(int(not kept))
         stats.input(ok=False)
+        assert kept, "report --out replaced a file it did not write"
+        assert code == 2 and "not a catdog report" in err and "Traceback" not in err, err
 
 
 def test_report_overwrite_replaces_only_a_previous_report(tmp_path, stats):
@@ -70,11 +71,11 @@ def test_quarantine_never_replaces_an_earlier_quarantined_file(tmp_path, stats):
         (root / "cats" / "bad.jpg").write_bytes(attempt)
         moved += quarantine(inspect_dataset(root))
         stats.fault()
+    stats.lost(3 - len({p.read_bytes() for p in moved if p.exists()}))
     contents = sorted(p.read_bytes() for p in moved)
     assert len(moved) == 3 and len(set(moved)) == 3, moved
     assert contents == sorted([b"first broken file", b"second broken file, same name", b"third"])
     assert all(p.parent == tmp_path / "data.quarantine" / "cats" for p in moved)
-    stats.lost(3 - len({p.read_bytes() for p in moved if p.exists()}))
 
 
 # --- item 12: export --overwrite replaces only what the previous export wrote -------
@@ -116,8 +117,9 @@ def test_export_overwrite_keeps_files_that_appear_in_the_target_while_it_runs(tm
     hooks["during"] = lambda: (out / "my-notes.txt").write_text("written while the export ran\n")
     code, _, err = _cli("export", str(model_file), "--format", "savedmodel", "--out", str(out), "--overwrite")
     stats.fault()
-    assert (out / "my-notes.txt").read_text() == "written while the export ran\n", "export --overwrite deleted a file it did not write"
-    stats.lost(int(not (out / "my-notes.txt").exists()))
+    kept = (out / "my-notes.txt").is_file() and (out / "my-notes.txt").read_text() == "written while the export ran\n"
+    stats.lost(int(not kept))
+    assert kept, "export --overwrite deleted a file it did not write"
     assert code == 2 and "my-notes.txt" in err and "Traceback" not in err, err
     assert (out / "saved_model.pb").read_bytes() == b"graph"  # the previous export is left as it was
 
@@ -135,6 +137,35 @@ def test_export_overwrite_of_a_file_swapped_while_it_runs_is_refused(tmp_path, f
     assert _cli("export", str(model_file), "--format", "tflite", "--out", str(tmp_path / "b.tflite"))[0] == 0
     assert _cli("export", str(model_file), "--format", "tflite", "--out", str(tmp_path / "b.tflite"), "--overwrite")[0] == 0
     stats.input(ok=True, n=2)
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "tflite"])
+@pytest.mark.parametrize("named", ["../victim.txt", "absolute", "sub/../../victim.txt", "."])
+def test_export_overwrite_refuses_a_sidecar_naming_files_outside_the_export(tmp_path, fake_export, fmt, named, stats):
+    model_file, _ = fake_export
+    out = tmp_path / ("saved" if fmt == "savedmodel" else "model.tflite")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not export's\n")
+    assert _cli("export", str(model_file), "--format", fmt, "--out", str(out))[0] == 0
+    sidecar = json.loads(sidecar_path(out).read_text())
+    rel = str(victim) if named == "absolute" else named
+    if fmt == "savedmodel" or named != ".":
+        sidecar["files"][rel] = onnx_runtime.file_sha256(victim)
+    else:
+        sidecar["files"] = {rel: onnx_runtime.file_sha256(victim)}  # the one-file export's own entry, pointing at another file's hash
+    sidecar_path(out).write_text(json.dumps(sidecar))
+    before = _snapshot_tree(tmp_path)
+    code, _, err = _cli("export", str(model_file), "--format", fmt, "--out", str(out), "--overwrite")
+    stats.fault()
+    lost = sorted(set(before) - set(_snapshot_tree(tmp_path)))
+    stats.lost(len(lost))
+    assert lost == [] and victim.read_text() == "not export's\n", lost
+    assert code == 2 and "Traceback" not in err, err
+    assert ("not a file export wrote" in err) if named != "." or fmt == "savedmodel" else ("changed" in err), err
+
+
+def _snapshot_tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 # --- item 24: full disks in export and report --------------------------------------

@@ -92,9 +92,10 @@ def test_a_class_folder_symlinked_out_of_the_root_is_not_listed_shown_or_quarant
     assert all(root in p.resolve().parents for p in layout.train.paths)
     report = inspect.inspect_dataset(root / "ds2")
     assert not report.corrupt
-    assert inspect.quarantine(report) == []
-    assert sorted(p.name for p in (elsewhere / "cats").iterdir()) == before
-    stats.lost(len(set(before) - {p.name for p in (elsewhere / "cats").iterdir()}))
+    moved = inspect.quarantine(report)
+    after = sorted(p.name for p in (elsewhere / "cats").iterdir())
+    stats.lost(len(set(before) - set(after)))
+    assert moved == [] and after == before
 
 
 def test_quarantine_never_moves_a_file_reached_through_a_link_out_of_the_dataset(tmp_path, stats):
@@ -109,5 +110,7 @@ def test_quarantine_never_moves_a_file_reached_through_a_link_out_of_the_dataset
     shutil.move(str(root / "ds" / "cats"), str(tmp_path / "cats-real"))
     (root / "ds" / "cats").symlink_to(elsewhere, target_is_directory=True)
     stats.fault()
-    assert inspect.quarantine(report) == []
-    assert (elsewhere / "bad.jpg").read_bytes() == b"junk"
+    moved = inspect.quarantine(report)
+    kept = (elsewhere / "bad.jpg").is_file() and (elsewhere / "bad.jpg").read_bytes() == b"junk"
+    stats.lost(int(not kept))
+    assert moved == [] and kept
