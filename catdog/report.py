@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import html
 import io
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,7 +335,7 @@ def _samples_intro(samples: list[Sample]) -> str:
     text = ", ".join(p for p in parts if p)
     return (text[0].upper() + text[1:] + ".") if text else ""
 
-# Written into every report's head: `--overwrite` replaces a file only when it carries this.
+# Written into every report's head: it names the generator; what `--overwrite` trusts is the sidecar (`record_path`).
 REPORT_MARKER = '<meta name="generator" content="catdog run report">'
 
 _PAGE = """<!doctype html>
@@ -383,7 +385,7 @@ def write_report(run: Run, out: str | os.PathLike, data: str | os.PathLike | Non
     Raises:
         CatdogError: `out` holds something else, the disk is full, or `not_pets` holds no image.
     """
-    from catdog.atomic import atomic_write_text
+    from catdog.atomic import atomic_write_json, atomic_write_text
     from catdog.errors import write_error
 
     target = Path(out)
@@ -395,6 +397,9 @@ def write_report(run: Run, out: str | os.PathLike, data: str | os.PathLike | Non
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(target, text)
+        # Written after the report: a crash between the two leaves a report with no record, which is refused, never replaced.
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        atomic_write_json(record_path(target), {"format": _RECORD_FORMAT, "run": run.id, "sha256": digest})
     except OSError as exc:
         clear = write_error(exc, target, "then write the report again")
         if clear is None:
@@ -403,34 +408,62 @@ def write_report(run: Run, out: str | os.PathLike, data: str | os.PathLike | Non
     return target
 
 
+_RECORD_FORMAT = "report"
+
+
+def record_path(out: str | os.PathLike) -> Path:
+    """The sidecar in which `write_report` records the sha256 of the report it wrote (`<out>.catdog.json`, as export's)."""
+    out = Path(out)
+    return out.with_name(out.name + ".catdog.json")
+
+
 def check_target(out: Path, overwrite: bool = False) -> None:
-    """Refuse to write a report over anything but a previous report, and over that without `overwrite`.
+    """Refuse to write a report over anything but an unchanged previous report, and over that without `overwrite`.
+
+    A previous report is one whose sidecar (`record_path`) records the sha256 it
+    still has: a report edited since, or a page that merely looks like one, is
+    not catdog's to replace.
 
     Raises:
-        CatdogError: `out` exists and is not a catdog report (a run's model.keras,
-            say), or is one and `overwrite` is False.
+        CatdogError: `out` exists and is not a report catdog wrote (a run's model.keras,
+            an edited report, a page with a catdog title), its sidecar's name is
+            taken by another file, or `out` is a previous report and `overwrite` is False.
     """
     from catdog.errors import CatdogError
+    from catdog.hashing import file_sha256
 
+    record_file = record_path(out)
+    record = _read_record(record_file)
+    if (record_file.exists() or record_file.is_symlink()) and record is None:
+        raise CatdogError(f"{str(record_file)!r} exists and is not a catdog report record; a report never replaces "
+                          "another file: choose another --out, or move it away")
     if not out.exists() and not out.is_symlink():
         return
-    if not _is_report(out):
-        raise CatdogError(f"{str(out)!r} already exists and is not a catdog report; a report never replaces "
-                          "another file: choose another --out, or move it away")
+    if record is None or out.is_symlink() or not out.is_file():
+        raise CatdogError(f"{str(out)!r} already exists and is not a catdog report (none is recorded as written there); "
+                          "a report never replaces another file: choose another --out, or move it away")
+    try:
+        unchanged = file_sha256(out) == record["sha256"]
+    except OSError:
+        unchanged = False
+    if not unchanged:
+        raise CatdogError(f"{str(out)!r} changed since catdog wrote it (edited, or another file saved there); "
+                          "a report never replaces what it did not write: choose another --out, or move it away")
     if not overwrite:
         raise CatdogError(f"{str(out)!r} holds a previous report; pass --overwrite to replace it, or choose another --out")
 
 
-def _is_report(path: Path) -> bool:
-    if path.is_symlink() or not path.is_file():
-        return False
+def _read_record(path: Path) -> dict | None:
+    """The report sidecar's record, or None when it is missing, a link, or not one `write_report` wrote."""
+    if path.is_symlink():
+        return None
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError:
-        return False
-    # Reports written before the marker existed start with the same title.
-    return REPORT_MARKER.encode() in head or b"<title>catdog report \xc2\xb7 " in head
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ok = (isinstance(info, dict) and info.get("format") == _RECORD_FORMAT and isinstance(info.get("sha256"), str)
+          and len(info["sha256"]) == 64)
+    return info if ok else None
 
 
 def _evaluation(run: Run, data, evaluate_model: bool, log):

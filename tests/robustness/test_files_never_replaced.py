@@ -58,6 +58,55 @@ def test_report_overwrite_replaces_only_a_previous_report(tmp_path, stats):
     stats.input(ok=True, n=3)
 
 
+def test_report_overwrite_keeps_a_report_edited_since_it_was_written(tmp_path, stats):
+    run = _run(tmp_path)
+    out = tmp_path / "report.html"
+    assert _cli("report", str(run.path), "--out", str(out), "--no-eval")[0] == 0
+    edited = out.read_text(encoding="utf-8").replace("<body>", "<body><p>my notes on this run</p>")
+    out.write_text(edited, encoding="utf-8")
+    code, _, err = _cli("report", str(run.path), "--out", str(out), "--no-eval", "--overwrite")
+    stats.fault()
+    kept = out.read_text(encoding="utf-8") == edited
+    stats.lost(int(not kept))
+    assert kept, "report --overwrite replaced a report edited since it was written"
+    assert code == 2 and "changed since" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("head", ["title", "marker"])
+def test_report_overwrite_keeps_a_page_that_only_looks_like_a_report(tmp_path, head, stats):
+    from catdog.report import REPORT_MARKER
+
+    run = _run(tmp_path)
+    out = tmp_path / "page.html"
+    mine = ("<!doctype html><html><head><title>catdog report · my own page</title>" if head == "title"
+            else f"<!doctype html><html><head>{REPORT_MARKER}<title>mine</title>") + "</head><body>hand-written</body></html>"
+    out.write_text(mine, encoding="utf-8")
+    code, _, err = _cli("report", str(run.path), "--out", str(out), "--no-eval", "--overwrite")
+    stats.fault()
+    kept = out.read_text(encoding="utf-8") == mine
+    stats.lost(int(not kept))
+    assert kept, "report --overwrite replaced a page catdog did not write"
+    assert code == 2 and "not a catdog report" in err and "Traceback" not in err, err
+
+
+def test_report_records_what_it_wrote_and_never_replaces_a_foreign_record(tmp_path, stats):
+    from catdog.hashing import file_sha256
+    from catdog.report import record_path
+
+    run = _run(tmp_path)
+    out = tmp_path / "report.html"
+    assert _cli("report", str(run.path), "--out", str(out), "--no-eval")[0] == 0
+    assert json.loads(record_path(out).read_text())["sha256"] == file_sha256(out)
+    other = tmp_path / "other.html"
+    record_path(other).write_text("my own json")
+    code, _, err = _cli("report", str(run.path), "--out", str(other), "--no-eval")
+    stats.fault()
+    kept = record_path(other).read_text() == "my own json"
+    stats.lost(int(not kept))
+    assert kept and not other.exists()
+    assert code == 2 and "not a catdog report record" in err, err
+
+
 # --- item 11: quarantine ------------------------------------------------------------
 
 
