@@ -29,8 +29,8 @@ MAX_TOTAL_BYTES = 20 * 1024**3  # the Kaggle dogs-vs-cats zips are about 1 GB
 MAX_FILES = 200_000
 MAX_RATIO = 200  # a JPEG barely compresses; a ratio this high is a bomb
 RATIO_FLOOR = 10 * 1024**2  # below this much output the ratio does not matter
-# What one browser session may unpack in all (CATDOG_SESSION_UNPACK_GB): two of the largest zips.
-MAX_SESSION_BYTES = int(float(os.environ.get("CATDOG_SESSION_UNPACK_GB", "40")) * 1024**3)
+# What one browser session may unpack in all (CATDOG_SESSION_UNPACK_GB, see `session_unpack_bytes`): two of the largest zips.
+DEFAULT_SESSION_UNPACK_GB = 40
 MAX_NAME_BYTES = 255  # one part of a path (Linux, macOS, Windows)
 MAX_PATH_BYTES = 1024  # a whole entry name: far above any dataset's, far below PATH_MAX with the dataset folder
 MAX_DEPTH = 32
@@ -40,11 +40,23 @@ class ArchiveError(CatdogError, ValueError):
     """A zip file is unreadable, unsafe or too large."""
 
 
+def session_unpack_bytes() -> int:
+    """What one browser session may unpack over all its zips: CATDOG_SESSION_UNPACK_GB (GiB, default 40).
+
+    Raises:
+        CatdogError: the variable is set to anything but a number > 0.
+    """
+    from catdog.config import env_number
+
+    return int(env_number("CATDOG_SESSION_UNPACK_GB", DEFAULT_SESSION_UNPACK_GB, minimum=0, above=True) * 1024**3)
+
+
 class UnpackBudget:
     """The bytes one session may still unpack, over every zip it uploads (thread-safe)."""
 
-    def __init__(self, limit: int = MAX_SESSION_BYTES):
-        self.limit = int(limit)
+    def __init__(self, limit: int | None = None):
+        """Args: limit: bytes in all (default `session_unpack_bytes()`, which may raise CatdogError)."""
+        self.limit = int(session_unpack_bytes() if limit is None else limit)
         self.used = 0
         self._lock = threading.Lock()
 
@@ -144,7 +156,10 @@ def extract_zip(
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         zf = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except UnicodeDecodeError as exc:  # an entry flagged UTF-8 whose name is not: zipfile cannot list the archive
+        raise ArchiveError("not a readable zip file: an entry's name is marked as UTF-8 but is not valid UTF-8 "
+                           f"({exc.object[:80]!r}); zip the folder again with another tool") from exc
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise ArchiveError(f"not a readable zip file ({exc}); download or export it again") from exc
     limits = _Limits(max_total_bytes, budget, _source_size(zf))
     skipped: list[tuple[str, str]] = []

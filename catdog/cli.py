@@ -173,8 +173,10 @@ def _keras_verbosity(out) -> int:
 
 
 def cmd_train(args, out) -> int:
+    from catdog.distribute import check_environment
     from catdog.training import config_from_args, resume, train
 
+    check_environment()  # a bad TF_CONFIG or CATDOG_CLUSTER_TIMEOUT is refused before a run folder exists
     session = {"stream": out, "lock": not args.no_lock, "verbose": _keras_verbosity(out)}
     if args.resume:
         run = resume(args.resume, epochs=args.epochs, requested_at=args.requested_at, **session)

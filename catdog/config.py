@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from typing import Mapping
 
 # The notebook's settings.
 IMAGE_SIZE = 256
@@ -29,10 +31,90 @@ MAX_IMAGE_PIXELS = 120_000_000
 # any panorama) resizing costs no more than the decoded pixels do.
 MAX_ASPECT_RATIO = 30
 
-# Photos classified from one drop on the Predict page; the rest are refused with a message.
-MAX_PREDICT_FILES = int(os.environ.get("CATDOG_MAX_PREDICT_FILES", "200"))
+# Photos classified from one drop on the Predict page (CATDOG_MAX_PREDICT_FILES); the rest are refused with a message.
+DEFAULT_MAX_PREDICT_FILES = 200
 
 MODEL_FILENAME = "model.keras"
+
+
+def max_predict_files() -> int:
+    """Photos the Predict page classifies from one drop: CATDOG_MAX_PREDICT_FILES, default 200.
+
+    Raises:
+        SettingError: the variable is set to anything but a whole number >= 1.
+    """
+    return int(env_number("CATDOG_MAX_PREDICT_FILES", DEFAULT_MAX_PREDICT_FILES, integer=True, minimum=1))
+
+
+def env_number(name: str, default: float, integer: bool = False, minimum: float = 0.0, above: bool = False,
+               env: Mapping[str, str] | None = None) -> float:
+    """A number from the environment variable `name`; `default` when it is unset or blank.
+
+    Every number catdog reads from the environment goes through here, so a bad
+    value is one clear message naming the variable and the value, never a traceback.
+
+    Args:
+        name: the variable.
+        default: the value when it is unset or blank.
+        integer: only whole numbers are accepted.
+        minimum: the smallest value accepted.
+        above: the value must be greater than `minimum`, not equal to it.
+        env: the environment to read (default `os.environ`).
+
+    Raises:
+        SettingError: the value is not a finite number in range.
+    """
+    from catdog.errors import SettingError
+
+    raw = (os.environ if env is None else env).get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < minimum or (above and value == minimum):
+        kind = "a whole number" if integer else "a number"
+        bound = f"{'>' if above else '>='} {minimum:g}"
+        raise SettingError(f"the environment variable {name}={raw!r} is not understood: it must be {kind} {bound} "
+                          f"(default {default:g}); fix it or unset it")
+    return value
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """A yes/no setting from the environment variable `name` (1/true/yes/on or 0/false/no/off); `default` when unset.
+
+    Raises:
+        SettingError: any other value (a typo must not silently pick a side).
+    """
+    from catdog.errors import SettingError
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingError(f"the environment variable {name}={raw!r} is not understood: use 1 (or true, yes, on) or "
+                      f"0 (or false, no, off); fix it or unset it")
+
+
+def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    """One of `choices` from the environment variable `name`; `default` when it is unset or blank.
+
+    Raises:
+        SettingError: any other value.
+    """
+    from catdog.errors import SettingError
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise SettingError(f"the environment variable {name}={raw!r} is not understood: use one of {', '.join(choices)}; "
+                           "fix it or unset it")
+    return raw
 
 
 def home() -> Path:
@@ -59,7 +141,7 @@ def default_home() -> Path:
 
 
 def runs_dir() -> Path:
-    return Path(os.environ.get("CATDOG_RUNS_DIR", home() / "runs")).expanduser().resolve()
+    return Path(os.environ.get("CATDOG_RUNS_DIR", "").strip() or home() / "runs").expanduser().resolve()
 
 
 def datasets_dir() -> Path:
@@ -67,7 +149,7 @@ def datasets_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("CATDOG_CACHE_DIR", home() / "cache")).expanduser().resolve()
+    return Path(os.environ.get("CATDOG_CACHE_DIR", "").strip() or home() / "cache").expanduser().resolve()
 
 
 def project_root() -> Path:

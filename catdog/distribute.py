@@ -120,17 +120,25 @@ def make_strategy(name: str = "auto", stop: Callable[[], bool] | None = None):
 
 
 def cluster_timeout(env: dict | None = None) -> float:
-    """Seconds to wait for every worker of the cluster: CATDOG_CLUSTER_TIMEOUT, default `CLUSTER_TIMEOUT`."""
-    raw = (os.environ if env is None else env).get("CATDOG_CLUSTER_TIMEOUT", "").strip()
-    if not raw:
-        return CLUSTER_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"CATDOG_CLUSTER_TIMEOUT must be a number of seconds > 0, got {raw!r}")
-    return value
+    """Seconds to wait for every worker of the cluster: CATDOG_CLUSTER_TIMEOUT, default `CLUSTER_TIMEOUT`.
+
+    Raises:
+        CatdogError: the variable is set to anything but a number of seconds > 0.
+    """
+    from catdog.config import env_number
+
+    return env_number("CATDOG_CLUSTER_TIMEOUT", CLUSTER_TIMEOUT, minimum=0, above=True, env=env)
+
+
+def check_environment(env: dict | None = None) -> None:
+    """Refuse a bad TF_CONFIG or CATDOG_CLUSTER_TIMEOUT before a training makes its run folder.
+
+    Raises:
+        CatdogError: CATDOG_CLUSTER_TIMEOUT is not a number of seconds > 0.
+        ValueError: TF_CONFIG is malformed (see `tf_config_workers`).
+    """
+    cluster_timeout(env)
+    tf_config_workers(env)
 
 
 def start_cluster(stop: Callable[[], bool] | None = None, timeout: float | None = None, build: Callable | None = None):

@@ -22,6 +22,10 @@ class RunError(CatdogError, ValueError):
     """A run folder or model file is missing or unreadable."""
 
 
+class SettingError(CatdogError, ValueError):
+    """An environment variable holds a value catdog cannot use (the message names the variable and the value)."""
+
+
 class TrainingBusyError(CatdogError):
     """Another training is already running on this machine."""
 

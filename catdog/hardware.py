@@ -87,10 +87,12 @@ def requested_inference_precision(precision: str = "auto") -> str:
     """The inference precision asked for: `precision`, or `CATDOG_PREDICT_PRECISION` when it is "auto" (may stay "auto").
 
     Raises:
-        ValueError: not one of `PRECISIONS`.
+        ValueError: not one of `PRECISIONS` (a `SettingError` naming the variable when it came from there).
     """
     if precision == "auto":
-        precision = os.environ.get("CATDOG_PREDICT_PRECISION", "auto") or "auto"
+        from catdog.config import env_choice
+
+        return env_choice("CATDOG_PREDICT_PRECISION", PRECISIONS, "auto")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return precision

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catdog import config, runs
+from catdog.distribute import check_environment
 from catdog.errors import RunError, TrainingBusyError
 from catdog.training import TrainConfig, config_flags, find_layouts, resolve_init_from
 
@@ -78,6 +79,7 @@ def start_training(cfg: TrainConfig, runs_dir: str | os.PathLike | None = None, 
         RunError: the run folder cannot be made.
     """
     cfg.validate()  # resolve() would also pick the precision for this hardware, which imports TensorFlow into the app
+    check_environment()  # a bad TF_CONFIG or CATDOG_CLUSTER_TIMEOUT, before a run folder exists
     find_layouts(cfg)  # a wrong folder, or photos in two splits, is reported now, not in a log
     if cfg.init_from:
         resolve_init_from(cfg.init_from)
@@ -118,6 +120,7 @@ def start_resume(run: runs.Run, epochs: int | None = None) -> runs.Run:
         raise RunError(f"run {run.id!r} cannot be resumed: only a stopped, failed or killed run with a checkpoint can")
     if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    check_environment()
     root = run.path.parent
     _refuse_if_busy(root)
     requested_at = time.time()

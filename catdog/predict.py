@@ -162,7 +162,7 @@ class Predictor:
             RunError: no model, or one that cannot be loaded.
             ValueError: an unknown `backend`.
         """
-        backend = backend or os.environ.get("CATDOG_PREDICT_BACKEND") or "auto"
+        backend = backend or config.env_choice("CATDOG_PREDICT_BACKEND", BACKENDS, "auto")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         from catdog import openset as openset_module

@@ -22,8 +22,12 @@ ACTIVE_FILE = "active_dataset.json"
 
 
 def local_folders_allowed() -> bool:
-    """False when CATDOG_ALLOW_LOCAL_FOLDERS is 0/false/no/off."""
-    return os.environ.get("CATDOG_ALLOW_LOCAL_FOLDERS", "1").strip().lower() not in ("0", "false", "no", "off")
+    """False when CATDOG_ALLOW_LOCAL_FOLDERS is 0/false/no/off, True when unset or 1/true/yes/on.
+
+    Raises:
+        CatdogError: any other value (a typo must not open the server's folders).
+    """
+    return config.env_flag("CATDOG_ALLOW_LOCAL_FOLDERS", True)
 
 
 def data_roots() -> list[Path]:

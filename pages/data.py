@@ -40,14 +40,14 @@ def _choose(path: Path) -> None:
     st.session_state[PICK_KEY] = str(path)
 
 
-def upload_limit_text() -> str:
-    """What the server accepts per upload (server.maxUploadSize) and how far a zip may expand."""
-    from catdog.archive import MAX_SESSION_BYTES, MAX_TOTAL_BYTES
+def upload_limit_text(session_bytes: int) -> str:
+    """What the server accepts per upload (server.maxUploadSize) and how far a zip, and one session's zips, may expand."""
+    from catdog.archive import MAX_TOTAL_BYTES
 
     per_file = st.get_option("server.maxUploadSize")
     return (f"Uploads: up to {per_file:,} MB per file, a zip included (the server's `server.maxUploadSize`). "
             f"A zip may expand to {MAX_TOTAL_BYTES / 1024**3:.0f} GB, and all of one session's zips "
-            f"to {MAX_SESSION_BYTES / 1024**3:.0f} GB.")
+            f"to {session_bytes / 1024**3:.3g} GB.")
 
 
 def kaggle_ui() -> None:
@@ -87,12 +87,17 @@ ZIP_CHIP_CSS = """<style>
 def upload_ui() -> None:
     """A zip, or a whole folder, uploaded from the browser."""
     st.html(ZIP_CHIP_CSS)
-    st.caption(upload_limit_text() + " Bigger datasets: the **Local folder** tab or `catdog download`.")
+    try:
+        budget = _unpack_budget()
+    except CatdogError as exc:  # CATDOG_SESSION_UNPACK_GB is not a size: the server's setting to fix
+        st.error(plain(exc))
+        return
+    st.caption(upload_limit_text(budget.limit) + " Bigger datasets: the **Local folder** tab or `catdog download`.")
     archive = st.file_uploader("A zip of your photos (cats/ and dogs/ folders inside)", type=["zip"], key="data_zip")
     if archive is not None and st.button("Import zip", key="import_zip"):
         refused: list[tuple[str, str]] = []
         try:
-            _choose(sources.import_zip(archive, archive.name, refused=refused, budget=_unpack_budget()))
+            _choose(sources.import_zip(archive, archive.name, refused=refused, budget=budget))
             st.success(f"Imported to {code_span(st.session_state[FOLDER_KEY])}.")
         except CatdogError as exc:
             st.error(plain(exc))
@@ -123,7 +128,12 @@ def _unpack_budget() -> UnpackBudget:
 
 def local_ui() -> None:
     """A folder on this server (desktop use); off when CATDOG_ALLOW_LOCAL_FOLDERS=0."""
-    if not sources.local_folders_allowed():
+    try:
+        allowed = sources.local_folders_allowed()
+    except CatdogError as exc:  # CATDOG_ALLOW_LOCAL_FOLDERS is neither on nor off
+        st.error(plain(exc))
+        return
+    if not allowed:
         st.info("Local folders are turned off on this server. Upload a zip instead.")
         return
     path = st.text_input("Folder on this computer", key="local_path", placeholder="/path/to/photos")

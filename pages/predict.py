@@ -99,12 +99,17 @@ def inputs_ui() -> list[Upload]:
         help="JPEG, PNG, GIF, BMP, TIFF or WebP. Each file is checked on its own; a broken one does not stop the rest.",
     )
     files = list(files or [])
-    if len(files) > config.MAX_PREDICT_FILES:
+    try:
+        limit = config.max_predict_files()
+    except CatdogError as exc:  # CATDOG_MAX_PREDICT_FILES is not a number: the server's setting to fix
+        st.error(plain(exc))
+        return []
+    if len(files) > limit:
         st.warning(
-            f"{len(files)} files dropped; only the first {config.MAX_PREDICT_FILES} are classified "
+            f"{len(files)} files dropped; only the first {limit} are classified "
             "(CATDOG_MAX_PREDICT_FILES sets the limit). Use `catdog predict` or the Evaluate page for large folders."
         )
-        files = files[: config.MAX_PREDICT_FILES]
+        files = files[:limit]
     items = [Upload(f.name, f.getvalue()) for f in files]
     if st.toggle("Take a photo with the camera", key="predict_camera_on"):
         shot = st.camera_input("Camera", key="predict_camera")

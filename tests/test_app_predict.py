@@ -7,7 +7,7 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from catdog import config, predict
+from catdog import predict
 from catdog.verdicts import percent, tally
 from tests.fixtures import CAT_COLOUR, DOG_COLOUR, REPO, image_bytes, write_image
 
@@ -110,7 +110,7 @@ def test_explain_toggle_adds_a_grad_cam_overlay_to_each_good_card(active_model):
 
 
 def test_drops_over_the_file_limit_are_capped_with_a_warning(active_model, monkeypatch):
-    monkeypatch.setattr(config, "MAX_PREDICT_FILES", 2)
+    monkeypatch.setenv("CATDOG_MAX_PREDICT_FILES", "2")
     at = open_predict_page()
     at.file_uploader(key="predict_files").set_value([
         (f"p{i}.jpg", image_bytes(colour=CAT_COLOUR, seed=i), "image/jpeg") for i in range(3)

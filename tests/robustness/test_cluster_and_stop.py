@@ -111,7 +111,7 @@ def test_a_port_already_in_use_is_a_clear_message(hanging_cluster, monkeypatch, 
 
 
 def test_a_bad_cluster_timeout_is_refused():
-    with pytest.raises(ValueError, match="CATDOG_CLUSTER_TIMEOUT"):
+    with pytest.raises(CatdogError, match="CATDOG_CLUSTER_TIMEOUT='soon'"):
         distribute.cluster_timeout({"CATDOG_CLUSTER_TIMEOUT": "soon"})
     assert distribute.cluster_timeout({}) == distribute.CLUSTER_TIMEOUT
 
