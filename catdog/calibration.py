@@ -264,20 +264,34 @@ def calibrate(
     Returns:
         The `calibration` record of config.json (temperature, how it was chosen, figures).
     """
-    raw = _model_probs(model, calibration)
-    choice = choose_temperature(calibration.labels, raw, start, start_is_calibrated)
+    validation = (validation.labels, _model_probs(model, validation)) if validation is not None and len(validation) else None
+    return calibrate_probs(calibration.labels, _model_probs(model, calibration), validation, log, start, start_is_calibrated)
+
+
+def calibrate_probs(
+    labels, raw, validation: tuple | None = None, log=print, start: float = DEFAULT_TEMPERATURE, start_is_calibrated: bool = False
+) -> dict:
+    """`calibrate` from the model's raw P(class 1) of the held-out training photos (and, reported only, of validation's).
+
+    Args:
+        labels, raw: the calibration photos' labels and raw probabilities.
+        validation: (labels, raw probabilities) of the validation photos, or None.
+    """
+    labels = np.asarray(labels)
+    raw = np.asarray(raw, np.float64)
+    choice = choose_temperature(labels, raw, start, start_is_calibrated)
     temperature = choice.temperature
     record = {
         "temperature": round(temperature, 6),
         "uncertain_below": DEFAULT_UNCERTAIN_BELOW,
-        "fitted_on": len(calibration),
+        "fitted_on": len(labels),
         "method": choice.method,
         "start_temperature": round(start, 6),
         "plain_fit": round(choice.fitted, 6) if choice.fitted is not None else None,
-        "calibration": _figures(calibration.labels, raw, temperature),
+        "calibration": _figures(labels, raw, temperature),
     }
-    if validation is not None and len(validation):
-        record["validation"] = _figures(validation.labels, _model_probs(model, validation), temperature)
+    if validation is not None:
+        record["validation"] = _figures(np.asarray(validation[0]), np.asarray(validation[1], np.float64), temperature)
     shown = record.get("validation") or record["calibration"]
     log(
         f"Calibration: temperature {temperature:.3f}, {choice.method}; "

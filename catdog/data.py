@@ -26,7 +26,7 @@ import numpy as np
 
 from catdog import config
 from catdog.errors import DatasetError, ImageError
-from catdog.preprocess import load_array
+from catdog.preprocess import PREPROCESS_VERSION, load_array
 
 TRAIN_DIR_NAMES = ("train", "training", "train_set", "training_set")
 VAL_DIR_NAMES = ("validation", "val", "valid", "test", "validation_set", "test_set")
@@ -472,7 +472,7 @@ def _memory_budget() -> int:
 
 
 def _cache_key(images: ImageSet, image_size: int) -> str:
-    h = hashlib.sha256(f"v{CACHE_FORMAT_VERSION}:{image_size}".encode())
+    h = hashlib.sha256(f"v{CACHE_FORMAT_VERSION}:{PREPROCESS_VERSION}:{image_size}".encode())
     for path, label in zip(images.paths, images.labels):
         try:
             st = path.stat()

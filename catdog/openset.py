@@ -34,11 +34,14 @@ from typing import Callable, Sequence
 import numpy as np
 
 OPENSET_FILENAME = "openset.npz"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 adds the ImageNet part (logits_layer, pet_classes) and `distance`; version 1 files still load
+READABLE_VERSIONS = (1, 2)
 DEFAULT_FLAG_RATE = 0.02  # share of held-out training pets the check may flag
 SHRINKAGE = 0.1  # covariance shrinkage toward a scaled identity: stable with few photos per dimension
 MIN_FIT_PHOTOS = 20
 METHOD = "multi-layer Mahalanobis distance to the training photos' class means"
+IMAGENET_METHOD = "ImageNet: the summed probability of ImageNet's cat and dog classes"
+PART_WORDS = {"imagenet": "ImageNet cat and dog classes", "head": "pet-or-not head on every depth's features", "distance": "distance"}
 
 
 @dataclass
@@ -65,9 +68,32 @@ class OpenSet:
     # A pet-or-not head fitted with negatives (`fit_head`) on every depth's features; it replaces the distance.
     head_w: np.ndarray | None = None
     head_b: float = 0.0
-    # Standardisation of the score's part (the distance, or the head's logit) on held-out training photos.
+    # Standardisation of the score's parts on held-out training photos, one value per part (`part_names`).
     part_centre: np.ndarray = field(default_factory=lambda: np.zeros(1))
     part_scale: np.ndarray = field(default_factory=lambda: np.ones(1))
+    # The ImageNet part (a pretrained backbone): -log of the summed probability of `pet_classes` in the
+    # 1000 logits of layer `logits_layer`. No photo of a non-pet is needed for it.
+    logits_layer: str | None = None
+    pet_classes: np.ndarray | None = None
+    # Whether the distance to the class means is a part (without a head); a check of cats and dogs on
+    # ImageNet features leaves it out (measured: it flagged no more non-pets; docs/openset.md).
+    distance: bool = True
+
+    @property
+    def read_layers(self) -> list[str]:
+        """The layers whose outputs the score reads: `layers`, then the logits layer when there is one."""
+        return [*self.layers, *([self.logits_layer] if self.logits_layer else [])]
+
+    @property
+    def part_names(self) -> list[str]:
+        names = ["imagenet"] if self.pet_classes is not None else []
+        if self.head_w is not None:
+            return [*names, "head"]
+        return [*names, "distance"] if self.distance and self.layers else names
+
+    def _split(self, features: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray | None]:
+        features = list(features)
+        return (features[:-1], features[-1]) if self.logits_layer else (features, None)
 
     def layer_distances(self, features: Sequence[np.ndarray]) -> np.ndarray:
         """Squared Mahalanobis distance to the nearest class mean, per layer: shape (n, layers)."""
@@ -80,10 +106,21 @@ class OpenSet:
         return np.stack(out, axis=1)
 
     def parts(self, features: Sequence[np.ndarray]) -> np.ndarray:
-        """Per photo, the head's not-a-pet logit when there is a head, else the mean standardised distance: shape (n, 1)."""
+        """Per photo, each part of the score (`part_names`): shape (n, parts).
+
+        `features` are the outputs of `read_layers`. The parts: the ImageNet part
+        (-log P(a cat or dog class)), then the head's not-a-pet logit when there is a
+        head, else the mean standardised distance (when `distance`).
+        """
+        feats, logits = self._split(features)
+        cols = []
+        if self.pet_classes is not None:
+            cols.append(not_pet_logprob(logits, self.pet_classes))
         if self.head_w is not None:
-            return (np.concatenate([np.asarray(f, np.float64) for f in features], axis=1) @ self.head_w + self.head_b)[:, None]
-        return ((self.layer_distances(features) - self.centre) / self.scale).mean(axis=1)[:, None]
+            cols.append(np.concatenate([np.asarray(f, np.float64) for f in feats], axis=1) @ self.head_w + self.head_b)
+        elif self.distance and self.layers:
+            cols.append(((self.layer_distances(feats) - self.centre) / self.scale).mean(axis=1))
+        return np.stack(cols, axis=1)
 
     def score(self, features: Sequence[np.ndarray]) -> np.ndarray:
         """The open-set score per photo (higher = less like the training photos), standardised on held-out training photos."""
@@ -94,16 +131,22 @@ class OpenSet:
 
     def summary(self) -> dict:
         """What config.json and sidecars record (the arrays stay in openset.npz)."""
-        return {"method": METHOD, "layers": list(self.layers), "threshold": round(float(self.threshold), 6), **self.info}
+        method = " + ".join(IMAGENET_METHOD if p == "imagenet" else "pet-or-not head" if p == "head" else METHOD
+                            for p in self.part_names)
+        return {"method": method, "parts": self.part_names, "layers": list(self.read_layers),
+                "threshold": round(float(self.threshold), 6), **self.info}
 
     def to_bytes(self) -> bytes:
         arrays = {"centre": self.centre, "scale": self.scale, "threshold": np.float64(self.threshold),
                   "part_centre": self.part_centre, "part_scale": self.part_scale}
         if self.head_w is not None:
             arrays.update(head_w=self.head_w, head_b=np.float64(self.head_b))
+        if self.pet_classes is not None:
+            arrays["pet_classes"] = np.asarray(self.pet_classes, np.int64)
         for i, (mu, w) in enumerate(zip(self.means, self.whiten)):
             arrays[f"mean_{i}"], arrays[f"whiten_{i}"] = mu, w
-        meta = {"version": FORMAT_VERSION, "layers": self.layers, "info": self.info}
+        meta = {"version": FORMAT_VERSION, "layers": self.layers, "info": self.info,
+                "logits_layer": self.logits_layer, "distance": self.distance}
         buf = io.BytesIO()
         np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
         return buf.getvalue()
@@ -126,8 +169,8 @@ class OpenSet:
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(bytes(z["meta"]).decode())
-                if meta.get("version") != FORMAT_VERSION:
-                    raise ValueError(f"open-set file version {meta.get('version')!r} is not {FORMAT_VERSION}")
+                if meta.get("version") not in READABLE_VERSIONS:
+                    raise ValueError(f"open-set file version {meta.get('version')!r} is not one of {READABLE_VERSIONS}")
                 n = len(meta["layers"])
                 return cls(
                     layers=list(meta["layers"]),
@@ -142,6 +185,9 @@ class OpenSet:
                     # Checks saved before the head existed have no part statistics: 0 and 1 keep their scores and threshold.
                     part_centre=z["part_centre"] if "part_centre" in z else np.zeros(1),
                     part_scale=z["part_scale"] if "part_scale" in z else np.ones(1),
+                    logits_layer=meta.get("logits_layer"),
+                    pet_classes=z["pet_classes"] if "pet_classes" in z else None,
+                    distance=bool(meta.get("distance", True)),
                 )
         except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
             raise ValueError(f"cannot read the open-set check {str(path)!r}: {exc}") from exc
@@ -175,8 +221,14 @@ def fit(
     layers: Sequence[str],
     flag_rate: float = DEFAULT_FLAG_RATE,
     negative_features: Sequence[np.ndarray] | None = None,
+    logits_layer: str | None = None,
+    pet_classes: Sequence[int] | None = None,
+    distance: bool = True,
 ) -> OpenSet:
     """Fit the check on training photos; standardise and pick the threshold on held-out training photos.
+
+    With `logits_layer` and `pet_classes`, the last array of each feature list is that
+    layer's ImageNet logits, and the ImageNet part joins the score.
 
     Args:
         fit_features: per layer, (n, d) features of the photos the model trained on.
@@ -200,12 +252,19 @@ def fit(
             f"got {n_fit} and {n_held}"
         )
     fit_labels = np.asarray(fit_labels)
-    stats = [class_statistics(f, fit_labels) for f in fit_features]
-    check = OpenSet(list(layers), [m for m, _ in stats], [w for _, w in stats], np.zeros(len(layers)), np.ones(len(layers)), 0.0)
+    check = OpenSet(list(layers), [], [], np.zeros(len(layers)), np.ones(len(layers)), 0.0, logits_layer=logits_layer,
+                    pet_classes=None if pet_classes is None else np.asarray(pet_classes, np.int64), distance=distance)
+    fit_feats, _ = check._split(fit_features)
+    held_feats, _ = check._split(held_out_features)
     if negative_features is not None and len(negative_features[0]):
-        check.head_w, check.head_b = fit_head(fit_features, negative_features)
-    held = check.layer_distances(held_out_features)
-    check.centre, check.scale = held.mean(axis=0), held.std(axis=0) + 1e-9
+        check.head_w, check.head_b = fit_head(fit_feats, check._split(negative_features)[0])
+    elif distance and layers:
+        stats = [class_statistics(f, fit_labels) for f in fit_feats]
+        check.means, check.whiten = [m for m, _ in stats], [w for _, w in stats]
+        held = check.layer_distances(held_feats)
+        check.centre, check.scale = held.mean(axis=0), held.std(axis=0) + 1e-9
+    if not check.part_names:
+        raise ValueError("the open-set check needs a part: ImageNet classes, negatives or the feature distance")
     parts = check.parts(held_out_features)
     check.part_centre, check.part_scale = parts.mean(axis=0), parts.std(axis=0) + 1e-9
     scores = check.score(held_out_features)
@@ -215,7 +274,7 @@ def fit(
         "threshold_from": int(n_held),
         "flag_rate_target": flag_rate,
         "held_out_flagged": round(float(np.mean(scores > check.threshold)), 5),
-        "score": "pet-or-not head on every depth's features" if check.head_w is not None else "distance",
+        "score": " + ".join(PART_WORDS[p] for p in check.part_names),
     }
     return check
 
@@ -290,28 +349,41 @@ def extract(model, images: np.ndarray, layers: Sequence[str] | None = None, batc
 
 
 def scores_tf(features: Sequence, check: OpenSet):
-    """The open-set score in TensorFlow ops, from the features of `feature_tensors` (same math as `OpenSet.score`)."""
+    """The open-set score in TensorFlow ops, from the outputs of `check.read_layers` (same math as `OpenSet.score`)."""
     import tensorflow as tf
 
+    feats, logits = check._split(features)
+    parts = []
+    if check.pet_classes is not None:
+        z = tf.cast(logits, tf.float32)
+        pets = tf.gather(z, tf.constant(np.asarray(check.pet_classes, np.int32)), axis=1)
+        parts.append(tf.reduce_logsumexp(z, axis=1) - tf.reduce_logsumexp(pets, axis=1))
     if check.head_w is not None:
-        return _head_tf(features, check)
-    zs = []
-    for i, f in enumerate(features):
-        w = tf.constant(check.whiten[i], tf.float32)
-        muw = tf.constant(check.means[i] @ check.whiten[i], tf.float32)
-        fw = tf.matmul(tf.cast(f, tf.float32), w)
-        d = tf.reduce_sum(tf.square(fw[:, None, :] - muw[None, :, :]), axis=-1)
-        zs.append((tf.reduce_min(d, axis=1) - float(check.centre[i])) / float(check.scale[i]))
-    part = tf.reduce_mean(tf.stack(zs, axis=1), axis=1)
-    return (part - float(check.part_centre[0])) / float(check.part_scale[0])
+        x = tf.concat([tf.cast(f, tf.float32) for f in feats], axis=1)
+        parts.append(tf.reshape(tf.matmul(x, tf.constant(check.head_w.reshape(-1, 1), tf.float32)), (-1,)) + float(check.head_b))
+    elif check.distance and check.layers:
+        zs = []
+        for i, f in enumerate(feats):
+            w = tf.constant(check.whiten[i], tf.float32)
+            muw = tf.constant(check.means[i] @ check.whiten[i], tf.float32)
+            fw = tf.matmul(tf.cast(f, tf.float32), w)
+            d = tf.reduce_sum(tf.square(fw[:, None, :] - muw[None, :, :]), axis=-1)
+            zs.append((tf.reduce_min(d, axis=1) - float(check.centre[i])) / float(check.scale[i]))
+        parts.append(tf.reduce_mean(tf.stack(zs, axis=1), axis=1))
+    centre = tf.constant(np.asarray(check.part_centre, np.float32))
+    scale = tf.constant(np.asarray(check.part_scale, np.float32))
+    return tf.reduce_max((tf.stack(parts, axis=1) - centre) / scale, axis=1)
 
 
-def _head_tf(features: Sequence, check: OpenSet):
-    import tensorflow as tf
+def not_pet_logprob(logits, pet_classes) -> np.ndarray:
+    """-log of the summed softmax probability of `pet_classes`, per photo (NumPy; `scores_tf` computes the same)."""
+    z = np.asarray(logits, np.float64)
+    return _logsumexp(z) - _logsumexp(z[:, np.asarray(pet_classes, np.int64)])
 
-    x = tf.concat([tf.cast(f, tf.float32) for f in features], axis=1)
-    logit = tf.reshape(tf.matmul(x, tf.constant(check.head_w.reshape(-1, 1), tf.float32)), (-1,)) + float(check.head_b)
-    return (logit - float(check.part_centre[0])) / float(check.part_scale[0])
+
+def _logsumexp(z: np.ndarray) -> np.ndarray:
+    top = z.max(axis=1, keepdims=True)
+    return (top + np.log(np.exp(z - top).sum(axis=1, keepdims=True)))[:, 0]
 
 
 def inference_fn(model, check: OpenSet | None) -> Callable:
@@ -325,7 +397,7 @@ def inference_fn(model, check: OpenSet | None) -> Callable:
             return p, tf.zeros_like(p)
 
         return plain
-    fm = feature_model(model, check.layers)
+    fm = feature_model(model, check.read_layers)
 
     def with_check(x):
         out = fm(x, training=False)
@@ -348,8 +420,11 @@ def fit_on_images(
     held_out_source: str = "held-out training photos",
     seed: int = 0,
     log: Callable[[str], None] = print,
+    class_names: Sequence[str] | None = None,
 ) -> OpenSet:
     """Fit the check of a Keras model on decoded uint8 photos (training side only).
+
+    A model with a pretrained backbone goes to `fit_on_features` (`class_names` says whether it is cats and dogs).
 
     Args:
         model: the trained Keras model.
@@ -361,6 +436,12 @@ def fit_on_images(
         flag_rate: the share of `held_images` the threshold may flag.
         held_out_source: what `held_images` are, for the record.
     """
+    if pretrained_parts(model) is not None:
+        layer = [pretrained_parts(model)[0]]
+        feats = lambda images: extract(model, images, layer)[1][0]  # noqa: E731
+        return fit_on_features(model, feats(fit_images), fit_labels, feats(held_images), class_names or ("cat", "dog"),
+                               {name: feats(images) for name, images in (negatives or {}).items() if len(images)},
+                               flag_rate, held_out_source, seed, log)
     rng = np.random.default_rng(seed)
     pick = lambda n, cap: np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)  # noqa: E731
     fit_idx, held_idx = pick(len(fit_images), MAX_FIT_PHOTOS), pick(len(held_images), MAX_HELD_OUT)
@@ -374,14 +455,87 @@ def fit_on_images(
     for name, feats in neg_feats.items():
         check.info.setdefault("negatives_flagged", {})[name] = round(float(check.is_not_pet(check.score(feats)).mean()), 4)
         check.info.setdefault("negatives", {})[name] = len(feats[0])
+    _say_fitted(check, len(fit_idx), len(held_idx), f"{held_out_source} ({len(layers)} depths)", log)
+    return check
+
+
+def pretrained_parts(model) -> tuple[str, str] | None:
+    """(feature layer, ImageNet logits layer) of a model with a pretrained backbone (`lite0`), else None."""
+    from catdog.models.lite0 import FEATURES, IMAGENET
+
+    names = {layer.name for layer in model.layers}
+    return (FEATURES, IMAGENET) if {FEATURES, IMAGENET} <= names else None
+
+
+def is_cats_and_dogs(class_names: Sequence[str]) -> bool:
+    """Whether a model's two classes are cats and dogs (ImageNet's pet classes then say what a pet is)."""
+    return sorted(str(n).strip().lower().rstrip("s") for n in class_names) == ["cat", "dog"]
+
+
+def fit_on_features(
+    model,
+    fit_features: np.ndarray,
+    fit_labels: np.ndarray,
+    held_features: np.ndarray,
+    class_names: Sequence[str],
+    negatives: dict[str, np.ndarray] | None = None,
+    flag_rate: float = DEFAULT_FLAG_RATE,
+    held_out_source: str = "held-out training photos",
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> OpenSet:
+    """The check of a model with a pretrained backbone, from its photos' pooled features (no photo decoded).
+
+    A model of cats and dogs scores photos by ImageNet's cat and dog classes (needs no
+    negatives); a model of two other classes by the distance of the features to its
+    classes' means. Negatives add a pet-or-not head on the features (to either).
+    The threshold flags `flag_rate` of `held_features` (held-out training photos).
+
+    Args:
+        model: the Keras model (its `imagenet` layer's weights give the logits of the features).
+        fit_features, fit_labels: features of the photos it trained on, and their labels.
+        held_features: features of held-out photos of the same classes.
+        class_names: the model's classes.
+        negatives: {name: features} of photos with no cat or dog.
+    """
+    feature_layer, logits_layer = pretrained_parts(model)
+    kernel, bias = (np.asarray(w, np.float64) for w in model.get_layer(logits_layer).get_weights())
+    pets = is_cats_and_dogs(class_names)
+    rng = np.random.default_rng(seed)
+    pick = lambda n, cap: np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)  # noqa: E731
+    fit_idx, held_idx = pick(len(fit_features), MAX_FIT_PHOTOS), pick(len(held_features), MAX_HELD_OUT)
+    negs = {name: np.asarray(f, np.float64) for name, f in (negatives or {}).items() if len(f)}
+    use_layer = bool(negs) or not pets
+
+    def inputs(f: np.ndarray) -> list[np.ndarray]:
+        f = np.asarray(f, np.float64)
+        return [*([f] if use_layer else []), *([f @ kernel + bias] if pets else [])]
+
+    pooled = inputs(np.concatenate(list(negs.values()))) if negs else None
+    check = fit(inputs(fit_features[fit_idx]), np.asarray(fit_labels)[fit_idx], inputs(held_features[held_idx]),
+                [feature_layer] if use_layer else [], flag_rate, pooled, logits_layer=logits_layer if pets else None,
+                pet_classes=_pet_classes() if pets else None, distance=not pets)
+    check.info["threshold_from_source"] = held_out_source
+    for name, f in negs.items():
+        check.info.setdefault("negatives_flagged", {})[name] = round(float(check.is_not_pet(check.score(inputs(f))).mean()), 4)
+        check.info.setdefault("negatives", {})[name] = len(f)
+    _say_fitted(check, len(fit_idx), len(held_idx), held_out_source, log)
+    return check
+
+
+def _pet_classes() -> tuple[int, ...]:
+    from catdog.models.lite0 import PET_CLASSES
+
+    return PET_CLASSES
+
+
+def _say_fitted(check: OpenSet, n_fit: int, n_held: int, held_out_source: str, log: Callable[[str], None]) -> None:
     flagged = check.info.get("negatives_flagged", {})
     log(
-        f"Open-set check ('not a cat or dog', {check.info['score']}): {len(layers)} depths, "
-        f"fitted on {len(fit_idx)} training photos; threshold "
-        f"{check.threshold:.3f} flags {check.info['held_out_flagged']:.1%} of {len(held_idx)} {held_out_source}"
+        f"Open-set check ('not a cat or dog', {check.info['score']}): fitted on {n_fit} training photos; threshold "
+        f"{check.threshold:.3f} flags {check.info['held_out_flagged']:.1%} of {n_held} {held_out_source}"
         + "".join(f"; flags {share:.1%} of {name} (fitted on them)" for name, share in flagged.items())
     )
-    return check
 
 
 def fit_for_training(model, prepared, negatives: Sequence[str] = (), seed: int = 0, log: Callable[[str], None] = print) -> OpenSet | None:
@@ -410,7 +564,8 @@ def fit_for_training(model, prepared, negatives: Sequence[str] = (), seed: int =
     for folder in negatives or ():
         files = data.image_files(folder)
         negs[Path(folder).name] = data.decode_images(data.ImageSet(files, [0] * len(files)), size).images
-    return fit_on_images(model, prepared.train.images, prepared.train.labels, held.images, negs, held_out_source=source, seed=seed, log=log)
+    return fit_on_images(model, prepared.train.images, prepared.train.labels, held.images, negs, held_out_source=source, seed=seed,
+                         log=log, class_names=prepared.class_names)
 
 
 def _rows(images, idx: np.ndarray) -> np.ndarray:
@@ -454,7 +609,8 @@ def fit_for_model(
     fit_dec, held_dec = (data.decode_images(s, size) for s in (fit_set, held_set))
     negs = {Path(f).name: data.decode_images(data.ImageSet(data.image_files(f), [0] * len(data.image_files(f))), size).images
             for f in negatives or []}
-    check = fit_on_images(net, fit_dec.images, fit_dec.labels, held_dec.images, negs, flag_rate, source, log=log)
+    check = fit_on_images(net, fit_dec.images, fit_dec.labels, held_dec.images, negs, flag_rate, source, log=log,
+                          class_names=settings.get("class_names"))
     path = check.save(path_for(model_file))
     config_file = model_file.parent / "config.json"
     record = read_json(config_file, None)

@@ -30,6 +30,10 @@ RESIZE_METHOD = Image.Resampling.BILINEAR
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.MAX_IMAGE_PIXELS = config.MAX_IMAGE_PIXELS
 
+# Changes whenever the pixels `load_array` gives for a file could change (caches of decoded photos and
+# backbone features key on it). 2: no JPEG draft decoding, so a path, bytes and a PIL image give the same pixels.
+PREPROCESS_VERSION = 2
+
 # Largest file we read at all: far above any photo, far below a memory problem.
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
@@ -202,7 +206,9 @@ def load_array(source: ImageSource, image_size: int = config.IMAGE_SIZE) -> np.n
     """
     if not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"image_size must be an integer >= 8, got {image_size!r}")
-    img = open_image(source, draft_size=image_size)
+    # No JPEG draft (DCT-domain downscaling): a PIL image arrives decoded at full size, so a draft
+    # would give a path or bytes other pixels than the same photo as a PIL image.
+    img = open_image(source)
     return np.asarray(resize(to_rgb(img), image_size), dtype=np.uint8)
 
 

@@ -10,14 +10,13 @@ from PIL import Image
 @pytest.fixture(autouse=True)
 def _no_pretrained_download(monkeypatch):
     monkeypatch.setenv("CATDOG_PRETRAINED", "0")
-    monkeypatch.delenv("CATDOG_MOBILENETV2_WEIGHTS", raising=False)
 
 
 def _picture(h: int = 50, w: int = 70, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("preset", ["seed", "compact", "mobilenetv2"])
+@pytest.mark.parametrize("preset", ["seed", "compact", "lite0"])
 def test_heatmap_has_input_shape_and_unit_range_for_every_preset(preset):
     from catdog.gradcam import gradcam
     from catdog.models import build_model
@@ -30,14 +29,14 @@ def test_heatmap_has_input_shape_and_unit_range_for_every_preset(preset):
     assert heat.min() >= 0.0 and heat.max() <= 1.0
 
 
-def test_target_layer_is_last_feature_map_and_backbone_counts_as_one_layer():
+def test_target_layer_is_the_last_feature_map_of_every_preset():
     from catdog.gradcam import find_target_layer
     from catdog.models import build_model
 
     compact = build_model("compact", 32, compile=False)
     pool = next(layer for layer in compact.layers if type(layer).__name__ == "GlobalAveragePooling2D")
     assert find_target_layer(compact) is pool.input._keras_history.operation  # the map that is pooled
-    assert find_target_layer(build_model("mobilenetv2", 32, compile=False)).name == "backbone"
+    assert find_target_layer(build_model("lite0", 32, compile=False)).name == "head_relu"  # the 1280 maps that are pooled
     assert type(find_target_layer(build_model("seed", 32, compile=False))).__name__ == "BatchNormalization"
 
 

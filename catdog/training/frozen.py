@@ -1,0 +1,277 @@
+"""Training with a frozen pretrained backbone (`lite0`): features once, then the head in seconds.
+
+    splits = split_photos(settings)                 # the same train / validation / calibration split as every preset
+    sets = features_of(splits)                      # each photo's backbone features, from the cache where it has them
+    head = fit_head(sets)                           # Keras fit of the head alone, epoch by epoch, into the live curves
+    model = assemble(head)                          # the full network: the frozen backbone with the trained head
+    calibrate, open-set check, save                 # from the cached features, no photo decoded again
+
+Every epoch's metrics go through the run's usual callbacks (`RunRecorder`,
+`StopOnRequest`), so the Train page, the CLI and metrics.jsonl see a frozen
+training exactly as any other. While features are computed, progress.json says
+phase "features" with the photos done and the time left.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from catdog import data, features, runs
+from catdog.errors import DatasetError
+
+HEAD_DROPOUT = 0.2
+MIN_STEPS = 20  # batches per epoch at least (benchmarks/lite0_design.py: 40 photos, 30 epochs)
+
+
+class StoppedEarly(Exception):
+    """A stop request arrived before the head began to train (no model to save)."""
+
+
+@dataclass
+class FeatureData:
+    """The training's photos as backbone features (the frozen counterpart of `PreparedData`)."""
+
+    class_names: list[str]
+    kind: str
+    folders: list[dict]
+    train: features.FeatureSet
+    validation: features.FeatureSet
+    calibration: features.FeatureSet | None
+
+    def record(self) -> dict:
+        sets = (self.train, self.validation, self.calibration)
+        return {
+            "class_names": self.class_names,
+            "layout": self.kind,
+            "data_folders": self.folders,
+            "n_train": len(self.train),
+            "n_validation": len(self.validation),
+            "n_calibration": len(self.calibration) if self.calibration is not None else 0,
+            "skipped": [[str(p), r] for d in sets if d is not None for p, r in d.skipped],
+        }
+
+
+def fit_frozen(job, request) -> None:
+    """`fit` for a preset with a frozen backbone: features, head, then the usual finish."""
+    import keras
+
+    from catdog.training.data_prep import check_readable, folders_record, layouts_kind, split_photos
+
+    run, settings, log = job.run, job.settings, job.log
+    keras.utils.set_random_seed(settings.seed)
+    layouts = list(job.layouts or [])
+    splits = split_photos(settings, layouts, log)
+    model = new_frozen_model(settings, job.warm_source, log)
+    extractor = extractor_for(model, settings)
+    try:
+        sets = {name: _extract(run, name, images, extractor, log, request) for name, images in splits.items() if images is not None}
+    except StoppedEarly as exc:
+        run.write_status("stopped", ended=time.time(), epochs_done=0, error=None, note=str(exc))
+        log(f"Run stopped: {exc}")
+        return
+    for name in ("train", "validation"):
+        check_readable(sets[name], name, settings.data_folders())
+    prepared = FeatureData(layouts[0].class_names, layouts_kind(layouts), folders_record(layouts),
+                           sets["train"], sets["validation"], sets.get("calibration"))
+    run.write_config({**run.config(), **prepared.record(), "fused_batch_norm": False})
+    head = head_model(model, settings)
+    if settings.init_from:
+        warn_overlap(run, settings.init_from, prepared, log)
+        score_before_features(run, head, prepared, settings, log)
+    stopped = fit_head(job, head, prepared, request)
+    copy_head(head, model)
+    finish_frozen(run, model, head, prepared, log, state="stopped" if stopped else "finished")
+
+
+def new_frozen_model(settings, warm_source=None, log=print):
+    """The preset's full network (frozen backbone), with the head of `--init-from` when given."""
+    from catdog.models import build_model
+    from catdog.training.warm_start import copy_source_weights, load_source
+
+    model = build_model(settings.model, settings.image_size, compile=False)
+    if settings.init_from:
+        copy_source_weights(warm_source or load_source(settings.init_from), model, settings.init_from)
+        log(f"Starting from the head of {settings.init_from}")
+    return model
+
+
+def extractor_for(model, settings) -> features.FeatureExtractor:
+    """The backbone of `model` up to the preset's feature layer, keyed for the feature cache."""
+    from catdog.models import lite0
+
+    layer = settings.spec.frozen_features
+    weights = getattr(model, "_catdog_weights_sha256", None) or lite0.converted_weights()[1]
+    return features.FeatureExtractor(model, layer, features.backbone_key(weights, settings.image_size, layer))
+
+
+def _extract(run: runs.Run, name: str, images: data.ImageSet, extractor, log, request) -> features.FeatureSet:
+    start = time.time()
+
+    def progress(done: int, total: int, left: float | None) -> None:
+        if request.is_set():
+            raise StoppedEarly(f"stopped while computing features ({done:,} of {total:,} {name} photos done; "
+                               "they stay in the cache, so the next training on these photos starts from there)")
+        run.write_progress({"phase": "features", "split": name, "done": done, "total": total, "overall": 0.0,
+                            "eta_seconds": None if left is None else round(left, 1), "updated": time.time()})
+
+    found = features.extract(images.paths, images.labels, extractor, progress=progress)
+    computed = len(found) - found.from_cache
+    log(f"  features of {len(found)} {name} photos in {time.time() - start:.1f}s "
+        f"({found.from_cache} from the cache, {computed} computed)")
+    for path, reason in found.skipped:
+        log(f"  skipped {path}: {reason}")
+    return found
+
+
+def head_model(model, settings):
+    """The trainable head alone, on the features: dropout (training only) and `p_dog`, with `model`'s head weights."""
+    import keras
+
+    from catdog.models.layers import OUTPUT_NAME
+    from catdog.training.recipe import compile_for_training
+
+    layer = model.get_layer(OUTPUT_NAME)
+    inputs = keras.Input(shape=(int(layer.kernel.shape[0]),), name="features")
+    x = keras.layers.Dropout(HEAD_DROPOUT, name="dropout")(inputs)
+    head = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name=OUTPUT_NAME)(x), name=f"{model.name}_head")
+    head.get_layer(OUTPUT_NAME).set_weights(layer.get_weights())
+    compile_for_training(head, settings.learning_rate, settings.label_smoothing, settings.ema)
+    return head
+
+
+def copy_head(head, model) -> None:
+    from catdog.models.layers import OUTPUT_NAME
+
+    model.get_layer(OUTPUT_NAME).set_weights(head.get_layer(OUTPUT_NAME).get_weights())
+
+
+def head_probs(head, feats: np.ndarray) -> np.ndarray:
+    """Raw P(class 1) of the head for features, as float64."""
+    if not len(feats):
+        return np.zeros(0)
+    return np.asarray(head.predict(np.asarray(feats, np.float32), batch_size=1024, verbose=0), np.float64).reshape(-1)
+
+
+def warn_overlap(run: runs.Run, init_from: str, prepared: FeatureData, log=print) -> dict | None:
+    """Say so (and record `overlap` in config.json) when the starting model trained on some of these photos."""
+    from pathlib import Path
+
+    from catdog import provenance
+
+    start = provenance.load(Path(init_from).parent)
+    if start is None:
+        return None
+    record = {}
+    for name in ("train", "validation"):
+        found = getattr(prepared, name)
+        record[name] = {"shared": provenance.overlap(provenance.fingerprints(found.digests), start), "of": len(found)}
+    run.write_config({**run.config(), "overlap": record})
+    shared_val, shared_train = record["validation"]["shared"], record["train"]["shared"]
+    if shared_val or shared_train:
+        log(f"Warning: the starting model already trained on {shared_train:,} of these {len(prepared.train):,} training photos "
+            f"and {shared_val:,} of the {len(prepared.validation):,} validation photos: 'before -> after' cannot show a gain "
+            "on photos it has seen; train on photos of your own")
+    return record
+
+
+def score_before_features(run: runs.Run, head, prepared: FeatureData, settings, log=print) -> dict:
+    """The starting model's accuracy and loss on the validation photos (config.json's `before`), from their features."""
+    v = prepared.validation
+    scores = head.evaluate(v.features, v.labels.astype(np.float32), batch_size=1024, verbose=0, return_dict=True)
+    before = {"val_accuracy": round(float(scores["accuracy"]), 6), "val_loss": round(float(scores["loss"]), 6),
+              "n": len(v), "model": settings.init_from}
+    run.write_config({**run.config(), "before": before})
+    log(f"Before training: the starting model scores {before['val_accuracy']:.1%} (loss {before['val_loss']:.4f}) "
+        f"on the {before['n']:,} validation photos")
+    return before
+
+
+def fit_head(job, head, prepared: FeatureData, request) -> bool:
+    """Keras `fit` of the head with the run's callbacks; returns whether a stop ended it.
+
+    An epoch is at least `MIN_STEPS` batches (the photos drawn again in a new
+    order), so 40 photos train as well as 4,000 do in the same epochs.
+    """
+    import tensorflow as tf
+
+    from catdog.callbacks import StopOnRequest
+    from catdog.training.fit import make_callbacks
+
+    settings, log = job.settings, job.log
+    t, v = prepared.train, prepared.validation
+    steps = max(MIN_STEPS, data.steps_per_epoch(len(t), settings.batch_size))
+    callbacks = [c for c in make_callbacks(job, steps, [], None, request) if type(c).__name__ != "AtomicCheckpoint"]
+    stopper = next(c for c in callbacks if isinstance(c, StopOnRequest))
+    job.run.write_status("running", pid=os.getpid())
+    log(f"Training the {settings.model} head ({head.count_params():,} parameters on {t.features.shape[1]} "
+        f"frozen features) for {settings.epochs} epochs of {steps} batches of {settings.batch_size}")
+    train_ds = (tf.data.Dataset.from_tensor_slices((t.features, t.labels.astype(np.float32)))
+                .shuffle(len(t), seed=settings.seed, reshuffle_each_iteration=True).repeat().batch(settings.batch_size))
+    head.fit(train_ds, epochs=settings.epochs, steps_per_epoch=steps, validation_data=(v.features, v.labels.astype(np.float32)),
+             callbacks=callbacks, verbose=0, shuffle=False)  # RunRecorder logs one line per epoch; the dataset shuffles
+    return stopper.stopped
+
+
+def finish_frozen(run: runs.Run, model, head, prepared: FeatureData, log=print, state: str = "finished") -> None:
+    """Calibrate and fit the open-set check from the features, then save the full model (as `finish` does)."""
+    from catdog.calibration import calibrate_probs
+    from catdog.training.fit import save_model
+    from catdog.training.warm_start import source_temperature
+
+    if prepared.calibration is not None and len(prepared.calibration):
+        start, fitted = source_temperature(run.config().get("init_from"))
+        cal, val = prepared.calibration, prepared.validation
+        record = calibrate_probs(cal.labels, head_probs(head, cal.features), (val.labels, head_probs(head, val.features)),
+                                 log, start, fitted)
+        run.write_config({**run.config(), "calibration": record})
+    fit_openset_frozen(run, model, prepared, log)
+    from catdog import provenance
+
+    provenance.save(run.path, provenance.fingerprints(
+        [*prepared.train.digests, *(prepared.calibration.digests if prepared.calibration is not None else [])]))
+    save_model(run, model, log)
+    rows = run.metrics()
+    run.write_status(state, ended=time.time(), epochs_done=len(rows), error=None, traceback=None)
+    log(f"Run {state} after {len(rows)} epoch(s); model saved to {run.model_path}")
+
+
+def fit_openset_frozen(run: runs.Run, model, prepared: FeatureData, log=print) -> None:
+    """The "not a cat or dog" check from the cached features (`catdog.openset.fit_on_features`); openset.npz and its record."""
+    from catdog import openset
+
+    config = run.config()
+    held, source = prepared.calibration, "held-out training photos (the run's calibration photos)"
+    if held is None or len(held) < openset.MIN_FIT_PHOTOS // 2:
+        held, source = prepared.validation, "the run's validation photos (no calibration hold-out)"
+    negatives = {}
+    if config.get("negatives"):
+        extractor = extractor_for(model, _settings_of(run))
+        for folder in config["negatives"]:
+            files = data.image_files(folder)
+            negatives[os.path.basename(os.path.normpath(folder))] = features.extract(files, [0] * len(files), extractor).features
+    check = None
+    try:
+        check = openset.fit_on_features(model, prepared.train.features, prepared.train.labels, held.features, prepared.class_names,
+                                        negatives, held_out_source=source, seed=int(config.get("seed") or 0), log=log)
+    except ValueError as exc:
+        log(f"No open-set check: {exc}; the model will never say 'not a cat or dog'")
+    openset.path_for(run.model_path).unlink(missing_ok=True)  # a check of an earlier model never outlives it
+    if check is not None:
+        check.save(openset.path_for(run.model_path))
+    run.write_config({**run.config(), "openset": check.summary() if check is not None else None})
+
+
+def _settings_of(run: runs.Run):
+    from catdog.training.config import settings_from_record
+
+    return settings_from_record(run.config())
+
+
+def refuse_unsupported(settings) -> None:
+    """Settings a frozen backbone cannot honour, refused before a run folder exists."""
+    if settings.progressive_size:
+        raise DatasetError(f"preset {settings.model!r} trains only its head on fixed-size features; leave --progressive-size unset")
