@@ -12,7 +12,7 @@ import streamlit as st
 
 from catdog import catalog, config, jobs
 from pages._gate import gate_ui, remember_ui, require_sign_in, signed_in
-from pages._text import code_span
+from pages._text import code_span, plain
 from pages._ui import APP_NAVIGATION_KEY, default_dataset, format_pct, format_time, nav_link
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
@@ -58,11 +58,14 @@ def _model_card() -> None:
         st.info("No model yet. Train one on the Train page, then choose *Use this model for Predict*.")
         return
     st.markdown(code_span(entry.name) + (" (ships with catdog)" if entry.kind == "bundled" else ""))
-    accuracy = f"accuracy **{format_pct(entry.accuracy)}** on {entry.accuracy_on}" if entry.accuracy is not None else "accuracy –"
+    # Names and figures from the model's folder (its data folders, its check's non-pet folders) go through plain().
+    on = plain(entry.accuracy_on)
+    accuracy = f"accuracy **{format_pct(entry.accuracy)}** on {on}" if entry.accuracy is not None else "accuracy –"
     st.caption(
-        f"preset **{entry.preset or '?'}** · {entry.image_size or '?'}px · {accuracy} · trained {format_time(entry.created)}"
+        f"preset **{plain(entry.preset or '?')}** · {plain(entry.image_size or '?')}px · {accuracy} · "
+        f"trained {format_time(entry.created)}"
     )
-    st.caption(f"*Not a cat or dog* check: {entry.openset_text}")
+    st.caption(f"*Not a cat or dog* check: {plain(entry.openset_text)}")
 
 
 def _dataset_card() -> None:
@@ -84,7 +87,7 @@ def _training_card() -> None:
     status = jobs.job_status(run)
     rows = run.metrics()
     st.markdown(f":green[:material/play_circle:] {code_span(run.id)} is {status.state}")
-    st.caption(f"{len(rows)}/{run.config().get('epochs', '?')} epochs done. Watch it on the Train page.")
+    st.caption(f"{len(rows)}/{plain(run.config().get('epochs', '?'))} epochs done. Watch it on the Train page.")
 
 
 def build_pages() -> list:

@@ -243,6 +243,8 @@ def active_entry() -> ModelEntry | None:
 def replace_check(run: Run, measure: bool = False) -> tuple[str | None, str | None]:
     """(confirm, warn) messages for making `run` the active model; None when there is nothing to say.
 
+    Plain text (they name models and data folders): a page shows them through its plain-text rule.
+
     The run and the current model are compared on the same photos, the run's validation
     photos (`catdog.compare.same_photos`), when that figure is known or `measure` allows
     scoring the current model now; else on their recorded figures, saying they differ.
@@ -267,12 +269,12 @@ def replace_check(run: Run, measure: bool = False) -> tuple[str | None, str | No
     same = same_photos(run, current.path, measure=measure)
     if same is not None:
         if same.new < same.current:
-            confirm = (f"On this run's {same.n:,} validation photos, Predict's model **{current.label}** scores "
+            confirm = (f"On this run's {same.n:,} validation photos, Predict's model {current.label} scores "
                        f"{same.current:.1%} and this run {same.new:.1%}. Replace it anyway?")
         return confirm, warn
     new, new_on = accuracy_facts(run)
     if current.accuracy is not None and (new is None or new < current.accuracy):
         reached = "no recorded accuracy" if new is None else f"{new:.1%} on {new_on}"
-        confirm = (f"Predict now uses **{current.label}** ({current.accuracy:.1%} on {current.accuracy_on}). "
+        confirm = (f"Predict now uses {current.label} ({current.accuracy:.1%} on {current.accuracy_on}). "
                    f"This run reached {reached} (other photos, so the figures compare only roughly). Replace it anyway?")
     return confirm, warn

@@ -61,7 +61,7 @@ def format_pct(value: float | None) -> str:
 def class_badge(label: str, class_names: list[str]) -> str:
     """Markdown for a class label, coloured by its index (class 0 orange, class 1 blue)."""
     index = class_names.index(label) if label in class_names else len(CLASS_COLOURS) - 1
-    return f":{CLASS_COLOURS[index % len(CLASS_COLOURS)]}[:material/pets: {label.capitalize()}]"
+    return f":{CLASS_COLOURS[index % len(CLASS_COLOURS)]}[:material/pets: {plain(label.capitalize())}]"
 
 
 def class_hex(label: str, class_names: list[str]) -> str:
@@ -136,7 +136,7 @@ def model_picker_ui(key: str, container=None) -> Path | None:
     path = container.selectbox("Model", options, index=index, format_func=lambda p: entries[p].label, key=key)
     entry = entries.get(path)
     if entry is not None and entry.accuracy is not None:
-        container.caption(f"{entry.accuracy:.1%} accuracy on {entry.accuracy_on}")
+        container.caption(f"{entry.accuracy:.1%} accuracy on {plain(entry.accuracy_on)}")
     return path
 
 
@@ -162,7 +162,7 @@ def use_model_ui(run: Run, key: str, primary: bool = True) -> None:
         return
     confirm, warn = catalog.replace_check(run)
     if warn:
-        st.warning(warn, icon=":material/warning:")
+        st.warning(plain(warn), icon=":material/warning:")
     risky = bool(confirm or warn)
     if st.button("Use this model for Predict", type="primary" if primary and not risky else "secondary",
                  icon=":material/image_search:", key=f"{key}_{run.id}",
@@ -175,7 +175,7 @@ def use_model_ui(run: Run, key: str, primary: bool = True) -> None:
         st.session_state[USE_CONFIRM_KEY] = run.id
     if st.session_state.get(USE_CONFIRM_KEY) == run.id:
         with st.container(border=True):
-            st.markdown(confirm or "Use this model anyway?")
+            st.markdown(plain(confirm) if confirm else "Use this model anyway?")  # it names models and data folders
             row = st.container(horizontal=True)
             if row.button("Yes, use it", key=f"{key}_yes_{run.id}"):
                 st.session_state.pop(USE_CONFIRM_KEY, None)
@@ -238,7 +238,7 @@ def _activate(run: Run) -> None:
     except CatdogError as exc:
         st.error(plain(exc))
         return
-    st.success(f"The Predict page now uses {catalog.run_name(run)}.", icon=":material/check_circle:")
+    st.success(f"The Predict page now uses {plain(catalog.run_name(run))}.", icon=":material/check_circle:")
 
 
 def default_dataset() -> str:

@@ -53,7 +53,7 @@ def upload_limit_text(session_bytes: int) -> str:
 def kaggle_ui() -> None:
     """Credentials (upload kaggle.json) and the download button."""
     source = kaggle.credential_source()
-    st.caption(f"Credentials: {source}" if source else "No Kaggle credentials found yet.")
+    st.caption(f"Credentials: {plain(source)}" if source else "No Kaggle credentials found yet.")
     token = st.file_uploader("kaggle.json (from kaggle.com → Settings → API)", type=["json"], key="kaggle_json")
     if token is not None and st.button("Save credentials", key="save_kaggle"):
         try:

@@ -166,17 +166,17 @@ def gallery_ui(report: EvalReport, threshold: float) -> None:
                 try:
                     st.image(display_square(row["file"], THUMBNAIL_SIDE, pad=True))  # one height a row, the photo whole
                 except (CatdogError, OSError) as exc:
-                    st.caption(f"cannot show: {exc}")
+                    st.caption(f"cannot show: {plain(exc)}")
                 st.markdown(f"**{code_span(Path(row['file']).name)}**")
                 truth, guess = code_span(row["true"]), code_span(row["predicted"])
-                st.caption(f"true **{truth}** · predicted **{guess}** · P({positive}) {probability(row['p_dog'])}")
+                st.caption(f"true **{truth}** · predicted **{guess}** · P({plain(positive)}) {probability(row['p_dog'])}")
     if len(wrong) > GALLERY_SIZE:
         st.caption(f"Showing the worst {GALLERY_SIZE} of {len(wrong):,}.")
 
 
 def report_caption_ui(report: EvalReport) -> None:
     st.caption(
-        f"{report.n:,} images · classes {' / '.join(report.class_names)} · model threshold {report.threshold:g}"
+        f"{report.n:,} images · classes {plain(' / '.join(report.class_names))} · model threshold {report.threshold:g}"
         + (f" · {len(report.skipped)} unreadable file(s) skipped" if report.skipped else "")
     )
 
@@ -212,7 +212,7 @@ def openset_ui(model: Path, report: EvalReport | None, not_pets: dict | None) ->
         else:
             right.caption("Add a folder of photos with no cat or dog above to measure the share it flags.")
         st.caption(f"The check's operating point, set on training photos, never on these: "
-                   f"{openset_text(predictor.openset.summary())}")
+                   f"{plain(openset_text(predictor.openset.summary()))}")
         openset_lists_ui(wrongly, not_pets)
 
 
@@ -243,7 +243,7 @@ def threshold_ui(report: EvalReport) -> None:
     """The slider and everything that depends on it: a fragment, so a key press reruns only this part."""
     threshold = st.slider(
         "Threshold", 0.0, 1.0, step=0.01, key=THRESHOLD_KEY,
-        help=f"An image is called {report.class_names[-1]} when P({report.class_names[-1]}) ≥ this value.",
+        help=f"An image is called {plain(report.class_names[-1])} when P({plain(report.class_names[-1])}) ≥ this value.",
     )
     now = metrics_ui(report, threshold)
     charts_ui(report, threshold, now["confusion"])

@@ -76,7 +76,7 @@ def model_ui() -> Predictor | None:
     runtime = "ONNX Runtime" if predictor.backend == "onnxruntime" else "TensorFlow"
     check = "says *Not a cat or dog*" if predictor.openset is not None else "no *Not a cat or dog* check"
     st.caption(
-        f"Classes {' / '.join(predictor.class_names)} · input {predictor.image_size}px · "
+        f"Classes {plain(' / '.join(predictor.class_names))} · input {predictor.image_size}px · "
         f"threshold {predictor.threshold:g} · runs on {runtime} · {check}"
     )
     return predictor
@@ -149,7 +149,7 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
     with st.container(border=True):
         if not result.ok:
             st.markdown(f"**{code_span(item.name)}**")  # a name is shown as it is, never as Markdown
-            st.error(result.error, icon=":material/broken_image:")
+            st.error(plain(result.error), icon=":material/broken_image:")
             return
         if st.session_state.get(EXPLAIN_KEY):
             photo, heat = st.columns(2, gap="small")
@@ -158,7 +158,7 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
                 model_key = model_version(Path(predictor.source)) if predictor.source else ("", 0.0, 0.0)
                 heat.image(explanation(model_key, predictor, item.data), width="stretch", caption="Grad-CAM")
             except (CatdogError, ValueError, OSError) as exc:
-                heat.caption(f"No explanation: {exc}")
+                heat.caption(f"No explanation: {plain(exc)}")
         else:
             st.image(thumbnail(item.data), width="stretch")
         if result.not_pet:
@@ -169,7 +169,7 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
         else:
             st.markdown(f"### {class_badge(result.label, predictor.class_names)}")
             confidence_bar(result.confidence, f"{percent(result.confidence)} confident", class_hex(result.label, predictor.class_names))
-        st.caption(f"{code_span(item.name)} · P({predictor.class_names[1]}) {probability(result.p_dog)}")
+        st.caption(f"{code_span(item.name)} · P({plain(predictor.class_names[1])}) {probability(result.p_dog)}")
 
 
 def not_pet_ui(result: Prediction) -> None:
@@ -201,7 +201,9 @@ def results_ui(results: list[Prediction], items: list[Upload], predictor: Predic
     unreadable = counts.pop(UNREADABLE)
     # The Not-sure line's note goes right after its count ("not a cat or dog" may follow it).
     note = f" (under {predictor.uncertain_below:.0%} confident)"
-    summary = " · ".join(part + note if part.endswith(f" {NOT_SURE}") else part for part in tally_text(counts).split(" · "))
+    # Each count names a class, that is a folder name: shown through plain(), the note after it as written.
+    parts = tally_text(counts).split(" · ")
+    summary = " · ".join(plain(part) + (note if part.endswith(f" {NOT_SURE}") else "") for part in parts)
     st.subheader(f"Results: {ok} of {len(results)} classified")
     st.caption(summary + (f" · :red[{unreadable} unreadable]" if unreadable else ""))
     per_row = CARDS_PER_ROW // 2 if st.session_state.get(EXPLAIN_KEY) else CARDS_PER_ROW  # Grad-CAM needs the room

@@ -102,7 +102,7 @@ def actions_ui(run: Run, status: jobs.JobStatus) -> None:
 def confirm_delete_run_ui(run: Run) -> None:
     def delete() -> None:
         delete_run(run)
-        st.toast(f"Deleted {run.id}")
+        st.toast(f"Deleted {code_span(run.id)}")
 
     question = f"Delete run {code_span(run.id)} and its model for good?"
     confirm_delete_ui(question, "runs_delete", CONFIRM_KEY, delete, forget=("runs_detail",))

@@ -70,7 +70,7 @@ def dataset_ui(disabled: bool) -> tuple[list[str], dict | None]:
         return folders, None
     error, facts = dataset_summary(tuple(folders))
     if error:
-        st.error(error, icon=":material/folder_off:")
+        st.error(plain(error), icon=":material/folder_off:")
         return folders, None
     val = f"{facts['validation']:,} validation images" if facts["validation"] is not None else "no validation folder"
     where = f"{facts['folders']} folders · " if facts["folders"] > 1 else ""
@@ -103,7 +103,7 @@ def negatives_ui(disabled: bool) -> list[str] | None:
         return []
     error, resolved, count = negatives_summary(folders)
     if error:
-        st.error(error, icon=":material/folder_off:")
+        st.error(plain(error), icon=":material/folder_off:")
         return None
     st.caption(f":green[:material/check_circle:] {count:,} photos with no cat or dog for the 'not a cat or dog' check")
     return resolved
@@ -262,6 +262,8 @@ def progress_ui(run: Run, status: jobs.JobStatus) -> None:
     prog = run.progress()
     if status.state in ("starting", "queued") or not prog:
         bar.progress(0.0, text="Starting: loading TensorFlow and decoding the images…")
+    elif prog.get("phase") == "features":
+        bar.progress(*features_progress(prog, time.time()))
     else:
         batches = max(1, int(prog.get("batches") or 1))
         batch = min(int(prog.get("batch") or 0), batches)
@@ -288,6 +290,18 @@ def progress_ui(run: Run, status: jobs.JobStatus) -> None:
     ):
         jobs.stop_training(run)
         st.toast("Stop requested: the model so far will be saved.")
+
+
+def features_progress(prog: dict, now: float) -> tuple[float, str]:
+    """(fraction, text) of a frozen backbone's feature pass: photos done of the split, and the time left."""
+    total = max(1, int(prog.get("total") or 1))
+    done = min(int(prog.get("done") or 0), total)
+    eta = eta_now(prog, now)
+    left = f"about {format_duration(eta)} left" if eta is not None else "estimating the time left…"
+    split = str(prog.get("split") or "training")
+    text = (f"Reading the backbone's features of the {split} photos: {done:,} of {total:,} "
+            f"(each photo once; a second training on them starts at once) · {left}")
+    return done / total, text
 
 
 def metrics_ui(rows: list[dict], before: dict | None = None) -> None:
@@ -402,7 +416,7 @@ def calibration_ui(cfg: dict) -> None:
     """How the run's confidence was calibrated, in words (config.json's calibration.method)."""
     cal = cfg.get("calibration") if isinstance(cfg.get("calibration"), dict) else {}
     if cal.get("method") and isinstance(cal.get("temperature"), (int, float)):
-        st.caption(f":material/tune: Confidence calibration: {cal['method']} · temperature {cal['temperature']:.3g}")
+        st.caption(f":material/tune: Confidence calibration: {plain(cal['method'])} · temperature {cal['temperature']:.3g}")
 
 
 def run_caption(run: Run) -> str:
@@ -410,7 +424,7 @@ def run_caption(run: Run) -> str:
     cfg = run.config()
     if not cfg:
         return "The training process is starting; its settings appear here in a moment."
-    text = f"{cfg.get('model', '?')} · {settings_text(cfg)} · {cfg.get('epochs', '?')} epochs"
+    text = plain(f"{cfg.get('model', '?')} · {settings_text(cfg)} · {cfg.get('epochs', '?')} epochs")  # config.json's words
     if cfg.get("data"):
         text += f" · data {code_span(cfg['data'])}"
     if cfg.get("n_train"):

@@ -186,3 +186,18 @@ def test_the_non_pets_folder_follows_the_same_path_rule_and_messages(active_mode
     assert "CATDOG_DATA_ROOTS" in shown(as_not_pets.error[0].value)
     assert [e.value for e in missing.error] == [f"Folder not found: `{tmp_path / 'root' / 'nowhere'}`"]
     assert not as_not_pets.metric
+
+
+def test_a_photo_that_cannot_be_shown_says_so_with_its_path_as_typed(active_model, tmp_path):
+    """'cannot show: {error}' names the file's path: a folder named as Markdown must read as typed, not become a link."""
+    evil = "[click me](https:evil.example) :red[RED]"
+    folder = make_class_folders(tmp_path / evil, n=3)
+    at = evaluated(folder)
+    assert not at.exception, at.exception
+    (folder / "cats" / "cat000.jpg").unlink()  # gone between the evaluation and the gallery
+    at.slider(key="eval_threshold").set_value(0.0).run()  # every cat is a mistake: the gallery shows the missing one too
+    assert not at.exception, at.exception
+    captions = [c.value for c in at.caption if "cannot show" in shown(c.value)]
+    assert captions, [c.value for c in at.caption]
+    assert all("](https:evil.example)" not in c and ":red[RED]" not in c for c in captions), captions
+    assert any(f"{evil}/cats/cat000.jpg" in shown(c) for c in captions), captions

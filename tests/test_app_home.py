@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from catdog import predict, runs
-from tests.fixtures import REPO
+from tests.fixtures import REPO, shown
 
 TIMEOUT = 60
 PAGES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "pages").glob("*.py") if not p.name.startswith("_"))
@@ -71,3 +71,27 @@ def test_every_page_in_the_navigation_renders_without_an_exception(home, page):
     at.switch_page(page).run()  # raises if st.navigation did not register the page
     assert not at.exception, at.exception
     assert at.title
+
+
+EVIL_NAME = "![x](https:evil.example) [click me](https:evil.example) :red[RED]"
+
+
+def test_the_model_card_shows_folder_names_as_typed_never_as_markdown(home, tmp_path):
+    """A --negatives folder (and an evaluation folder) named as Markdown reads as typed on Home's model card."""
+    import json
+    import zipfile
+
+    run = runs.create_run(None, "evil-names")
+    with zipfile.ZipFile(run.model_path, "w") as zf:  # enough of a .keras archive to be listed (never loaded)
+        zf.writestr("config.json", "{}")
+    (run.path / "openset.npz").write_bytes(b"")  # the card reads config.json's record of the check; the file only has to exist
+    run.write_config({"model": "seed", "image_size": 32, "class_names": ["cat", "dog"],
+                      "openset": {"threshold": 2.0, "negatives_flagged": {EVIL_NAME: 0.5}}})
+    (run.path / "evaluation.json").write_text(json.dumps({"accuracy": 0.9, "n": 10, "data": str(tmp_path / EVIL_NAME)}))
+    predict.set_active_model(run.path)
+    at = open_home()
+    assert not at.exception, at.exception
+    raw = text_of(at)
+    assert "](https:evil.example)" not in raw and ":red[RED]" not in raw, raw
+    assert f"{EVIL_NAME} 50.0%" in shown(raw), shown(raw)  # the name itself is still there, as typed
+    assert f"photos in {tmp_path.name}/{EVIL_NAME}" in shown(raw), shown(raw)

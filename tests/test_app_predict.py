@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from catdog import predict
 from catdog.verdicts import percent, tally
-from tests.fixtures import CAT_COLOUR, DOG_COLOUR, REPO, image_bytes, write_image
+from tests.fixtures import CAT_COLOUR, DOG_COLOUR, REPO, image_bytes, shown, write_image
 
 TIMEOUT = 120  # the first run loads TensorFlow and the model
 
@@ -202,3 +202,13 @@ def test_the_summary_counts_a_flagged_photo_once_and_keeps_the_not_sure_note_on_
     assert not at.exception
     summary = next(c.value for c in at.caption if "not a cat or dog" in c.value)
     assert summary == "0 cat · 0 dog · 1 not sure (under 100% confident) · 1 not a cat or dog", summary
+
+
+def test_a_class_named_as_markdown_reads_as_typed_in_its_badge():
+    """Class names are folder names: the coloured badge must not let one close it and add a link or another colour."""
+    from pages._ui import class_badge
+
+    evil = "dogs] [click me](https:evil.example) :red[RED"
+    badge = class_badge(evil, ["cats", evil])
+    assert badge.count("]") == 1 and badge.endswith("]") and "(https" not in badge, badge
+    assert shown(badge).endswith(f"{evil.capitalize()}]"), shown(badge)
