@@ -205,25 +205,74 @@ def token_valid(token: str | None, password: str, now: float | None = None) -> b
                                base64.urlsafe_b64encode(expected).decode("ascii").rstrip("=").encode("ascii"))
 
 
-def share_check(secrets_paths: list[str] | tuple[str, ...], share: bool) -> str | None:
+LOOPBACK_ADDRESSES = ("127.0.0.1", "::1", "localhost")  # this machine only; anything else is sharing
+DEFAULT_CONFIG_FILES = ("~/.streamlit/config.toml", ".streamlit/config.toml")  # Streamlit's order: the project's wins
+
+
+def requested_address(args: list[str] | tuple[str, ...], env: dict | None = None,
+                      config_files: list[str] | tuple[str, ...] = DEFAULT_CONFIG_FILES) -> str | None:
+    """The address `streamlit run streamlit_app.py ARGS` would listen on, found the way Streamlit finds it.
+
+    The last `--server.address X` or `--server.address=X` in `args`, else the
+    STREAMLIT_SERVER_ADDRESS environment variable, else `[server] address` in the
+    config files (a later file wins). None means unset: Streamlit then listens on
+    every interface.
+
+    Args:
+        args: the arguments for `streamlit run` (what scripts/app.sh passes on).
+        env: the environment (default `os.environ`).
+        config_files: Streamlit's config files, in the order it reads them.
+    """
+    env = os.environ if env is None else env
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--server.address":
+            found = args[i + 1] if i + 1 < len(args) else ""
+        elif arg.startswith("--server.address="):
+            found = arg.split("=", 1)[1]
+    if found is not None:
+        return found
+    if "STREAMLIT_SERVER_ADDRESS" in env:
+        return env["STREAMLIT_SERVER_ADDRESS"]
+    address = None
+    for raw in config_files:
+        path = Path(raw).expanduser()
+        try:
+            server = tomllib.loads(path.read_text(encoding="utf-8")).get("server") if path.is_file() else None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return None  # unreadable: nothing can be promised about where it listens
+        if isinstance(server, dict) and "address" in server:
+            address = str(server["address"])
+    return address
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether `address` serves this machine only (127.0.0.1, ::1, localhost); unset or empty means every interface."""
+    return address is not None and address.strip().strip("[]").lower() in LOOPBACK_ADDRESSES
+
+
+def share_check(secrets_paths: list[str] | tuple[str, ...], share: bool, address: str | None = "127.0.0.1") -> str | None:
     """Why the studio must not start (scripts/app.sh), or None.
 
     A secrets file that cannot be read always stops it (the password in it would
-    be silently off); serving on the network (`share`) also needs a password.
+    be silently off); serving on the network (`share`, or any `address` other than
+    loopback, however it was asked for) also needs a password.
     """
     if not os.environ.get(PASSWORD_ENV):
         problem = unreadable_secrets(secrets_paths)
         if problem:
             return f"{problem}. Fix the file (or set {PASSWORD_ENV}) before starting the studio."
-    if share:
+    if share or not is_loopback(address):
         table = {}
         for raw in secrets_paths:
             path = Path(raw).expanduser()
             if path.is_file():
                 table.update(tomllib.loads(path.read_text(encoding="utf-8")))
         if configured_password(table) is None:
-            return (f"Sharing on the network needs a password: set {PASSWORD_ENV}, or [auth] password in "
-                    ".streamlit/secrets.toml, then start again.")
+            where = "on the network" if share else (
+                f"on {address!r}" if address else "on every network interface (server.address is unset or empty)")
+            return (f"Serving {where}, not this machine only, needs a password: set {PASSWORD_ENV}, or [auth] password in "
+                    ".streamlit/secrets.toml, then start again (or serve on 127.0.0.1).")
     return None
 
 
@@ -231,13 +280,17 @@ DEFAULT_SECRETS_FILES = ("~/.streamlit/secrets.toml", ".streamlit/secrets.toml")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m catdog.auth [--share]`: exit 1 with the reason when the studio must not start (scripts/app.sh)."""
+    """`python -m catdog.auth [--share] [ARGS for streamlit run]`: exit 1 with the reason when the studio must not start.
+
+    scripts/app.sh passes on every argument it gives `streamlit run`, so an
+    address asked for there is checked like `--share`.
+    """
     import sys
 
     args = sys.argv[1:] if argv is None else argv
-    if any(arg != "--share" for arg in args):
-        raise ValueError(f"argv may hold only '--share', got {args!r}")
-    problem = share_check(DEFAULT_SECRETS_FILES, share="--share" in args)
+    share = "--share" in args
+    rest = [arg for arg in args if arg != "--share"]
+    problem = share_check(DEFAULT_SECRETS_FILES, share=share, address=requested_address(rest))
     if problem:
         print(f"catdog: not starting: {problem}", file=sys.stderr)
         return 1

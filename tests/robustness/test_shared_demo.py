@@ -330,6 +330,44 @@ def test_sharing_refuses_to_start_without_a_password(tmp_path, stats):
     assert done.returncode == 0 and "streamlit run streamlit_app.py" in calls and "0.0.0.0" not in calls
 
 
+@pytest.mark.parametrize(("args", "env"), [
+    (["--server.address", "127.0.0.2"], {}),
+    (["--server.address", "0.0.0.0"], {}),
+    (["--server.address=0.0.0.0"], {}),
+    (["--server.port", "9999", "--server.address", ""], {}),
+    (["--server.address", "127.0.0.1", "--server.address", "::"], {}),  # the last one counts, as in Streamlit
+    ([], {"STREAMLIT_SERVER_ADDRESS": "0.0.0.0"}),
+    ([], {"STREAMLIT_SERVER_ADDRESS": "192.168.1.5"}),
+])
+def test_any_address_but_loopback_needs_the_password_however_it_is_asked_for(tmp_path, args, env, stats):
+    done, calls = run_app_sh(tmp_path, *args, **env)
+    stats.fault()
+    assert done.returncode != 0 and "needs a password" in done.stderr and "streamlit" not in calls, (done.stderr, calls)
+    done, calls = run_app_sh(tmp_path, *args, **env, **{auth.PASSWORD_ENV: "pw"})
+    assert done.returncode == 0 and "streamlit run streamlit_app.py" in calls, done.stderr
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "localhost", "[::1]", "LOCALHOST"])
+def test_loopback_addresses_start_without_a_password(tmp_path, address):
+    for args, env in ((["--server.address", address], {}), ([f"--server.address={address}"], {}),
+                      ([], {"STREAMLIT_SERVER_ADDRESS": address})):
+        done, calls = run_app_sh(tmp_path, *args, **env)
+        assert done.returncode == 0 and "streamlit run streamlit_app.py" in calls, (args, env, done.stderr)
+
+
+def test_the_address_in_streamlits_config_files_counts_and_the_projects_file_wins(tmp_path):
+    user, project = tmp_path / "user.toml", tmp_path / "project.toml"
+    user.write_text('[server]\naddress = "0.0.0.0"\n')
+    assert auth.requested_address([], env={}, config_files=[str(user)]) == "0.0.0.0"
+    assert auth.share_check([], share=False, address=auth.requested_address([], env={}, config_files=[str(user)]))
+    project.write_text('[server]\naddress = "127.0.0.1"\n')
+    assert auth.requested_address([], env={}, config_files=[str(user), str(project)]) == "127.0.0.1"
+    assert auth.requested_address([], env={"STREAMLIT_SERVER_ADDRESS": "10.0.0.1"}, config_files=[str(project)]) == "10.0.0.1"
+    project.write_text("[server]\nport = 8502\n")  # no address anywhere: Streamlit listens on every interface
+    assert auth.requested_address([], env={}, config_files=[str(project)]) is None
+    assert not auth.is_loopback(None) and not auth.is_loopback("") and not auth.is_loopback("127.0.0.2")
+
+
 def test_the_studio_refuses_to_start_with_an_unreadable_secrets_file(tmp_path):
     (tmp_path / "home" / ".streamlit").mkdir(parents=True)
     (tmp_path / "home" / ".streamlit" / "secrets.toml").write_text('[auth]\npassword = "x\n')
