@@ -80,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stop", help="ask a running training to stop cleanly")
     p.add_argument("run", help="run folder or id")
 
-    p = sub.add_parser("use", help="make a run's model the default for predict, evaluate and the app")
-    p.add_argument("run", help="run folder, run id or .keras file")
+    p = sub.add_parser("use", help="make a run's model the default for predict, evaluate and the app (once it loads)")
+    p.add_argument("run", help="run folder, run id, .keras file, or 'bundled'")
 
     p = sub.add_parser("export", help="export a model as keras, savedmodel, tflite or onnx (with a .catdog.json sidecar)")
     p.add_argument("run", help="run folder, run id or .keras file")
@@ -399,9 +399,15 @@ def cmd_stop(args, out) -> int:
 
 
 def cmd_use(args, out) -> int:
-    from catdog.predict import set_active_model
+    from catdog.errors import RunError
+    from catdog.predict import Predictor, resolve_model, set_active_model
 
-    model_file = set_active_model(args.run)
+    model_file, _ = resolve_model(args.run)
+    try:  # a model that does not load would break every later `catdog predict`: it is never made active
+        Predictor.load(model_file, precision="float32", backend="tensorflow")
+    except RunError as exc:
+        raise RunError(f"{exc}; the active model is unchanged") from exc
+    set_active_model(model_file)
     print(f"active model: {model_file}", file=out)
     return 0
 

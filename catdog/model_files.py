@@ -13,6 +13,8 @@ from catdog import config
 from catdog.errors import RunError
 from catdog.runs import read_json
 
+BUNDLED = "bundled"  # the name the app, `--init-from`, `catdog use` and `--model` give the bundled model
+
 
 def bundled_model_dir() -> Path | None:
     """The run folder shipped under assets/ (None if it is not there)."""
@@ -66,7 +68,7 @@ def resolve_model(model: str | os.PathLike | None = None) -> tuple[Path, dict]:
     """Find a model file and its settings (class names, image size, threshold).
 
     Args:
-        model: a run folder, a run id, a `.keras` file, or None for the default.
+        model: a run folder, a run id, a `.keras` file, "bundled" for the bundled model, or None for the default.
 
     Raises:
         RunError: nothing usable was found; the message says how to get a model.
@@ -75,6 +77,10 @@ def resolve_model(model: str | os.PathLike | None = None) -> tuple[Path, dict]:
         model = default_model()
         if model is None:
             raise RunError("no trained model yet: train one with `catdog train --data DIR` (or on the Train page)")
+    elif str(model) == BUNDLED:
+        model = bundled_model_dir()
+        if model is None:
+            raise RunError("the bundled model is missing (assets/model/model.keras); reinstall catdog, or pass a run")
     path = Path(model).expanduser()
     if not path.exists() and not path.is_absolute() and (config.runs_dir() / str(model)).exists():
         path = config.runs_dir() / str(model)

@@ -234,8 +234,9 @@ def allowed_folder(folder: str) -> Path | None:
 
 def _activate(run: Run) -> None:
     try:
+        load_model_file(run.model_path)  # as `catdog use`: a model that does not load is never made active
         predict.set_active_model(run.path)
-    except CatdogError as exc:
+    except (CatdogError, OSError) as exc:
         st.error(plain(exc))
         return
     st.success(f"The Predict page now uses {plain(catalog.run_name(run))}.", icon=":material/check_circle:")

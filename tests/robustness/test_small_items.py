@@ -114,6 +114,41 @@ def test_random_bytes_as_a_model_and_catdog_use_of_a_non_model_are_refused_clear
         stats.input(ok=False)
 
 
+def test_catdog_use_refuses_a_model_that_does_not_load_and_keeps_the_active_one(home, tmp_path, stats):
+    import json
+    import zipfile
+
+    from catdog.model_files import active_model_file, default_model
+
+    broken = tmp_path / "broken-run"
+    broken.mkdir()
+    (broken / "config.json").write_text(json.dumps({"class_names": ["cat", "dog"], "image_size": 32, "threshold": 0.5}))
+    with zipfile.ZipFile(broken / "model.keras", "w") as zf:  # a .keras archive whose config.json is not JSON
+        zf.writestr("config.json", "{not json")
+        zf.writestr("metadata.json", "{}")
+    before = default_model()
+    err = io.StringIO()
+    code = cli.main(["use", str(broken)], io.StringIO(), err)
+    stats.fault()
+    assert default_model() == before and not active_model_file().exists(), "a model that does not load was made active"
+    assert code == 2 and "cannot load model" in err.getvalue() and "the active model is unchanged" in err.getvalue(), err.getvalue()
+
+
+def test_catdog_use_bundled_makes_the_bundled_model_active(home, tiny_run, stats):
+    from catdog.model_files import bundled_model_dir, default_model
+
+    if bundled_model_dir() is None:
+        import pytest
+
+        pytest.skip("no bundled model in assets/model")
+    assert cli.main(["use", str(tiny_run.path)], io.StringIO(), io.StringIO()) == 0
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["use", "bundled"], out, err) == 0, err.getvalue()
+    assert default_model() is not None and default_model().resolve() == (bundled_model_dir() / "model.keras").resolve()
+    assert str(bundled_model_dir() / "model.keras") in out.getvalue()
+    stats.input(ok=True)
+
+
 def test_an_all_corrupt_dataset_is_reported_as_unreadable_not_as_one_class(tmp_path, stats):
     import pytest
 
