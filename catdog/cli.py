@@ -389,10 +389,21 @@ def cmd_report(args, out) -> int:
     return 0
 
 
+# What `catdog stop` says of a run that has nothing left to stop.
+_ENDED = {"finished": "has already finished", "stopped": "was already stopped", "failed": "has already ended (failed)"}
+
+
 def cmd_stop(args, out) -> int:
-    from catdog.runs import open_run
+    from catdog.runs import open_run, read_lock
 
     run = open_run(args.run)
+    state = run.status().get("state")
+    holder = read_lock(run.path.parent) or {}
+    held = holder.get("run")
+    resuming = bool(held) and Path(str(held)).resolve() == run.path  # a resume starting: its status is still the last attempt's
+    if state in _ENDED and not resuming:
+        print(f"run {run.id} {_ENDED[state]}; nothing to stop", file=out)  # and no STOP file, which a resume would have to clear
+        return 0
     run.request_stop()
     print(f"stop requested for {run.path}", file=out)
     return 0

@@ -183,3 +183,35 @@ def test_catdog_stop_never_signals_a_python_process_without_a_recorded_start_tim
     finally:
         stranger.kill()
         stranger.wait()
+
+
+# --- issue 24, item 9: a run that has ended --------------------------------------------
+
+
+@pytest.mark.parametrize(("state", "said"), [("finished", "has already finished"), ("stopped", "was already stopped"),
+                                             ("failed", "has already ended")])
+def test_catdog_stop_on_an_ended_run_says_so_and_leaves_no_stop_file(tmp_path, state, said, stats):
+    run = runs.create_run(tmp_path, f"done-{state}")
+    run.write_config({"model": "seed"})
+    run.write_status(state, pid=os.getpid(), started=time.time() - 60, ended=time.time() - 1)
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["stop", str(run.path)], out, err)
+    stats.fault()
+    left = run.stop_requested()
+    assert not left, "catdog stop left a STOP file in a run that had ended"
+    assert code == 0 and said in out.getvalue() and "stop requested" not in out.getvalue(), out.getvalue()
+
+
+def test_catdog_stop_reaches_a_resume_that_is_starting(tmp_path, stats):
+    """A resume holds the lock before its child writes a status: the last attempt's 'stopped' must not hide it."""
+    run = runs.create_run(tmp_path, "resuming")
+    run.write_config({"model": "seed"})
+    run.write_status("stopped", pid=os.getpid(), started=time.time() - 60, ended=time.time() - 30)
+    runs.acquire_lock(run, tmp_path)
+    try:
+        out = io.StringIO()
+        assert cli.main(["stop", str(run.path)], out, io.StringIO()) == 0
+    finally:
+        runs.release_lock(tmp_path)
+    stats.fault()
+    assert run.stop_requested() and "stop requested" in out.getvalue()
