@@ -88,14 +88,112 @@ def resolve_model(model: str | os.PathLike | None = None) -> tuple[Path, dict]:
         model_file = path / config.MODEL_FILENAME
         if not model_file.exists():
             raise RunError(f"run {str(model)!r} has no {config.MODEL_FILENAME} yet (still training, or it failed)")
-        settings = read_json(path / "config.json", {}) or {}
     elif path.is_file():
         model_file = path
-        settings = read_json(path.parent / "config.json", {}) or {}
     else:
         raise RunError(f"model {str(model)!r} not found; pass a run folder or a .keras file")
     check_model_file(model_file)
+    settings = read_settings(model_file)
+    check_unit(model_file, settings)
     return model_file.resolve(), settings
+
+
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
+def read_settings(model_file: Path) -> dict:
+    """The config.json beside a model, checked: an object whose class names, size, threshold and calibration make sense.
+
+    A model with no config.json has the notebook's settings ({}).
+
+    Raises:
+        RunError: naming the file, what is wrong and what to do.
+    """
+    import json
+
+    path = model_file.parent / "config.json"
+    fix = f"restore it from the run's copy, or retrain; a .keras file on its own needs no {path.name}, so move it away"
+    try:
+        if not path.exists():
+            return {}
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise RunError(f"{str(path)!r} is {path.stat().st_size / 1e6:.0f} MB, not a catdog config.json; {fix}")
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise RunError(f"{str(path)!r} is unreadable ({type(exc).__name__}: {exc}); {fix}") from None
+    problem = _settings_problem(settings)
+    if problem:
+        raise RunError(f"{str(path)!r} is not a usable model record: {problem}; {fix}")
+    return settings
+
+
+def _settings_problem(settings) -> str | None:
+    import math
+
+    if not isinstance(settings, dict):
+        return f"it is a JSON {type(settings).__name__}, not an object"
+    names = settings.get("class_names")
+    if names is not None and not (isinstance(names, list) and len(names) == 2 and all(isinstance(n, str) and n for n in names)):
+        return f"class_names must be two names, got {names!r:.80}"
+    size = settings.get("image_size")
+    if size is not None and not (isinstance(size, int) and not isinstance(size, bool) and 8 <= size <= 4096):
+        return f"image_size must be an integer from 8 to 4096, got {size!r:.40}"
+    threshold = settings.get("threshold")
+    if threshold is not None and not (isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+                                      and math.isfinite(threshold) and 0 < threshold < 1):
+        return f"threshold must be a number between 0 and 1, got {threshold!r:.40}"
+    for key in ("calibration", "openset", "unit"):
+        if settings.get(key) is not None and not isinstance(settings[key], dict):
+            return f"{key!r} must be an object, got a {type(settings[key]).__name__}"
+    calibration = settings.get("calibration") or {}
+    for key in ("temperature", "uncertain_below"):
+        value = calibration.get(key)
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                                      and value > 0):
+            return f"calibration {key} must be a positive number, got {value!r:.40}"
+    return None
+
+
+def unit_record(model_file: Path) -> dict:
+    """config.json's `unit`: the sha256 of the model and of its check, written last when a run is finished."""
+    from catdog.hashing import file_sha256
+    from catdog.openset import path_for
+
+    check = path_for(model_file)
+    return {"model_sha256": file_sha256(model_file), "openset_sha256": file_sha256(check) if check.exists() else None}
+
+
+def check_unit(model_file: Path, settings: dict) -> None:
+    """Refuse a run whose model, calibration and check are not from one finish (e.g. killed while finishing).
+
+    config.json's `unit` (written after model.keras and openset.npz) names both files'
+    sha256; a model or a check that is not the recorded one means the parts disagree.
+    Records without `unit` (older catdog, a bare .keras file) are taken as they are.
+
+    Raises:
+        RunError: which part disagrees and what to do.
+    """
+    from catdog.hashing import cached_file_sha256
+    from catdog.openset import path_for
+
+    unit = settings.get("unit")
+    if not unit or model_file.name != config.MODEL_FILENAME:
+        return
+    check = path_for(model_file)
+    found = {"model_sha256": cached_file_sha256(model_file), "openset_sha256": cached_file_sha256(check) if check.exists() else None}
+    wrong = [key.split("_")[0] for key in found if unit.get(key) != found[key]]
+    if "openset" in wrong and check.exists():
+        from catdog.openset import OpenSet
+
+        OpenSet.load(check)  # a damaged check says what is wrong with it (OpenSetError) before "not whole" does
+    if wrong:
+        which = " and ".join({"model": config.MODEL_FILENAME, "openset": check.name}[w] for w in wrong)
+        raise RunError(
+            f"run {str(model_file.parent)!r} is not whole: its {which} is not the one its config.json records (a training "
+            "killed while it was finishing leaves new and old parts side by side); finish it with "
+            f"`catdog train --resume {model_file.parent}` (or `catdog openset fit {model_file.parent}` when only the check changed), "
+            "or train again"
+        )
 
 
 def check_model_file(path: Path) -> None:

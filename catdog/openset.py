@@ -27,16 +27,23 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from catdog.errors import CatdogError
+
 OPENSET_FILENAME = "openset.npz"
 FORMAT_VERSION = 2  # 2 adds the ImageNet part (logits_layer, pet_classes) and `distance`; version 1 files still load
 READABLE_VERSIONS = (1, 2)
 DEFAULT_FLAG_RATE = 0.02  # share of held-out training pets the check may flag
+# The ImageNet part's share: its held-out 2% flagged 2.5% of catdog-small/validation's full-size photos, 1% flags
+# 1.1-1.3% of them and still 97-98% of clothing and 100% of objects (benchmarks/lite0_design.py).
+IMAGENET_FLAG_RATE = 0.01
 SHRINKAGE = 0.1  # covariance shrinkage toward a scaled identity: stable with few photos per dimension
 MIN_FIT_PHOTOS = 20
 METHOD = "multi-layer Mahalanobis distance to the training photos' class means"
@@ -161,36 +168,142 @@ class OpenSet:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "OpenSet":
-        """Read a saved check.
+        """Read a saved check, validating everything before it is used (the file is untrusted input).
+
+        The file's size and each array's shape and dtype are checked from the headers,
+        before any array is read; then the values: finite, of consistent shapes, and a
+        threshold in a sane range. A check that does not pass is refused whole.
 
         Raises:
-            ValueError: the file is not a catdog open-set file of a known version.
+            OpenSetError: the file is not a valid catdog open-set file; the message names it and says what to do.
         """
+        path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(bytes(z["meta"]).decode())
-                if meta.get("version") not in READABLE_VERSIONS:
-                    raise ValueError(f"open-set file version {meta.get('version')!r} is not one of {READABLE_VERSIONS}")
-                n = len(meta["layers"])
-                return cls(
-                    layers=list(meta["layers"]),
-                    means=[z[f"mean_{i}"] for i in range(n)],
-                    whiten=[z[f"whiten_{i}"] for i in range(n)],
-                    centre=z["centre"],
-                    scale=z["scale"],
-                    threshold=float(z["threshold"]),
-                    info=dict(meta.get("info") or {}),
-                    head_w=z["head_w"] if "head_w" in z else None,
-                    head_b=float(z["head_b"]) if "head_b" in z else 0.0,
-                    # Checks saved before the head existed have no part statistics: 0 and 1 keep their scores and threshold.
-                    part_centre=z["part_centre"] if "part_centre" in z else np.zeros(1),
-                    part_scale=z["part_scale"] if "part_scale" in z else np.ones(1),
-                    logits_layer=meta.get("logits_layer"),
-                    pet_classes=z["pet_classes"] if "pet_classes" in z else None,
-                    distance=bool(meta.get("distance", True)),
-                )
-        except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cannot read the open-set check {str(path)!r}: {exc}") from exc
+            check = cls._read(path)
+            check.validate()
+            return check
+        except OpenSetError as exc:
+            hint = FIX_HINT.format(run=path.parent)
+            raise OpenSetError(f"the 'not a cat or dog' check {str(path)!r} is unusable: {exc}; {hint}") from None
+        except (OSError, KeyError, ValueError, TypeError, AttributeError, EOFError, zipfile.BadZipFile, json.JSONDecodeError,
+                UnicodeDecodeError, OverflowError, struct.error) as exc:
+            raise OpenSetError(f"the 'not a cat or dog' check {str(path)!r} is unreadable ({type(exc).__name__}: {exc}); "
+                               f"{FIX_HINT.format(run=path.parent)}") from None
+
+    @classmethod
+    def _read(cls, path: Path) -> "OpenSet":
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise OpenSetError(f"it is {size / 1e6:.0f} MB, over the {MAX_FILE_BYTES / 1e6:.0f} MB such a file can be")
+        _check_headers(path)
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            if not isinstance(meta, dict):
+                raise OpenSetError(f"its meta record is a {type(meta).__name__}, not an object")
+            if meta.get("version") not in READABLE_VERSIONS:
+                raise OpenSetError(f"version {meta.get('version')!r} is not one of {READABLE_VERSIONS}")
+            layers, logits_layer, info = meta.get("layers"), meta.get("logits_layer"), meta.get("info") or {}
+            if not (isinstance(layers, list) and all(isinstance(n, str) for n in layers) and len(layers) <= MAX_LAYERS):
+                raise OpenSetError(f"'layers' must be a list of layer names, got {layers!r:.80}")
+            if not (logits_layer is None or isinstance(logits_layer, str)) or not isinstance(info, dict):
+                raise OpenSetError("'logits_layer' or 'info' has the wrong type")
+            n = len(layers)
+            scalar = lambda key, default=None: float(_array(z, key, 0)) if key in z else default  # noqa: E731
+            return cls(
+                layers=list(layers),
+                # A check with a head (or only the ImageNet part) keeps no class statistics.
+                means=[_array(z, f"mean_{i}", 2) for i in range(n) if f"mean_{i}" in z],
+                whiten=[_array(z, f"whiten_{i}", 2) for i in range(n) if f"whiten_{i}" in z],
+                centre=_array(z, "centre", 1),
+                scale=_array(z, "scale", 1),
+                threshold=scalar("threshold"),
+                info=dict(info),
+                head_w=_array(z, "head_w", 1) if "head_w" in z else None,
+                head_b=scalar("head_b", 0.0),
+                # Checks saved before the head existed have no part statistics: 0 and 1 keep their scores and threshold.
+                part_centre=_array(z, "part_centre", 1) if "part_centre" in z else np.zeros(1),
+                part_scale=_array(z, "part_scale", 1) if "part_scale" in z else np.ones(1),
+                logits_layer=logits_layer,
+                pet_classes=_array(z, "pet_classes", 1, integer=True) if "pet_classes" in z else None,
+                distance=bool(meta.get("distance", True)),
+            )
+
+    def validate(self) -> None:
+        """Refuse a check whose arrays disagree in shape, are not finite, or whose threshold cannot be meant.
+
+        Raises:
+            OpenSetError: what is wrong.
+        """
+        if not (np.isfinite(self.threshold) and abs(self.threshold) <= MAX_THRESHOLD):
+            raise OpenSetError(f"its threshold {self.threshold!r} is not a finite score (scores are standardised: "
+                               f"within ±{MAX_THRESHOLD:g})")
+        if not np.isfinite(self.head_b):
+            raise OpenSetError("its head's bias is not finite")
+        parts = self.part_names
+        if not parts:
+            raise OpenSetError("it has no part to score with")
+        for name, value in (("part_centre", self.part_centre), ("part_scale", self.part_scale)):
+            if value.shape != (len(parts),):
+                raise OpenSetError(f"{name} has shape {value.shape}, the check has {len(parts)} part(s)")
+        if np.any(self.part_scale <= 0):
+            raise OpenSetError("a part's scale is not positive")
+        if self.pet_classes is not None:
+            if not self.logits_layer or not len(self.pet_classes) or np.any((self.pet_classes < 0) | (self.pet_classes >= 1000)):
+                raise OpenSetError("its ImageNet classes are not indices of the 1000 ImageNet classes, or it names no logits layer")
+        if self.head_w is None and self.distance and self.layers:
+            self._validate_distance()
+
+    def _validate_distance(self) -> None:
+        n = len(self.layers)
+        if len(self.means) != n or len(self.whiten) != n or self.centre.shape != (n,) or self.scale.shape != (n,):
+            raise OpenSetError(f"it has {len(self.means)} class means and {len(self.whiten)} whitening matrices for {n} layer(s)")
+        for mu, w in zip(self.means, self.whiten):
+            if mu.shape[1] != w.shape[0] or w.shape[0] != w.shape[1] or mu.shape[0] < 1:
+                raise OpenSetError(f"class means {mu.shape} and whitening {w.shape} do not fit together")
+        if np.any(self.scale <= 0):
+            raise OpenSetError("a layer's scale is not positive")
+
+
+class OpenSetError(CatdogError, ValueError):
+    """A saved open-set check is missing parts, damaged, oversized or inconsistent."""
+
+
+FIX_HINT = ("refit it with `catdog openset fit {run}`, or move the file away to use the model without the "
+            "'not a cat or dog' check (it then answers cat or dog for anything)")
+MAX_FILE_BYTES = 64 * 1024 * 1024  # a 1280-d distance check is 13 MB; nothing real comes near this
+MAX_ARRAY_VALUES = 4 * 1024 * 1024  # per array, read from its header before the array is read
+MAX_LAYERS = 16
+MAX_THRESHOLD = 1e3
+
+
+def _check_headers(path: Path) -> None:
+    """Every member of the .npz: a .npy whose header gives a numeric dtype and a bounded size (read before any data)."""
+    with zipfile.ZipFile(path) as zf:
+        members = zf.infolist()
+        if len(members) > 4 * MAX_LAYERS + 16:
+            raise OpenSetError(f"it holds {len(members)} arrays")
+        for info in members:
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(fh)
+            count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+            if dtype.hasobject or dtype.kind not in "biuf" or count > MAX_ARRAY_VALUES:
+                raise OpenSetError(f"array {info.filename!r} is {dtype} of shape {shape}: not a numeric array of a sane size")
+
+
+def _array(z, key: str, ndim: int, integer: bool = False) -> np.ndarray:
+    value = np.asarray(z[key])
+    if value.ndim != ndim:
+        raise OpenSetError(f"{key!r} has {value.ndim} dimensions, not {ndim}")
+    if integer:
+        if value.dtype.kind not in "iu":
+            raise OpenSetError(f"{key!r} must hold integers")
+        return value.astype(np.int64)
+    value = value.astype(np.float64)
+    if not np.all(np.isfinite(value)):
+        raise OpenSetError(f"{key!r} holds values that are not finite (NaN or infinity)")
+    return value
 
 
 def class_statistics(features: np.ndarray, labels: np.ndarray, shrinkage: float = SHRINKAGE) -> tuple[np.ndarray, np.ndarray]:
@@ -416,7 +529,7 @@ def fit_on_images(
     fit_labels: np.ndarray,
     held_images: np.ndarray,
     negatives: dict[str, np.ndarray] | None = None,
-    flag_rate: float = DEFAULT_FLAG_RATE,
+    flag_rate: float | None = None,
     held_out_source: str = "held-out training photos",
     seed: int = 0,
     log: Callable[[str], None] = print,
@@ -433,7 +546,8 @@ def fit_on_images(
         negatives: named sets of photos with no cat or dog: the pet-or-not head is fitted on them
             (`fit_head`); they never move the threshold. The share of them flagged is recorded
             (a fitting figure: docs/openset.md measures kinds the head never saw).
-        flag_rate: the share of `held_images` the threshold may flag.
+        flag_rate: the share of `held_images` the threshold may flag (default: `DEFAULT_FLAG_RATE`, or
+            for a pretrained backbone what `fit_on_features` chooses).
         held_out_source: what `held_images` are, for the record.
     """
     if pretrained_parts(model) is not None:
@@ -450,7 +564,7 @@ def fit_on_images(
     _, held_feats = extract(model, _rows(held_images, held_idx), layers)
     neg_feats = {name: extract(model, images, layers)[1] for name, images in (negatives or {}).items() if len(images)}
     pooled = [np.concatenate(per_layer) for per_layer in zip(*neg_feats.values())] if neg_feats else None
-    check = fit(fit_feats, np.asarray(fit_labels)[fit_idx], held_feats, layers, flag_rate, pooled)
+    check = fit(fit_feats, np.asarray(fit_labels)[fit_idx], held_feats, layers, flag_rate or DEFAULT_FLAG_RATE, pooled)
     check.info["threshold_from_source"] = held_out_source
     for name, feats in neg_feats.items():
         check.info.setdefault("negatives_flagged", {})[name] = round(float(check.is_not_pet(check.score(feats)).mean()), 4)
@@ -479,7 +593,7 @@ def fit_on_features(
     held_features: np.ndarray,
     class_names: Sequence[str],
     negatives: dict[str, np.ndarray] | None = None,
-    flag_rate: float = DEFAULT_FLAG_RATE,
+    flag_rate: float | None = None,
     held_out_source: str = "held-out training photos",
     seed: int = 0,
     log: Callable[[str], None] = print,
@@ -497,10 +611,12 @@ def fit_on_features(
         held_features: features of held-out photos of the same classes.
         class_names: the model's classes.
         negatives: {name: features} of photos with no cat or dog.
+        flag_rate: the share of held-out photos flagged (default: `IMAGENET_FLAG_RATE` for cats and dogs, else `DEFAULT_FLAG_RATE`).
     """
     feature_layer, logits_layer = pretrained_parts(model)
     kernel, bias = (np.asarray(w, np.float64) for w in model.get_layer(logits_layer).get_weights())
     pets = is_cats_and_dogs(class_names)
+    flag_rate = flag_rate if flag_rate is not None else IMAGENET_FLAG_RATE if pets else DEFAULT_FLAG_RATE
     rng = np.random.default_rng(seed)
     pick = lambda n, cap: np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)  # noqa: E731
     fit_idx, held_idx = pick(len(fit_features), MAX_FIT_PHOTOS), pick(len(held_features), MAX_HELD_OUT)
@@ -576,7 +692,7 @@ def fit_for_model(
     model: str | os.PathLike | None,
     folders: Sequence[str] | None = None,
     negatives: Sequence[str] | None = None,
-    flag_rate: float = DEFAULT_FLAG_RATE,
+    flag_rate: float | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[OpenSet, Path]:
     """(Re)fit the check of a saved model from its training photos and save it beside the model.
@@ -615,7 +731,12 @@ def fit_for_model(
     config_file = model_file.parent / "config.json"
     record = read_json(config_file, None)
     if isinstance(record, dict) and model_file.name == "model.keras":
-        atomic_write_json(config_file, {**record, "openset": check.summary()})
+        from catdog.model_files import unit_record
+
+        updated = {**record, "openset": check.summary()}
+        if record.get("unit"):  # the run is whole with its new check
+            updated["unit"] = unit_record(model_file)
+        atomic_write_json(config_file, updated)
     return check, path
 
 
@@ -677,23 +798,14 @@ def path_for(model_file: str | os.PathLike) -> Path:
     return model_file.with_name(OPENSET_FILENAME if model_file.name == "model.keras" else model_file.name + "." + OPENSET_FILENAME)
 
 
-def load_for(model_file: str | os.PathLike, log: Callable[[str], None] | None = None) -> OpenSet | None:
+def load_for(model_file: str | os.PathLike) -> OpenSet | None:
     """The check saved beside a model, or None when it has none.
 
-    A check that cannot be read is reported through `log` (the model still
-    answers cat or dog, without "not a cat or dog") rather than failing the model.
+    Raises:
+        OpenSetError: the file is there but unusable (the same on every backend,
+            command and page; its message names the file and what to do).
     """
     path = path_for(model_file)
     if not path.exists():
         return None
-    try:
-        return OpenSet.load(path)
-    except ValueError as exc:
-        (log or _warn)(f"{exc}; refit it with `catdog openset fit {Path(model_file).parent}`")
-        return None
-
-
-def _warn(message: str) -> None:
-    import logging
-
-    logging.getLogger(__name__).warning(message)
+    return OpenSet.load(path)

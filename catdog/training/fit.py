@@ -266,12 +266,26 @@ def finish(run: runs.Run, model, prepared: PreparedData, log: Log = print, state
     The check is written before the model files, so the model.onnx written
     after it computes its score (its record pins the check's sha256).
     """
+    begin_finish(run)
     calibrate_run(run, model, prepared, log)
     fit_openset_run(run, model, prepared, log)
     save_model(run, model, log)
+    end_finish(run)
     rows = run.metrics()
     run.write_status(state, ended=time.time(), epochs_done=len(rows), error=None, traceback=None, **status)
     log(f"Run {state} after {len(rows)} epoch(s); model saved to {run.model_path}")
+
+
+def begin_finish(run: runs.Run) -> None:
+    """Mark the run's parts as being replaced: until `end_finish`, no reader takes its model, calibration and check as one."""
+    run.write_config({**run.config(), "unit": {"state": "finishing"}})
+
+
+def end_finish(run: runs.Run) -> None:
+    """Record the sha256 of the model and the check just written (config.json's `unit`): the run is whole again."""
+    from catdog.model_files import unit_record
+
+    run.write_config({**run.config(), "unit": unit_record(run.model_path)})
 
 
 def calibrate_run(run: runs.Run, model, prepared: PreparedData, log: Log = print) -> None:

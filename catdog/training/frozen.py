@@ -24,6 +24,8 @@ from catdog import data, features, runs
 from catdog.errors import DatasetError
 
 HEAD_DROPOUT = 0.2
+HEAD_L2 = 1e-4  # with lr 1e-3, cosine, 30 epochs: the recipe measured in benchmarks/lite0_design.py
+PROGRESS_EVERY = 10.0  # seconds between the CLI's feature-progress lines
 MIN_STEPS = 20  # batches per epoch at least (benchmarks/lite0_design.py: 40 photos, 30 epochs)
 
 
@@ -109,9 +111,13 @@ def extractor_for(model, settings) -> features.FeatureExtractor:
 
 
 def _extract(run: runs.Run, name: str, images: data.ImageSet, extractor, log, request) -> features.FeatureSet:
-    start = time.time()
+    start, said = time.time(), [time.time()]
 
     def progress(done: int, total: int, left: float | None) -> None:
+        if time.time() - said[0] >= PROGRESS_EVERY and done < total:  # the CLI's progress: a line every few seconds
+            said[0] = time.time()
+            eta = f", about {left:.0f}s left" if left is not None else ""
+            log(f"  features of {name} photos: {done:,} of {total:,}{eta}")
         if request.is_set():
             raise StoppedEarly(f"stopped while computing features ({done:,} of {total:,} {name} photos done; "
                                "they stay in the cache, so the next training on these photos starts from there)")
@@ -137,7 +143,8 @@ def head_model(model, settings):
     layer = model.get_layer(OUTPUT_NAME)
     inputs = keras.Input(shape=(int(layer.kernel.shape[0]),), name="features")
     x = keras.layers.Dropout(HEAD_DROPOUT, name="dropout")(inputs)
-    head = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name=OUTPUT_NAME)(x), name=f"{model.name}_head")
+    dense = keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=keras.regularizers.l2(HEAD_L2), name=OUTPUT_NAME)
+    head = keras.Model(inputs, dense(x), name=f"{model.name}_head")
     head.get_layer(OUTPUT_NAME).set_weights(layer.get_weights())
     compile_for_training(head, settings.learning_rate, settings.label_smoothing, settings.ema)
     return head
@@ -219,9 +226,10 @@ def fit_head(job, head, prepared: FeatureData, request) -> bool:
 def finish_frozen(run: runs.Run, model, head, prepared: FeatureData, log=print, state: str = "finished") -> None:
     """Calibrate and fit the open-set check from the features, then save the full model (as `finish` does)."""
     from catdog.calibration import calibrate_probs
-    from catdog.training.fit import save_model
+    from catdog.training.fit import begin_finish, end_finish, save_model
     from catdog.training.warm_start import source_temperature
 
+    begin_finish(run)
     if prepared.calibration is not None and len(prepared.calibration):
         start, fitted = source_temperature(run.config().get("init_from"))
         cal, val = prepared.calibration, prepared.validation
@@ -234,6 +242,7 @@ def finish_frozen(run: runs.Run, model, head, prepared: FeatureData, log=print, 
     provenance.save(run.path, provenance.fingerprints(
         [*prepared.train.digests, *(prepared.calibration.digests if prepared.calibration is not None else [])]))
     save_model(run, model, log)
+    end_finish(run)
     rows = run.metrics()
     run.write_status(state, ended=time.time(), epochs_done=len(rows), error=None, traceback=None)
     log(f"Run {state} after {len(rows)} epoch(s); model saved to {run.model_path}")
