@@ -23,8 +23,9 @@ import os
 import secrets as _secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import tomllib
 
@@ -139,10 +140,11 @@ GUESSES = GuessLimiter()
 
 @dataclass
 class Attempts:
-    """One browser session's wrong answers, and when it may try again (time.monotonic)."""
+    """One browser session's wrong answers, and when it may try again (on `clock`, time.monotonic by default)."""
 
     failures: int = 0
     blocked_until: float = 0.0
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)  # tests inject their own
 
 
 def check_password(given: str | None, expected: str, attempts: Attempts, client: str = "?",
@@ -160,7 +162,7 @@ def check_password(given: str | None, expected: str, attempts: Attempts, client:
         (signed in, seconds to wait before the next attempt; > 0 means this one was not even checked).
     """
     limiter = limiter or GUESSES
-    now = time.monotonic()
+    now = attempts.clock()
     if now < attempts.blocked_until:
         return False, attempts.blocked_until - now
     wait = limiter.take()  # before comparing: a full bucket must not say whether a guess was right
