@@ -22,6 +22,9 @@ class RobustnessStats:
     inputs_refused: int = 0  # refused with a clear per-file error, as expected
     faults_injected: int = 0
     unexpected: list[str] = field(default_factory=list)  # crashes, wrong outcomes: must stay empty
+    # Files a test saw deleted or changed that no command should have touched (a user's file beside an export, an
+    # edited report, a file behind a symlink), counted from what the test observed *before* it asserts, so a loss
+    # is both counted and failed; 0 means every such check looked and found its files intact.
     files_lost: int = 0
     notes: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -43,6 +46,7 @@ class RobustnessStats:
             self.unexpected.append(what)
 
     def lost(self, n: int) -> None:
+        """Count `n` files the test observed lost; call it before the assert on the same observation."""
         with self._lock:
             self.files_lost += n
 
