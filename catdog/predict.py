@@ -31,6 +31,7 @@ from catdog.model_files import (  # noqa: F401 - also predict's API, as before t
     set_active_model,
 )
 from catdog.preprocess import ImageSource, load_array
+from catdog.verdicts import verdict
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,12 @@ class Prediction:
         return self.error is None
 
     def as_dict(self) -> dict:
+        """The result as `catdog predict --json` prints it: `answer` is what catdog answered, `label` the best class."""
         if self.error is not None:
             return {"file": self.file, "error": self.error}
         return {
             "file": self.file,
+            "answer": verdict(self),  # a class, "not sure" or "not a cat or dog"
             "label": self.label,
             "p_dog": round(self.p_dog, 6),
             "confidence": round(self.confidence, 6),
@@ -270,6 +273,12 @@ class Predictor:
 
     def label_for(self, p: float) -> str:
         return self.class_names[1] if p >= self.threshold else self.class_names[0]
+
+    def prediction(self, name: str, p: float, score: float | None = None) -> Prediction:
+        """The result for one image from its calibrated P(class 1) and open-set score (None without a check)."""
+        result = Prediction(file=name)
+        self._fill(result, p, score)
+        return result
 
     def _fill(self, result: Prediction, p: float, score: float | None = None) -> None:
         if not np.isfinite(p):

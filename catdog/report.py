@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from catdog.runs import Run, number
+from catdog.verdicts import ANSWER_COLOURS, NOT_SURE, best_guess, percent, verdict
 
 if TYPE_CHECKING:
     from catdog.evaluate import EvalReport
@@ -46,10 +47,12 @@ class Sample:
     gradcam: str | None = None
     notes: list[str] = field(default_factory=list)
     unsure: bool = False  # under the model's Not-sure line: the app showed "Not sure", not this answer
+    not_pet: bool = False  # flagged by the open-set check: the app showed "Not a cat or dog", not this answer
 
     @property
     def correct(self) -> bool:
-        return self.true == self.predicted
+        """Whether the app's answer was the true class (a flagged photo's was "not a cat or dog")."""
+        return self.true == self.predicted and not self.not_pet
 
 
 def evaluation_folder(run: Run, data: str | os.PathLike | None = None) -> Path | None:
@@ -116,25 +119,26 @@ def image_data_uri(image, fmt: str = "JPEG") -> str:
 
 def collect_samples(predictor: "Predictor", report: "EvalReport", mistakes: int = SAMPLE_MISTAKES,
                     correct: int = SAMPLE_CORRECT, gradcam: bool = True) -> list[Sample]:
-    """The most confident mistakes (a wrong "Not sure" answer after the confident ones), then the most
-    confident right answers, each with Grad-CAM."""
+    """The most confident mistakes (a wrong "Not sure" answer after the confident ones, a pet flagged "not a cat
+    or dog" after those), then the most confident right answers, each with Grad-CAM."""
     from catdog.preprocess import load_display_image
 
     names = report.class_names
     rows = []
-    for file, label, p in zip(report.files, report.labels, report.probs):
+    for file, label, p, flagged in zip(report.files, report.labels, report.probs, report.not_pet or [False] * len(report.files)):
         predicted = 1 if p >= report.threshold else 0
         confidence = p if predicted == 1 else 1.0 - p
-        rows.append((file, names[label], names[predicted], float(confidence)))
-    wrong = sorted((r for r in rows if r[1] != r[2]), key=lambda r: -r[3])[:mistakes]
-    right = sorted((r for r in rows if r[1] == r[2]), key=lambda r: -r[3])[:correct]
+        rows.append((file, names[label], names[predicted], float(confidence), bool(flagged)))
+    wrong = sorted((r for r in rows if r[1] != r[2] or r[4]), key=lambda r: (r[4], -r[3]))[:mistakes]  # flagged ones last
+    right = sorted((r for r in rows if r[1] == r[2] and not r[4]), key=lambda r: -r[3])[:correct]
     samples = []
-    for file, true, predicted, confidence in wrong + right:
+    for file, true, predicted, confidence, flagged in wrong + right:
         try:
             photo = image_data_uri(load_display_image(file, THUMB_SIDE))
         except Exception:  # noqa: BLE001 - an unreadable photo is left out of the grid
             continue
-        sample = Sample(Path(file).name, true, predicted, confidence, photo, unsure=confidence < report.uncertain_below)
+        sample = Sample(Path(file).name, true, predicted, confidence, photo, unsure=confidence < report.uncertain_below,
+                        not_pet=flagged)
         if gradcam:
             try:
                 from catdog.gradcam import explain
@@ -235,7 +239,8 @@ def build_report(run: Run, evaluation: "EvalReport | None" = None, samples: list
         parts.append(_samples_html(samples))
     if note:
         parts.append(f"<p class='note'>{esc(note)}</p>")
-    return _PAGE.format(marker=REPORT_MARKER, title=esc(f"catdog report · {run.id}"), body="\n".join(parts))
+    return _PAGE.format(marker=REPORT_MARKER, title=esc(f"catdog report · {run.id}"), body="\n".join(parts),
+                        not_sure=ANSWER_COLOURS[NOT_SURE][1])
 
 
 def _evaluation_html(report: "EvalReport", figure: _Figures) -> str:
@@ -301,17 +306,19 @@ def _openset_html(run: Run, evaluation: "EvalReport | None", not_pets: dict | No
 
 
 def _samples_html(samples: list[Sample]) -> str:
-    from catdog.verdicts import percent
+    from catdog.predict import Prediction
 
     esc = html.escape
     cards = []
     for s in samples:
-        verdict = "right" if s.correct else "unsure" if s.unsure else "wrong"
+        said = Prediction(s.name, s.predicted, confidence=s.confidence, uncertain=s.unsure, not_pet=s.not_pet)
+        answer, guess = verdict(said), best_guess(said)  # the app's words: 'Not a cat or dog · if it were a pet: cat, 97.0%'
+        kind = "right" if s.correct else "unsure" if answer == NOT_SURE else "wrong"
         images = f"<img src='{s.photo}' alt='{esc(s.name)}'>" + (f"<img src='{s.gradcam}' alt='Grad-CAM'>" if s.gradcam else "")
-        said = f"Not sure</b> · best guess {esc(s.predicted)}" if s.unsure else f"{esc(s.predicted)}</b>"
+        words = f"{esc(answer[:1].upper() + answer[1:])}</b> · {esc(guess)}" if guess else f"{esc(answer)}</b> {percent(s.confidence)}"
         cards.append(
-            f"<figure class='card {verdict}'><div class='pair'>{images}</div><figcaption><b>{said} "
-            f"{percent(s.confidence)} · true {esc(s.true)}{' ✗' if not s.correct else ' ✓'}<br><small>{esc(s.name)}"
+            f"<figure class='card {kind}'><div class='pair'>{images}</div><figcaption><b>{words}"
+            f" · true {esc(s.true)}{' ✗' if not s.correct else ' ✓'}<br><small>{esc(s.name)}"
             + "".join(f"<br>{esc(n)}" for n in s.notes) + "</small></figcaption></figure>"
         )
     return (f"<h2>Sample predictions</h2><p class='muted'>{esc(_samples_intro(samples))} Right of each photo: Grad-CAM, "
@@ -321,8 +328,9 @@ def _samples_html(samples: list[Sample]) -> str:
 
 def _samples_intro(samples: list[Sample]) -> str:
     """'The 2 most confident mistakes first, then 1 wrong best guess under the Not-sure line (...), then confident right answers.'"""
-    confident = sum(not s.correct and not s.unsure for s in samples)
-    unsure = sum(not s.correct and s.unsure for s in samples)
+    confident = sum(not s.correct and not s.unsure and not s.not_pet for s in samples)
+    unsure = sum(not s.correct and s.unsure and not s.not_pet for s in samples)
+    flagged = sum(s.not_pet for s in samples)
     parts = []
     if confident == 1:
         parts.append("The one confident mistake first")
@@ -331,6 +339,9 @@ def _samples_intro(samples: list[Sample]) -> str:
     if unsure:
         guesses = "wrong best guess" if unsure == 1 else "wrong best guesses"
         parts.append(f"{'then ' if parts else ''}{unsure} {guesses} under the Not-sure line (the app says \"Not sure\" there)")
+    if flagged:
+        photos = "photo" if flagged == 1 else "photos"
+        parts.append(f"{'then ' if parts else ''}{flagged} {photos} the app calls \"Not a cat or dog\"")
     parts.append(f"{'then ' if parts else ''}confident right answers" if any(s.correct for s in samples) else "")
     text = ", ".join(p for p in parts if p)
     return (text[0].upper() + text[1:] + ".") if text else ""
@@ -358,7 +369,7 @@ html {{ overflow-y: scroll; }}
 .metric b {{ font-size: 1.4em; }} .metric b + span {{ margin-top: 2px; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 12px; }}
 .card {{ margin: 0; border: 1px solid #E5E7EB; border-radius: 8px; padding: 8px; }}
-.card.wrong {{ border-color: #D55E00; }} .card.unsure {{ border-color: #9CA3AF; border-style: dashed; }}
+.card.wrong {{ border-color: #D55E00; }} .card.unsure {{ border-color: {not_sure}; border-style: dashed; }}
 .pair {{ display: flex; gap: 4px; }}
 .pair img {{ width: 50%; aspect-ratio: 1; object-fit: cover; border-radius: 4px; }}
 figcaption {{ margin-top: 6px; }}

@@ -1,9 +1,10 @@
 """Predictions as rows: the Predict page's table and its CSV download.
 
-One row per photo, errors included. `label` is the model's cat/dog answer (only
-its best guess when `not_pet`); `not_pet` and `openset_score` come from the
-model's "not a cat or dog" check (False and blank without one). Nothing here
-imports TensorFlow or Streamlit.
+One row per photo, errors included. `answer` is what catdog answered (a class,
+"not sure", "not a cat or dog" or "unreadable": `catdog.verdicts.verdict`);
+`label` is the model's best class, whatever the answer; `not_pet` and
+`openset_score` come from the model's "not a cat or dog" check (False and blank
+without one). Nothing here imports TensorFlow or Streamlit.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import csv
 import io
 from typing import Iterable, Sequence
+
+from catdog.verdicts import verdict
 
 
 def prediction_rows(results: Iterable, class_names: Sequence[str]) -> list[dict]:
@@ -27,8 +30,8 @@ def prediction_rows(results: Iterable, class_names: Sequence[str]) -> list[dict]
         raise ValueError(f"class_names must name two classes, got {list(class_names)!r}")
     key = f"p_{class_names[1]}"
     return [
-        {"file": r.file, "label": r.label or "", "confidence": r.confidence, "not_sure": r.uncertain, "not_pet": r.not_pet,
-         key: r.p_dog, "openset_score": r.openset_score, "error": r.error or ""}
+        {"file": r.file, "answer": verdict(r), "label": r.label or "", "confidence": r.confidence, "not_sure": r.uncertain,
+         "not_pet": r.not_pet, key: r.p_dog, "openset_score": r.openset_score, "error": r.error or ""}
         for r in results
     ]
 

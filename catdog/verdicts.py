@@ -1,7 +1,9 @@
-"""How a prediction is said: its verdict (a class, "Not sure", "Not a cat or dog"), its confidence, and a tally.
+"""How a prediction is said: its verdict (a class, "Not sure", "Not a cat or dog"), its confidence, its colour, and a tally.
 
-One place for the words, so `catdog predict`, the Predict page and the run
-report say the same thing. Nothing here imports TensorFlow or Streamlit.
+One place for the words and colours, so `catdog predict`, its `--json`, the
+Predict page, its CSV and the run report say the same thing. The verdict is
+what the product answered (exported as `answer`); a prediction's `label` stays
+the model's best class. Nothing here imports TensorFlow or Streamlit.
 """
 
 from __future__ import annotations
@@ -12,6 +14,11 @@ from typing import Iterable, Sequence
 NOT_SURE = "not sure"
 NOT_PET = "not a cat or dog"
 UNREADABLE = "unreadable"
+# Each answer's colour: (Streamlit Markdown colour name, hex for HTML), the one definition the pages and the report
+# use. The classes are yellow and blue, "not sure" grey, "not a cat or dog" red: a class is far from every other
+# answer for colour-blind readers too (class 0 was orange, beside the red; tests/test_verdicts.py measures it).
+CLASS_COLOURS = (("yellow", "#DEA816"), ("blue", "#1C83E1"))
+ANSWER_COLOURS = {NOT_SURE: ("gray", "#9CA3AF"), NOT_PET: ("red", "#D94A57"), UNREADABLE: ("red", "#D94A57")}
 HIGHEST_SHOWN = 0.999  # a model's answer is never certain: 0.9998 shows as 99.9%, never 100.0%
 
 
@@ -69,6 +76,28 @@ def verdict(result) -> str:
     if result.uncertain:
         return NOT_SURE
     return str(result.label)
+
+
+def best_guess(result) -> str | None:
+    """The class behind a "not a cat or dog" or "not sure" verdict, worded so that its percentage belongs to it.
+
+    'if it were a pet: cat, 90.4%' (never "not a cat or dog 90.4%", which reads as sure it is no pet),
+    'best guess: cat, 62.0%'; None for an answered class or an unreadable photo.
+    """
+    said = verdict(result)
+    if said == NOT_PET:
+        return f"if it were a pet: {result.label}, {percent(result.confidence)}"
+    if said == NOT_SURE:
+        return f"best guess: {result.label}, {percent(result.confidence)}"
+    return None
+
+
+def colour(answer: str, class_names: Sequence[str]) -> tuple[str, str]:
+    """(Streamlit Markdown colour name, hex) of an answer: a class by its index in `class_names`, else its verdict's."""
+    if answer in ANSWER_COLOURS:
+        return ANSWER_COLOURS[answer]
+    index = list(class_names).index(answer) if answer in class_names else len(CLASS_COLOURS) - 1
+    return CLASS_COLOURS[index % len(CLASS_COLOURS)]
 
 
 def tally(results: Iterable, class_names: Sequence[str]) -> dict[str, int]:

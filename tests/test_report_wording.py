@@ -22,7 +22,15 @@ def test_a_wrong_answer_under_the_not_sure_line_is_shown_as_not_sure():
     text = _samples_html([_sample("cat", "dog", 0.599, unsure=True), _sample("dog", "dog", 0.99)])
     assert "confident mistake" not in text
     assert "1 wrong best guess under the Not-sure line" in text
-    assert "<b>Not sure</b> · best guess dog 59.9%" in text and "card unsure" in text
+    assert "<b>Not sure</b> · best guess: dog, 59.9% · true cat ✗" in text and "card unsure" in text
+
+
+def test_a_pet_the_check_flagged_shows_the_apps_answer_not_the_class():
+    flagged = Sample("cat-0.97.jpg", "cat", "cat", 0.97, PHOTO, not_pet=True)
+    text = _samples_html([flagged, _sample("dog", "dog", 0.99)])
+    assert "<b>Not a cat or dog</b> · if it were a pet: cat, 97.0% · true cat ✗" in text  # the app did not say cat
+    assert "<b>cat</b>" not in text and "confident mistake" not in text
+    assert "1 photo the app calls &quot;Not a cat or dog&quot;, then confident right answers." in text
 
 
 def test_the_shown_confidence_never_rounds_up_to_certainty():

@@ -1,4 +1,4 @@
-"""Predictions as rows and CSV (the Predict page's table and download): the not_pet column and the check's score."""
+"""Predictions as rows and CSV (the Predict page's table and download): the answer, the not_pet column and the check's score."""
 
 from __future__ import annotations
 
@@ -28,9 +28,23 @@ def test_rows_have_the_not_pet_flag_and_the_checks_score_for_every_photo():
 def test_the_csv_has_a_not_pet_column_and_reads_back():
     data = rows_csv(prediction_rows(RESULTS, ["cat", "dog"])).decode("utf-8")
     read = list(csv.DictReader(io.StringIO(data)))
-    assert list(read[0]) == ["file", "label", "confidence", "not_sure", "not_pet", "p_dog", "openset_score", "error"]
+    assert list(read[0]) == ["file", "answer", "label", "confidence", "not_sure", "not_pet", "p_dog", "openset_score", "error"]
     assert [(r["file"], r["not_pet"], r["openset_score"]) for r in read] == [
         ("rocket.jpg", "True", "7.5"), ("cat-1.jpg", "False", "-0.4"), ("broken.jpg", "False", "")]
+
+
+def test_each_row_says_what_was_answered_beside_the_best_class():
+    unsure = Prediction("blurry.jpg", "cat", 0.4, 0.6, True)
+    rows = prediction_rows([*RESULTS, unsure], ["cat", "dog"])
+    assert [r["answer"] for r in rows] == ["not a cat or dog", "cat", "unreadable", "not sure"]
+    assert [r["label"] for r in rows] == ["dog", "cat", "", "cat"]  # label: the best class, as before
+    read = list(csv.DictReader(io.StringIO(rows_csv(rows).decode("utf-8"))))
+    assert read[0]["answer"] == "not a cat or dog" and read[0]["label"] == "dog"
+
+
+def test_the_answer_uses_the_models_own_class_names():
+    rows = prediction_rows([Prediction("bottle.jpg", "glass", 0.1, 0.9, False)], ["glass", "metal"])
+    assert rows[0]["answer"] == "glass" and "p_metal" in rows[0]
 
 
 def test_a_model_with_one_class_name_is_refused_with_the_names():
