@@ -187,7 +187,8 @@ class TemperatureChoice:
     fitted: float | None = None
 
 
-def choose_temperature(labels, probs, start: float = DEFAULT_TEMPERATURE, start_is_calibrated: bool = False) -> TemperatureChoice:
+def choose_temperature(labels, probs, start: float = DEFAULT_TEMPERATURE, start_is_calibrated: bool = False,
+                       what: str = "held-out training photos") -> TemperatureChoice:
     """The temperature for a trained model from its held-out calibration photos, safe on a handful of them.
 
     Under `MIN_FIT_PHOTOS` photos, or photos of one class only, `start` is kept.
@@ -200,6 +201,7 @@ def choose_temperature(labels, probs, start: float = DEFAULT_TEMPERATURE, start_
         labels, probs: the calibration photos' 0/1 labels and the model's raw P(class 1).
         start: the starting model's temperature (1.0: an uncalibrated or new model).
         start_is_calibrated: whether `start` was fitted before (a warm start).
+        what: what the photos and their probabilities are, for the record.
     """
     if not np.isfinite(start) or start <= 0:
         raise ValueError(f"start must be a positive temperature, got {start!r}")
@@ -218,7 +220,7 @@ def choose_temperature(labels, probs, start: float = DEFAULT_TEMPERATURE, start_
     toward = f"the starting model's {start:.3g}" if start_is_calibrated else "1 (uncalibrated)"
     worth = prior_worth(y, probs, temperature, sigma)
     worth_text = f"about {worth:,.0f} photos" if np.isfinite(worth) else "many photos"
-    return TemperatureChoice(temperature, f"fitted on {n} held-out training photos, pulled toward {toward} by a prior worth "
+    return TemperatureChoice(temperature, f"fitted on {n} {what}, pulled toward {toward} by a prior worth "
                              f"{worth_text}", kept=False, fitted=fitted)
 
 
@@ -269,7 +271,8 @@ def calibrate(
 
 
 def calibrate_probs(
-    labels, raw, validation: tuple | None = None, log=print, start: float = DEFAULT_TEMPERATURE, start_is_calibrated: bool = False
+    labels, raw, validation: tuple | None = None, log=print, start: float = DEFAULT_TEMPERATURE, start_is_calibrated: bool = False,
+    what: str = "held-out training photos",
 ) -> dict:
     """`calibrate` from the model's raw P(class 1) of the held-out training photos (and, reported only, of validation's).
 
@@ -279,7 +282,7 @@ def calibrate_probs(
     """
     labels = np.asarray(labels)
     raw = np.asarray(raw, np.float64)
-    choice = choose_temperature(labels, raw, start, start_is_calibrated)
+    choice = choose_temperature(labels, raw, start, start_is_calibrated, what)
     temperature = choice.temperature
     record = {
         "temperature": round(temperature, 6),

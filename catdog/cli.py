@@ -119,6 +119,12 @@ def _add_data_parsers(sub) -> None:
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quarantine", action="store_true", help="move corrupt files to DIR.quarantine/ (never deletes)")
+    p = dsub.add_parser("pair", help="two classes from one folder whose file names start with the class (glass_1.jpg, metal_7.jpg)")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("classes", nargs=2, metavar="CLASS")
+    p.add_argument("--train-per-class", type=int, default=40, help="training photos per class; the rest are the test photos")
+    p.add_argument("--dest", default=None, help="new folder (default CATDOG_HOME/datasets/A-vs-B)")
+    p.add_argument("--seed", type=int, default=0)
 
 
 def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
@@ -165,30 +171,36 @@ def _print_bundled(out) -> None:
         print(f"\nbundled model: {entry.preset or '?'} at {entry.image_size or '?'}px{acc}\n  {entry.path}", file=out)
 
 
-def _keras_verbosity(out) -> int:
-    """Keras' live progress bar on a terminal; one line per epoch into a log file or pipe."""
-    try:
-        return 1 if out.isatty() else 2
-    except (AttributeError, ValueError):
-        return 2
-
-
 def cmd_train(args, out) -> int:
     from catdog.distribute import check_environment
     from catdog.training import config_from_args, resume, train
 
     check_environment()  # a bad TF_CONFIG or CATDOG_CLUSTER_TIMEOUT is refused before a run folder exists
-    session = {"stream": out, "lock": not args.no_lock, "verbose": _keras_verbosity(out)}
+    session = {"stream": out, "lock": not args.no_lock, "verbose": 0}  # catdog logs one line per epoch: no Keras bar
     if args.resume:
         run = resume(args.resume, epochs=args.epochs, requested_at=args.requested_at, **session)
-        print(run.path, file=out)
-        return 0
-    if not args.data:
+    elif not args.data:
         raise ValueError("--data is required (the dataset folder), unless you --resume a run")
-    cfg = config_from_args(args)  # unset flags stay None: `train` resolves them as TrainConfig(...) does
-    run = train(cfg, runs_dir=args.runs_dir, run_id=args.run_id, **session)
-    print(run.path, file=out)
+    else:
+        cfg = config_from_args(args)  # unset flags stay None: `train` resolves them as TrainConfig(...) does
+        run = train(cfg, runs_dir=args.runs_dir, run_id=args.run_id, **session)
+    result = _result_line(run)
+    if result:
+        print(result, file=out)
+    print(run.path, file=out)  # last, for scripts
     return 0
+
+
+def _result_line(run) -> str | None:
+    """'Validation accuracy: 83.3% before training → 91.7% after, on 60 validation photos' when the run
+    recorded `before`, else the saved model's 'Validation accuracy: 91.7%'; None without a saved model."""
+    from catdog.compare import before_after_text
+
+    text = before_after_text(run)
+    if text is None:
+        accuracy = run.model_val_accuracy()
+        text = None if accuracy is None else f"{accuracy:.1%}"
+    return None if text is None else f"Validation accuracy: {text}"
 
 
 def cmd_predict(args, out) -> int:
@@ -196,7 +208,7 @@ def cmd_predict(args, out) -> int:
 
     predictor = Predictor.load(args.model, precision=args.precision, backend=args.backend)
     if not args.json:  # --json stays one object per line
-        print(_model_line(predictor, args.model), file=out)
+        print(_model_line(predictor, asked=args.model), file=out)
     failed, stems = 0, set()
     for source, result in zip(args.images, predictor.predict(args.images)):
         failed += not result.ok
@@ -214,29 +226,38 @@ def cmd_predict(args, out) -> int:
 
 
 def _model_line(predictor, asked: str | None) -> str:
-    """'model: PATH (the bundled model, on onnxruntime)': which model answered, why that one, and whether it has
-    a "not a cat or dog" check (without one it never says so)."""
-    from catdog.predict import bundled_model_dir
+    """'Model: bundled lite0 (active; --model picks another) · ONNX Runtime': which model answers, on what, and
+    whether it has a "not a cat or dog" check (without one it never says so)."""
+    runtime = "ONNX Runtime" if predictor.backend == "onnxruntime" else "TensorFlow"
+    active = "" if asked is not None else " (active; --model picks another)"
+    check = "" if getattr(predictor, "openset", None) is not None else " · no 'not a cat or dog' check (catdog openset fit adds one)"
+    return f"Model: {_model_name(Path(predictor.source))}{active} · {runtime}{check}"
 
-    why = ""
-    if asked is None:
-        bundled = bundled_model_dir()
-        if bundled is not None and Path(predictor.source) == (bundled / config.MODEL_FILENAME).resolve():
-            why = "the bundled model, "
-        else:
-            why = "the active model, set in the app or with `catdog use` (--model picks another), "
-    check = "" if getattr(predictor, "openset", None) is not None else "; no 'not a cat or dog' check (catdog openset fit adds one)"
-    return f"model: {predictor.source} ({why}on {predictor.backend}{check})"
+
+def _model_name(model_file: Path) -> str:
+    """'bundled lite0', 'run ID' (a run in the runs folder), or the model file's path."""
+    from catdog.model_files import bundled_model_dir, read_settings
+
+    bundled = bundled_model_dir()
+    if bundled is not None and model_file == (bundled / config.MODEL_FILENAME).resolve():
+        try:
+            preset = read_settings(model_file).get("model")
+        except (CatdogError, OSError):
+            preset = None
+        return f"bundled {preset}" if preset else "bundled model"
+    if model_file.name == config.MODEL_FILENAME and model_file.parent.parent == config.runs_dir().resolve():
+        return f"run {model_file.parent.name}"
+    return str(model_file)
 
 
 def _prediction_line(result) -> str:
-    """FILE, verdict, confidence and P: 'not sure' and 'not a cat or dog' marked, with the best guess."""
-    from catdog.verdicts import NOT_PET, NOT_SURE, percent, probability, verdict
+    """FILE, answer, then the confidence or, for 'not sure' and 'not a cat or dog', the best guess with its own
+    percentage ('if it were a pet: cat, 90.4%'), then P: tab-separated."""
+    from catdog.verdicts import best_guess, percent, probability, verdict
 
-    said = verdict(result)
-    if said in (NOT_SURE, NOT_PET):
-        said = f"{said} (best guess {result.label})"
-    return f"{result.file}\t{said}\t{percent(result.confidence)}\t(p_dog{probability(result.p_dog, 4, space=False)})"
+    guess = best_guess(result)
+    shown = f"({guess})" if guess else percent(result.confidence)
+    return f"{result.file}\t{verdict(result)}\t{shown}\t(p_dog{probability(result.p_dog, 4, space=False)})"
 
 
 def _unique_stem(source: str, used: set[str]) -> str:
@@ -315,8 +336,12 @@ def _print_not_pets(result: dict, predictor, as_json: bool, out) -> int:
         return 0
     print(f"not-pets: {result['data']}: {result['flagged']:,} of {result['n']:,} photos flagged 'not a cat or dog' "
           f"({result['share']:.1%}; model {predictor.source}, on {predictor.backend})", file=out)
-    for row in result["missed"][:_SHOW_WRONG]:
-        print(f"  missed {row['file']}	answered {row['label']}	score {row['score']:.2f}", file=out)
+    missed, unsure = result["missed"], result.get("not_sure", [])
+    print(f"  answered {' or '.join(predictor.class_names)}: {len(missed):,} · answered not sure: {len(unsure):,}", file=out)
+    for row in missed[:_SHOW_WRONG]:
+        print(f"  missed {row['file']}\tanswered {row['label']}\tscore {row['score']:.2f}", file=out)
+    for row in unsure[:_SHOW_WRONG]:
+        print(f"  not sure {row['file']}\tbest guess {row['label']}\tscore {row['score']:.2f}", file=out)
     return 0
 
 
@@ -463,6 +488,14 @@ def cmd_download(args, out) -> int:
 
 def cmd_data(args, out) -> int:
     from catdog.inspect import format_report, inspect_dataset, quarantine
+
+    if args.data_command == "pair":
+        from catdog.sources import pair_by_name
+
+        path = pair_by_name(args.dir, tuple(args.classes), args.train_per_class, args.dest, args.seed)
+        print(f"dataset ready: {path} (train/ and test/, {args.train_per_class} training photos per class; "
+              "the Train page suggests it)", file=out)
+        return 0
 
     report = inspect_dataset(args.dir)
     moved = quarantine(report) if args.quarantine else []

@@ -259,3 +259,55 @@ def active_dataset() -> Path | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return folder if folder.is_dir() else None
+
+
+def pair_by_name(source: str | os.PathLike, classes: tuple[str, str], train_per_class: int, dest: str | os.PathLike | None = None,
+                 seed: int = 0) -> Path:
+    """A two-class dataset from one folder whose file names start with the class (`glass_12.jpg`, `Abyssinian_3.jpg`).
+
+    Copies a seeded draw of `train_per_class` photos of each class into `<dest>/train/<class>/` and the
+    rest into `<dest>/test/<class>/` (the photos a training validates on: they choose nothing), then makes
+    it the dataset the Train page suggests.
+
+    Args:
+        source: the folder (not searched below its top level).
+        classes: the two name prefixes; a file belongs to one when its name starts with it followed by
+            `_`, `-`, `.` or a digit.
+        train_per_class: training photos per class (at least 10; at least 5 more must be left to test on).
+        dest: the new folder (default `CATDOG_HOME/datasets/<a>-vs-<b>`); it must not exist yet.
+
+    Raises:
+        DatasetError: a class with too few photos, classes that are the same, or an existing dest.
+    """
+    import random
+    import re
+    import shutil
+
+    folder = Path(source).expanduser()
+    if not folder.is_dir():
+        raise DatasetError(f"{str(source)!r} is not a folder")
+    a, b = (str(c).strip() for c in classes)
+    if not a or not b or a.lower() == b.lower():
+        raise DatasetError(f"give two different class names, got {a!r} and {b!r}")
+    if not isinstance(train_per_class, int) or train_per_class < 10:
+        raise DatasetError(f"train_per_class must be an integer of at least 10, got {train_per_class!r}")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in config.IMAGE_EXTENSIONS)
+    picked = {}
+    for name in (a, b):
+        rule = re.compile(re.escape(name.lower()) + r"[_\-.0-9]")
+        own = [p for p in files if rule.match(p.name.lower())]
+        if len(own) < train_per_class + 5:
+            raise DatasetError(f"{str(folder)!r} has {len(own)} photos named {name}_…; {train_per_class} to train on and "
+                               "at least 5 to test on are needed: ask for fewer with --train-per-class")
+        random.Random(f"{seed}:{name}").shuffle(own)
+        picked[name] = own
+    target = Path(dest).expanduser() if dest else _free_dest(f"{a}-vs-{b}")
+    if target.exists():
+        raise DatasetError(f"{str(target)!r} already exists; choose another --dest")
+    for name, own in picked.items():
+        for split, chosen in (("train", own[:train_per_class]), ("test", own[train_per_class:])):
+            (target / split / name).mkdir(parents=True, exist_ok=True)
+            for path in chosen:
+                shutil.copy2(path, target / split / name / path.name)
+    set_active_dataset(target)
+    return target

@@ -24,7 +24,10 @@ def _isolated_home(tmp_path_factory):
     # The pages apply the server's path rule: the tests' datasets live in pytest's temp folder and ../shared/data.
     os.environ["CATDOG_DATA_ROOTS"] = os.pathsep.join(map(str, (tmp_path_factory.getbasetemp(), SHARED_DATA.parent, REPO)))
     os.environ.pop("CATDOG_RUNS_DIR", None)
-    os.environ.pop("CATDOG_CACHE_DIR", None)
+    # One cache for the session, shared by the xdist workers and every CATDOG_HOME a test sets: the bundled
+    # model's ONNX conversion and the Lite0 weights are made once, not once per test (tests of caches set their own).
+    base = tmp_path_factory.getbasetemp()
+    os.environ["CATDOG_CACHE_DIR"] = str((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-cache")
     yield home
     for k, v in old.items():
         if v is None:

@@ -142,3 +142,45 @@ def test_progressive_resizing_is_refused_for_a_frozen_backbone_before_a_run_exis
     with pytest.raises(DatasetError, match="leave --progressive-size unset"):
         _train(data, tmp_path / "runs", "p", progressive_size=64)
     assert not (tmp_path / "runs" / "p").exists()
+
+
+def test_a_small_training_is_calibrated_on_out_of_fold_predictions_and_records_its_before(tmp_path):
+    data = make_class_folders(tmp_path / "data", n=24, size=(64, 48))
+    run, log = _train(data, tmp_path / "runs", "small", epochs=2)
+    record = json.loads((run.path / "config.json").read_text())
+    assert record["calibration"]["out_of_fold"] == 5
+    assert "out-of-fold predictions" in record["calibration"]["method"]
+    assert record["calibration"]["fitted_on"] == record["n_train"] + record["n_calibration"]
+    # A new head's "before" is the untrained head, on the validation photos that chose nothing (no early stopping).
+    assert record["before"]["model"] == "lite0, its head untrained" and record["early_stopping"] == 0
+
+
+def test_a_lite0_warm_start_keeps_the_presets_epochs_and_no_early_stopping():
+    from catdog.training import TrainConfig, resolve
+
+    warm = resolve(TrainConfig(data=str(REPO), model="lite0", init_from=str(REPO / "assets" / "model")))
+    assert warm.epochs == 30 and warm.early_stopping == 0
+    compact = resolve(TrainConfig(data=str(REPO), model="compact", init_from=None))
+    assert compact.early_stopping == 0
+
+
+def test_data_pair_makes_two_class_folders_from_file_names_with_the_rest_to_test_on(tmp_path, monkeypatch):
+    from catdog import sources
+    from catdog.cli import main
+    from catdog.errors import DatasetError
+    from tests.fixtures import write_image
+
+    flat = tmp_path / "flat"
+    for kind, n in (("glass", 18), ("metal", 16), ("paper", 3)):
+        for i in range(n):
+            write_image(flat / f"{kind}_{kind}{i}.jpg", size=(20, 20), seed=i)
+    write_image(flat / "glassware.jpg", size=(20, 20))  # not "glass_": not a glass photo
+    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
+    out = io.StringIO()
+    assert main(["data", "pair", str(flat), "glass", "metal", "--train-per-class", "10"], out=out, err=io.StringIO()) == 0
+    made = tmp_path / "home" / "datasets" / "glass-vs-metal"
+    counts = {p.relative_to(made).as_posix(): len(list(p.iterdir())) for p in sorted(made.glob("*/*"))}
+    assert counts == {"test/glass": 8, "test/metal": 6, "train/glass": 10, "train/metal": 10}
+    assert sources.suggested_dataset() == made.resolve()
+    with pytest.raises(DatasetError, match="has 3 photos named paper"):
+        sources.pair_by_name(flat, ("glass", "paper"), 10)

@@ -26,7 +26,11 @@ from catdog.errors import DatasetError
 HEAD_DROPOUT = 0.2
 HEAD_L2 = 1e-4  # with lr 1e-3, cosine, 30 epochs: the recipe measured in benchmarks/lite0_design.py
 PROGRESS_EVERY = 10.0  # seconds between the CLI's feature-progress lines
-MIN_STEPS = 20  # batches per epoch at least (benchmarks/lite0_design.py: 40 photos, 30 epochs)
+MIN_STEPS = 20
+# Fewer held-out calibration photos than this: the temperature comes from out-of-fold predictions of every
+# training photo (FOLDS heads, each trained without its fold), so 20 photos a class still give a calibrated model.
+CROSS_FIT_BELOW = 200
+FOLDS = 5  # batches per epoch at least (benchmarks/lite0_design.py: 40 photos, 30 epochs)
 
 
 class StoppedEarly(Exception):
@@ -61,6 +65,7 @@ def fit_frozen(job, request) -> None:
     """`fit` for a preset with a frozen backbone: features, head, then the usual finish."""
     import keras
 
+    from catdog.models.layers import OUTPUT_NAME
     from catdog.training.data_prep import check_readable, folders_record, layouts_kind, split_photos
 
     run, settings, log = job.run, job.settings, job.log
@@ -83,10 +88,11 @@ def fit_frozen(job, request) -> None:
     head = head_model(model, settings)
     if settings.init_from:
         warn_overlap(run, settings.init_from, prepared, log)
-        score_before_features(run, head, prepared, settings, log)
+    score_before_features(run, head, prepared, settings, log)  # the starting head: --init-from's, or an untrained one
+    start_weights = head.get_layer(OUTPUT_NAME).get_weights()
     stopped = fit_head(job, head, prepared, request)
     copy_head(head, model)
-    finish_frozen(run, model, head, prepared, log, state="stopped" if stopped else "finished")
+    finish_frozen(run, model, head, prepared, start_weights, log, state="stopped" if stopped else "finished")
 
 
 def new_frozen_model(settings, warm_source=None, log=print):
@@ -186,13 +192,18 @@ def warn_overlap(run: runs.Run, init_from: str, prepared: FeatureData, log=print
 
 
 def score_before_features(run: runs.Run, head, prepared: FeatureData, settings, log=print) -> dict:
-    """The starting model's accuracy and loss on the validation photos (config.json's `before`), from their features."""
+    """The starting head's accuracy and loss on the validation photos (config.json's `before`), from their features.
+
+    Recorded for every frozen training, a new one too (its untrained head is the "before"): with no
+    early stopping, these photos pick nothing, so "before -> after" on them is a fair measure.
+    """
     v = prepared.validation
     scores = head.evaluate(v.features, v.labels.astype(np.float32), batch_size=1024, verbose=0, return_dict=True)
     before = {"val_accuracy": round(float(scores["accuracy"]), 6), "val_loss": round(float(scores["loss"]), 6),
-              "n": len(v), "model": settings.init_from}
+              "n": len(v), "model": settings.init_from or f"{settings.model}, its head untrained"}
     run.write_config({**run.config(), "before": before})
-    log(f"Before training: the starting model scores {before['val_accuracy']:.1%} (loss {before['val_loss']:.4f}) "
+    start = "the starting model" if settings.init_from else f"{settings.model} with an untrained head"
+    log(f"Before training: {start} scores {before['val_accuracy']:.1%} (loss {before['val_loss']:.4f}) "
         f"on the {before['n']:,} validation photos")
     return before
 
@@ -203,39 +214,81 @@ def fit_head(job, head, prepared: FeatureData, request) -> bool:
     An epoch is at least `MIN_STEPS` batches (the photos drawn again in a new
     order), so 40 photos train as well as 4,000 do in the same epochs.
     """
-    import tensorflow as tf
-
     from catdog.callbacks import StopOnRequest
     from catdog.training.fit import make_callbacks
 
     settings, log = job.settings, job.log
-    t, v = prepared.train, prepared.validation
-    steps = max(MIN_STEPS, data.steps_per_epoch(len(t), settings.batch_size))
+    t = prepared.train
+    steps = steps_per_epoch(len(t), settings.batch_size)
     callbacks = [c for c in make_callbacks(job, steps, [], None, request) if type(c).__name__ != "AtomicCheckpoint"]
     stopper = next(c for c in callbacks if isinstance(c, StopOnRequest))
     job.run.write_status("running", pid=os.getpid())
     log(f"Training the {settings.model} head ({head.count_params():,} parameters on {t.features.shape[1]} "
         f"frozen features) for {settings.epochs} epochs of {steps} batches of {settings.batch_size}")
-    train_ds = (tf.data.Dataset.from_tensor_slices((t.features, t.labels.astype(np.float32)))
-                .shuffle(len(t), seed=settings.seed, reshuffle_each_iteration=True).repeat().batch(settings.batch_size))
-    head.fit(train_ds, epochs=settings.epochs, steps_per_epoch=steps, validation_data=(v.features, v.labels.astype(np.float32)),
-             callbacks=callbacks, verbose=0, shuffle=False)  # RunRecorder logs one line per epoch; the dataset shuffles
+    train_head(head, t.features, t.labels, settings, callbacks, (prepared.validation.features, prepared.validation.labels))
     return stopper.stopped
 
 
-def finish_frozen(run: runs.Run, model, head, prepared: FeatureData, log=print, state: str = "finished") -> None:
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return max(MIN_STEPS, data.steps_per_epoch(n, batch_size))
+
+
+def train_head(head, features: np.ndarray, labels: np.ndarray, settings, callbacks=(), validation=None) -> None:
+    """The head's recipe: shuffled batches drawn again each epoch, the run's epochs (and its callbacks)."""
+    import keras
+    import tensorflow as tf
+
+    from catdog.training.recipe import cosine_learning_rate
+
+    callbacks = list(callbacks)
+    if settings.lr_schedule == "cosine" and not any(isinstance(c, keras.callbacks.LearningRateScheduler) for c in callbacks):
+        callbacks.insert(0, keras.callbacks.LearningRateScheduler(
+            lambda epoch, lr: cosine_learning_rate(epoch, settings.epochs, settings.learning_rate)))
+    ds = (tf.data.Dataset.from_tensor_slices((features, labels.astype(np.float32)))
+          .shuffle(len(features), seed=settings.seed, reshuffle_each_iteration=True).repeat().batch(settings.batch_size))
+    val = None if validation is None else (validation[0], validation[1].astype(np.float32))
+    head.fit(ds, epochs=settings.epochs, steps_per_epoch=steps_per_epoch(len(features), settings.batch_size), validation_data=val,
+             callbacks=callbacks, verbose=0, shuffle=False)  # RunRecorder logs one line per epoch; the dataset shuffles
+
+
+def out_of_fold_probs(model, start_weights, settings, features: np.ndarray, labels: np.ndarray, folds: int = FOLDS) -> np.ndarray:
+    """Each photo's raw P(class 1) from a head trained, with the run's recipe, on the other folds only."""
+    from catdog.models.layers import OUTPUT_NAME
+
+    rng = np.random.default_rng(settings.seed + 2)
+    fold_of = np.empty(len(labels), int)
+    for label in np.unique(labels):  # stratified
+        idx = rng.permutation(np.where(labels == label)[0])
+        fold_of[idx] = np.arange(len(idx)) % folds
+    probs = np.empty(len(labels))
+    for k in range(folds):
+        fold = head_model(model, settings)
+        fold.get_layer(OUTPUT_NAME).set_weights(start_weights)
+        train_head(fold, features[fold_of != k], labels[fold_of != k], settings)
+        probs[fold_of == k] = head_probs(fold, features[fold_of == k])
+    return probs
+
+
+def finish_frozen(run: runs.Run, model, head, prepared: FeatureData, start_weights, log=print, state: str = "finished") -> None:
     """Calibrate and fit the open-set check from the features, then save the full model (as `finish` does)."""
     from catdog.calibration import calibrate_probs
     from catdog.training.fit import begin_finish, end_finish, save_model
     from catdog.training.warm_start import source_temperature
 
     begin_finish(run)
-    if prepared.calibration is not None and len(prepared.calibration):
-        start, fitted = source_temperature(run.config().get("init_from"))
-        cal, val = prepared.calibration, prepared.validation
-        record = calibrate_probs(cal.labels, head_probs(head, cal.features), (val.labels, head_probs(head, val.features)),
-                                 log, start, fitted)
-        run.write_config({**run.config(), "calibration": record})
+    start, fitted = source_temperature(run.config().get("init_from"))
+    cal, val = prepared.calibration, prepared.validation
+    validation = (val.labels, head_probs(head, val.features))
+    if cal is not None and len(cal) >= CROSS_FIT_BELOW:
+        record = calibrate_probs(cal.labels, head_probs(head, cal.features), validation, log, start, fitted)
+    else:  # too few held out: every training photo, each predicted by a head that did not train on it
+        feats = np.concatenate([prepared.train.features, *([cal.features] if cal is not None else [])])
+        labels = np.concatenate([prepared.train.labels, *([cal.labels] if cal is not None else [])])
+        oof = out_of_fold_probs(model, start_weights, _settings_of(run), feats, labels)
+        record = calibrate_probs(labels, oof, validation, log, start, fitted,
+                                 what=f"training photos' out-of-fold predictions ({FOLDS} heads, each trained without its fifth)")
+        record["out_of_fold"] = FOLDS
+    run.write_config({**run.config(), "calibration": record})
     fit_openset_frozen(run, model, prepared, log)
     from catdog import provenance
 

@@ -108,11 +108,12 @@ def copy_weights(source, target) -> None:
 
 
 def warm_start_fits(preset: str, image_size: int, class_names: Sequence[str]) -> bool:
-    """Whether starting from the bundled model suits this training: same preset and size, two classes."""
+    """Whether starting from the bundled model suits this training: same preset and size, and its two classes (cat, dog)."""
     from catdog.model_files import bundled_model_dir
 
     folder = bundled_model_dir()
     if folder is None or len(class_names) != 2:
         return False
     bundled = runs.read_json(folder / "config.json", {}) or {}
-    return bundled.get("preset", bundled.get("model")) == preset and bundled.get("image_size") == image_size
+    same_classes = [str(n) for n in bundled.get("class_names") or ()] == [str(n) for n in class_names]
+    return bundled.get("preset", bundled.get("model")) == preset and bundled.get("image_size") == image_size and same_classes
