@@ -64,3 +64,12 @@ def overlap(prints: np.ndarray, other: np.ndarray | None) -> int:
     if other is None or not len(prints):
         return 0
     return int(np.isin(prints, other, assume_unique=True).sum())
+
+
+def shared_with(model_dir: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> tuple[int, int] | None:
+    """(how many of `paths` the model at `model_dir` trained on, how many were read); None when it records nothing."""
+    prints = load(model_dir)
+    if prints is None:
+        return None
+    mine = file_fingerprints(paths)
+    return overlap(mine, prints), len(mine)

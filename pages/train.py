@@ -20,7 +20,15 @@ from catdog.health import near_chance
 from catdog.models import PRESETS, get_preset
 from catdog.plots import before_point, curves_figure
 from catdog.runs import Run
-from catdog.training import BOUNDS, TrainConfig, refuse_overlaps, warm_start_fits, warm_start_learning_rate
+from catdog.training import (
+    BOUNDS,
+    TrainConfig,
+    default_epochs,
+    default_patience,
+    refuse_overlaps,
+    warm_start_fits,
+    warm_start_learning_rate,
+)
 from pages._nav import use_app_navigation
 from pages._text import code_span, plain
 from pages._ui import STATE_ICONS, default_dataset, format_duration, report_ui, settings_text, use_model_ui
@@ -123,10 +131,11 @@ def settings_ui(facts: dict | None, disabled: bool) -> dict:
     batch = c3.number_input("Batch size", *BOUNDS["batch_size"], spec.batch_size, disabled=disabled, key=f"train_batch_{preset}")
     warm_key, fits = warm_start_key(preset, int(size), facts)
     warm_on = fits and st.session_state.get(warm_key, True)
-    # A warm start has its own (shorter) default; the key keeps each default apart.
-    epochs = c2.number_input("Epochs", *BOUNDS["epochs"], WARM_START_EPOCHS if warm_on else spec.epochs, disabled=disabled,
+    # A warm start of a whole network has its own (shorter) default; the key keeps each default apart.
+    epochs = c2.number_input("Epochs", *BOUNDS["epochs"], default_epochs(preset, warm_on), disabled=disabled,
                              key=epochs_key(preset, warm_on),
-                             help=f"A warm start defaults to {WARM_START_EPOCHS}, and stops early when validation stops improving.")
+                             help=f"A warm start defaults to {WARM_START_EPOCHS} epochs and stops early when validation stops improving; "
+                             "a frozen backbone (lite0) trains only its head, in seconds, for the preset's epochs.")
     st.caption(f"**{preset}**: {spec.description}")
     warm = warm_start_ui(preset, int(size), facts, disabled)
     c1, c2, c3 = st.columns(3)
@@ -145,9 +154,9 @@ def settings_ui(facts: dict | None, disabled: bool) -> dict:
         c2.caption(split_text(*split_sizes(facts["train_counts"], split, CALIBRATION_SPLIT), own_validation=facts.get("validation")))
     early = c3.toggle(
         "Early stopping",
-        value=warm,  # on for a warm start: a few hundred photos stop improving within a few epochs
+        value=default_patience(preset, warm) > 0,  # a warm start of a whole network: a few hundred photos stop improving soon
         disabled=disabled,
-        key=f"train_early_{warm}",
+        key=f"train_early_{preset}_{warm}",
         help="Stop when validation loss has not improved for this many epochs, and keep the best weights.",
     )
     patience = c3.number_input(
@@ -176,6 +185,30 @@ def warm_start_key(preset: str, size: int, facts: dict | None) -> tuple[str, boo
     return f"train_warm_{preset}_{size}_{fits}", fits
 
 
+@st.cache_data(ttl=300, show_spinner="Comparing your photos with the bundled model's…")
+def bundled_overlap(folders: tuple[str, ...]) -> tuple[int, int] | None:
+    """(photos the bundled model trained on, photos read) of the training folders; None when it cannot tell."""
+    from catdog.model_files import bundled_model_dir
+    from catdog.provenance import shared_with
+
+    folder = bundled_model_dir()
+    try:
+        layouts = discover_all([sources.resolve_local_folder(f) for f in folders])
+    except (CatdogError, OSError):
+        return None
+    return shared_with(folder, [p for layout in layouts for p in layout.train.paths]) if folder is not None else None
+
+
+def overlap_warning_ui(folders: list[str]) -> None:
+    """Say so before Start when the bundled model already trained on these photos (its before -> after would show nothing)."""
+    found = bundled_overlap(tuple(folders))
+    if found and found[0]:
+        shared, n = found
+        st.warning(plain(f"The bundled model already trained on {shared:,} of these {n:,} photos, so 'before → after' cannot "
+                         "show what training adds: it scores photos it has seen. Train on photos of your own, or turn the "
+                         "warm start off."), icon=":material/warning:")
+
+
 def warm_start_ui(preset: str, size: int, facts: dict | None, disabled: bool) -> bool:
     """The "Start from the bundled model" toggle: on by default when the bundled model fits."""
     key, fits = warm_start_key(preset, size, facts)
@@ -190,7 +223,7 @@ def warm_start_ui(preset: str, size: int, facts: dict | None, disabled: bool) ->
     if not fits and facts is None:  # the dataset box said what is wrong; no second, unrelated reason here
         st.caption("Warm start is decided once the dataset folder above can be read.")
     elif not fits:
-        st.caption("Warm start needs the bundled model's preset and image size and a two-class dataset; this training starts from scratch.")
+        st.caption("Warm start needs the bundled model's preset, image size and classes (cat, dog); this training starts from scratch.")
     return bool(on and fits)
 
 
@@ -507,6 +540,8 @@ def settings_panel(busy: bool, run: Run | None) -> tuple[bool, str, dict, bool]:
     settings = settings_ui(facts, disabled=busy)
     if negatives:
         settings["negatives"] = negatives
+    if settings.get("init_from") == "bundled" and facts is not None and not busy:
+        overlap_warning_ui(folders)
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
     ready = facts is not None and negatives is not None
     clicked = c1.button("Start training", type="primary", icon=":material/play_arrow:", disabled=busy or not ready, key="train_start")

@@ -15,6 +15,26 @@ BUNDLED = runs.read_json(bundled_model_dir() / "config.json", {}) if bundled_mod
 needs_bundled = pytest.mark.skipif(not BUNDLED, reason="assets/model (the bundled model) is missing")
 
 
+@pytest.mark.slow
+def test_photos_the_bundled_model_trained_on_are_named_before_start(home, tiny_dataset, tmp_path, monkeypatch):
+    """A warm start on the bundled model's own photos: said before Start (its before -> after would show nothing)."""
+    import shutil
+
+    from catdog import model_files, provenance
+    from catdog.data import discover
+
+    fake = tmp_path / "bundle"
+    shutil.copytree(bundled_model_dir(), fake)
+    provenance.save(fake, provenance.file_fingerprints(discover(tiny_dataset).train.paths[:10]))
+    monkeypatch.setattr(model_files, "bundled_model_dir", lambda: fake)
+    at = open_train_page()
+    at.text_input(key="train_data").set_value(str(tiny_dataset)).run()
+    assert warm_toggle(at).value is True
+    assert any("already trained on 10 of these 24 photos" in shown(w.value) for w in at.warning), [w.value for w in at.warning]
+    warm_toggle(at).set_value(False).run()
+    assert not any("already trained on" in shown(w.value) for w in at.warning)
+
+
 def warm_toggle(at):
     return next(t for t in at.toggle if t.label == "Start from the bundled model")
 
@@ -49,10 +69,10 @@ def test_starting_with_the_default_warm_start_records_the_bundled_model(home, ti
     at.text_input(key="train_data").set_value(str(tiny_dataset)).run()
     at.text_area(key="train_data_more").set_value(str(second)).run()
     assert any("2 folders" in c.value for c in at.caption)
-    from catdog.config import WARM_START_EPOCHS
+    from catdog.training import default_epochs
 
     epochs = at.number_input(key=f"train_epochs_{BUNDLED['preset']}_warm")
-    assert epochs.value == WARM_START_EPOCHS  # a warm start's own default, not the preset's
+    assert epochs.value == default_epochs(BUNDLED["preset"], warm=True)
     epochs.set_value(1).run()
     at.button(key="train_start").click().run()
     assert not at.exception

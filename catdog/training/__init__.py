@@ -15,7 +15,17 @@ Where things are (each module tells one part of the story):
 from catdog.atomic import save_model_atomic
 from catdog.calibration import calibrate
 from catdog.health import near_chance
-from catdog.training.config import BOUNDS, LR_SCHEDULES, Settings, TrainConfig, resolve, settings_from_record, warm_start_learning_rate
+from catdog.training.config import (
+    BOUNDS,
+    LR_SCHEDULES,
+    Settings,
+    TrainConfig,
+    default_epochs,
+    default_patience,
+    resolve,
+    settings_from_record,
+    warm_start_learning_rate,
+)
 from catdog.training.data_prep import PreparedData, find_layouts, prepare_data, refuse_overlaps
 from catdog.training.fit import finish, train
 from catdog.training.flags import add_config_arguments, config_flags, config_from_args
@@ -41,6 +51,8 @@ __all__ = [
     "config_from_args",
     "copy_weights",
     "cosine_learning_rate",
+    "default_epochs",
+    "default_patience",
     "find_layouts",
     "finish",
     "init_weights_from",

@@ -281,13 +281,13 @@ def resolve(cfg: TrainConfig, find_init_from: bool = True) -> Settings:
         val_split=cfg.val_split,
         # A frozen backbone's head trains in seconds: a warm start keeps the preset's epochs, with no early stopping,
         # so the validation photos choose nothing and "before -> after" is measured on photos that picked no epoch.
-        epochs=cfg.epochs or (defaults.WARM_START_EPOCHS if cfg.init_from and not spec.frozen_features else spec.epochs),
+        epochs=cfg.epochs or default_epochs(spec.name, bool(cfg.init_from)),
         batch_size=cfg.batch_size or spec.batch_size,
         image_size=cfg.image_size or spec.image_size,
         learning_rate=cfg.learning_rate if cfg.learning_rate is not None else warm_start_learning_rate(spec.name, bool(cfg.init_from)),
         lr_schedule=cfg.lr_schedule or spec.lr_schedule,
         precision=precision,
-        early_stopping=warm_start_patience(cfg.early_stopping, bool(cfg.init_from) and not spec.frozen_features),
+        early_stopping=cfg.early_stopping if cfg.early_stopping is not None else default_patience(spec.name, bool(cfg.init_from)),
         checkpoint=bool(cfg.checkpoint),
         seed=cfg.seed,
         cache=cfg.cache,
@@ -304,11 +304,15 @@ def resolve(cfg: TrainConfig, find_init_from: bool = True) -> Settings:
     )
 
 
-def warm_start_patience(asked: int | None, warm: bool) -> int:
-    """Early stopping's patience: as asked (0 = off), else on for a warm start, whose few photos overfit soon."""
-    if asked is not None:
-        return asked
-    return defaults.WARM_START_PATIENCE if warm else 0
+def default_epochs(preset: str, warm: bool) -> int:
+    """Epochs when none are asked for: the preset's, or for a warm start of a network that trains whole, `WARM_START_EPOCHS`."""
+    spec = get_preset(preset)
+    return defaults.WARM_START_EPOCHS if warm and not spec.frozen_features else spec.epochs
+
+
+def default_patience(preset: str, warm: bool) -> int:
+    """Early stopping when none is asked for: on for a warm start of a network that trains whole, else off (0)."""
+    return defaults.WARM_START_PATIENCE if warm and not get_preset(preset).frozen_features else 0
 
 
 def _negative_folder(folder: str) -> str:
