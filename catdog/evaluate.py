@@ -11,6 +11,7 @@ import numpy as np
 from catdog import data
 from catdog.calibration import apply_temperature, expected_calibration_error, log_loss, reliability_bins
 from catdog.predict import Predictor
+from catdog.verdicts import NOT_SURE, verdict
 
 
 @dataclass
@@ -187,7 +188,9 @@ def evaluate_not_pets(predictor: Predictor, folder: str | os.PathLike, batch_siz
     """The share of a folder of photos with no cat or dog that the model flags "not a cat or dog".
 
     Every image under `folder` counts (any sub-folders, no labels needed); unreadable
-    files are listed and skipped.
+    files are listed and skipped. Each photo the check lets through is listed once:
+    in `missed` when it was answered a class, in `not_sure` when the answer was
+    "not sure" (the same rule as `catdog predict`: `catdog.verdicts.verdict`).
 
     Raises:
         DatasetError: the folder has no images.
@@ -204,15 +207,23 @@ def evaluate_not_pets(predictor: Predictor, folder: str | os.PathLike, batch_siz
     decoded = data.decode_images(data.ImageSet(paths, [0] * len(paths)), predictor.image_size, cache="memory")
     raw, scores = _outputs(predictor, decoded.images, batch_size)
     flagged = predictor.is_not_pet(scores)
-    missed = [{"file": str(f), "label": predictor.label_for(float(p)), "score": round(float(s), 4)}
-              for f, p, s, hit in zip(decoded.paths, apply_temperature(raw, predictor.temperature), scores, flagged) if not hit]
+    answered: dict[str, list[dict]] = {"missed": [], "not_sure": []}
+    for f, p, s, hit in zip(decoded.paths, apply_temperature(raw, predictor.temperature), scores, flagged):
+        if hit:
+            continue
+        result = predictor.prediction(str(f), float(p), float(s))
+        said = verdict(result)
+        key = "not_sure" if said == NOT_SURE else "missed" if said in predictor.class_names else None
+        if key:
+            answered[key].append({"file": str(f), "label": result.label, "score": round(float(s), 4)})
     return {
         "data": str(folder),
         "n": len(decoded),
         "flagged": int(flagged.sum()),
         "share": float(flagged.mean()) if len(flagged) else 0.0,
         "threshold": predictor.openset.threshold,
-        "missed": missed,
+        "missed": answered["missed"],  # answered a class: the check's misses
+        "not_sure": answered["not_sure"],  # let through, but answered "not sure" (label: the best guess)
         "skipped": [{"file": str(f), "error": e} for f, e in decoded.skipped],
         "model": predictor.source,
     }

@@ -18,6 +18,7 @@ from catdog.model_files import default_model, model_file
 from catdog.predict import Predictor
 from catdog.runs import Run, number
 from catdog.sources import suggested_dataset
+from catdog.verdicts import colour
 from pages._text import code_span, plain
 
 USE_CONFIRM_KEY = "use_model_confirm"  # session_state: the run whose "Use for Predict" awaits a yes
@@ -28,8 +29,6 @@ STATE_ICONS = {
     "running": ":green[:material/play_circle:]", "finished": ":green[:material/check_circle:]",
     "stopped": ":orange[:material/stop_circle:]", "failed": ":red[:material/error:]", "unknown": ":gray[:material/help:]",
 }
-CLASS_COLOURS = ("orange", "blue", "violet", "green")
-CLASS_HEX = ("#FF8700", "#1C83E1", "#803DF5", "#21C354")  # the same colours as hex (Streamlit's orange, blue, violet, green)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -59,15 +58,13 @@ def format_pct(value: float | None) -> str:
 
 
 def class_badge(label: str, class_names: list[str]) -> str:
-    """Markdown for a class label, coloured by its index (class 0 orange, class 1 blue)."""
-    index = class_names.index(label) if label in class_names else len(CLASS_COLOURS) - 1
-    return f":{CLASS_COLOURS[index % len(CLASS_COLOURS)]}[:material/pets: {plain(label.capitalize())}]"
+    """Markdown for a class label in its colour (`catdog.verdicts.colour`: class 0 yellow, class 1 blue)."""
+    return f":{colour(label, class_names)[0]}[:material/pets: {plain(label.capitalize())}]"
 
 
 def class_hex(label: str, class_names: list[str]) -> str:
     """The hex colour of a class's badge, for bars drawn in HTML."""
-    index = class_names.index(label) if label in class_names else len(CLASS_HEX) - 1
-    return CLASS_HEX[index % len(CLASS_HEX)]
+    return colour(label, class_names)[1]
 
 
 def run_summary(run: Run) -> dict:

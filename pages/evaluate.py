@@ -213,17 +213,22 @@ def openset_ui(model: Path, report: EvalReport | None, not_pets: dict | None) ->
             right.caption("Add a folder of photos with no cat or dog above to measure the share it flags.")
         st.caption(f"The check's operating point, set on training photos, never on these: "
                    f"{plain(openset_text(predictor.openset.summary()))}")
-        openset_lists_ui(wrongly, not_pets)
+        openset_lists_ui(wrongly, not_pets, predictor.class_names)
 
 
-def openset_lists_ui(wrongly: dict | None, not_pets: dict | None) -> None:
-    """The files behind the two figures: pets flagged, non-pets answered cat or dog, and unreadable ones."""
+def openset_lists_ui(wrongly: dict | None, not_pets: dict | None, class_names: list[str]) -> None:
+    """The files behind the two figures: pets flagged, non-pets answered a class, non-pets answered Not sure, unreadable ones."""
     if wrongly and wrongly["files"]:
         with st.expander(f"Pets wrongly flagged ({len(wrongly['files']):,})"):
             st.dataframe([{"file": f} for f in wrongly["files"]], hide_index=True, key="eval_pets_flagged")
     if not_pets and not_pets["missed"]:
-        with st.expander(f"Photos with no cat or dog answered cat or dog ({len(not_pets['missed']):,})"):
+        classes = plain(" or ".join(class_names))
+        with st.expander(f"Photos with no cat or dog answered {classes} ({len(not_pets['missed']):,})"):
             st.dataframe(not_pets["missed"], hide_index=True, key="eval_not_pets_missed")
+    if not_pets and not_pets.get("not_sure"):
+        with st.expander(f"Photos with no cat or dog answered Not sure ({len(not_pets['not_sure']):,})"):
+            st.dataframe(not_pets["not_sure"], hide_index=True, key="eval_not_pets_not_sure",
+                         column_config={"label": st.column_config.TextColumn("best guess")})
     if not_pets and not_pets["skipped"]:
         with st.expander(f"Unreadable photos skipped ({len(not_pets['skipped']):,})"):
             st.dataframe(not_pets["skipped"], hide_index=True, key="eval_not_pets_skipped")

@@ -3,7 +3,8 @@
 Every image goes through `catdog.preprocess` inside `Predictor.predict`, at the
 size and threshold saved with the model; a bad file gets its own error card.
 A photo the model's open-set check flags gets a "Not a cat or dog" card, with
-the best guess in small print.
+the class it would be, if it were a pet, in small print. The table and its CSV
+give each photo's `answer` (what the card says) beside `label` (the best class).
 """
 
 from __future__ import annotations
@@ -20,7 +21,18 @@ from catdog.errors import CatdogError
 from catdog.predict import Prediction, Predictor
 from catdog.preprocess import load_display_image
 from catdog.results import prediction_rows, rows_csv
-from catdog.verdicts import NOT_PET, NOT_SURE, UNREADABLE, percent, probability, shown, tally, tally_text
+from catdog.verdicts import (
+    ANSWER_COLOURS,
+    NOT_PET,
+    NOT_SURE,
+    UNREADABLE,
+    best_guess,
+    percent,
+    probability,
+    shown,
+    tally,
+    tally_text,
+)
 from pages._nav import use_app_navigation
 from pages._text import code_span, plain
 from pages._ui import class_badge, class_hex, load_model_file, model_picker_ui, model_version
@@ -164,8 +176,8 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
         if result.not_pet:
             not_pet_ui(result)
         elif result.uncertain:
-            st.markdown("### :gray[:material/help: Not sure]")
-            confidence_bar(result.confidence, f"Best guess: {result.label.capitalize()}, {percent(result.confidence)} confident", None)
+            st.markdown(f"### :{ANSWER_COLOURS[NOT_SURE][0]}[:material/help: {NOT_SURE.capitalize()}]")
+            confidence_bar(result.confidence, sentence(best_guess(result)), None)
         else:
             st.markdown(f"### {class_badge(result.label, predictor.class_names)}")
             confidence_bar(result.confidence, f"{percent(result.confidence)} confident", class_hex(result.label, predictor.class_names))
@@ -173,23 +185,28 @@ def render_result_card(result: Prediction, item: Upload, predictor: Predictor) -
 
 
 def not_pet_ui(result: Prediction) -> None:
-    """The "Not a cat or dog" verdict: its own colour and icon, the cat/dog answer only as a best guess in small print."""
-    st.markdown(f"### :red[:material/block: {NOT_PET_TITLE}]")
+    """The "Not a cat or dog" verdict: its own colour and icon; the class it would be only in small print."""
+    st.markdown(f"### :{ANSWER_COLOURS[NOT_PET][0]}[:material/block: {NOT_PET_TITLE}]")
     st.markdown(
         f'<div class="catdog-best-guess" style="font-size:0.8rem;color:#6B7280;margin:-4px 0 6px 0">'
-        f"best guess: {html.escape(str(result.label))}, {percent(result.confidence)}</div>",
+        f"{html.escape(sentence(best_guess(result)))}</div>",
         unsafe_allow_html=True,
     )
 
 
-def confidence_bar(value: float, text: str, colour: str | None) -> None:
-    """A confidence bar in the class's own colour (grey when unsure); st.progress has one colour for all."""
+def sentence(text: str) -> str:
+    """`text` with a capital first letter, the rest as it is (a class name keeps its own case)."""
+    return text[:1].upper() + text[1:]
+
+
+def confidence_bar(value: float, text: str, hex_colour: str | None) -> None:
+    """A confidence bar in the class's own colour (Not sure's grey when None); st.progress has one colour for all."""
     width = max(0.0, min(1.0, value)) * 100
     st.markdown(
         f'<div class="catdog-confidence" style="margin:-4px 0 6px 0">'
         f'<div style="font-size:0.9rem;margin-bottom:4px">{html.escape(text)}</div>'
         f'<div style="background:#E5E7EB;border-radius:6px;height:10px" role="progressbar" aria-valuenow="{width:.0f}" '
-        f'aria-valuemin="0" aria-valuemax="100"><div style="width:{width:.1f}%;background:{colour or "#9CA3AF"};'
+        f'aria-valuemin="0" aria-valuemax="100"><div style="width:{width:.1f}%;background:{hex_colour or ANSWER_COLOURS[NOT_SURE][1]};'
         f'height:10px;border-radius:6px"></div></div></div>',
         unsafe_allow_html=True,
     )
@@ -205,7 +222,7 @@ def results_ui(results: list[Prediction], items: list[Upload], predictor: Predic
     parts = tally_text(counts).split(" · ")
     summary = " · ".join(plain(part) + (note if part.endswith(f" {NOT_SURE}") else "") for part in parts)
     st.subheader(f"Results: {ok} of {len(results)} classified")
-    st.caption(summary + (f" · :red[{unreadable} unreadable]" if unreadable else ""))
+    st.caption(summary + (f" · :{ANSWER_COLOURS[UNREADABLE][0]}[{unreadable} {UNREADABLE}]" if unreadable else ""))
     per_row = CARDS_PER_ROW // 2 if st.session_state.get(EXPLAIN_KEY) else CARDS_PER_ROW  # Grad-CAM needs the room
     for start in range(0, len(results), per_row):
         cols = st.columns(per_row)
@@ -219,6 +236,10 @@ def results_ui(results: list[Prediction], items: list[Upload], predictor: Predic
             hide_index=True,
             key="predict_table",
             column_config={
+                "answer": st.column_config.TextColumn(
+                    "answer", help="What the card says: a class, 'not sure' or 'not a cat or dog' (or 'unreadable')."),
+                "label": st.column_config.TextColumn(
+                    "label", help="The model's best class, whatever the answer: with 'not a cat or dog', the class it would be."),
                 "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="percent"),
                 "openset_score": st.column_config.NumberColumn(
                     "openset_score", format="%.2f",

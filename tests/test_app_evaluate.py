@@ -156,6 +156,37 @@ def test_a_folder_of_non_pets_gives_the_share_flagged_next_to_the_pets_wrongly_f
     assert metric(at, "Accuracy")  # the cat/dog evaluation is still there
 
 
+def _unsure_copy(run_dir, target):
+    """A copy of a run whose every answer is under the Not-sure line (uncertain_below 1.0)."""
+    import shutil
+
+    shutil.copytree(run_dir, target)
+    cfg = json.loads((target / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps({**cfg, "calibration": {**cfg.get("calibration", {}), "uncertain_below": 1.0}}))
+    return target
+
+
+def test_non_pets_answered_not_sure_are_not_counted_as_answered_cat_or_dog(home, run_with_check, tmp_path):
+    from tests.fixtures import CAT_COLOUR, write_image
+
+    unsure = _unsure_copy(run_with_check[0], tmp_path / "unsure")
+    predict.set_active_model(unsure)
+    folder = tmp_path / "things"
+    for i in range(2):
+        write_image(folder / f"noise{i}.png", size=(40, 40), seed=700 + i, colour=(250, 250, 250))
+    for i in range(3):
+        write_image(folder / f"catlike{i}.jpg", colour=CAT_COLOUR, seed=800 + i)
+    result = evaluate_module.evaluate_not_pets(predict.Predictor.load(unsure), folder)
+    let_through = result["n"] - result["flagged"]
+    assert let_through > 0  # the premise: the cat-coloured photos pass the check
+    assert result["missed"] == [] and len(result["not_sure"]) == let_through  # all answered "not sure", none cat or dog
+    at = evaluated_with_not_pets("", folder)
+    assert not at.exception and not at.error
+    labels = [e.label for e in at.expander]
+    assert f"Photos with no cat or dog answered Not sure ({let_through})" in labels
+    assert not any("answered cat or dog" in label for label in labels), labels
+
+
 def test_the_non_pets_folder_alone_is_measured_without_a_labelled_folder(model_with_check):
     _, _, negatives, _ = model_with_check
     at = evaluated_with_not_pets("", negatives)

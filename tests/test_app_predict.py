@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from catdog import predict
-from catdog.verdicts import percent, tally
+from catdog.verdicts import ANSWER_COLOURS, NOT_PET, NOT_SURE, percent, tally, verdict
 from tests.fixtures import CAT_COLOUR, DOG_COLOUR, REPO, image_bytes, shown, write_image
 
 TIMEOUT = 120  # the first run loads TensorFlow and the model
@@ -147,8 +147,9 @@ def test_a_photo_the_check_flags_gets_a_not_a_cat_or_dog_card_with_the_best_gues
     assert headings[0] == NOT_PET_CARD
     assert [h == NOT_PET_CARD for h in headings] == [r.not_pet for r in expected]
     guess = expected[0]
-    assert any(f"best guess: {guess.label}, {percent(guess.confidence)}</div>" in m.value for m in at.markdown)
+    assert any(f">If it were a pet: {guess.label}, {percent(guess.confidence)}</div>" in m.value for m in at.markdown)
     table = at.dataframe[0].value
+    assert list(table["answer"]) == [verdict(r) for r in expected] and table["answer"][0] == "not a cat or dog"
     assert list(table["not_pet"]) == [r.not_pet for r in expected]
     assert list(table["openset_score"]) == pytest.approx([r.openset_score for r in expected], rel=1e-4, abs=1e-3)
     assert list(table["label"]) == [r.label for r in expected]  # the best guess stays in the label column
@@ -202,6 +203,14 @@ def test_the_summary_counts_a_flagged_photo_once_and_keeps_the_not_sure_note_on_
     assert not at.exception
     summary = next(c.value for c in at.caption if "not a cat or dog" in c.value)
     assert summary == "0 cat · 0 dog · 1 not sure (under 100% confident) · 1 not a cat or dog", summary
+
+
+def test_badges_take_their_colours_from_the_one_table_and_cat_is_no_longer_orange():
+    from pages._ui import class_badge, class_hex
+
+    assert class_badge("cat", ["cat", "dog"]).startswith(":yellow[") and class_badge("dog", ["cat", "dog"]).startswith(":blue[")
+    assert class_hex("cat", ["cat", "dog"]) == "#DEA816"
+    assert NOT_PET_CARD.startswith(f"### :{ANSWER_COLOURS[NOT_PET][0]}[") and ANSWER_COLOURS[NOT_SURE][0] == "gray"
 
 
 def test_a_class_named_as_markdown_reads_as_typed_in_its_badge():
