@@ -61,7 +61,8 @@ def test_predict_json_has_one_line_per_file_and_fails_on_a_bad_file(tmp_path, ti
     assert code == 1
     assert [row["file"] for row in lines] == [str(cat), str(bad), str(dog)]
     assert lines[0]["label"] in ("cat", "dog") and 0.0 <= lines[0]["p_dog"] <= 1.0
-    assert set(lines[0]) >= {"file", "label", "p_dog"}
+    assert set(lines[0]) >= {"file", "answer", "label", "p_dog"}
+    assert lines[0]["answer"] == (lines[0]["label"] if not lines[0]["uncertain"] else "not sure")
     assert set(lines[1]) == {"file", "error"} and "not a supported image" in lines[1]["error"]
     assert lines[2]["label"] in ("cat", "dog")
 
@@ -145,19 +146,42 @@ def test_predict_names_the_model_once_and_marks_not_sure_answers(tmp_path, tiny_
     cats = [write_image(tmp_path / f"cat{i}.jpg", colour=CAT_COLOUR, seed=i) for i in range(2)]
     code, out, _ = run_cli("predict", *cats, "--model", tiny_run.path)
     first, *rows = out.strip().splitlines()
-    assert code == 0 and first.startswith(f"model: {tiny_run.model_path.resolve()} (on ") and len(rows) == 2
-    assert all(re.search(r"\tnot sure \(best guess (cat|dog)\)\t\d+\.\d%\t", row) for row in rows), rows
+    assert code == 0 and re.fullmatch(rf"Model: {re.escape(str(tiny_run.model_path.resolve()))} · (ONNX Runtime|TensorFlow)"
+                                      r" · no 'not a cat or dog' check \(catdog openset fit adds one\)", first), first
+    assert len(rows) == 2
+    # The percentage belongs to the best guess, never to "not sure".
+    assert all(re.search(r"\tnot sure\t\(best guess: (cat|dog), \d+\.\d%\)\t\(p_dog", row) for row in rows), rows
 
 
 def test_predict_says_when_the_answer_comes_from_the_active_model(tmp_path, tiny_run, monkeypatch):
     monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "home"))
     assert run_cli("use", tiny_run.path)[0] == 0
     code, out, _ = run_cli("predict", write_image(tmp_path / "a.jpg"))
-    assert code == 0 and "the active model, set in the app or with `catdog use`" in out.splitlines()[0]
+    first = out.splitlines()[0]
+    assert code == 0 and first.startswith("Model: ") and " (active; --model picks another) · " in first, first
+    assert "`catdog use`" not in first and "set in the app" not in first
+    code, out, _ = run_cli("predict", write_image(tmp_path / "b.jpg"), "--model", tiny_run.path)
+    assert "(active" not in out.splitlines()[0]  # --model picked it: not the active one
+
+
+def test_the_model_line_names_the_bundled_model_by_its_preset_in_one_short_line():
+    from types import SimpleNamespace
+
+    from catdog.cli import _model_line
+    from catdog.model_files import bundled_model_dir
+
+    bundled = bundled_model_dir()
+    if bundled is None:
+        pytest.skip("no bundled model in this checkout")
+    preset = json.loads((bundled / "config.json").read_text())["model"]
+    predictor = SimpleNamespace(source=str((bundled / "model.keras").resolve()), backend="onnxruntime", openset=object())
+    assert _model_line(predictor, asked=None) == f"Model: bundled {preset} (active; --model picks another) · ONNX Runtime"
+    assert _model_line(predictor, asked="bundled") == f"Model: bundled {preset} · ONNX Runtime"
 
 
 def test_predict_marks_not_a_cat_or_dog_answers_with_the_best_guess(tmp_path, run_with_check, tiny_run):
     from catdog.predict import Predictor
+    from catdog.verdicts import percent
 
     run_dir = run_with_check[0]
     noise = write_image(tmp_path / "cup.png", colour=(250, 250, 250), seed=600)
@@ -167,9 +191,65 @@ def test_predict_marks_not_a_cat_or_dog_answers_with_the_best_guess(tmp_path, ru
     code, out, _ = run_cli("predict", noise, cat, "--model", run_dir)
     first, *rows = out.strip().splitlines()
     assert code == 0 and "no 'not a cat or dog' check" not in first
-    said = rf"not a cat or dog \(best guess {expected[0].label}\)"
-    assert re.fullmatch(rf"{re.escape(str(noise))}\t{said}\t\d+\.\d%\t\(p_dog[=<>][0-9.]+\)", rows[0]), rows[0]
+    # "not a cat or dog 90.4%" read as 90.4% sure it is no pet: the percentage now sits with the class it belongs to.
+    said = rf"not a cat or dog\t\(if it were a pet: {expected[0].label}, {re.escape(percent(expected[0].confidence))}\)"
+    assert re.fullmatch(rf"{re.escape(str(noise))}\t{said}\t\(p_dog[=<>][0-9.]+\)", rows[0]), rows[0]
     assert ("not a cat or dog" in rows[1]) == expected[1].not_pet
     code, out, _ = run_cli("predict", noise, "--model", tiny_run.path)
-    assert "; no 'not a cat or dog' check (catdog openset fit adds one))" in out.splitlines()[0]
+    assert out.splitlines()[0].endswith(" · no 'not a cat or dog' check (catdog openset fit adds one)")
     assert "not a cat or dog" not in out.splitlines()[1]
+
+
+def test_evaluate_not_pets_counts_not_sure_answers_apart_from_cat_or_dog(tmp_path, run_with_check):
+    import shutil
+
+    unsure = tmp_path / "unsure"
+    shutil.copytree(run_with_check[0], unsure)
+    cfg = json.loads((unsure / "config.json").read_text())
+    (unsure / "config.json").write_text(json.dumps({**cfg, "calibration": {**cfg.get("calibration", {}), "uncertain_below": 1.0}}))
+    folder = tmp_path / "things"
+    write_image(folder / "noise.png", size=(40, 40), seed=700, colour=(250, 250, 250))
+    for i in range(3):
+        write_image(folder / f"catlike{i}.jpg", colour=CAT_COLOUR, seed=800 + i)
+    code, out, _ = run_cli("evaluate", "--model", unsure, "--not-pets", folder, "--json")
+    result = json.loads(out)["not_pets"]
+    let_through = result["n"] - result["flagged"]
+    assert code == 0 and let_through > 0  # the premise: the cat-coloured photos pass the check
+    assert result["missed"] == [] and len(result["not_sure"]) == let_through  # every one answered "not sure"
+    code, out, _ = run_cli("evaluate", "--model", unsure, "--not-pets", folder)
+    assert f"  answered cat or dog: 0 · answered not sure: {let_through}" in out.splitlines()
+    assert "  missed " not in out and out.count("  not sure ") == let_through
+
+
+def _fake_run(path, config: dict, val_accuracies: list[float]):
+    from catdog.runs import Run
+
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps(config))
+    (path / "metrics.jsonl").write_text("".join(json.dumps({"epoch": i + 1, "val_accuracy": a}) + "\n"
+                                                for i, a in enumerate(val_accuracies)))
+    return Run(path)
+
+
+def test_a_training_ends_with_before_and_after_when_the_run_recorded_before(tmp_path):
+    from catdog.cli import _result_line
+
+    warm = _fake_run(tmp_path / "warm", {"model": "seed", "before": {"val_accuracy": 0.5, "n": 60}}, [0.8, 0.9])
+    assert _result_line(warm) == "Validation accuracy: 50.0% before training → 90.0% after, on 60 validation photos"
+    new = _fake_run(tmp_path / "new", {"model": "seed"}, [0.75, 0.8333])
+    assert _result_line(new) == "Validation accuracy: 83.3%"
+    assert _result_line(_fake_run(tmp_path / "none", {"model": "seed"}, [])) is None  # no epoch finished
+
+
+@pytest.mark.slow
+def test_train_prints_one_line_per_epoch_and_no_keras_progress_bar(tmp_path, tiny_dataset, capfd):
+    code, out, err = run_cli("train", "--data", tiny_dataset, "--model", "seed", "--epochs", "2", "--batch-size", "8",
+                             "--image-size", "32", "--val-split", "0.25", "--precision", "float32",
+                             "--runs-dir", tmp_path, "--run-id", "one", "--no-lock")
+    keras_out = capfd.readouterr().out  # what Keras printed itself, outside catdog's stream
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert [line.split(" - ")[0] for line in lines if line.startswith("epoch ")] == ["epoch 1/2", "epoch 2/2"]
+    assert "step" not in keras_out and "━" not in keras_out, keras_out  # no second line per epoch
+    assert lines[-1] == str(tmp_path / "one")  # still last, for scripts
+    assert re.fullmatch(r"Validation accuracy: \d+\.\d%", lines[-2]), lines[-2]
