@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,7 +59,7 @@ def lay_out(root: Path, names: tuple[str, str], chosen: dict) -> Path:
     for key, name in zip(("a", "b"), names):
         (root / name).mkdir(parents=True)
         for path in chosen[key]:
-            os.symlink(path, root / name / path.name)
+            shutil.copy2(path, root / name / path.name)  # copies: a dataset never follows links out of its folder
     return root
 
 

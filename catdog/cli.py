@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[
 
 # Parameter counts at each preset's default size, so `catdog models` never starts TensorFlow
 # (tests/test_cli.py checks them against `count_params`).
-PRESET_PARAMS = {"seed": 14_848_193, "compact": 887_081, "mobilenetv2": 2_259_265}
+PRESET_PARAMS = {"seed": 14_848_193, "compact": 887_081, "lite0": 4_696_305}
 
 
 def cmd_models(args, out) -> int:
