@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -333,6 +334,7 @@ def main(argv=None) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
         print(f"written to {args.out}")
+    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
