@@ -65,6 +65,8 @@ class Preset:
     # A frozen pretrained backbone: the layer whose output is cached per photo (`catdog.features`), and the
     # head is all that trains (`catdog.training.frozen`). None: the whole network trains (seed, compact).
     frozen_features: str | None = None
+    # How the model scales the uint8 pixels it takes (config.json's preprocessing record).
+    input_scaling: str = "Rescaling(1/255) inside the model"
 
 
 PRESETS: dict[str, Preset] = {}
@@ -172,4 +174,5 @@ preset(
     lr_schedule="cosine",
     cpu_bf16=False,
     frozen_features="features",
+    input_scaling="(x - 127) / 128 inside the model (Lite0's ImageNet scaling)",
 )(lite0.build_lite0)

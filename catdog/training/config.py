@@ -242,7 +242,7 @@ class Settings:
             preset=self.model,
             class_names=list(defaults.CLASS_NAMES),
             threshold=defaults.THRESHOLD,
-            preprocessing={"resize": "PIL bilinear, squash to square", "scale": "Rescaling(1/255) inside the model", "input": "uint8 RGB"},
+            preprocessing={"resize": "PIL bilinear, squash to square", "scale": self.spec.input_scaling, "input": "uint8 RGB"},
             versions={"tensorflow": tf.__version__, "keras": keras.__version__, "python": sys.version.split()[0]},
             created=time.time(),
         )
