@@ -119,8 +119,23 @@ def test_a_warm_start_on_its_own_photos_says_they_overlap(tmp_path):
     first, _ = _train(data, tmp_path / "runs", "first")
     warm, log = _train(data, tmp_path / "runs", "warm", init_from=str(first.path))
     assert "Warning: the starting model already trained on" in log
-    overlap = json.loads((warm.path / "config.json").read_text())["overlap"]
+    record = json.loads((warm.path / "config.json").read_text())
+    overlap = record["overlap"]
     assert overlap["train"]["shared"] == overlap["train"]["of"] > 0
+    # Too few held-out photos to set a threshold: the starting model's check is kept, and said so (never dropped).
+    assert "Open-set check kept from the starting model" in log
+    assert record["openset"]["kept_from"] == str(first.path / "model.keras")
+    assert (warm.path / "openset.npz").read_bytes() != b"" and record["openset"]["parts"] == ["imagenet"]
+
+
+def test_resuming_a_lite0_run_says_to_train_again(tmp_path):
+    from catdog.errors import RunError
+    from catdog.training import resume
+
+    data = make_class_folders(tmp_path / "data", n=24, size=(64, 48))
+    run, _ = _train(data, tmp_path / "runs", "r", epochs=1)
+    with pytest.raises(RunError, match="keeps no checkpoint.*start a new training on the same folders"):
+        resume(run.path, epochs=3, lock=False, handle_signals=False)
 
 
 def test_two_other_classes_get_the_feature_distance_check(tmp_path):

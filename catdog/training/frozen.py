@@ -21,12 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from catdog import data, features, runs
-from catdog.errors import DatasetError
+from catdog.errors import CatdogError, DatasetError
 
 HEAD_DROPOUT = 0.2
 HEAD_L2 = 1e-4  # with lr 1e-3, cosine, 30 epochs: the recipe measured in benchmarks/lite0_design.py
 PROGRESS_EVERY = 10.0  # seconds between the CLI's feature-progress lines
 MIN_STEPS = 20
+KEEP_CHECK_BELOW = 200  # held-out photos: fewer, and a warm start keeps its starting model's check
 # Fewer held-out calibration photos than this: the temperature comes from out-of-fold predictions of every
 # training photo (FOLDS heads, each trained without its fold), so 20 photos a class still give a calibrated model.
 CROSS_FIT_BELOW = 200
@@ -315,16 +316,44 @@ def fit_openset_frozen(run: runs.Run, model, prepared: FeatureData, log=print) -
         for folder in config["negatives"]:
             files = data.image_files(folder)
             negatives[os.path.basename(os.path.normpath(folder))] = features.extract(files, [0] * len(files), extractor).features
-    check = None
-    try:
-        check = openset.fit_on_features(model, prepared.train.features, prepared.train.labels, held.features, prepared.class_names,
-                                        negatives, held_out_source=source, seed=int(config.get("seed") or 0), log=log)
-    except ValueError as exc:
-        log(f"No open-set check: {exc}; the model will never say 'not a cat or dog'")
+    check = kept_check(config, prepared, held, negatives, log)
+    if check is None:
+        try:
+            check = openset.fit_on_features(model, prepared.train.features, prepared.train.labels, held.features,
+                                            prepared.class_names, negatives, held_out_source=source,
+                                            seed=int(config.get("seed") or 0), log=log)
+        except ValueError as exc:
+            log(f"No open-set check: {exc}; the model will never say 'not a cat or dog'")
     openset.path_for(run.model_path).unlink(missing_ok=True)  # a check of an earlier model never outlives it
     if check is not None:
         check.save(openset.path_for(run.model_path))
     run.write_config({**run.config(), "openset": check.summary() if check is not None else None})
+
+
+def kept_check(config: dict, prepared: FeatureData, held, negatives: dict, log=print):
+    """A warm start's check: the starting model's, kept when this run holds out too few photos to set a threshold well.
+
+    A threshold at 1% of a few dozen held-out photos is a guess, while the starting model's was set on
+    hundreds: for the same classes and no new negatives, its check (the ImageNet part depends on the
+    backbone only) is kept, and said so. Otherwise (None) the check is refitted on this run's photos.
+    """
+    from catdog import openset
+    from catdog.model_files import resolve_model
+
+    source = config.get("init_from")
+    if not source or negatives or held is None or len(held) >= KEEP_CHECK_BELOW:
+        return None
+    try:
+        source_file, source_settings = resolve_model(source)
+        check = openset.load_for(source_file)
+    except CatdogError:
+        return None  # a starting model gone or damaged since: refit
+    if check is None or list(source_settings.get("class_names") or []) != list(prepared.class_names):
+        return None
+    log(f"Open-set check kept from the starting model ({', '.join(check.part_names)}; its threshold was set on "
+        f"{check.info.get('threshold_from', '?')} held-out photos, this run holds out {len(held)})")
+    check.info = {**check.info, "kept_from": str(source_file)}
+    return check
 
 
 def _settings_of(run: runs.Run):

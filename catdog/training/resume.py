@@ -47,6 +47,7 @@ def resume(
     """
     requested_at = time.time() if requested_at is None else requested_at
     run = run if isinstance(run, runs.Run) else runs.open_run(run)
+    refuse_frozen(run)
     state = _checkpoint_state(run)
     settings = settings_from_record(run.config(), epochs)
     done = int(state["epoch"]) - (1 if state.get("partial") else 0)
@@ -61,6 +62,20 @@ def resume(
     supervise(run, run.path.parent, _restart(run, settings, requested_at, done), lambda request: fit(job, request),
               lock, handle_signals, resuming=True)
     return run
+
+
+def refuse_frozen(run: runs.Run) -> None:
+    """A frozen backbone's run (lite0) keeps no checkpoint: its head trains in seconds from the cached features.
+
+    Raises:
+        RunError: saying to start a new training on the same folders instead.
+    """
+    from catdog.models import PRESETS
+
+    spec = PRESETS.get(str(run.config().get("model")))
+    if spec is not None and spec.frozen_features:
+        raise RunError(f"run {run.id!r} is a {spec.name} run: it keeps no checkpoint, because its head trains in seconds from "
+                       "the features cached on the first training; start a new training on the same folders instead")
 
 
 def _checkpoint_state(run: runs.Run) -> dict:
