@@ -11,6 +11,13 @@ once; the same calibration). int8: an ONNX file quantised by
 `catdog export --format onnx --quantize int8`, run through the same Predictor.
 The paths are timed in alternating chunks of 10 images, so a busy CPU slows all alike.
 The default model is the bundled one (assets/model); --quick uses an untrained seed network.
+
+Each gain is printed against its fair peer: ONNX Runtime against the same
+network as TensorFlow's compiled `tf.function` (the Predictor on each
+backend), int8 against float32 ONNX. `model.predict`'s cost is mostly a
+per-call set-up, so it is printed as an overhead in ms per call, not as a
+speed-up of anything over it. For the bundled lite0 model,
+benchmarks/bench_lite0.py times these paths and more in one run.
 """
 
 from __future__ import annotations
@@ -119,12 +126,39 @@ def time_batch(paths: dict[str, Callable], batch, repeats: int) -> dict[str, flo
     return {k: len(batch) / s for k, s in best.items()}
 
 
+def print_gains(latency: dict[str, list[float]], throughput: dict[str, float], batch: int, out=sys.stdout) -> None:
+    """Each gain against its fair peer; model.predict's per-call overhead on its own line, never as a speed-up."""
+    import numpy as np
+
+    median = {name: 1000 * float(np.median(times)) for name, times in latency.items()}
+    tf_path, ort = "Predictor tensorflow", "Predictor onnxruntime"
+
+    def ratio(name: str, peer: str) -> str:
+        return (f"single image {median[peer] / median[name]:.2f}x ({median[name]:.1f} against {median[peer]:.1f} ms), "
+                f"batch of {batch} {throughput[name] / throughput[peer]:.2f}x "
+                f"({throughput[name]:.0f} against {throughput[peer]:.0f} images/s)")
+
+    print("each gain against its peer (medians; the same images, decoded by the same code):", file=out)
+    print(f"  ONNX Runtime against TensorFlow's compiled tf.function (the Predictor on each backend): {ratio(ort, tf_path)}",
+          file=out)
+    if "Predictor int8" in latency:
+        print(f"  int8 against float32 ONNX Runtime (same Predictor): {ratio('Predictor int8', ort)}", file=out)
+    print(
+        f"model.predict's per-call overhead (model.predict against the same network as a compiled tf.function, "
+        f"single image): {median['model.predict'] - median[tf_path]:+.1f} ms per call "
+        f"({median['model.predict']:.1f} against {median[tf_path]:.1f} ms); batch of {batch}: "
+        f"{throughput['model.predict']:.0f} against {throughput[tf_path]:.0f} images/s",
+        file=out,
+    )
+
+
 def main(argv=None) -> int:
     import io
 
     import numpy as np
 
-    from catdog.hardware import PRECISIONS, cpu_flags, cpu_model, describe
+    from catdog.hardware import PRECISIONS, cpu_family, cpu_flags, cpu_model, describe
+    from catdog.hashing import file_sha256
     from catdog.preprocess import load_array
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -147,6 +181,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model_file = model_file_for(args.model, args.image_size, Path(tmp))
         model, predictors = load_paths(model_file, args.precision, args.int8)
+        model_sha256 = file_sha256(model_file)
     size = predictors["tensorflow"].image_size
     images = sample_images(Path(args.images) if args.images else None, args.n, size)
     batch = np.stack([load_array(io.BytesIO(images[i % len(images)]), size) for i in range(args.batch)])
@@ -163,10 +198,11 @@ def main(argv=None) -> int:
 
     m = describe()
     flags = cpu_flags()
-    print(f"machine: {cpu_model()}, {m['cores']} cores, GPUs: {m['gpus']}, TensorFlow {m['tensorflow']}, Python {m['python']}")
+    print(f"machine: {cpu_model()} (cpu family {cpu_family()}), {m['cores']} cores, GPUs: {m['gpus']}, "
+          f"TensorFlow {m['tensorflow']}, Python {m['python']}")
     print(f"cpu flags: {' '.join(f for f in FLAGS_OF_INTEREST if f in flags) or 'none of ' + ' '.join(FLAGS_OF_INTEREST)}")
     print(
-        f"onnxruntime {_version('onnxruntime')}; model: {model_file} ({size}x{size}); "
+        f"onnxruntime {_version('onnxruntime')}; model: {model_file} ({size}x{size}, sha256 {model_sha256}); "
         f"load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}"
     )
     print(
@@ -181,13 +217,7 @@ def main(argv=None) -> int:
         ms = np.asarray(latency[name]) * 1000
         print(f"{name:<24}{np.median(ms):>11.1f}{np.percentile(ms, 95):>9.1f}{throughput[name]:>18.1f}")
     print("")
-    base = float(np.median(latency["model.predict"]))
-    for name in list(single)[1:]:
-        print(
-            f"{name}: single-image speedup {base / float(np.median(latency[name])):.2f}, "
-            f"batch speedup {throughput[name] / throughput['model.predict']:.2f} (against model.predict)"
-        )
-    print(f"speedup {base / float(np.median(latency['Predictor onnxruntime'])):.2f}")
+    print_gains(latency, throughput, args.batch)
     return 0
 
 

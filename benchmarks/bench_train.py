@@ -1,6 +1,6 @@
-"""Training throughput: the notebook's pipeline against catdog's, in one process.
+"""Training throughput: the notebook's pipeline against catdog's.
 
-    python benchmarks/bench_train.py --data ../shared/data/catdog-small/train
+    python benchmarks/bench_train.py --data ../shared/data/catdog-small/train [--separate]
 
 1. notebook: `image_dataset_from_directory` (batch 32, 256x256, int labels)
    + `map(process)` (cast float32, /255) + the seed network, float32.
@@ -10,8 +10,14 @@
 Both train the same network on the same folder. The two are timed in
 alternating chunks of steps, so other processes competing for the CPU slow
 both alike. catdog's one-off decoding is timed on its own and reported, both
-per epoch and amortised over 10 epochs; the final `speedup` line uses the
-amortised figure.
+per epoch and amortised over 10 epochs. The last line is catdog's default
+against the notebook: a lumped figure (input pipeline, precision, fused
+BatchNorm and process settings at once), and says so.
+
+`--separate` splits it: five pipelines (the notebook's; catdog's input
+pipeline in float32 and in mixed_bfloat16, each with Keras' BatchNorm and with
+the fused one), all with the same process settings, timed in rotating chunks,
+and each gain printed against its one peer that differs in that one thing.
 
 catdog also sets a process-wide TensorFlow setting at start-up (the BFC CPU
 allocator, see catdog/__init__.py), which cannot differ between two pipelines
@@ -38,6 +44,22 @@ TF_DEFAULT_ENV = dict(os.environ)  # before catdog is imported: what the noteboo
 EPOCH_IMAGES = 20_000
 AMORTISE_EPOCHS = 10
 BATCH = 32
+# --separate: catdog's input pipeline at a fixed (precision, fused BatchNorm); "catdog" alone is its automatic choice.
+VARIANTS = {
+    "float32": ("float32", False),
+    "float32-fused": ("float32", True),
+    "bfloat16": ("mixed_bfloat16", False),
+    "bfloat16-fused": ("mixed_bfloat16", True),
+}
+SEPARATE = ("notebook", *VARIANTS)
+# Each gain of --separate: (what it measures, the pipeline, its peer differing in that one thing).
+GAINS = (
+    ("decode-once input pipeline (both float32, Keras BatchNorm)", "float32", "notebook"),
+    ("fused BatchNorm in float32", "float32-fused", "float32"),
+    ("fused BatchNorm in mixed_bfloat16", "bfloat16-fused", "bfloat16"),
+    ("mixed_bfloat16 against float32, Keras BatchNorm", "bfloat16", "float32"),
+    ("mixed_bfloat16 against float32, fused BatchNorm", "bfloat16-fused", "float32-fused"),
+)
 
 
 def notebook_model(size: int):
@@ -76,8 +98,13 @@ def notebook_pipeline(data: str, size: int):
     return ds.map(process).repeat()
 
 
-def catdog_setup(data: str, size: int, n_decode: int):
-    """catdog's default path: decode once, then batches of uint8 from memory."""
+def catdog_setup(data: str, size: int, n_decode: int, precision: str = "auto", fused: bool | None = None):
+    """catdog's path: decode once, then batches of uint8 from memory.
+
+    Args:
+        precision: the dtype policy; "auto" is catdog's choice for the seed preset.
+        fused: fused BatchNorm or Keras'; None is catdog's choice for that precision.
+    """
     from catdog import data as cdata
     from catdog.hardware import resolve_precision
     from catdog.models import build_model, fuse_batch_norm, get_preset
@@ -91,12 +118,23 @@ def catdog_setup(data: str, size: int, n_decode: int):
     t0 = time.perf_counter()
     decoded = cdata.decode_images(files, size, cache="auto")
     decode_s = time.perf_counter() - t0
-    precision = resolve_precision("auto", cpu_bf16=get_preset("seed").cpu_bf16)
+    precision = resolve_precision(precision, cpu_bf16=get_preset("seed").cpu_bf16)
     model = build_model("seed", size, precision=precision)
-    if precision in get_preset("seed").fuse_batch_norm_in:  # as catdog.training.train decides
-        fuse_batch_norm(model)
+    if fused is None:
+        fused = precision in get_preset("seed").fuse_batch_norm_in  # as catdog.training.train decides
+    fused = bool(fused and fuse_batch_norm(model))
     ds = cdata.make_tf_dataset(decoded, BATCH, shuffle=True).repeat()
-    return model, ds, decode_s, len(decoded), precision
+    return model, ds, {"decode_s": decode_s, "n_decoded": len(decoded), "precision": precision, "fused": fused,
+                       "jit": bool(model.jit_compile)}
+
+
+def setup_pipeline(name: str, args):
+    """The model, a batch iterator and facts (decode time, precision…) for the pipeline called `name`."""
+    if name == "notebook":
+        return notebook_model(args.image_size), iter(notebook_pipeline(args.data, args.image_size)), {}
+    precision, fused = VARIANTS.get(name, ("auto", None))
+    model, ds, info = catdog_setup(args.data, args.image_size, args.decode, precision, fused)
+    return model, iter(ds), info
 
 
 def rss_mb() -> float:
@@ -116,13 +154,7 @@ def time_steps(model, iterator, n: int) -> float:
 
 def worker(args) -> int:
     """One pipeline in its own process: set up, warm up, then time chunks on request."""
-    if args.worker == "notebook":
-        model, it = notebook_model(args.image_size), iter(notebook_pipeline(args.data, args.image_size))
-        info: dict = {}
-    else:
-        model, ds, decode_s, n, precision = catdog_setup(args.data, args.image_size, args.decode)
-        it = iter(ds)
-        info = {"decode_s": decode_s, "n_decoded": n, "precision": precision, "jit": bool(model.jit_compile)}
+    model, it, info = setup_pipeline(args.worker, args)
     time_steps(model, it, args.warmup)
     print(json.dumps(info), flush=True)
     peak = rss_mb()
@@ -134,8 +166,18 @@ def worker(args) -> int:
     return 0
 
 
+def pipeline_names(args) -> tuple[str, ...]:
+    return SEPARATE if args.separate else ("notebook", "catdog")
+
+
+def _rotated(names: tuple[str, ...], k: int) -> list[str]:
+    """The names in chunk k's order: each chunk starts one further along, so each runs first as often."""
+    k %= len(names)
+    return list(names[k:] + names[:k])
+
+
 def run_workers(args) -> dict:
-    """Both pipelines in worker processes, timed in alternating chunks."""
+    """Every pipeline in its own worker process, timed in rotating chunks."""
     base = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -148,18 +190,20 @@ def run_workers(args) -> dict:
         "--decode",
         str(args.decode),
     ]
-    envs = {"notebook": dict(TF_DEFAULT_ENV), "catdog": dict(os.environ)}
+    names = pipeline_names(args)
     procs = {}
     info: dict = {}
-    for name in ("notebook", "catdog"):  # set up one after the other: they would fight over the cores
-        procs[name] = subprocess.Popen(base + ["--worker", name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=envs[name])
-        info.update(json.loads(_reply(procs[name])))
+    for name in names:  # set up one after the other: they would fight over the cores
+        # --separate: the notebook gets catdog's process settings too, so that only the input pipeline differs.
+        env = dict(os.environ) if name != "notebook" or args.separate else dict(TF_DEFAULT_ENV)
+        procs[name] = subprocess.Popen(base + ["--worker", name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        info[name] = json.loads(_reply(procs[name]))
     seconds = {k: 0.0 for k in procs}
     peak = {k: 0.0 for k in procs}
     done, chunk = 0, max(1, args.chunk)
     while done < args.steps:
         n = min(chunk, args.steps - done)
-        for name in (list(procs) if (done // chunk) % 2 == 0 else list(reversed(procs))):
+        for name in _rotated(names, done // chunk):
             procs[name].stdin.write(f"{n}\n")
             procs[name].stdin.flush()
             reply = json.loads(_reply(procs[name]))
@@ -169,7 +213,7 @@ def run_workers(args) -> dict:
     for p in procs.values():
         p.stdin.close()
         p.wait(timeout=60)
-    return dict(info, seconds=seconds, peak=peak)
+    return {"info": info, "seconds": seconds, "peak": peak}
 
 
 def _reply(proc) -> str:
@@ -180,11 +224,12 @@ def _reply(proc) -> str:
 
 
 def run(args) -> dict:
-    """Warm both up, then time them in alternating chunks."""
-    nb_model, nb_iter = notebook_model(args.image_size), iter(notebook_pipeline(args.data, args.image_size))
-    cd_model, cd_ds, decode_s, n_decoded, precision = catdog_setup(args.data, args.image_size, args.decode)
-    cd_iter = iter(cd_ds)
-    pairs = {"notebook": (nb_model, nb_iter), "catdog": (cd_model, cd_iter)}
+    """Every pipeline in this process: warm each up, then time them in rotating chunks."""
+    names = pipeline_names(args)
+    pairs, info = {}, {}
+    for name in names:
+        model, it, info[name] = setup_pipeline(name, args)
+        pairs[name] = (model, it)
     seconds = {k: 0.0 for k in pairs}
     peak = {k: rss_mb() for k in pairs}
     for model, it in pairs.values():
@@ -193,67 +238,59 @@ def run(args) -> dict:
     done = 0
     while done < args.steps:
         n = min(chunk, args.steps - done)
-        order = list(pairs) if (done // chunk) % 2 == 0 else list(reversed(pairs))
-        for name in order:
+        for name in _rotated(names, done // chunk):
             seconds[name] += time_steps(*pairs[name], n)
             peak[name] = max(peak[name], rss_mb())
         done += n
-    return {
-        "seconds": seconds,
-        "peak": peak,
-        "decode_s": decode_s,
-        "n_decoded": n_decoded,
-        "precision": precision,
-        "jit": bool(cd_model.jit_compile),
-    }
+    return {"info": info, "seconds": seconds, "peak": peak}
 
 
-def report(args, r: dict, load_before, load_after, out=sys.stdout) -> float:
-    """Print the table and return the speedup (amortised catdog epoch vs notebook epoch)."""
-    from catdog.hardware import describe
+def report(args, r: dict, load_before: float, load_after: float, out=sys.stdout) -> dict[str, float]:
+    """Print the table and the gains; returns each pipeline's images per second."""
+    from catdog.hardware import cpu_family, describe
 
     m = describe()
     images = args.steps * BATCH
     ips = {k: images / s for k, s in r["seconds"].items()}
-    decode_per_image = r["decode_s"] / max(1, r["n_decoded"])
-    nb_epoch = EPOCH_IMAGES / ips["notebook"]
-    cd_epoch = EPOCH_IMAGES / ips["catdog"]
-    cd_first = cd_epoch + decode_per_image * EPOCH_IMAGES
-    cd_amort = cd_epoch + decode_per_image * EPOCH_IMAGES / AMORTISE_EPOCHS
+    catdog_info = next(v for v in r["info"].values() if "decode_s" in v)
+    decode_per_image = catdog_info["decode_s"] / max(1, catdog_info["n_decoded"])
     print(
-        f"machine: {m['cpu']}, {m['cores']} cores, fast bf16: {m['fast_bf16']}, GPUs: {m['gpus']}, TensorFlow "
-        f"{m['tensorflow']}, Python {m['python']}",
+        f"machine: {m['cpu']} (cpu family {cpu_family()}), {m['cores']} cores, fast bf16: {m['fast_bf16']}, "
+        f"GPUs: {m['gpus']}, TensorFlow {m['tensorflow']}, Python {m['python']}",
         file=out,
     )
-    how = (
-        "one process, catdog's process settings for both"
-        if args.one_process
-        else "two worker processes, the notebook's with TensorFlow's defaults"
-    )
+    if args.one_process:
+        how = "one process, catdog's process settings for all"
+    elif args.separate:
+        how = "a worker process each, all with catdog's process settings"
+    else:
+        how = "two worker processes, the notebook's with TensorFlow's defaults"
     print(
-        f"load average (1 min) before/after: {load_before:.2f} / {load_after:.2f}; timed in alternating chunks of "
+        f"load average (1 min) before/after: {load_before:.2f} / {load_after:.2f}; timed in rotating chunks of "
         f"{args.chunk} steps; {how}",
         file=out,
     )
+    print(f"seed network, {args.image_size}x{args.image_size}, batch {BATCH}, {args.warmup} warm-up + {args.steps} timed steps each",
+          file=out)
+    for name, info in r["info"].items():
+        if "precision" in info:
+            print(f"  {name}: precision {info['precision']}, fused BatchNorm {info['fused']}, XLA {info['jit']}", file=out)
     print(
-        f"seed network, {args.image_size}x{args.image_size}, batch {BATCH}, {args.warmup} warm-up + {args.steps} "
-        f"timed steps each; catdog precision {r['precision']}, XLA {r['jit']}",
-        file=out,
-    )
-    print(
-        f"catdog one-off decode: {r['decode_s']:.1f} s for {r['n_decoded']} images ({decode_per_image * 1000:.1f} "
-        f"ms/image, {decode_per_image * EPOCH_IMAGES:.0f} s for {EPOCH_IMAGES:,})",
+        f"catdog one-off decode: {catdog_info['decode_s']:.1f} s for {catdog_info['n_decoded']} images "
+        f"({decode_per_image * 1000:.1f} ms/image, {decode_per_image * EPOCH_IMAGES:.0f} s for {EPOCH_IMAGES:,})",
         file=out,
     )
     print("", file=out)
-    header = f"{'pipeline':<10}{'images/s':>10}{'s/epoch':>10}{'1st epoch':>11}{'amortised':>11}{'peak RSS MB':>13}"
+    header = f"{'pipeline':<16}{'images/s':>10}{'s/epoch':>10}{'1st epoch':>11}{'amortised':>11}{'peak RSS MB':>13}"
     print(header, file=out)
     print("-" * len(header), file=out)
-    print(
-        f"{'notebook':<10}{ips['notebook']:>10.2f}{nb_epoch:>10.0f}{nb_epoch:>11.0f}{nb_epoch:>11.0f}{r['peak']['notebook']:>13.0f}",
-        file=out,
-    )
-    print(f"{'catdog':<10}{ips['catdog']:>10.2f}{cd_epoch:>10.0f}{cd_first:>11.0f}{cd_amort:>11.0f}{r['peak']['catdog']:>13.0f}", file=out)
+    epoch, amortised = {}, {}
+    for name in r["seconds"]:
+        epoch[name] = EPOCH_IMAGES / ips[name]
+        decode = 0.0 if name == "notebook" else decode_per_image * EPOCH_IMAGES
+        amortised[name] = epoch[name] + decode / AMORTISE_EPOCHS
+        print(f"{name:<16}{ips[name]:>10.2f}{epoch[name]:>10.0f}{epoch[name] + decode:>11.0f}{amortised[name]:>11.0f}"
+              f"{r['peak'][name]:>13.0f}", file=out)
     print("", file=out)
     print(
         f"s/epoch: a {EPOCH_IMAGES:,}-image epoch at the measured rate; 1st epoch: plus decoding all {EPOCH_IMAGES:,} images once;",
@@ -264,15 +301,33 @@ def report(args, r: dict, load_before, load_after, out=sys.stdout) -> float:
     )
     if args.one_process:
         print(
-            f"both pipelines share one process; its peak RSS (getrusage): "
+            f"the pipelines share one process; its peak RSS (getrusage): "
             f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
             file=out,
         )
-    steady = nb_epoch / cd_epoch
-    speedup = nb_epoch / cd_amort
-    print(f"steady-state speedup (decode already cached): {steady:.2f}", file=out)
-    print(f"speedup {speedup:.2f}", file=out)
-    return speedup
+    print("", file=out)
+    if args.separate:
+        _print_gains(ips, epoch, amortised, out)
+    else:
+        info = r["info"]["catdog"]
+        print(
+            f"catdog's default against the notebook, lumped (input pipeline + {info['precision']} + fused BatchNorm "
+            f"{info['fused']} + process settings; --separate splits them): {epoch['notebook'] / amortised['catdog']:.2f}x "
+            f"with the decode spread over {AMORTISE_EPOCHS} epochs, {ips['catdog'] / ips['notebook']:.2f}x steady state",
+            file=out,
+        )
+    return ips
+
+
+def _print_gains(ips: dict, epoch: dict, amortised: dict, out) -> None:
+    """One line per gain, against the one pipeline that differs from it in that one thing."""
+    print("each gain against its peer (images/s, timed in the same rotating chunks):", file=out)
+    for what, name, peer in GAINS:
+        line = (f"  {what}: {ips[name] / ips[peer]:.2f}x ({name} {1000 * BATCH / ips[name]:.0f} ms/step against "
+                f"{peer} {1000 * BATCH / ips[peer]:.0f} ms/step)")
+        if peer == "notebook":
+            line += f"; {epoch[peer] / amortised[name]:.2f}x with the one-off decode spread over {AMORTISE_EPOCHS} epochs"
+        print(line, file=out)
 
 
 def main(argv=None) -> int:
@@ -286,8 +341,12 @@ def main(argv=None) -> int:
         "--decode", type=int, default=1024, help="images catdog decodes for the timing (its per-image decode cost is extrapolated)"
     )
     p.add_argument("--quick", action="store_true", help="a smoke run: 64x64, 1 warm-up and 2 timed steps")
-    p.add_argument("--one-process", action="store_true", help="run both pipelines in this process (both get catdog's process settings)")
-    p.add_argument("--worker", choices=["notebook", "catdog"], help=argparse.SUPPRESS)
+    p.add_argument("--one-process", action="store_true", help="run the pipelines in this process (all get catdog's process settings)")
+    p.add_argument(
+        "--separate", action="store_true",
+        help="time the input pipeline, mixed_bfloat16 and fused BatchNorm apart (five pipelines, each gain against its peer)",
+    )
+    p.add_argument("--worker", choices=["catdog", *SEPARATE], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         return worker(args)

@@ -31,6 +31,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_family() -> str:
+    """/proc/cpuinfo's "cpu family" (e.g. "25" for AMD Zen 3/4): with `cpu_model`, what benchmarks name a CPU by."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("cpu family"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def cpu_has_fast_bf16(flags: set[str] | None = None) -> bool:
     """AMX or AVX-512 BF16: the CPU has bfloat16 matrix instructions."""
     flags = cpu_flags() if flags is None else flags

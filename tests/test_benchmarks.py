@@ -16,7 +16,7 @@ from tests.fixtures import REPO, make_class_folders
 
 pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
 
-SPEEDUP = re.compile(r"^speedup \d+\.\d\d$", re.MULTILINE)
+RATIO = r"\d+\.\d\dx"
 
 
 def _run(script: str, *args: str) -> str:
@@ -29,19 +29,42 @@ def _run(script: str, *args: str) -> str:
     return proc.stdout
 
 
-def test_bench_train_quick_prints_the_table_machine_and_speedup(tmp_path):
+def _table_rows(out: str, names: tuple[str, ...]) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.split()[:1] and line.split()[0] in names}
+
+
+def test_bench_train_quick_prints_the_table_machine_and_a_lumped_figure_named_as_such(tmp_path):
     data = make_class_folders(tmp_path / "data", n=10)
     out = _run("bench_train.py", "--data", str(data), "--quick")
-    assert "TensorFlow" in out and "cores" in out
-    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith(("notebook ", "catdog "))}
+    assert "TensorFlow" in out and "cores" in out and "cpu family" in out
+    rows = _table_rows(out, ("notebook", "catdog"))
     assert set(rows) == {"notebook", "catdog"}
     assert all(len(values) == 5 and float(values[0]) > 0 for values in rows.values())
     assert "catdog one-off decode" in out and "for 20 images" in out
-    assert SPEEDUP.search(out)
-    assert out.strip().splitlines()[-1].startswith("speedup ")
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("catdog's default against the notebook, lumped") and "--separate splits them" in last
+    assert re.search(RATIO, last) and "speedup" not in out
 
 
-def test_bench_predict_quick_prints_latency_throughput_and_speedup(tmp_path):
+def test_bench_train_separate_gives_each_gain_against_the_pipeline_that_differs_in_that_one_thing(tmp_path):
+    data = make_class_folders(tmp_path / "data", n=10)
+    out = _run("bench_train.py", "--data", str(data), "--quick", "--separate")
+    names = ("notebook", "float32", "float32-fused", "bfloat16", "bfloat16-fused")
+    rows = _table_rows(out, names)
+    assert set(rows) == set(names) and all(float(values[0]) > 0 for values in rows.values())
+    assert "all with catdog's process settings" in out
+    for gain in (
+        "decode-once input pipeline (both float32, Keras BatchNorm)",
+        "fused BatchNorm in float32",
+        "fused BatchNorm in mixed_bfloat16",
+        "mixed_bfloat16 against float32, Keras BatchNorm",
+        "mixed_bfloat16 against float32, fused BatchNorm",
+    ):
+        assert re.search(rf"^  {re.escape(gain)}: {RATIO} \(", out, re.MULTILINE), gain
+    assert "speedup" not in out and "lumped" not in out
+
+
+def test_bench_predict_quick_prints_each_gain_against_its_peer_and_model_predict_as_an_overhead(tmp_path):
     make_class_folders(tmp_path / "photos", n=3)
     out = _run("bench_predict.py", "--quick", "--images", str(tmp_path / "photos"))
     assert "TensorFlow" in out and "cores" in out
@@ -50,9 +73,10 @@ def test_bench_predict_quick_prints_latency_throughput_and_speedup(tmp_path):
         line = next(line for line in out.splitlines() if line.startswith(path))
         median, p95, throughput = (float(v) for v in line[len(path):].split())
         assert 0 < median <= p95 and throughput > 0
-    assert "single image: 6 images" in out
-    assert SPEEDUP.search(out)
-    assert out.strip().splitlines()[-1].startswith("speedup ")
+    assert "single image: 6 images" in out and "cpu family" in out and "sha256 " in out
+    assert re.search(rf"ONNX Runtime against TensorFlow's compiled tf.function .*: single image {RATIO} .*batch of 8 {RATIO}", out)
+    assert re.search(r"^model.predict's per-call overhead .*: [+-]\d+\.\d ms per call", out, re.MULTILINE)
+    assert "speedup" not in out
 
 
 def test_compare_models_scores_every_model_on_the_same_copies_and_non_pets(tmp_path, run_with_check, tiny_run):
