@@ -30,6 +30,7 @@ get catdog's process settings, and only the pipeline and model settings differ).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import resource
@@ -346,6 +347,7 @@ def main(argv=None) -> int:
         "--separate", action="store_true",
         help="time the input pipeline, mixed_bfloat16 and fused BatchNorm apart (five pipelines, each gain against its peer)",
     )
+    p.add_argument("--out", default=None, help="also write the run (command, machine, figures, gains) to this JSON file")
     p.add_argument("--worker", choices=["catdog", *SEPARATE], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -357,8 +359,39 @@ def main(argv=None) -> int:
         os.environ["CATDOG_CACHE_DIR"] = cache
         load_before = os.getloadavg()[0]
         result = run(args) if args.one_process else run_workers(args)
-        report(args, result, load_before, os.getloadavg()[0])
+        load_after = os.getloadavg()[0]
+        text = io.StringIO()
+        ips = report(args, result, load_before, load_after, out=text)
+        print(text.getvalue(), end="")
+    if args.out:
+        write_result(Path(args.out), args, result, ips, text.getvalue(), (load_before, load_after))
     return 0
+
+
+def write_result(path: Path, args, result: dict, ips: dict[str, float], text: str, load: tuple[float, float]) -> None:
+    """The run as JSON: the command, the machine, each pipeline's figures, each gain, and the printed report."""
+    import datetime
+
+    from catdog.hardware import cpu_family, cpu_flags, describe
+
+    m = describe()
+    record = {
+        "command": "python benchmarks/bench_train.py " + " ".join(sys.argv[1:]),
+        "written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": {"lscpu model name": m["cpu"], "cpu family": cpu_family(), "cores": m["cores"], "gpus": m["gpus"],
+                    "bf16 or amx flags": sorted(f for f in cpu_flags() if "bf16" in f or f.startswith("amx")),
+                    "tensorflow": m["tensorflow"], "python": m["python"]},
+        "load_average_1min": {"before": round(load[0], 2), "after": round(load[1], 2)},
+        "settings": {"image_size": args.image_size, "batch": BATCH, "warmup": args.warmup, "steps": args.steps,
+                     "chunk": args.chunk, "one_process": args.one_process},
+        "pipelines": {name: dict(result["info"][name], images_per_s=round(ips[name], 2),
+                                 ms_per_step=round(1000 * BATCH / ips[name], 1), peak_rss_mb=round(result["peak"][name]))
+                      for name in result["seconds"]},
+        "gains": {what: {"pipeline": name, "peer": peer, "ratio": round(ips[name] / ips[peer], 3)}
+                  for what, name, peer in GAINS if {name, peer} <= set(ips)},
+        "report": text.splitlines(),
+    }
+    path.write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ They check the output's shape only; speed targets live in the benchmarks, never 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -48,7 +49,7 @@ def test_bench_train_quick_prints_the_table_machine_and_a_lumped_figure_named_as
 
 def test_bench_train_separate_gives_each_gain_against_the_pipeline_that_differs_in_that_one_thing(tmp_path):
     data = make_class_folders(tmp_path / "data", n=10)
-    out = _run("bench_train.py", "--data", str(data), "--quick", "--separate")
+    out = _run("bench_train.py", "--data", str(data), "--quick", "--separate", "--out", str(tmp_path / "r.json"))
     names = ("notebook", "float32", "float32-fused", "bfloat16", "bfloat16-fused")
     rows = _table_rows(out, names)
     assert set(rows) == set(names) and all(float(values[0]) > 0 for values in rows.values())
@@ -62,6 +63,10 @@ def test_bench_train_separate_gives_each_gain_against_the_pipeline_that_differs_
     ):
         assert re.search(rf"^  {re.escape(gain)}: {RATIO} \(", out, re.MULTILINE), gain
     assert "speedup" not in out and "lumped" not in out
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["command"].startswith("python benchmarks/bench_train.py ") and "cpu family" in record["machine"]
+    assert set(record["pipelines"]) == set(names) and len(record["gains"]) == 5
+    assert record["gains"]["fused BatchNorm in float32"]["peer"] == "float32"
 
 
 def test_bench_predict_quick_prints_each_gain_against_its_peer_and_model_predict_as_an_overhead(tmp_path):
