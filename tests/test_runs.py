@@ -107,3 +107,12 @@ def test_atomic_writes_get_the_usual_file_mode_not_mkstemps_private_one(tmp_path
     mask = os.umask(0o022)
     os.umask(mask)
     assert stat.S_IMODE((tmp_path / "config.json").stat().st_mode) == 0o666 & ~mask
+
+
+def test_bundled_names_the_bundled_models_folder_for_run_commands():
+    from catdog.model_files import bundled_model_dir
+    from catdog.runs import open_run
+
+    if bundled_model_dir() is None:
+        pytest.skip("assets/model (the bundled model) is missing")
+    assert open_run("bundled").path == bundled_model_dir().resolve()
