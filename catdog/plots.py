@@ -74,7 +74,7 @@ def curves_figure(rows: Sequence[dict], metric: str = "accuracy", title: str | N
         metric: "accuracy" or "loss".
         title: the chart's title (default: the metric).
         before: config.json's `before` (the starting model on the validation photos):
-            drawn at epoch 0, labelled "before training", and joined to the validation line.
+            drawn at epoch 0, named "before training" in the legend, and joined to the validation line.
     """
     import plotly.graph_objects as go
 
@@ -91,9 +91,10 @@ def curves_figure(rows: Sequence[dict], metric: str = "accuracy", title: str | N
                              line=dict(color=VAL_COLOUR, width=2.5, dash="dash"), marker=dict(symbol="square")))
     if start is not None:
         text = f"{start:.1%}" if metric == "accuracy" else f"{start:.3f}"
-        fig.add_trace(go.Scatter(x=[0], y=[start], mode="markers+text", name=BEFORE_LABEL, text=[f"{BEFORE_LABEL}: {text}"],
-                                 textposition="top right", marker=dict(symbol="diamond", size=12, color=VAL_COLOUR,
-                                                                       line=dict(color="#000000", width=1))))
+        # Named in the legend, its value on hover: a label drawn beside the point would cross the validation line.
+        fig.add_trace(go.Scatter(x=[0], y=[start], mode="markers", name=BEFORE_LABEL,
+                                 hovertemplate=f"{BEFORE_LABEL}: {text}<extra></extra>",
+                                 marker=dict(symbol="diamond", size=12, color=VAL_COLOUR, line=dict(color="#000000", width=1))))
         epochs = [0, *epochs]
     _layout(fig, title or metric.capitalize(), metric, 340)
     if metric == "accuracy":

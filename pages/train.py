@@ -34,7 +34,7 @@ from pages._text import code_span, plain
 from pages._ui import STATE_ICONS, default_dataset, format_duration, report_ui, settings_text, use_model_ui
 
 POLL_SECONDS = 1.5
-METRIC_WIDTH = 150  # px: a wrapping row of metrics
+METRIC_WIDTH = 140  # px: six fit the wide layout's row; two a line on a phone
 WATCH_KEY = "train_run"
 VAL_SPLIT_SLIDER = (0.05, 0.4, 0.2, 0.05)  # min, max, default (the CLI's), step
 
@@ -298,19 +298,7 @@ def progress_ui(run: Run, status: jobs.JobStatus) -> None:
     elif prog.get("phase") == "features":
         bar.progress(*features_progress(prog, time.time()))
     else:
-        batches = max(1, int(prog.get("batches") or 1))
-        batch = min(int(prog.get("batch") or 0), batches)
-        epochs = max(1, int(prog.get("epochs") or 1))
-        epoch = int(prog.get("epoch") or 1)
-        overall = prog.get("overall")
-        if not isinstance(overall, (int, float)):  # progress.json from an older catdog
-            overall = (epoch - 1 + batch / batches) / epochs
-        phase = {"validate": " · validating", "epoch_end": " · epoch done",
-                 "finishing": " · calibrating and saving the model"}.get(prog.get("phase"), "")
-        eta = eta_now(prog, time.time())
-        left = f"about {format_duration(eta)} left" if eta is not None else "estimating the time left…"
-        text = f"Epoch {epoch}/{epochs} · batch {batch}/{batches}{phase} · {overall:.0%} of the run · {left}"
-        bar.progress(min(1.0, max(0.0, float(overall))), text=text)
+        bar.progress(*epochs_progress(prog, time.time()))
     stopping = run.stop_requested()
     label = "Stopping…" if stopping else "Stop"
     if button.button(
@@ -325,28 +313,51 @@ def progress_ui(run: Run, status: jobs.JobStatus) -> None:
         st.toast("Stop requested: the model so far will be saved.")
 
 
+def epochs_progress(prog: dict, now: float) -> tuple[float, str]:
+    """(fraction, text) of the epochs: where the run is and the time left; once every epoch has run,
+    what it still does (calibrating, saving) instead of a percentage that reads as done."""
+    batches = max(1, int(prog.get("batches") or 1))
+    batch = min(int(prog.get("batch") or 0), batches)
+    epochs = max(1, int(prog.get("epochs") or 1))
+    epoch = int(prog.get("epoch") or 1)
+    overall = prog.get("overall")
+    if not isinstance(overall, (int, float)):  # progress.json from an older catdog
+        overall = (epoch - 1 + batch / batches) / epochs
+    overall = min(1.0, max(0.0, float(overall)))
+    eta = eta_now(prog, now)
+    if prog.get("phase") == "finishing":
+        took = f" (about {format_duration(eta)})" if eta else ""
+        return 1.0, f"Training done after epoch {epoch} · now calibrating the confidence and saving the model{took}"
+    phase = {"validate": " · validating", "epoch_end": " · epoch done"}.get(prog.get("phase"), "")
+    left = f"about {format_duration(eta)} left" if eta is not None else "estimating the time left…"
+    return overall, f"Epoch {epoch}/{epochs} · batch {batch}/{batches}{phase} · {overall:.0%} of the epochs · {left}"
+
+
+FEATURE_SPLITS = {"train": "training", "training": "training", "validation": "validation", "calibration": "calibration"}
+
+
 def features_progress(prog: dict, now: float) -> tuple[float, str]:
-    """(fraction, text) of a frozen backbone's feature pass: photos done of the split, and the time left."""
+    """(fraction, text) of a frozen backbone's first step: the pretrained network reads each photo once."""
     total = max(1, int(prog.get("total") or 1))
     done = min(int(prog.get("done") or 0), total)
     eta = eta_now(prog, now)
     left = f"about {format_duration(eta)} left" if eta is not None else "estimating the time left…"
-    split = str(prog.get("split") or "training")
-    text = (f"Reading the backbone's features of the {split} photos: {done:,} of {total:,} "
-            f"(each photo once; a second training on them starts at once) · {left}")
+    split = plain(FEATURE_SPLITS.get(str(prog.get("split")), str(prog.get("split") or "training")))
+    text = (f"Preparing the {split} photos: the pretrained network reads each one once ({done:,} of {total:,}) · {left}. "
+            "The epochs follow; a next training on the same photos skips this step.")
     return done / total, text
 
 
 def metrics_ui(rows: list[dict], before: dict | None = None) -> None:
     """The latest epoch's metrics, with the change since the epoch before (and the starting model's)."""
     last, prev = rows[-1], (rows[-2] if len(rows) > 1 else {})
-    # One wrapping row: five across on a desktop, two or three a line on a phone (not one per row).
-    row = st.container(horizontal=True, gap="medium")
+    # One wrapping row of short labels: all six across on a desktop, two a line on a phone (not one per row).
+    row = st.container(horizontal=True, gap="small")
     row.metric("Epoch", f"{last['epoch']}", help="Epochs finished so far", width=METRIC_WIDTH)
     start = before_point(before)
     if start is not None:
-        row.metric("Val accuracy before training", f"{start:.1%}", width=METRIC_WIDTH,
-                   help="The starting model on the same validation photos, before the first epoch")
+        row.metric("Before training", f"{start:.1%}", width=METRIC_WIDTH,
+                   help="Validation accuracy of the starting model, on the same validation photos, before the first epoch")
     for key, label in zip(("accuracy", "val_accuracy", "loss", "val_loss"), ("Train accuracy", "Val accuracy", "Train loss", "Val loss")):
         value, before = last.get(key), prev.get(key)
         if value is None:

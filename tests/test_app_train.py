@@ -129,3 +129,43 @@ def test_after_a_reload_the_settings_come_back_from_the_running_runs_config(home
     assert at.number_input(key="train_epochs_seed").value == 7 and at.number_input(key="train_size_seed").value == 48
     assert at.toggle(key="train_early_False").value and at.number_input(key="train_patience").value == 2
     assert "starting" in at.subheader[0].value and "queued" not in at.subheader[0].value
+
+
+def _running_page(progress: dict) -> AppTest:
+    """The Train page of a fresh session while a (pretend) training writes `progress` (this process holds the lock)."""
+    run = runs.create_run(None, "live", "lite0")
+    run.write_config({"model": "lite0", "epochs": 30, "image_size": 224, "created": time.time()})
+    run.write_status("running", pid=os.getpid(), started=time.time())
+    run.write_progress({"updated": time.time(), **progress})
+    runs.acquire_lock(run)
+    try:
+        at = open_train_page()
+    finally:
+        runs.release_lock()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_finishing_run_says_what_it_still_does_instead_of_100_percent_and_time_left(home):
+    at = _running_page({"phase": "finishing", "epoch": 30, "epochs": 30, "batch": 1, "batches": 1, "overall": 1.0,
+                        "eta_seconds": 11.0})
+    text = at.get("progress")[0].proto.text
+    assert "Training done after epoch 30" in text and "calibrating the confidence and saving the model" in text
+    assert "100%" not in text and "left" not in text
+
+
+def test_the_epochs_progress_gives_the_share_of_the_epochs_and_the_time_left(home):
+    at = _running_page({"phase": "train", "epoch": 3, "epochs": 30, "batch": 1, "batches": 2, "overall": 0.0833,
+                        "eta_seconds": 20.0})
+    text = at.get("progress")[0].proto.text
+    assert text.startswith("Epoch 3/30 · batch 1/2 · 8% of the epochs · about ") and text.endswith("s left")
+
+
+def test_a_frozen_backbones_first_step_reads_as_preparing_the_photos(home):
+    at = _running_page({"phase": "features", "split": "validation", "done": 12, "total": 40, "overall": 0.0,
+                        "eta_seconds": 3.0})
+    bar = at.get("progress")[0].proto
+    assert bar.value == 30  # percent: 12 of 40
+    text = bar.text
+    assert text.startswith("Preparing the validation photos: the pretrained network reads each one once (12 of 40) · about ")
+    assert "skips this step" in text and "backbone" not in text

@@ -154,7 +154,9 @@ def test_a_warm_start_draws_the_before_training_point_and_shows_before_to_after(
     validation = next(t for t in accuracy["data"] if t["name"] == "validation")
     assert validation["x"][:2] == [0, 1] and validation["y"][0] == 0.8  # the curve starts at the starting model
     assert any("80.0% before training → 91.7% after, on 60 validation photos" in m.value for m in at.markdown)
-    assert any(m.label == "Val accuracy before training" and m.value == "80.0%" for m in at.metric)
+    # Six cards of short labels (140 px each, gap small): one row at 1440 px, never cut off to "Val accuracy before…".
+    assert [m.label for m in at.metric] == ["Epoch", "Before training", "Train accuracy", "Val accuracy", "Train loss", "Val loss"]
+    assert at.metric[1].value == "80.0%"
     assert any("216 to train · 60 to validate · 24 to calibrate" in c.value for c in at.caption)
     assert any("kept the starting model's temperature" in shown(c.value) for c in at.caption)  # config.json's words, through plain()
 
