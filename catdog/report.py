@@ -106,8 +106,10 @@ def held_out_images(run: Run):
     except Exception:  # noqa: BLE001 - moved or changed folders: no evaluation rather than a wrong one
         return None
     names = list(cfg.get("class_names") or layouts[0].class_names)
-    where = ", ".join(Path(str(f)).name for f in folders)
-    return held_out, names, f"the {len(held_out):,} photos held out of {where} for validation (rebuilt from seed {int(seed)})"
+    where = ", ".join(f"“{Path(str(f)).name}”" for f in folders)
+    folder = "training folder" if len(folders) == 1 else "training folders"
+    return (held_out, names, f"the {len(held_out):,} labelled photos held out of the {folder} {where} for validation "
+            f"(rebuilt from seed {int(seed)})")
 
 
 def image_data_uri(image, fmt: str = "JPEG") -> str:
@@ -130,7 +132,7 @@ def collect_samples(predictor: "Predictor", report: "EvalReport", mistakes: int 
         confidence = p if predicted == 1 else 1.0 - p
         rows.append((file, names[label], names[predicted], float(confidence), bool(flagged)))
     wrong = sorted((r for r in rows if r[1] != r[2] or r[4]), key=lambda r: (r[4], -r[3]))[:mistakes]  # flagged ones last
-    right = sorted((r for r in rows if r[1] == r[2] and not r[4]), key=lambda r: -r[3])[:correct]
+    right = _each_class_in_turn(sorted((r for r in rows if r[1] == r[2] and not r[4]), key=lambda r: -r[3]), names)[:correct]
     samples = []
     for file, true, predicted, confidence, flagged in wrong + right:
         try:
@@ -148,6 +150,18 @@ def collect_samples(predictor: "Predictor", report: "EvalReport", mistakes: int 
                 sample.notes.append(f"no Grad-CAM: {exc}")
         samples.append(sample)
     return samples
+
+
+def _each_class_in_turn(rows: list[tuple], names: list[str]) -> list[tuple]:
+    """`rows` (sorted, most confident first) reordered to take each true class in turn, so a few samples
+    show every class (four right answers are never four cats while the dogs were right too)."""
+    queues = [[r for r in rows if r[1] == name] for name in names]
+    mixed = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                mixed.append(queue.pop(0))
+    return mixed
 
 
 def _facts(run: Run) -> list[tuple[str, str]]:
@@ -254,11 +268,19 @@ def _evaluation_html(report: "EvalReport", figure: _Figures) -> str:
         cells.append(("ECE", f"{cal['ece']:.3f}"))
     metrics = "".join(f"<div class='metric'><span>{esc(k)}</span><b>{esc(v)}</b></div>" for k, v in cells)
     ece_note = calibration_note(report.n, report.log_loss, cal)
-    return (f"<h2>Evaluation</h2><p class='muted'>{report.n:,} labelled photos in {esc(report.data)} · "
+    return (f"<h2>Evaluation</h2><p class='muted'>{esc(evaluated_on(report.n, report.data))} · "
             f"threshold {report.threshold:g}</p><div class='metrics'>{metrics}</div>"
             + (f"<p class='note'>{esc(ece_note)}</p>" if ece_note else "") + "<div class='row'>"
             + figure(confusion_figure(report.confusion, report.class_names))
             + figure(reliability_figure(report.labels, report.probs, report.raw_probs or None)) + "</div>")
+
+
+def evaluated_on(n: int, data: str) -> str:
+    """'168 labelled photos in /photos/test', or, for photos described in words (a run's held-out photos,
+    `held_out_images`), the description itself: 'The 60 photos held out of …', never '60 labelled photos in the 60 photos …'."""
+    if Path(str(data)).is_absolute():
+        return f"{n:,} labelled photos in {data}"
+    return str(data)[:1].upper() + str(data)[1:]
 
 
 def calibration_note(n: int, calibrated_log_loss: float, cal: dict) -> str | None:
@@ -353,12 +375,16 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">{marker}<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>
+/* overflow-wrap: anywhere lets an unbroken path or file name wrap (and lets a table or card shrink to the
+   screen): a phone never scrolls sideways. */
 body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1F2937; margin: 0 auto;
-       max-width: 1200px; padding: 24px; }}
+       max-width: 1200px; padding: 24px; overflow-wrap: anywhere; }}
+@media (max-width: 600px) {{ body {{ padding: 16px; }} table.facts th {{ width: 36%; }} }}
 h1 {{ margin-bottom: 0; }} h2 {{ margin-top: 32px; border-bottom: 1px solid #E5E7EB; padding-bottom: 4px; }}
 .muted {{ color: #6B7280; }} .note {{ background: #F4F6FA; padding: 8px 12px; border-radius: 6px; }}
-table.facts {{ border-collapse: collapse; }} table.facts th {{ text-align: left; padding: 3px 16px 3px 0; color: #6B7280;
-       font-weight: normal; vertical-align: top; }} table.facts td {{ padding: 3px 0; }}
+table.facts {{ border-collapse: collapse; max-width: 100%; }} table.facts th {{ text-align: left; padding: 3px 16px 3px 0;
+       color: #6B7280; font-weight: normal; vertical-align: top; overflow-wrap: normal; min-width: 7em; }}
+table.facts td {{ padding: 3px 0; }}
 /* Grid columns keep their width while the page is still being parsed: plotly.js sizes a chart when its
    script runs, before the row's second chart exists (a flex row would give the first one the full width). */
 html {{ overflow-y: scroll; }}
@@ -367,7 +393,7 @@ html {{ overflow-y: scroll; }}
 .metrics {{ display: flex; flex-wrap: wrap; gap: 12px; }} .metric {{ border: 1px solid #E5E7EB; border-radius: 8px;
        padding: 8px 14px; }} .metric span {{ display: block; color: #6B7280; font-size: 0.85em; }}
 .metric b {{ font-size: 1.4em; }} .metric b + span {{ margin-top: 2px; }}
-.grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 12px; }}
+.grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(min(300px, 100%), 1fr)); gap: 12px; }}
 .card {{ margin: 0; border: 1px solid #E5E7EB; border-radius: 8px; padding: 8px; }}
 .card.wrong {{ border-color: #D55E00; }} .card.unsure {{ border-color: {not_sure}; border-style: dashed; }}
 .pair {{ display: flex; gap: 4px; }}

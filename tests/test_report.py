@@ -54,9 +54,11 @@ def test_without_a_labelled_folder_the_report_rebuilds_the_runs_held_out_photos(
 
     assert evaluation_folder(tiny_run) is None  # it held out part of its training folder
     images, names, where = held_out_images(tiny_run)
-    assert len(images) == 6 and names == ["cat", "dog"] and "held out of data" in where  # 25% of 24
+    assert len(images) == 6 and names == ["cat", "dog"] and "held out of the training folder “data”" in where  # 25% of 24
     text = write_report(tiny_run, tmp_path / "r.html").read_text(encoding="utf-8")
-    assert "Evaluation" in text and "6 labelled photos" in text and "Sample predictions" in text
+    assert "Evaluation" in text and "Sample predictions" in text
+    assert "The 6 labelled photos held out of the training folder “data” for validation" in text
+    assert "labelled photos in the" not in text  # never '6 labelled photos in the 6 photos held out of …'
 
 
 @pytest.mark.slow
@@ -134,3 +136,57 @@ def test_a_report_without_a_check_says_how_to_get_one(tmp_path, tiny_run, tiny_d
     assert "no &ldquo;not a cat or dog&rdquo; check" in _openset_section(text)
     assert f"catdog openset fit {tiny_run.path}" in text
     assert "<th>Not a cat or dog check</th><td>none, so it answers cat or dog for any photo" in text
+
+
+def _long_named_run(tmp_path: Path):
+    """A run whose facts hold an unbroken 120-character path, with curves (no model: no TensorFlow)."""
+    import json
+
+    from catdog.runs import Run
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    data = "/srv/photos/" + "a_very_long_folder_name_without_breaks" * 3
+    (folder / "config.json").write_text(json.dumps({"model": "lite0", "image_size": 224, "data": data, "epochs": 3,
+                                                     "class_names": ["cat", "dog"], "n_train": 40, "n_validation": 16}))
+    (folder / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": e, "accuracy": 0.8, "val_accuracy": 0.75, "loss": 0.4, "val_loss": 0.5}) + "\n" for e in (1, 2, 3)))
+    return Run(folder)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_on_a_390_px_phone_the_report_never_scrolls_sideways(chromium, tmp_path):
+    from catdog.report import Sample
+
+    long_name = "pants_" + "d03aa9778e854699b050c83390e8bd27" * 2 + ".jpg"
+    samples = [Sample(long_name, "cat", "dog", 0.9, "data:image/jpeg;base64,AA==")]
+    out = tmp_path / "report.html"
+    out.write_text(build_report(_long_named_run(tmp_path), samples=samples), encoding="utf-8")
+    page = chromium.new_page(viewport={"width": 390, "height": 800})
+    try:
+        page.goto(out.as_uri(), wait_until="load")
+        page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)
+        widths = page.evaluate("""() => ({page: document.documentElement.scrollWidth,
+            facts: document.querySelector('table.facts').getBoundingClientRect().right,
+            grid: document.querySelector('.grid').getBoundingClientRect().right})""")
+    finally:
+        page.close()
+    assert widths["page"] <= 390, widths
+    assert widths["facts"] <= 390 and widths["grid"] <= 390, widths
+
+
+def test_the_right_answers_shown_take_each_class_in_turn(tmp_path):
+    from types import SimpleNamespace
+
+    from catdog.report import collect_samples
+    from tests.fixtures import write_image
+
+    files = [str(write_image(tmp_path / f"{i}.jpg")) for i in range(8)]
+    # Six cats answered more confidently than any dog, two dogs; every answer right.
+    evaluation = SimpleNamespace(class_names=["cat", "dog"], files=files, labels=[0] * 6 + [1] * 2,
+                                 probs=[0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.9, 0.8], not_pet=None,
+                                 threshold=0.5, uncertain_below=0.6)
+    samples = collect_samples(None, evaluation, correct=4, gradcam=False)
+    assert [s.true for s in samples] == ["cat", "dog", "cat", "dog"]
+    assert [s.name for s in samples] == ["0.jpg", "6.jpg", "1.jpg", "7.jpg"]  # the most confident of each class first
