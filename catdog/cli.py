@@ -374,11 +374,15 @@ def _finite(value):
 
 
 def cmd_runs(args, out) -> int:
-    from catdog.runs import list_runs
+    from catdog.model_files import default_model, model_file
+    from catdog.runs import list_runs, number
 
+    default = default_model()
+    active = model_file(default) if default is not None else None
     rows = []
     for run in list_runs(args.runs_dir):
         summary = run.summary()
+        n_val = number(summary["config"].get("n_validation"))
         rows.append(
             {
                 "id": summary["id"],
@@ -386,7 +390,9 @@ def cmd_runs(args, out) -> int:
                 "state": summary["state"],
                 "epochs": summary["epochs_done"],
                 "val_accuracy": summary["val_accuracy"],  # the saved model's
+                "n_validation": int(n_val) if n_val else None,
                 "best_val_accuracy": summary["best_val_accuracy"],
+                "active": active is not None and run.model_path.resolve() == active,
                 "path": summary["path"],
             }
         )
@@ -394,14 +400,28 @@ def cmd_runs(args, out) -> int:
         if args.json:
             print(json.dumps(row), file=out)
         else:
-            acc = f"{row['val_accuracy']:.4f}" if row["val_accuracy"] is not None else "-"
-            print(f"{row['id']:<40}{row['preset'] or '-':<14}{row['state']:<10}{row['epochs']:>4} epochs  val acc {acc}", file=out)
+            mark = "*" if row["active"] else " "
+            acc = val_accuracy_words(row["val_accuracy"], row["n_validation"])
+            print(f"{mark} {row['id']:<40}{row['preset'] or '-':<14}{row['state']:<10}{row['epochs']:>4} epochs  {acc}", file=out)
     if not args.json:
         if not rows:
             print("no runs yet; start one with `catdog train --data DIR`", file=out)
+        elif any(row["active"] for row in rows):
+            print("* the active model: predict, evaluate and the app use it (`catdog use RUN` picks another)", file=out)
+        elif active is not None:
+            print(f"predict, evaluate and the app use {_model_name(active)} (`catdog use RUN` picks one of these)", file=out)
         print(f"runs folder: {Path(args.runs_dir).resolve() if args.runs_dir else config.runs_dir()} "
               f"(CATDOG_HOME {config.home()})", file=out)
     return 0
+
+
+def val_accuracy_words(value: float | None, n: int | None) -> str:
+    """'validation: 97.0% of 168 photos right' (or '100% of 16 photos'): the share with the count it is of,
+    so a perfect score on a handful of photos does not read as a perfect model."""
+    if value is None:
+        return "validation: -"
+    share = "100%" if value >= 1.0 else f"{min(value, 0.999):.1%}"
+    return f"validation: {share} of {n:,} photos right" if n else f"validation: {share} right"
 
 
 def cmd_report(args, out) -> int:

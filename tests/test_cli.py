@@ -127,9 +127,33 @@ def test_runs_lists_the_saved_models_accuracy_not_the_best_epochs(tmp_path, monk
     rows = [{"epoch": 1, "val_accuracy": 0.633}, {"epoch": 2, "val_accuracy": 0.517}]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     code, out, _ = run_cli("runs")
-    assert code == 0 and "val acc 0.5170" in out and "0.6330" not in out
+    assert code == 0 and "validation: 51.7% right" in out and "63.3%" not in out
     code, out, _ = run_cli("runs", "--json")
     assert json.loads(out.splitlines()[0])["val_accuracy"] == 0.517
+
+
+def test_runs_gives_a_perfect_score_with_its_count_and_marks_the_active_model(tmp_path, monkeypatch):
+    import json
+    import zipfile
+
+    monkeypatch.setenv("CATDOG_HOME", str(tmp_path / "h"))
+    for run_id, n in (("small", 16), ("other", 168)):
+        run = tmp_path / "h" / "runs" / run_id
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps({"model": "lite0", "n_validation": n}))
+        (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": 1.0 if n == 16 else 0.97}) + "\n")
+        with zipfile.ZipFile(run / "model.keras", "w") as zf:
+            zf.writestr("config.json", "{}")
+    (tmp_path / "h" / "active_model.json").write_text(json.dumps({"model": str(tmp_path / "h" / "runs" / "small" / "model.keras")}))
+    code, out, _ = run_cli("runs")
+    lines = {line[2:].split()[0]: line for line in out.splitlines() if line[2:].startswith(("small", "other"))}
+    assert "validation: 100% of 16 photos right" in lines["small"] and "1.0000" not in out
+    assert "validation: 97.0% of 168 photos right" in lines["other"]
+    assert lines["small"].startswith("* ") and lines["other"].startswith("  ")
+    assert "* the active model" in out
+    code, out, _ = run_cli("runs", "--json")
+    flags = {row["id"]: row["active"] for row in map(json.loads, out.splitlines())}
+    assert flags == {"small": True, "other": False}
 
 
 def test_predict_names_the_model_once_and_marks_not_sure_answers(tmp_path, tiny_run, monkeypatch):
