@@ -17,7 +17,8 @@ DEFAULT_PRESET = "lite0"  # the pretrained backbone; "compact" trains from scrat
 SEED = 1337
 
 # A warm start (--init-from) on a few hundred photos: its own defaults, measured on a
-# "new collection" proxy (benchmarks/warm_start_recipe.py, docs/recipe.md).
+# "new collection" proxy with an earlier compact bundled model (benchmarks/warm_start_recipe.py,
+# docs/warm_start_recipe.json, docs/recipe.md).
 WARM_START_EPOCHS = 10
 WARM_START_PATIENCE = 3  # early stopping on the validation loss, best weights restored
 

@@ -145,7 +145,8 @@ def count_params(name: str, image_size: int | None = None) -> int:
 
 
 # The registry. Defaults by measurement on catdog-small: see README, Models.
-# seed keeps cpu_bf16=True: 1.9x faster in mixed bfloat16 on the Zen 5 of issue 21's profile (not measured here).
+# seed keeps cpu_bf16=True: faster in mixed bfloat16 on every CPU with it measured so far (issue 21's Zen 5 1.9x;
+# an AMD EPYC family 25 with AVX512_BF16 2.0-3.2x fused: docs/performance.md, Precision per preset).
 preset("seed", image_size=256, description="The original notebook's CNN, unchanged (3 conv blocks, 14.8M params)")(
     presets.build_seed
 )
@@ -156,7 +157,7 @@ preset(
     learning_rate=2e-3,
     epochs=60,
     fuse_batch_norm_in=("float32", "mixed_float16"),  # fused bfloat16 measured slower for compact
-    # Issue 21's profile on an AMD EPYC Zen 5 with AVX512_BF16 (not measured on this project's AVX2-only machine):
+    # Issue 21's profile on an AMD EPYC Zen 5 with AVX512_BF16 (slower on an Intel Xeon with AMX too; docs/performance.md):
     # 112 ms a step in mixed bfloat16 against 105 ms in float32 (unfused BatchNorm and casts eat the convolutions' gain).
     cpu_bf16=False,
     batch_size=32,
