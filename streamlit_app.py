@@ -13,7 +13,7 @@ import streamlit as st
 from catdog import catalog, config, jobs
 from pages._gate import gate_ui, remember_ui, require_sign_in, signed_in
 from pages._text import code_span, plain
-from pages._ui import APP_NAVIGATION_KEY, default_dataset, format_pct, format_time, nav_link
+from pages._ui import APP_NAVIGATION_KEY, default_dataset, model_card_ui, nav_link
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 PAGE_ICON = Path(__file__).resolve().parent / "assets" / "favicon.png"  # local: a ":material/…:" icon is fetched from a font server
@@ -57,15 +57,7 @@ def _model_card() -> None:
     if entry is None:
         st.info("No model yet. Train one on the Train page, then choose *Use this model for Predict*.")
         return
-    st.markdown(code_span(entry.name) + (" (ships with catdog)" if entry.kind == "bundled" else ""))
-    # Names and figures from the model's folder (its data folders, its check's non-pet folders) go through plain().
-    on = plain(entry.accuracy_on)
-    accuracy = f"accuracy **{format_pct(entry.accuracy)}** on {on}" if entry.accuracy is not None else "accuracy –"
-    st.caption(
-        f"preset **{plain(entry.preset or '?')}** · {plain(entry.image_size or '?')}px · {accuracy} · "
-        f"trained {format_time(entry.created)}"
-    )
-    st.caption(f"*Not a cat or dog* check: {plain(entry.openset_text)}")
+    model_card_ui(entry, mark_active=False)  # the card's heading says so
 
 
 def _dataset_card() -> None:

@@ -44,11 +44,22 @@ class ModelEntry:
     active: bool = False
     created: float | None = None
     openset: dict | None = None
+    class_names: list[str] | None = None
 
     @property
     def openset_text(self) -> str:
-        """The "not a cat or dog" check in words (`openset_text`)."""
+        """The "not a cat or dog" check's operating point (`openset_text`): the details."""
         return openset_text(self.openset)
+
+    @property
+    def openset_summary(self) -> str:
+        """The "not a cat or dog" check in a stakeholder's words (`openset_summary`)."""
+        return openset_summary(self.openset, self.class_names)
+
+    @property
+    def openset_details(self) -> str:
+        """How the check decides and its operating point (`openset_details`)."""
+        return openset_details(self.openset)
 
     @property
     def label(self) -> str:
@@ -192,6 +203,54 @@ def openset_text(facts: dict | None) -> str:
     return " · ".join(parts) or "yes (no operating point recorded)"
 
 
+def openset_summary(facts: dict | None, class_names: list[str] | None = None) -> str:
+    """The check in plain words, for someone who will not read a threshold: what it says, for which photos,
+    and how often it wrongly says it, e.g. 'Says “Not a cat or dog” for photos without a cat or dog in them;
+    wrongly flags about 1 in 90 pet photos.' (`openset_text` gives the operating point behind it.)
+
+    Args:
+        facts: `openset_facts(...)`: None without a check, {} for a check with no record in config.json.
+        class_names: the model's classes ("pet photos" for cat and dog, else "photos of A or B").
+    """
+    names = [str(n) for n in (class_names or [])]
+    pets = not names or sorted(n.lower() for n in names) == ["cat", "dog"]
+    if facts is None:
+        answers = "cat or dog" if pets else " or ".join(names)
+        return f"No “not a cat or dog” check: it answers {answers} for any photo, whatever is in it."
+    own = "pet photos" if pets else f"photos of {' or '.join(names)}"
+    imagenet = "imagenet" in [str(p).lower() for p in facts.get("parts") or []]
+    which = "without a cat or dog in them" if imagenet else f"unlike the {'pet photos' if pets else 'photos'} it learned from"
+    parts = [f"Says “Not a cat or dog” for photos {which}"]
+    held = number(facts.get("held_out_flagged"))
+    if held is not None:
+        parts.append(f"wrongly flags {_one_in(held)} {own}")
+    negatives = facts.get("negatives_flagged") if isinstance(facts.get("negatives_flagged"), dict) else {}
+    shares = [f"{number(share):.0%} of the {name} photos" for name, share in negatives.items() if number(share) is not None]
+    if shares and str(facts.get("score", "distance")) == "distance":  # never a figure on photos the check was fitted on
+        parts.append("on photos it never saw it flagged " + " and ".join(shares))
+    return "; ".join(parts) + "."
+
+
+def openset_details(facts: dict | None) -> str:
+    """What stands behind `openset_summary`: how the check decides, then its operating point (`openset_text`)."""
+    if facts is None:
+        return openset_text(facts)
+    method = str(facts.get("method") or "").strip()
+    how = f"How it decides: {method}. " if method else ""
+    return f"{how}Operating point: {openset_text(facts)}."
+
+
+def _one_in(share: float) -> str:
+    """'about 1 in 90' for 0.011; 'none of the' for 0; a plain percentage from one in two up."""
+    if share <= 0:
+        return "none of the held-out"
+    if share >= 0.5:
+        return f"{share:.0%} of"
+    every = 1 / share
+    rounded = round(every) if every < 10 else round(every, -1) if every < 100 else round(every, -(len(str(int(every))) - 2))
+    return f"about 1 in {int(rounded):,}"
+
+
 def _entry(run: Run, kind: str, active: Path | None) -> ModelEntry:
     cfg = run.config()
     accuracy, on = accuracy_facts(run)
@@ -201,6 +260,7 @@ def _entry(run: Run, kind: str, active: Path | None) -> ModelEntry:
         path=path, kind=kind, name="bundled" if kind == "bundled" else run.id, preset=cfg.get("model") or cfg.get("preset"),
         image_size=int(size) if size else None, accuracy=accuracy, accuracy_on=on, active=active == path,
         created=number(cfg.get("created")), openset=openset_facts(path, cfg),
+        class_names=[str(n) for n in cfg["class_names"]] if isinstance(cfg.get("class_names"), list) else None,
     )
 
 

@@ -67,19 +67,25 @@ def class_hex(label: str, class_names: list[str]) -> str:
     return colour(label, class_names)[1]
 
 
-def run_summary(run: Run) -> dict:
-    """One row of the runs table: `Run.summary()`, formatted."""
+def run_summary(run: Run, active: Path | None = None) -> dict:
+    """One row of the runs table: `Run.summary()`, formatted, short enough for the wide layout's width.
+
+    Args:
+        run: the run folder.
+        active: the model file Predict uses, to mark the run that made it.
+    """
     summary = run.summary()
+    preset = summary["preset"] or "–"
     return {
         "run": summary["id"],
-        "date": format_time(summary["created"]),
-        "preset": summary["preset"] or "–",
-        "settings": settings_text(summary["config"]),
+        "in use": "✓" if active is not None and run.model_path.resolve() == active else "",
+        "status": summary["state"],
         "epochs": f"{summary['epochs_done']}/{summary['epochs'] or '?'}",
         "val acc": summary["val_accuracy"],  # the saved model's, not the best epoch's
         "before → after": _before_after_cell(run),
-        "status": summary["state"],
         "duration": format_duration(summary["duration"]),
+        "settings": f"{preset} · {settings_text(summary['config'])}",
+        "date": format_time(summary["created"]),
     }
 
 
@@ -137,15 +143,32 @@ def model_picker_ui(key: str, container=None) -> Path | None:
     return path
 
 
-def models_table(entries: list[catalog.ModelEntry]) -> list[dict]:
-    """Rows for a table of usable models: name, preset, size, accuracy (and on which data), active, and
-    its "not a cat or dog" check with the check's operating point."""
-    return [
-        {"model": e.name, "active": "✓" if e.active else "", "accuracy": e.accuracy, "measured on": e.accuracy_on or "–",
-         "preset": e.preset or "–", "size": f"{e.image_size}px" if e.image_size else "–", "trained": format_time(e.created),
-         "not a cat or dog": e.openset_text}
-        for e in entries
-    ]
+MODEL_CARD_WIDTH = 300  # px: three a row at 1440 px, one on a 390 px phone
+
+
+def model_card_ui(entry: catalog.ModelEntry, mark_active: bool = True) -> None:
+    """One model in words: its name, whether Predict uses it (unless `mark_active` is False), preset and accuracy,
+    and its "not a cat or dog" check said plainly, with how it decides folded away."""
+    name = code_span(entry.name) + (" (ships with catdog)" if entry.kind == "bundled" else "")
+    used = " · :green[:material/check_circle: used by Predict]" if entry.active and mark_active else ""
+    st.markdown(name + used)
+    # Names and figures from the model's folder (its data folders, its check's non-pet folders) go through plain().
+    accuracy = (f"accuracy **{format_pct(entry.accuracy)}** on {plain(entry.accuracy_on)}" if entry.accuracy is not None
+                else "accuracy –")
+    st.caption(f"preset **{plain(entry.preset or '?')}** · {plain(entry.image_size or '?')}px · {accuracy} · "
+               f"trained {format_time(entry.created)}")
+    st.caption(plain(entry.openset_summary))
+    if entry.openset is not None:
+        with st.expander("How the check decides"):
+            st.caption(plain(entry.openset_details))
+
+
+def models_ui(entries: list[catalog.ModelEntry]) -> None:
+    """Every usable model as a card, in one wrapping row (no table to scroll sideways on a phone)."""
+    row = st.container(horizontal=True, gap="small")
+    for entry in entries:
+        with row.container(border=True, width=MODEL_CARD_WIDTH):
+            model_card_ui(entry)
 
 
 def use_model_ui(run: Run, key: str, primary: bool = True) -> None:

@@ -6,6 +6,8 @@ pick, and one run's details with its curves, log, and delete (confirmed).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from catdog import catalog, jobs
@@ -14,28 +16,43 @@ from catdog.plots import compare_figure, curves_figure
 from catdog.runs import Run, delete_run, list_runs
 from pages._nav import use_app_navigation
 from pages._text import code_span, plain
-from pages._ui import confirm_delete_ui, models_table, report_ui, run_summary, use_model_ui
+from pages._ui import confirm_delete_ui, models_ui, report_ui, run_summary, use_model_ui
 
 COMPARE_METRICS = {"val_accuracy": "Validation accuracy", "val_loss": "Validation loss", "accuracy": "Train accuracy", "loss": "Train loss"}
 CONFIRM_KEY = "runs_confirm_delete"
 
 
-def models_ui() -> None:
-    """Every model Predict can use: the bundled one always, the active one marked."""
-    entries = catalog.list_models()
-    if not entries:
-        return
-    st.dataframe(models_table(entries), hide_index=True, key="runs_models", column_config={
-        "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
-    })
+NARROW_PX = 640  # at or under this width the runs are cards, over it a table (CSS: a table cannot shrink to a phone)
+LAYOUT_CSS = f"""<style>
+@media (max-width: {NARROW_PX}px) {{ .st-key-runs_wide {{ display: none; }} }}
+@media (min-width: {NARROW_PX + 1}px) {{ .st-key-runs_narrow {{ display: none; }} }}
+</style>"""
 
 
-def table_ui(runs: list[Run]) -> None:
-    active = next((e.path for e in catalog.list_models() if e.active), None)
-    rows = [{**run_summary(run), "active": "✓" if active == run.model_path.resolve() else ""} for run in runs]
-    st.dataframe(rows, hide_index=True, key="runs_table", column_config={
-        "val acc": st.column_config.NumberColumn("val acc", format="percent", help="The saved model's validation accuracy"),
-    })
+def table_ui(runs: list[Run], active: Path | None) -> None:
+    """The runs as a table on a wide screen and as cards on a phone (each hidden at the other width);
+    `active` is the model file Predict uses."""
+    rows = [run_summary(run, active) for run in runs]
+    st.html(LAYOUT_CSS)
+    with st.container(key="runs_wide"):
+        st.dataframe(rows, hide_index=True, key="runs_table", column_config={
+            "run": st.column_config.TextColumn("run", pinned=True),
+            "val acc": st.column_config.NumberColumn("val acc", format="percent", help="The saved model's validation accuracy"),
+        })
+    with st.container(key="runs_narrow"):
+        for row in rows:
+            with st.container(border=True):
+                run_card_ui(row)
+
+
+def run_card_ui(row: dict) -> None:
+    """One run as a few lines (`run_summary`'s row): for a phone, where a table would scroll sideways."""
+    used = " · :green[:material/check_circle: used by Predict]" if row["in use"] else ""
+    st.markdown(f"{code_span(row['run'])} · {plain(row['status'])}{used}")
+    accuracy = "–" if row["val acc"] is None else f"{row['val acc']:.1%}"
+    gain = f" (before → after: {row['before → after']})" if row["before → after"] != "–" else ""
+    st.caption(f"validation accuracy {accuracy}{gain} · {row['epochs']} epochs in {row['duration']} · {row['date']}")
+    st.caption(plain(row["settings"]))  # config.json's words
 
 
 def compare_ui(runs: list[Run]) -> None:
@@ -112,17 +129,18 @@ def main() -> None:
     use_app_navigation()
     st.title("Runs")
     runs = list_runs()
+    models = catalog.list_models()
     if not runs:
-        models_ui()
+        models_ui(models)
         st.info("No runs yet. Start one on the **Train** page, or with `catdog train --data DIR`.")
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         return
     st.subheader("Models")
-    st.caption("What Predict and Evaluate can use. The bundled model is always here; ✓ marks the one Predict uses.")
-    models_ui()
+    st.caption("What Predict and Evaluate can use. The bundled model is always here.")
+    models_ui(models)
     st.subheader("Runs")
     st.caption(f"{len(runs)} run(s), newest first.")
-    table_ui(runs)
+    table_ui(runs, next((e.path for e in models if e.active), None))
     st.subheader("Compare")
     compare_ui(runs)
     st.subheader("Details")

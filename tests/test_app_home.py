@@ -95,3 +95,24 @@ def test_the_model_card_shows_folder_names_as_typed_never_as_markdown(home, tmp_
     assert "](https:evil.example)" not in raw and ":red[RED]" not in raw, raw
     assert f"{EVIL_NAME} 50.0%" in shown(raw), shown(raw)  # the name itself is still there, as typed
     assert f"photos in {tmp_path.name}/{EVIL_NAME}" in shown(raw), shown(raw)
+
+
+def test_the_model_card_says_the_check_in_words_and_folds_the_operating_point(home):
+    import zipfile
+
+    run = runs.create_run(None, "checked")
+    with zipfile.ZipFile(run.model_path, "w") as zf:  # enough of a .keras archive to be listed (never loaded)
+        zf.writestr("config.json", "{}")
+    (run.path / "openset.npz").write_bytes(b"")
+    run.write_config({"model": "lite0", "image_size": 224, "class_names": ["cat", "dog"],
+                      "openset": {"parts": ["imagenet"], "threshold": 1.81, "held_out_flagged": 0.021, "threshold_from": 725,
+                                  "method": "ImageNet: the summed probability of ImageNet's cat and dog classes"}})
+    predict.set_active_model(run.path)
+    at = open_home()
+    assert not at.exception, at.exception
+    details = next(e for e in at.expander if e.label == "How the check decides")
+    folded = {c.value for c in details.caption}
+    shown_now = [shown(c.value) for c in at.caption if c.value not in folded]
+    assert "Says “Not a cat or dog” for photos without a cat or dog in them; wrongly flags about 1 in 50 pet photos." in shown_now
+    assert not any("threshold" in c for c in shown_now), shown_now  # the jargon waits behind the toggle
+    assert "threshold 1.81 · flags 2.1% of 725 held-out training photos" in shown(" ".join(folded))

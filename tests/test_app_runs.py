@@ -60,7 +60,7 @@ def test_runs_table_lists_every_run_with_its_saved_models_accuracy_and_status(ho
     assert set(table["run"]) == {"alpha", "beta"}
     alpha = table[table["run"] == "alpha"].iloc[0]
     assert alpha["val acc"] == pytest.approx(0.65)  # the saved (last) epoch's, not the best one's 0.7
-    assert "finished" in alpha["status"] and alpha["preset"] == "seed" and alpha["epochs"] == "3/3"
+    assert "finished" in alpha["status"] and alpha["settings"].startswith("seed · ") and alpha["epochs"] == "3/3"
     assert alpha["duration"] == "1m 00s"
     assert "failed" in table[table["run"] == "beta"].iloc[0]["status"]
 
@@ -117,7 +117,12 @@ def test_a_running_run_cannot_be_deleted_from_the_page(home):
     assert any("stop it on the Train page" in c.value for c in at.caption)
 
 
-def test_models_table_always_lists_the_bundled_model_and_marks_the_active_one(home):
+def model_cards(at: AppTest) -> list[str]:
+    """Each model card's first line (its name, and whether Predict uses it)."""
+    return [m.value for m in at.markdown if m.value.startswith("`")]
+
+
+def test_models_are_cards_with_the_bundled_one_always_and_the_active_one_marked(home):
     import zipfile
 
     from catdog import predict
@@ -127,10 +132,20 @@ def test_models_table_always_lists_the_bundled_model_and_marks_the_active_one(ho
         zf.writestr("config.json", "{}")
     predict.set_active_model(run.path)
     at = open_runs_page()
-    models = at.dataframe[0].value
-    assert list(models["model"]) == ["bundled", "mine"]
-    assert models[models["model"] == "mine"].iloc[0]["active"] == "✓"
-    assert models[models["model"] == "bundled"].iloc[0]["active"] == ""
+    cards = model_cards(at)
+    assert [card.split("`")[1] for card in cards[:2]] == ["bundled", "mine"]
+    assert "used by Predict" in cards[1] and "used by Predict" not in cards[0]
+    table = runs_table(at)
+    assert table[table["run"] == "mine"].iloc[0]["in use"] == "✓"
+    assert not at.dataframe[0].value.columns.empty and "model" not in at.dataframe[0].value.columns  # no models table
+
+
+def test_each_run_also_has_a_card_for_a_phone(home):
+    make_run("alpha", [0.6, 0.7])
+    at = open_runs_page()
+    card = next(m.value for m in at.markdown if m.value.startswith("`alpha`"))
+    assert "finished" in card
+    assert any("validation accuracy 70.0%" in c.value and "2/2 epochs" in c.value for c in at.caption)
 
 
 def test_a_finished_run_builds_its_report_and_offers_the_download(home):
@@ -142,14 +157,20 @@ def test_a_finished_run_builds_its_report_and_offers_the_download(home):
     assert [b for b in at.get("download_button") if "report" in b.proto.label.lower()]
 
 
-def test_models_table_says_which_models_have_a_not_a_cat_or_dog_check(home):
+def test_each_model_says_its_not_a_cat_or_dog_check_in_words_with_the_details_folded(home):
+    from catdog.catalog import bundled_entry
+    from tests.fixtures import shown
+
     make_run("plain", [0.6, 0.7]).model_path.write_bytes(b"")  # listed, never loaded
     at = open_runs_page()
-    models = at.dataframe[0].value
-    checks = dict(zip(models["model"], models["not a cat or dog"]))
-    assert checks["plain"].startswith("none, so it answers cat or dog for any photo")
-    bundled = json.loads((REPO / "assets" / "model" / "config.json").read_text())["openset"]
-    assert checks["bundled"].startswith(f"threshold {bundled['threshold']:.3g} · flags {bundled['held_out_flagged']:.1%} of ")
+    captions = [shown(c.value) for c in at.caption]
+    assert "No “not a cat or dog” check: it answers cat or dog for any photo, whatever is in it." in captions
+    bundled = bundled_entry()
+    assert bundled.openset_summary in captions and "wrongly flags about 1 in " in bundled.openset_summary
+    assert not any(c.startswith("threshold") for c in captions if "Says" in c)  # no jargon in the words
+    details = next(e for e in at.expander if e.label == "How the check decides")
+    cfg = json.loads((REPO / "assets" / "model" / "config.json").read_text())["openset"]
+    assert f"threshold {cfg['threshold']:.3g} · flags {cfg['held_out_flagged']:.1%} of " in shown(details.caption[0].value)
 
 
 def test_the_report_builder_takes_a_folder_of_non_pets(home, run_with_check):
