@@ -69,8 +69,8 @@ def explanation(model_key: tuple[str, float, float], _predictor: Predictor, data
     return ImageOps.pad(overlay, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), color=THUMBNAIL_BACKGROUND)
 
 
-def model_ui() -> Predictor | None:
-    """The model selector; returns the loaded predictor or None (with a message drawn)."""
+def model_ui() -> tuple[Path | None, object]:
+    """The model selector: (the chosen model file or None, a slot under it for `load_ui`'s line)."""
     path = model_picker_ui("predict_model")
     if path is None:
         st.info(
@@ -79,15 +79,25 @@ def model_ui() -> Predictor | None:
             icon=":material/model_training:",
         )
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
-        return None
+        return None, None
+    return path, st.empty()
+
+
+def load_ui(path: Path, slot) -> Predictor | None:
+    """Load the chosen model (once per file version) and say what it is in `slot`; None with the error drawn.
+
+    Called after the drop zone and the examples are drawn: the page is usable at once, even while a
+    server's first visit loads (or first converts) the model.
+    """
     try:
-        predictor = load_model_file(path)
+        with slot, st.spinner("Loading the model…"):
+            predictor = load_model_file(path)
     except (CatdogError, OSError) as exc:
-        st.error(f"Cannot use this model: {plain(exc)}")
+        slot.error(f"Cannot use this model: {plain(exc)}")
         return None
     runtime = "ONNX Runtime" if predictor.backend == "onnxruntime" else "TensorFlow"
     check = "says *Not a cat or dog*" if predictor.openset is not None else "no *Not a cat or dog* check"
-    st.caption(
+    slot.caption(
         f"Classes {plain(' / '.join(predictor.class_names))} · input {predictor.image_size}px · "
         f"threshold {predictor.threshold:g} · runs on {runtime} · {check}"
     )
@@ -255,11 +265,12 @@ def main() -> None:
     use_app_navigation()
     st.title("Predict")
     st.caption("Drop one or many photos of cats and dogs. Each gets a label and how sure the model is.")
-    predictor = model_ui()
-    if predictor is None:
+    path, slot = model_ui()
+    if path is None:
         return
     items = inputs_ui()
-    if not items:
+    predictor = load_ui(path, slot)
+    if predictor is None or not items:
         return
     st.toggle("Explain (Grad-CAM)", key=EXPLAIN_KEY, help="Colour the parts of each photo that drove the model's answer (red = most).")
     model_key = model_version(Path(predictor.source))  # a refitted check is a new version too

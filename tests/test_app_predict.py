@@ -40,6 +40,24 @@ def test_without_a_model_the_page_says_how_to_get_one(home):
     assert not at.file_uploader
 
 
+def test_the_drop_zone_is_drawn_before_the_model_loads_and_a_broken_model_is_said_under_the_picker(home, tmp_path):
+    import json
+    import zipfile
+
+    from catdog.model_files import active_model_file
+
+    broken = tmp_path / "broken-run"
+    broken.mkdir()
+    with zipfile.ZipFile(broken / "model.keras", "w") as zf:  # a .keras archive by its look, that no Keras loads
+        zf.writestr("config.json", "{}")
+    active_model_file().parent.mkdir(parents=True, exist_ok=True)
+    active_model_file().write_text(json.dumps({"model": str(broken / "model.keras")}))  # as if it broke after `catdog use`
+    at = open_predict_page()
+    assert not at.exception, at.exception
+    assert at.file_uploader and at.selectbox(key="predict_model")  # the page is usable: another model can be picked
+    assert any("Cannot use this model" in e.value for e in at.error)
+
+
 def test_upload_of_a_photo_and_a_corrupt_file_gives_a_card_each(active_model):
     at = open_predict_page()
     assert "tiny-seed" in at.selectbox(key="predict_model").format_func(at.selectbox(key="predict_model").value)
