@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 from catdog import config
 from catdog.archive import UnpackBudget, extract_zip
@@ -222,6 +223,20 @@ def _free_dest(name: str) -> Path:
         n += 1
         dest = parent / f"{name}-{n}"
     return dest
+
+
+def folder_signature(folders: Sequence[str | os.PathLike]) -> tuple:
+    """What changes when a photo is added, removed or renamed under `folders`: each folder's and sub-folder's
+    path and modification time (a stat per folder, not per photo), to key a page's cached report on."""
+    signature = []
+    for folder in folders:
+        for dirpath, dirnames, _files in os.walk(folder):
+            dirnames.sort()
+            try:
+                signature.append((dirpath, os.stat(dirpath).st_mtime_ns))
+            except OSError:
+                signature.append((dirpath, None))
+    return tuple(signature)
 
 
 def set_active_dataset(path: str | os.PathLike) -> Path:

@@ -28,9 +28,10 @@ SAMPLES_PER_CLASS = 6
 SAMPLE_SIDE = 220  # px; shown at 110 (sharp on a 2x screen)
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def cached_report(folder: str, mtime: float) -> DatasetReport:
-    """The dataset report; `mtime` in the key picks up changes to the folder."""
+@st.cache_data(ttl=600, max_entries=8, show_spinner=False)
+def cached_report(folder: str, signature: tuple) -> DatasetReport:
+    """The dataset report; `signature` (`sources.folder_signature`) in the key picks up photos added, removed
+    or renamed, and the ttl a photo replaced in place (each file's checks are cached on disk by its size and time)."""
     return inspect_dataset(folder, samples_per_class=SAMPLES_PER_CLASS)
 
 
@@ -180,7 +181,7 @@ def report_ui(folder: str) -> None:
     """Counts, sizes, duplicates, bad files, the sample grid, and the two actions."""
     try:
         with st.spinner("Checking every image …"):
-            report = cached_report(folder, Path(folder).stat().st_mtime)
+            report = cached_report(folder, sources.folder_signature([folder]))
     except (CatdogError, OSError) as exc:
         st.error(plain(exc))
         return

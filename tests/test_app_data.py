@@ -46,6 +46,15 @@ def test_report_lists_counts_and_bad_files_and_quarantine_moves_them(home):
     assert (ds.parent / "pets.quarantine/cats/broken.jpg").exists()
 
 
+def test_a_photo_added_inside_a_class_folder_shows_in_the_next_visitors_report(home):
+    from tests.fixtures import write_image
+
+    ds = make_class_folders(config.datasets_dir() / "pets", n=3)
+    assert open_data_page().metric[0].value == "6"
+    write_image(ds / "dogs/new.jpg", seed=99)  # changes dogs/'s time, not the dataset folder's
+    assert open_data_page().metric[0].value == "7"
+
+
 def test_use_for_training_sets_the_active_dataset(home):
     ds = make_class_folders(config.datasets_dir() / "pets", n=2)
     at = open_data_page()

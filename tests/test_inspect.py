@@ -39,6 +39,38 @@ def test_duplicate_across_train_and_validation_is_flagged_as_leakage(tmp_path):
     assert [sorted(g) for g in report.leaks] == [["test/cats/copy.jpg", "train/cats/cat000.jpg"]]
 
 
+def test_a_second_report_reads_unchanged_photos_from_the_cache_and_rechecks_a_changed_one(tmp_path, monkeypatch):
+    import os
+
+    from catdog import inspect as inspect_module
+
+    root = _split_dataset(tmp_path / "ds")
+    (root / "train/cats/broken.jpg").write_bytes(b"not an image")
+    first = inspect_dataset(root)
+    checked = []
+    real = inspect_module._check_file
+    monkeypatch.setattr(inspect_module, "_check_file", lambda check: (checked.append(check.path.name), real(check))[1])
+    assert inspect_dataset(root).to_dict() == first.to_dict() and checked == []  # every photo from the cache
+    changed = root / "train/dogs/dog001.jpg"
+    changed.write_bytes((root / "train/dogs/dog000.jpg").read_bytes())  # now a duplicate, with another size and time
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    second = inspect_dataset(root)
+    assert checked == ["dog001.jpg"] and len(second.duplicates) == 1
+    assert second.corrupt == first.corrupt  # the broken file's reason comes back from the cache too
+
+
+def test_a_checks_cache_that_is_not_ours_is_ignored(tmp_path):
+    from catdog.inspect import checks_cache_path
+
+    root = _split_dataset(tmp_path / "ds")
+    first = inspect_dataset(root).to_dict()
+    assert checks_cache_path(root.resolve()).is_file()
+    for text in ("not json", json.dumps({"format": 1, "root": "/elsewhere", "files": {}}),
+                 json.dumps({"format": 1, "root": str(root.resolve()), "files": {str(root / "train/cats/cat000.jpg"): [1, 2]}})):
+        checks_cache_path(root.resolve()).write_text(text)
+        assert inspect_dataset(root).to_dict() == first
+
+
 def test_corrupt_truncated_zero_byte_and_non_image_files_are_reported_with_reason(tmp_path):
     root = make_class_folders(tmp_path / "ds", n=3)
     good = image_bytes(size=(64, 64))
