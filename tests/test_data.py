@@ -104,3 +104,14 @@ def test_three_class_folders_are_refused(tmp_path):
     write_image(tmp_path / "birds" / "b.jpg")
     with pytest.raises(DatasetError, match="exactly two"):
         data.discover(tmp_path)
+
+
+def test_a_photo_listed_twice_through_a_link_is_refused(tmp_path):
+    from catdog.training import refuse_overlaps
+
+    root = make_class_folders(tmp_path / "photos", n=3)
+    (root / "cats" / "alias.jpg").symlink_to(root / "cats" / "cat000.jpg")  # a link may stay inside its class folder
+    with pytest.raises(DatasetError, match="both hold"):
+        refuse_overlaps(data.discover_all([root]))
+    (root / "cats" / "alias.jpg").unlink()
+    refuse_overlaps(data.discover_all([root, make_class_folders(tmp_path / "more", n=2)]))  # photos of their own: fine
