@@ -225,17 +225,22 @@ def _free_dest(name: str) -> Path:
     return dest
 
 
-def folder_signature(folders: Sequence[str | os.PathLike]) -> tuple:
-    """What changes when a photo is added, removed or renamed under `folders`: each folder's and sub-folder's
-    path and modification time (a stat per folder, not per photo), to key a page's cached report on."""
-    signature = []
+def folder_signature(folders: Sequence[str | os.PathLike], depth: int = 3, limit: int = 256) -> tuple:
+    """What changes when a photo is added, removed or renamed in `folders`: the path and modification time of
+    each folder down to `depth` levels (a dataset's root, split and class folders), at most `limit` of them:
+    a stat per folder, not per photo, to key a page's cached report on. Check a typed path (`resolve_local_folder`)
+    first: this lists what it is given."""
+    signature: list[tuple] = []
     for folder in folders:
+        base = str(folder).rstrip(os.sep).count(os.sep)
         for dirpath, dirnames, _files in os.walk(folder):
-            dirnames.sort()
+            dirnames[:] = sorted(dirnames) if dirpath.count(os.sep) - base < depth - 1 else []
             try:
                 signature.append((dirpath, os.stat(dirpath).st_mtime_ns))
             except OSError:
                 signature.append((dirpath, None))
+            if len(signature) >= limit:
+                return tuple(signature)
     return tuple(signature)
 
 

@@ -39,9 +39,10 @@ WATCH_KEY = "train_run"
 VAL_SPLIT_SLIDER = (0.05, 0.4, 0.2, 0.05)  # min, max, default (the CLI's), step
 
 
-@st.cache_data(ttl=30, show_spinner=False)
-def dataset_summary(folders: tuple[str, ...]) -> tuple[str | None, dict]:
-    """(error, facts) for the training folders together; cached because big folders take a moment to list."""
+@st.cache_data(ttl=600, max_entries=16, show_spinner=False)
+def dataset_summary(folders: tuple[str, ...], signature: tuple = ()) -> tuple[str | None, dict]:
+    """(error, facts) for the training folders together; cached because big folders take a moment to list,
+    and keyed by `signature` (`sources.folder_signature`) so a photo added or removed shows at once."""
     try:
         layouts = discover_all([sources.resolve_local_folder(f) for f in folders])  # the server's one path rule
         refuse_overlaps(layouts)  # a folder twice, or one inside another: photos in two splits
@@ -60,6 +61,14 @@ def dataset_summary(folders: tuple[str, ...]) -> tuple[str | None, dict]:
     return None, facts
 
 
+def _signature(folders: list[str]) -> tuple:
+    """`sources.folder_signature` of the folders the path rule allows (nothing is listed for one it refuses)."""
+    try:
+        return sources.folder_signature([sources.resolve_local_folder(f) for f in folders])
+    except (CatdogError, OSError):
+        return ()
+
+
 def dataset_ui(disabled: bool) -> tuple[list[str], dict | None]:
     """The dataset folder inputs and a one-line report on what is in them."""
     if "train_data" not in st.session_state:
@@ -76,7 +85,7 @@ def dataset_ui(disabled: bool) -> tuple[list[str], dict | None]:
     if not folders:
         st.caption("Enter the folder that holds your photos.")
         return folders, None
-    error, facts = dataset_summary(tuple(folders))
+    error, facts = dataset_summary(tuple(folders), _signature(folders))
     if error:
         st.error(plain(error), icon=":material/folder_off:")
         return folders, None

@@ -169,3 +169,18 @@ def test_a_frozen_backbones_first_step_reads_as_preparing_the_photos(home):
     text = bar.text
     assert text.startswith("Preparing the validation photos: the pretrained network reads each one once (12 of 40) · about ")
     assert "skips this step" in text and "backbone" not in text
+
+
+def test_a_photo_added_to_the_dataset_shows_in_the_next_visitors_count(home, tmp_path):
+    from tests.fixtures import make_class_folders, write_image
+
+    folder = make_class_folders(tmp_path / "photos", n=10)
+
+    def count() -> str:
+        at = open_train_page()
+        at.text_input(key="train_data").set_value(str(folder)).run()
+        return next(c.value for c in at.caption if "training images" in c.value)
+
+    assert "20 training images" in count()
+    write_image(folder / "dogs" / "new.jpg", seed=99)  # changes dogs/'s time, not the dataset folder's
+    assert "21 training images" in count()

@@ -127,3 +127,20 @@ def test_a_plain_path_outside_the_roots_mentions_no_symlink(tmp_path, monkeypatc
     with pytest.raises(DatasetError) as caught:
         sources.resolve_local_folder(tmp_path)
     assert "symbolic link" not in str(caught.value) and "CATDOG_DATA_ROOTS=" in str(caught.value)
+
+
+def test_a_folder_signature_changes_when_a_photo_is_added_to_a_class_folder_and_stays_shallow(tmp_path):
+    from pathlib import Path
+
+    from catdog.sources import folder_signature
+    from tests.fixtures import make_class_folders, write_image
+
+    root = make_class_folders(tmp_path / "photos" / "train", n=2).parent
+    before = folder_signature([root])
+    assert [Path(p).relative_to(root).as_posix() for p, _ in before] == [".", "train", "train/cats", "train/dogs"]
+    write_image(root / "train" / "dogs" / "new.jpg", seed=7)
+    os.utime(root / "train" / "dogs", ns=(0, (root / "train" / "dogs").stat().st_mtime_ns + 10**9))
+    assert folder_signature([root]) != before
+    (root / "train" / "dogs" / "deeper" / "still").mkdir(parents=True)  # below a class folder: not listed
+    assert len(folder_signature([root])) == 4
+    assert len(folder_signature([root], limit=2)) == 2
