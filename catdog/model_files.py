@@ -16,6 +16,23 @@ from catdog.runs import read_json
 BUNDLED = "bundled"  # the name the app, `--init-from`, `catdog use` and `--model` give the bundled model
 
 
+OPENSET_FILENAME = "openset.npz"
+
+
+def openset_path(model_file: str | os.PathLike) -> Path:
+    """Where a model keeps its "not a cat or dog" check: `openset.npz` beside `model.keras`, else `<file>.openset.npz`."""
+    model_file = Path(model_file)
+    return model_file.with_name(OPENSET_FILENAME if model_file.name == config.MODEL_FILENAME else f"{model_file.name}.{OPENSET_FILENAME}")
+
+
+class PartsDisagree(RunError):
+    """A run's model or check is not the one its config.json records (`check_unit`)."""
+
+    def __init__(self, message: str, check: Path | None = None):
+        super().__init__(message)
+        self.check = check
+
+
 def bundled_model_dir() -> Path | None:
     """The run folder shipped under assets/ (None if it is not there)."""
     folder = config.assets_dir() / "model"
@@ -157,9 +174,8 @@ def _settings_problem(settings) -> str | None:
 def unit_record(model_file: Path) -> dict:
     """config.json's `unit`: the sha256 of the model and of its check, written last when a run is finished."""
     from catdog.hashing import file_sha256
-    from catdog.openset import path_for
 
-    check = path_for(model_file)
+    check = openset_path(model_file)
     return {"model_sha256": file_sha256(model_file), "openset_sha256": file_sha256(check) if check.exists() else None}
 
 
@@ -174,25 +190,21 @@ def check_unit(model_file: Path, settings: dict) -> None:
         RunError: which part disagrees and what to do.
     """
     from catdog.hashing import cached_file_sha256
-    from catdog.openset import path_for
 
     unit = settings.get("unit")
     if not unit or model_file.name != config.MODEL_FILENAME:
         return
-    check = path_for(model_file)
+    check = openset_path(model_file)
     found = {"model_sha256": cached_file_sha256(model_file), "openset_sha256": cached_file_sha256(check) if check.exists() else None}
     wrong = [key.split("_")[0] for key in found if unit.get(key) != found[key]]
-    if "openset" in wrong and check.exists():
-        from catdog.openset import OpenSet
-
-        OpenSet.load(check)  # a damaged check says what is wrong with it (OpenSetError) before "not whole" does
     if wrong:
         which = " and ".join({"model": config.MODEL_FILENAME, "openset": check.name}[w] for w in wrong)
-        raise RunError(
+        raise PartsDisagree(
             f"run {str(model_file.parent)!r} is not whole: its {which} is not the one its config.json records (a training "
             "killed while it was finishing leaves new and old parts side by side); finish it with "
             f"`catdog train --resume {model_file.parent}` (or `catdog openset fit {model_file.parent}` when only the check changed), "
-            "or train again"
+            "or train again",
+            check if "openset" in wrong and check.exists() else None,
         )
 
 

@@ -36,8 +36,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from catdog.errors import CatdogError
+from catdog.model_files import OPENSET_FILENAME  # noqa: F401 - where a model keeps its check
+from catdog.model_files import openset_path as path_for
 
-OPENSET_FILENAME = "openset.npz"
 FORMAT_VERSION = 2  # 2 adds the ImageNet part (logits_layer, pet_classes) and `distance`; version 1 files still load
 READABLE_VERSIONS = (1, 2)
 DEFAULT_FLAG_RATE = 0.02  # share of held-out training pets the check may flag
@@ -790,12 +791,6 @@ def fit_head(pet_features: Sequence[np.ndarray], negative_features: Sequence[np.
         w -= 0.3 * (x.T @ g / len(y) + l2 * w)
         b -= 0.3 * g.mean()
     return w / sd, float(b - (w / sd) @ mu)
-
-
-def path_for(model_file: str | os.PathLike) -> Path:
-    """Where a model keeps its open-set check: `openset.npz` beside `model.keras`, else `<file>.openset.npz`."""
-    model_file = Path(model_file)
-    return model_file.with_name(OPENSET_FILENAME if model_file.name == "model.keras" else model_file.name + "." + OPENSET_FILENAME)
 
 
 def load_for(model_file: str | os.PathLike) -> OpenSet | None:

@@ -75,6 +75,25 @@ class Prediction:
         }
 
 
+def resolve_whole(model: str | os.PathLike | None = None) -> tuple[Path, dict]:
+    """`resolve_model`, where a run refused as not whole because its check changed says first what is wrong with that check.
+
+    Raises:
+        OpenSetError: the check beside the model is damaged (its own message: what and how to fix).
+        RunError: as `resolve_model`.
+    """
+    from catdog.model_files import PartsDisagree
+
+    try:
+        return resolve_model(model)
+    except PartsDisagree as exc:
+        if exc.check is not None:
+            from catdog.openset import OpenSet
+
+            OpenSet.load(exc.check)  # raises OpenSetError for a damaged check
+        raise
+
+
 def calibration_of(settings: dict) -> tuple[float, float]:
     """(temperature, uncertain_below) saved with a model; (1.0, 0.75) when it has none."""
     saved = settings.get("calibration") if isinstance(settings.get("calibration"), dict) else {}
@@ -170,7 +189,7 @@ class Predictor:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         from catdog import openset as openset_module
 
-        model_file, settings = resolve_model(model)
+        model_file, settings = resolve_whole(model)
         temperature, uncertain_below = calibration_of(settings)
         check = openset_module.load_for(model_file)
         common = dict(

@@ -312,9 +312,7 @@ def create_run(runs_dir: str | os.PathLike | None = None, run_id: str | None = N
 def open_run(path: str | os.PathLike) -> Run:
     """An existing run folder, given by path, by id under the runs folder, or as `bundled` (the bundled model's folder)."""
     if str(path) == "bundled" and not (config.runs_dir() / "bundled").is_dir():
-        from catdog.model_files import bundled_model_dir
-
-        path = bundled_model_dir() or path
+        path = config.assets_dir() / "model"  # catdog.model_files.bundled_model_dir (which imports this module)
     candidate = Path(path).expanduser()
     if not candidate.is_dir() and not candidate.is_absolute():
         by_id = config.runs_dir() / str(path)

@@ -195,22 +195,23 @@ def warm_start_key(preset: str, size: int, facts: dict | None) -> tuple[str, boo
 
 
 @st.cache_data(ttl=300, show_spinner="Comparing your photos with the bundled model's…")
-def bundled_overlap(folders: tuple[str, ...]) -> tuple[int, int] | None:
-    """(photos the bundled model trained on, photos read) of the training folders; None when it cannot tell."""
-    from catdog.model_files import bundled_model_dir
+def bundled_overlap(folders: tuple[str, ...], bundle: str) -> tuple[int, int] | None:
+    """(photos the bundled model in `bundle` trained on, photos read) of the training folders; None when it cannot tell."""
     from catdog.provenance import shared_with
 
-    folder = bundled_model_dir()
     try:
         layouts = discover_all([sources.resolve_local_folder(f) for f in folders])
     except (CatdogError, OSError):
         return None
-    return shared_with(folder, [p for layout in layouts for p in layout.train.paths]) if folder is not None else None
+    return shared_with(bundle, [p for layout in layouts for p in layout.train.paths])
 
 
 def overlap_warning_ui(folders: list[str]) -> None:
     """Say so before Start when the bundled model already trained on these photos (its before -> after would show nothing)."""
-    found = bundled_overlap(tuple(folders))
+    from catdog.model_files import bundled_model_dir
+
+    bundle = bundled_model_dir()
+    found = bundled_overlap(tuple(folders), str(bundle)) if bundle is not None else None
     if found and found[0]:
         shared, n = found
         st.warning(plain(f"The bundled model already trained on {shared:,} of these {n:,} photos, so 'before → after' cannot "
@@ -542,7 +543,7 @@ def restore_settings(run: Run) -> None:
     lr = cfg.get("learning_rate")
     if isinstance(lr, (int, float)) and BOUNDS["learning_rate"][0] <= lr <= BOUNDS["learning_rate"][1]:
         state[f"train_lr_{preset}_{bool(cfg.get('init_from'))}"] = float(lr)
-    early_key = f"train_early_{bool(cfg.get('init_from'))}"
+    early_key = f"train_early_{preset}_{bool(cfg.get('init_from'))}"
     if isinstance(cfg.get("early_stopping"), int) and cfg["early_stopping"] > 0:
         state[early_key], state["train_patience"] = True, max(1, min(100, cfg["early_stopping"]))
     elif "early_stopping" in cfg:

@@ -127,7 +127,7 @@ def test_after_a_reload_the_settings_come_back_from_the_running_runs_config(home
     assert at.text_input(key="train_data").value == str(tiny_dataset)
     assert at.selectbox(key="train_preset").value == "seed"
     assert at.number_input(key="train_epochs_seed").value == 7 and at.number_input(key="train_size_seed").value == 48
-    assert at.toggle(key="train_early_False").value and at.number_input(key="train_patience").value == 2
+    assert at.toggle(key="train_early_seed_False").value and at.number_input(key="train_patience").value == 2
     assert "starting" in at.subheader[0].value and "queued" not in at.subheader[0].value
 
 

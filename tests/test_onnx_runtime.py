@@ -36,25 +36,26 @@ def _copy_model(run_dir: Path, dest: Path, calibration: dict | None = None) -> P
     return dest
 
 
-def test_bundled_model_ships_a_current_onnx_file():
+def test_the_bundled_model_ships_its_network_once_and_is_converted_into_the_cache():
     model_file = BUNDLED / config.MODEL_FILENAME
-    found = onnx_runtime.current_onnx(model_file)
-    assert found == BUNDLED / onnx_runtime.ONNX_FILENAME, (
-        "assets/model/model.onnx is missing or was made from another model.keras; "
-        "regenerate it with `python -m catdog.onnx_runtime assets/model`"
-    )
-    assert found.stat().st_size < 5_000_000
+    assert not (BUNDLED / onnx_runtime.ONNX_FILENAME).exists()  # model.onnx is rebuilt from model.keras, never shipped twice
+    found = onnx_runtime.ensure_onnx(model_file)
+    assert found.is_relative_to(config.cache_dir()) and onnx_runtime.current_onnx(model_file) == found
+    record = json.loads(onnx_runtime.record_path(found).read_text())
+    assert record["source_sha256"] == hashing.file_sha256(model_file)
+    assert record["openset_sha256"] == hashing.file_sha256(BUNDLED / "openset.npz")  # its graph computes the check
 
 
 def test_bundled_model_runs_on_onnxruntime_and_matches_keras_on_real_photos():
     ort = Predictor.load(BUNDLED)
     tf = Predictor.load(BUNDLED, backend="tensorflow")
     assert (ort.backend, tf.backend) == ("onnxruntime", "tensorflow")
-    assert ort.onnx_file == str(BUNDLED / "model.onnx") and ort._model is None
+    assert Path(ort.onnx_file).is_relative_to(config.cache_dir()) and ort._model is None
     batch = np.stack([ort.preprocess(p) for p in SAMPLES])
     np.testing.assert_allclose(ort.raw_probs(batch), tf.raw_probs(batch), atol=PARITY, rtol=0)
     np.testing.assert_allclose(ort.predict_arrays(batch), tf.predict_arrays(batch), atol=PARITY, rtol=0)
     assert [r.label for r in ort.predict(SAMPLES)] == [r.label for r in tf.predict(SAMPLES)]
+    assert [r.not_pet for r in ort.predict(SAMPLES)] == [r.not_pet for r in tf.predict(SAMPLES)]
 
 
 def test_finished_training_writes_a_current_model_onnx(tiny_run):

@@ -95,8 +95,8 @@ def build_lite0(image_size: int = IMAGE_SIZE, pretrained: bool | None = None):
     import keras
     from keras import layers
 
-    from catdog.models import transfer
     from catdog.models.layers import sigmoid_output
+    from catdog.models.transfer import pretrained_enabled
 
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
     features = build_backbone(inputs)
@@ -105,7 +105,7 @@ def build_lite0(image_size: int = IMAGE_SIZE, pretrained: bool | None = None):
     tie = layers.Dense(1, use_bias=False, kernel_initializer="zeros", trainable=False, name="imagenet_tie")(imagenet)
     kept = layers.Add(name="keep_imagenet")([features, tie])
     model = keras.Model(inputs, sigmoid_output(kept), name="lite0")
-    if transfer.pretrained_enabled() if pretrained is None else pretrained:
+    if pretrained_enabled() if pretrained is None else pretrained:
         set_imagenet_weights(model)
     freeze_backbone(model)
     return model

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from typing import IO, Any, Callable, Sequence
 
 from catdog import data, runs
-from catdog.atomic import save_model_atomic
 from catdog.compare import VALIDATION_FILE, write_validation_photos
 from catdog.distribute import global_batch_size, make_strategy, worker_shard
 from catdog.models import fuse_batch_norm
 from catdog.training.config import Settings, TrainConfig, resolve
 from catdog.training.data_prep import PreparedData, find_layouts, prepare_data
 from catdog.training.progressive import progressive_phases, redecode, resized
-from catdog.training.recipe import build_for_recipe, cosine_learning_rate
+from catdog.training.recipe import build_for_recipe
+from catdog.training.steps import begin_finish, end_finish, make_callbacks, save_model  # noqa: F401 - also fit's API
 from catdog.training.supervise import StopRequested, supervise
 from catdog.training.warm_start import copy_source_weights, load_source, source_temperature
 
@@ -194,28 +194,6 @@ def prepare_for_speed(model, settings: Settings) -> None:
         fuse_batch_norm(model)
 
 
-def make_callbacks(job: FitJob, steps: int, rows: list[dict], best, request: StopRequested) -> list:
-    """The run's callbacks: learning-rate schedule, recorder, stop, checkpoint, early stopping, the caller's."""
-    import keras
-
-    from catdog.callbacks import AtomicCheckpoint, RunRecorder, SeedEachEpoch, StopOnRequest
-
-    settings = job.settings
-    callbacks: list = []
-    if settings.lr_schedule == "cosine":  # first, so the epoch's learning rate is in the logs the recorder writes
-        schedule = lambda epoch, lr: cosine_learning_rate(epoch, settings.epochs, settings.learning_rate)  # noqa: E731
-        callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
-    recorder = RunRecorder(job.run, settings.epochs, steps, initial_rows=rows, log=job.log)
-    callbacks += [SeedEachEpoch(settings.seed), recorder, StopOnRequest(request)]
-    if settings.checkpoint:
-        callbacks.append(AtomicCheckpoint(job.run, best=best))
-    if settings.early_stopping:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.early_stopping, restore_best_weights=True, verbose=1)
-        )
-    return callbacks + list(job.callbacks)
-
-
 def fit_epochs(job: FitJob, model, prepared: PreparedData, strategy, request, initial_epoch: int, rows: list[dict], best):
     """Keras `fit`, one call per progressive-resizing phase; returns (model, stopped)."""
     from catdog.callbacks import StopOnRequest
@@ -276,18 +254,6 @@ def finish(run: runs.Run, model, prepared: PreparedData, log: Log = print, state
     log(f"Run {state} after {len(rows)} epoch(s); model saved to {run.model_path}")
 
 
-def begin_finish(run: runs.Run) -> None:
-    """Mark the run's parts as being replaced: until `end_finish`, no reader takes its model, calibration and check as one."""
-    run.write_config({**run.config(), "unit": {"state": "finishing"}})
-
-
-def end_finish(run: runs.Run) -> None:
-    """Record the sha256 of the model and the check just written (config.json's `unit`): the run is whole again."""
-    from catdog.model_files import unit_record
-
-    run.write_config({**run.config(), "unit": unit_record(run.model_path)})
-
-
 def calibrate_run(run: runs.Run, model, prepared: PreparedData, log: Log = print) -> None:
     """Fit the confidence calibration on the held-out photos and record it in config.json (none held out: nothing)."""
     from catdog.calibration import calibrate
@@ -311,9 +277,3 @@ def fit_openset_run(run: runs.Run, model, prepared: PreparedData, log: Log = pri
     run.write_config({**run.config(), "openset": check.summary() if check is not None else None})
 
 
-def save_model(run: runs.Run, model, log: Log = print) -> None:
-    """model.keras (atomically, without the optimizer), then model.onnx for ONNX Runtime (a failure there only warns)."""
-    from catdog.onnx_runtime import write_onnx
-
-    save_model_atomic(model, run.model_path, include_optimizer=False)
-    write_onnx(run.path, logger=log)

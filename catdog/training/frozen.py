@@ -216,7 +216,7 @@ def fit_head(job, head, prepared: FeatureData, request) -> bool:
     order), so 40 photos train as well as 4,000 do in the same epochs.
     """
     from catdog.callbacks import StopOnRequest
-    from catdog.training.fit import make_callbacks
+    from catdog.training.steps import make_callbacks
 
     settings, log = job.settings, job.log
     t = prepared.train
@@ -273,16 +273,17 @@ def out_of_fold_probs(model, start_weights, settings, features: np.ndarray, labe
 def finish_frozen(run: runs.Run, model, head, prepared: FeatureData, start_weights, log=print, state: str = "finished") -> None:
     """Calibrate and fit the open-set check from the features, then save the full model (as `finish` does)."""
     from catdog.calibration import calibrate_probs
-    from catdog.training.fit import begin_finish, end_finish, save_model
+    from catdog.training.steps import begin_finish, end_finish, save_model
     from catdog.training.warm_start import source_temperature
 
     begin_finish(run)
     start, fitted = source_temperature(run.config().get("init_from"))
     cal, val = prepared.calibration, prepared.validation
     validation = (val.labels, head_probs(head, val.features))
-    if cal is not None and len(cal) >= CROSS_FIT_BELOW:
+    if cal is not None and len(cal) and (len(cal) >= CROSS_FIT_BELOW or fitted):
+        # Enough held-out photos; or a warm start from a calibrated head, whose temperature a few photos only nudge.
         record = calibrate_probs(cal.labels, head_probs(head, cal.features), validation, log, start, fitted)
-    else:  # too few held out: every training photo, each predicted by a head that did not train on it
+    else:  # a new head with too few held out: every training photo, each predicted by a head that did not train on it
         feats = np.concatenate([prepared.train.features, *([cal.features] if cal is not None else [])])
         labels = np.concatenate([prepared.train.labels, *([cal.labels] if cal is not None else [])])
         oof = out_of_fold_probs(model, start_weights, _settings_of(run), feats, labels)

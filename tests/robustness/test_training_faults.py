@@ -61,7 +61,7 @@ KILLABLE_CHILD = textwrap.dedent(
                 Path(marker).write_text("mid-epoch")
                 time.sleep(600)
 
-    cfg = TrainConfig(data=data, epochs=3, batch_size=4, image_size=32, val_split=0.25, precision="float32")
+    cfg = TrainConfig(data=data, model="compact", epochs=3, batch_size=4, image_size=32, val_split=0.25, precision="float32")
     train(cfg, runs_dir=runs_dir, run_id="killed", callbacks=[HangMidEpoch2()], verbose=0)
     """
 )
