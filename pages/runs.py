@@ -1,6 +1,6 @@
 """Runs page: every training on this machine, compared side by side.
 
-A table of runs, a chart that overlays the validation curves of the runs you
+Every model and every run as cards, a chart that overlays the validation curves of the runs you
 pick, and one run's details with its curves, log, and delete (confirmed).
 """
 
@@ -22,37 +22,29 @@ COMPARE_METRICS = {"val_accuracy": "Validation accuracy", "val_loss": "Validatio
 CONFIRM_KEY = "runs_confirm_delete"
 
 
-NARROW_PX = 640  # at or under this width the runs are cards, over it a table (CSS: a table cannot shrink to a phone)
-LAYOUT_CSS = f"""<style>
-@media (max-width: {NARROW_PX}px) {{ .st-key-runs_wide {{ display: none; }} }}
-@media (min-width: {NARROW_PX + 1}px) {{ .st-key-runs_narrow {{ display: none; }} }}
-</style>"""
+RUN_CARD_WIDTH = 300  # px: three a row at 1440 px, one on a 390 px phone
 
 
 def table_ui(runs: list[Run], active: Path | None) -> None:
-    """The runs as a table on a wide screen and as cards on a phone (each hidden at the other width);
+    """The runs as cards in one wrapping row: three a row at 1440 px, one on a phone (a table would scroll sideways);
     `active` is the model file Predict uses."""
-    rows = [run_summary(run, active) for run in runs]
-    st.html(LAYOUT_CSS)
-    with st.container(key="runs_wide"):
-        st.dataframe(rows, hide_index=True, key="runs_table", column_config={
-            "run": st.column_config.TextColumn("run", pinned=True),
-            "val acc": st.column_config.NumberColumn("val acc", format="percent", help="The saved model's validation accuracy"),
-        })
-    with st.container(key="runs_narrow"):
-        for row in rows:
-            with st.container(border=True):
-                run_card_ui(row)
+    row = st.container(horizontal=True, gap="small", key="runs_cards")
+    for run in runs:
+        with row.container(border=True, width=RUN_CARD_WIDTH):
+            run_card_ui(run_summary(run, active))
 
 
 def run_card_ui(row: dict) -> None:
-    """One run as a few lines (`run_summary`'s row): for a phone, where a table would scroll sideways."""
+    """One run in a few lines (`run_summary`'s row), as one Markdown block."""
     used = " · :green[:material/check_circle: used by Predict]" if row["in use"] else ""
-    st.markdown(f"{code_span(row['run'])} · {plain(row['status'])}{used}")
     accuracy = "–" if row["val acc"] is None else f"{row['val acc']:.1%}"
-    gain = f" (before → after: {row['before → after']})" if row["before → after"] != "–" else ""
-    st.caption(f"validation accuracy {accuracy}{gain} · {row['epochs']} epochs in {row['duration']} · {row['date']}")
-    st.caption(plain(row["settings"]))  # config.json's words
+    before = row["before → after"].split(" → ")[0] if row["before → after"] != "–" else None
+    gain = f" · {before} before training" if before else ""
+    lines = [f"{code_span(row['run'])} · {plain(row['status'])}{used}",
+             f"validation accuracy **{accuracy}**{gain}",
+             f":small[:gray[{row['epochs']} epochs in {row['duration']} · {row['date']}]]",
+             f":small[:gray[{plain(row['settings'])}]]"]  # config.json's words
+    st.markdown("  \n".join(lines))
 
 
 def compare_ui(runs: list[Run]) -> None:

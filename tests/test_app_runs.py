@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from catdog import runs
-from tests.fixtures import REPO
+from tests.fixtures import REPO, shown
 
 pytestmark = pytest.mark.slow  # TensorFlow models or trainings; `pytest -m "not slow"` leaves them out
 
@@ -36,9 +36,10 @@ def make_run(run_id: str, val_acc: list[float], state: str = "finished", preset:
     return run
 
 
-def runs_table(at: AppTest):
-    """The runs table (the models table comes first)."""
-    return next(d.value for d in at.dataframe if "run" in d.value.columns)
+def run_cards(at: AppTest) -> dict[str, str]:
+    """{run id: its card's text} (a run card is one Markdown block that opens with the id and the state)."""
+    cards = [m.value for m in at.markdown if m.value.startswith("`") and "validation accuracy" in m.value]
+    return {card.split("`")[1]: card for card in cards}
 
 
 def chart_traces(at: AppTest, index: int) -> list[str]:
@@ -56,13 +57,12 @@ def test_runs_table_lists_every_run_with_its_saved_models_accuracy_and_status(ho
     make_run("beta", [0.5], state="failed")
     at = open_runs_page()
     assert not at.exception
-    table = runs_table(at)
-    assert set(table["run"]) == {"alpha", "beta"}
-    alpha = table[table["run"] == "alpha"].iloc[0]
-    assert alpha["val acc"] == pytest.approx(0.65)  # the saved (last) epoch's, not the best one's 0.7
-    assert "finished" in alpha["status"] and alpha["settings"].startswith("seed · ") and alpha["epochs"] == "3/3"
-    assert alpha["duration"] == "1m 00s"
-    assert "failed" in table[table["run"] == "beta"].iloc[0]["status"]
+    cards = run_cards(at)
+    assert set(cards) == {"alpha", "beta"}
+    assert "validation accuracy **65.0%**" in cards["alpha"]  # the saved (last) epoch's, not the best one's 70.0%
+    assert "`alpha` · finished" in cards["alpha"] and "3/3 epochs in 1m 00s" in cards["alpha"]
+    assert "seed · 32px" in shown(cards["alpha"])
+    assert "`beta` · failed" in cards["beta"]
 
 
 def test_comparison_chart_overlays_the_picked_runs(home):
@@ -105,7 +105,7 @@ def test_delete_asks_for_confirmation_and_cancel_keeps_the_run(home):
     at.button(key="runs_delete_yes").click().run()
     assert not at.exception
     assert not gone.path.exists() and keep.path.exists()
-    assert list(runs_table(at)["run"]) == ["keep"]
+    assert list(run_cards(at)) == ["keep"]
     assert at.selectbox(key="runs_detail").value == "keep"  # the details box no longer names the deleted run
 
 
@@ -135,17 +135,15 @@ def test_models_are_cards_with_the_bundled_one_always_and_the_active_one_marked(
     cards = model_cards(at)
     assert [card.split("`")[1] for card in cards[:2]] == ["bundled", "mine"]
     assert "used by Predict" in cards[1] and "used by Predict" not in cards[0]
-    table = runs_table(at)
-    assert table[table["run"] == "mine"].iloc[0]["in use"] == "✓"
-    assert not at.dataframe[0].value.columns.empty and "model" not in at.dataframe[0].value.columns  # no models table
+    assert "used by Predict" in run_cards(at)["mine"]
+    assert not at.dataframe  # cards only: no table to scroll sideways
 
 
-def test_each_run_also_has_a_card_for_a_phone(home):
+def test_each_run_is_a_card_with_its_accuracy_and_epochs(home):
     make_run("alpha", [0.6, 0.7])
     at = open_runs_page()
-    card = next(m.value for m in at.markdown if m.value.startswith("`alpha`"))
-    assert "finished" in card
-    assert any("validation accuracy 70.0%" in c.value and "2/2 epochs" in c.value for c in at.caption)
+    card = run_cards(at)["alpha"]
+    assert "finished" in card and "validation accuracy **70.0%**" in card and "2/2 epochs" in card
 
 
 def test_a_finished_run_builds_its_report_and_offers_the_download(home):

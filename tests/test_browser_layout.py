@@ -38,31 +38,17 @@ def _page_width(page) -> int:
     return page.evaluate("document.documentElement.scrollWidth")
 
 
-def test_the_runs_table_fits_the_wide_layout_without_scrolling_sideways(chromium, studio_with_a_run):
-    url, run_id = studio_with_a_run
-    page = _open(chromium, f"{url}/runs", WIDE, "newest first")
-    try:
-        grids = page.evaluate("""() => [...document.querySelectorAll('[data-testid=stDataFrame]')]
-            .filter(d => d.offsetParent !== null)
-            .map(d => { const s = d.querySelector('.dvn-scroller'); return [s.scrollWidth, s.clientWidth]; })""")
-        assert len(grids) == 1, grids  # the runs table (models are cards)
-        assert grids[0][0] <= grids[0][1] + 1, f"the runs table scrolls sideways: {grids[0]}"
-        assert _page_width(page) <= WIDE
-    finally:
-        page.close()
-
-
+@pytest.mark.parametrize("width", [WIDE, PHONE])
 @pytest.mark.parametrize("path", ["runs", ""])
-def test_on_a_390_px_phone_the_page_never_scrolls_sideways(chromium, studio_with_a_run, path):
+def test_no_page_scrolls_sideways_and_every_run_card_fits(chromium, studio_with_a_run, path, width):
     url, run_id = studio_with_a_run
-    page = _open(chromium, f"{url}/{path}", PHONE, "newest first" if path else "Where to next")
+    page = _open(chromium, f"{url}/{path}", width, "newest first" if path else "Where to next")
     try:
-        assert _page_width(page) <= PHONE
-        if path == "runs":  # the runs are cards here; the table is hidden
-            visible = page.evaluate("""() => [...document.querySelectorAll('[data-testid=stDataFrame]')]
-                .filter(d => d.offsetParent !== null).length""")
-            assert visible == 0
-            card = page.locator(".st-key-runs_narrow").get_by_text(run_id).first
-            assert card.is_visible() and card.bounding_box()["x"] + card.bounding_box()["width"] <= PHONE
+        assert _page_width(page) <= width
+        if path == "runs":
+            card = page.locator(".st-key-runs_cards").get_by_text(run_id).first
+            box = card.bounding_box()
+            assert card.is_visible() and box["x"] + box["width"] <= width
+            assert page.locator("[data-testid=stDataFrame]").count() == 0  # cards, no table cut off on the right
     finally:
         page.close()
