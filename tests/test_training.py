@@ -43,7 +43,7 @@ def test_user_callbacks_receive_epoch_logs(tmp_path, tiny_dataset):
         def on_epoch_end(self, epoch, logs=None):
             seen.append(sorted(logs))
 
-    cfg = TrainConfig(data=str(tiny_dataset), epochs=1, batch_size=8, image_size=32, val_split=0.25, checkpoint=False)
+    cfg = TrainConfig(data=str(tiny_dataset), model="compact", epochs=1, batch_size=8, image_size=32, val_split=0.25, checkpoint=False)
     train(cfg, runs_dir=tmp_path, callbacks=[Spy()], verbose=0, stream=io.StringIO(), lock=False, handle_signals=False)
     assert seen and "val_accuracy" in seen[0]
 
@@ -58,7 +58,7 @@ def test_stop_file_ends_training_cleanly_and_keeps_the_model(tmp_path, tiny_data
         def on_train_batch_end(self, batch, logs=None):
             runs.Run(self.run_dir).request_stop()
 
-    cfg = TrainConfig(data=str(tiny_dataset), epochs=50, batch_size=4, image_size=32, val_split=0.25, checkpoint=False)
+    cfg = TrainConfig(data=str(tiny_dataset), model="compact", epochs=50, batch_size=4, image_size=32, val_split=0.25, checkpoint=False)
     run = train(
         cfg, runs_dir=tmp_path, run_id="stopme", callbacks=[RequestStopAfterFirstBatch(tmp_path / "stopme")],
         verbose=0, stream=io.StringIO(), lock=False, handle_signals=False,
@@ -70,7 +70,8 @@ def test_stop_file_ends_training_cleanly_and_keeps_the_model(tmp_path, tiny_data
 
 @pytest.mark.slow
 def test_sigterm_stops_a_cli_training_cleanly(tmp_path, tiny_dataset):
-    cmd = [sys.executable, "-m", "catdog", "train", "--data", str(tiny_dataset), "--epochs", "500", "--batch-size", "2",
+    cmd = [sys.executable, "-m", "catdog", "train", "--model", "compact", "--data", str(tiny_dataset), "--epochs", "500",
+           "--batch-size", "2",
            "--image-size", "32", "--val-split", "0.25", "--runs-dir", str(tmp_path), "--run-id", "sig", "--no-checkpoint"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     run = runs.Run(tmp_path / "sig")

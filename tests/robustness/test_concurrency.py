@@ -165,6 +165,8 @@ def test_two_cli_trainings_started_together_one_trains_the_other_is_refused(tmp_
         "-m",
         "catdog",
         "train",
+        "--model",
+        "compact",
         "--data",
         str(tiny_dataset),
         "--epochs",

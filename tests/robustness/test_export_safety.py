@@ -149,9 +149,10 @@ def _preset_model(tmp_path: Path, name: str) -> Path:
 
 
 def _presets() -> list[str]:
+    """The presets to export with random weights; lite0 is exported whole, in every format, as the bundled model (below)."""
     from catdog.models import PRESETS
 
-    return list(PRESETS)
+    return [name for name in PRESETS if name != "lite0"]
 
 
 @pytest.mark.slow

@@ -301,9 +301,11 @@ def test_a_record_without_the_onnx_hash_is_not_trusted(tmp_path, stats):
     stats.input(ok=False)
 
 
-def test_the_bundled_model_onnx_record_pins_its_file(stats):
-    bundled = config.assets_dir() / "model" / onnx_runtime.ONNX_FILENAME
-    if not bundled.is_file():
-        pytest.skip(f"no bundled ONNX file at {bundled}")
-    assert onnx_runtime.current_onnx(bundled.with_name(config.MODEL_FILENAME)) == bundled
+def test_the_bundled_models_onnx_copy_in_the_cache_pins_its_file(stats):
+    model_file = config.assets_dir() / "model" / config.MODEL_FILENAME
+    if not model_file.is_file():
+        pytest.skip(f"no bundled model at {model_file}")
+    onnx = onnx_runtime.ensure_onnx(model_file)  # not shipped: converted once into the cache
+    assert onnx_runtime.current_onnx(model_file) == onnx
+    assert json.loads(onnx_runtime.record_path(onnx).read_text())["onnx_sha256"] == onnx_runtime.file_sha256(onnx)
     stats.input(ok=True)

@@ -177,7 +177,8 @@ def mixed_dataset(tmp_path_factory, hostile_corpus, tiny_dataset):
 def test_training_on_a_folder_with_hostile_files_skips_exactly_the_bad_ones(mixed_dataset, hostile_corpus, tmp_path, stats):
     from catdog.training import TrainConfig, train
 
-    cfg = TrainConfig(data=str(mixed_dataset), epochs=1, batch_size=8, image_size=SIZE, val_split=0.25, precision="float32")
+    cfg = TrainConfig(data=str(mixed_dataset), model="compact", epochs=1, batch_size=8, image_size=SIZE, val_split=0.25,
+                      precision="float32")
     log = io.StringIO()
     run = train(cfg, runs_dir=tmp_path, run_id="mixed", verbose=0, stream=log, lock=False, handle_signals=False)
     assert run.status()["state"] == "finished"

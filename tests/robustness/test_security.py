@@ -44,7 +44,7 @@ def wait_for(run, runs_dir, timeout: float = 240) -> str:
 @pytest.mark.slow
 def test_kaggle_key_never_reaches_run_folders_logs_or_errors(tmp_path, tiny_dataset, kaggle_canary, stats):
     runs_dir = tmp_path / "runs"
-    cfg = TrainConfig(data=str(tiny_dataset), epochs=1, batch_size=4, image_size=32, val_split=0.25)
+    cfg = TrainConfig(data=str(tiny_dataset), model="compact", epochs=1, batch_size=4, image_size=32, val_split=0.25)
     run = jobs.start_training(cfg, runs_dir=runs_dir, run_id="with-key")  # the child inherits the environment
     assert wait_for(run, runs_dir) == "finished", jobs.log_tail(run)
     # A training that fails writes its error and traceback to status.json and train.log: those must be clean too.

@@ -247,7 +247,8 @@ def test_a_read_only_runs_folder_gives_a_clear_error(tmp_path, tiny_dataset, mou
         folder.chmod(0o555)
     for runs_dir in (folder, folder / "sub"):
         out, err = io.StringIO(), io.StringIO()
-        code = cli.main(["train", "--data", str(tiny_dataset), "--runs-dir", str(runs_dir), "--image-size", "32"], out, err)
+        code = cli.main(["train", "--model", "compact", "--data", str(tiny_dataset), "--runs-dir", str(runs_dir), "--image-size", "32"],
+                        out, err)
         stats.fault()
         assert code == 2
         assert re.search(

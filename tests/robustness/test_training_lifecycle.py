@@ -232,7 +232,7 @@ def bad_init_from(tmp_path: Path, tiny_run: runs.Run, kind: str) -> str:
 @pytest.mark.parametrize("kind", ["extra-data", "not-a-model", "other-preset"])
 def test_a_bad_init_from_or_extra_data_is_refused_before_a_run_folder_exists(tmp_path, tiny_dataset, tiny_run, kind, stats):
     runs_dir = tmp_path / "runs"
-    argv = ["train", "--data", str(tiny_dataset), "--runs-dir", str(runs_dir), "--image-size", "32", "--epochs", "1"]
+    argv = ["train", "--model", "compact", "--data", str(tiny_dataset), "--runs-dir", str(runs_dir), "--image-size", "32", "--epochs", "1"]
     if kind == "extra-data":
         argv += ["--data", str(tmp_path / "missing")]
     else:
