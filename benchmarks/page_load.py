@@ -7,12 +7,14 @@ finished lite0 run (the Runs page's slow case): `--home` reuses one, else it mak
 shirt-vs-pants dataset (`catdog data pair`) and trains one (about a minute). `--dataset`
 makes a bigger folder the suggested one (catdog-small: 8,000 photos that the Data page checks
 and the Train page lists and compares with the bundled model's training photos).
-Each visit is a new browser context (a new visitor, a new Streamlit session) that opens
-the page's URL and waits until its last main element (`MARKERS`) is visible; the time
-counts from the navigation, so it includes Streamlit's own frontend (each visit also
-records when the frontend was up and when the app's menu was drawn).
-Round 1 is the server's first visit of each page (its imports included, Home first);
-later rounds are a new visitor on a running server. The machine (lscpu's model name,
+Each visit opens the page's URL in a new tab (a new Streamlit session) and waits until its
+last main element (`MARKERS`) is visible; the time counts from the navigation, so it includes
+Streamlit's own frontend (each visit also records when the frontend was up and when the app's
+menu was drawn). Every page is visited twice a round: in a new browser context (a browser that
+never opened the studio: Streamlit's 1-5 MB of JavaScript fetched and compiled again, the
+pessimistic figure) and in a browser that opened the studio once (its files cached, as for
+anyone who comes back). Round 1 is the server's first visit of each page (its imports
+included, Home first); later rounds are a new visitor on a running server. The machine (lscpu's model name,
 /proc/cpuinfo's cpu family) and the 1-minute load average before and after each round
 are printed and written with the figures under `--label` in `--out` (other labels kept).
 """
@@ -76,11 +78,13 @@ def _marker(page, kind: str, text: str):
     return main.get_by_text(text).first
 
 
-def visit(browser, url: str, kind: str, text: str, width: int) -> dict:
-    """Seconds from navigating to `url` in a new context until: Streamlit's frontend is up (`app`),
-    the app's menu is drawn (`menu`: the server ran the entry point to `st.navigation`), and the
-    page's marker is visible (`main`, the figure that counts)."""
-    context = browser.new_context(viewport={"width": width, "height": 900})
+def visit(browser, url: str, kind: str, text: str, width: int, context=None) -> dict:
+    """Seconds from navigating to `url` in a new tab until: Streamlit's frontend is up (`app`), the app's menu is
+    drawn (`menu`: the server ran the entry point to `st.navigation`), and the page's marker is visible (`main`,
+    the figure that counts). The tab opens in `context` (a browser that has the frontend's files cached), else in
+    a new context (a browser that never opened the studio)."""
+    own = context is None
+    context = context or browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     try:
         started = time.perf_counter()
@@ -95,7 +99,9 @@ def visit(browser, url: str, kind: str, text: str, width: int) -> dict:
             raise SystemExit(f"{url} shows an exception")
         return marks
     finally:
-        context.close()
+        page.close()
+        if own:
+            context.close()
 
 
 def measure(home: Path, rounds: int, width: int, roots: list[Path]) -> dict:
@@ -103,31 +109,39 @@ def measure(home: Path, rounds: int, width: int, roots: list[Path]) -> dict:
 
     from tests.server import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
-    visits: dict[str, list[dict]] = {name: [] for name, _path, _marker in MARKERS}
+    visits: dict[str, dict[str, list[dict]]] = {"new_browser": {name: [] for name, _p, _m in MARKERS},
+                                                "cached_browser": {name: [] for name, _p, _m in MARKERS}}
     loads = []
     env = {"CATDOG_DATA_ROOTS": os.pathsep.join(str(r) for r in roots)} if roots else {}
     with streamlit_server(home, **env) as (url, _log), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        cached = browser.new_context(viewport={"width": width, "height": 900})
         for number in range(1, rounds + 1):
             before = load_average()
             for name, path, (kind, text) in MARKERS:
-                visits[name].append(visit(browser, f"{url}/{path}", kind, text, width))
+                visits["new_browser"][name].append(visit(browser, f"{url}/{path}", kind, text, width))
+                if number == 1:  # this browser has seen the studio once (its files are cached), not this page
+                    visit(browser, f"{url}/", *MARKERS[0][2], width, cached)
+                visits["cached_browser"][name].append(visit(browser, f"{url}/{path}", kind, text, width, cached))
             loads.append({"round": number, "load_before": before, "load_after": load_average()})
-            print(f"round {number}: " + ", ".join(f"{k} {v[-1]['main']:.2f}s" for k, v in visits.items())
-                  + f" (load {before} -> {loads[-1]['load_after']})", flush=True)
+            print(f"round {number}: " + ", ".join(f"{k} {v[-1]['main']:.2f}/{visits['cached_browser'][k][-1]['main']:.2f}s"
+                                                   for k, v in visits["new_browser"].items())
+                  + f" (new/cached browser; load {before} -> {loads[-1]['load_after']})", flush=True)
+        cached.close()
         browser.close()
     return {"visits": visits, "load_average_1min": loads}
 
 
 def summary(visits: dict[str, list[dict]]) -> dict:
-    """Per page: the server's first visit (round 1) and the median of the later rounds (a new visitor),
-    to the main content drawn, with the part after the menu (the page's own Python work, roughly)."""
+    """Per page, to the main content drawn: round 1 (in a new browser, the server's first visit of the page) and
+    the median of the later rounds (a new visitor on a running server), with the medians of when the frontend
+    was up and of the part after the menu (the page's own work, Python and drawing)."""
     rows = {}
     for name, marks in visits.items():
         later = marks[1:]
         rows[name] = {
-            "server_first_visit": marks[0]["main"],
-            "new_visitor_median": round(statistics.median(m["main"] for m in later), 3) if later else None,
+            "round_1": marks[0]["main"],
+            "later_rounds_median": round(statistics.median(m["main"] for m in later), 3) if later else None,
             "frontend_up_median": round(statistics.median(m["app"] for m in marks), 3),
             "after_menu_median": round(statistics.median(m["main"] - m["menu"] for m in marks), 3),
         }
@@ -160,11 +174,13 @@ def main() -> int:
     record = {"machine": info, "command": "python -m benchmarks.page_load " + " ".join(sys.argv[1:]),
               "commit": commit, "width": args.width, "measured": time.strftime("%Y-%m-%d %H:%M"),
               "dataset": str(args.dataset) if args.dataset else None,
-              "summary": summary(result["visits"]), **result}
-    for name, row in record["summary"].items():
-        later = f"{row['new_visitor_median']:.2f}s" if row["new_visitor_median"] is not None else "–"
-        print(f"{name:9s} first visit {row['server_first_visit']:.2f}s · new visitor {later} "
-              f"(frontend up {row['frontend_up_median']:.2f}s, after the menu {row['after_menu_median']:.2f}s)")
+              "summary": {kind: summary(pages) for kind, pages in result["visits"].items()}, **result}
+    for kind, rows in record["summary"].items():
+        print(kind.replace("_", " ") + ":")
+        for name, row in rows.items():
+            later = f"{row['later_rounds_median']:.2f}s" if row["later_rounds_median"] is not None else "–"
+            print(f"  {name:9s} round 1 {row['round_1']:.2f}s · later rounds {later} "
+                  f"(frontend up {row['frontend_up_median']:.2f}s, after the menu {row['after_menu_median']:.2f}s)")
     if args.out:
         existing = json.loads(args.out.read_text()) if args.out.exists() else {}
         existing[args.label] = record
