@@ -27,16 +27,21 @@ class PreparedData:
 
     def record(self) -> dict:
         """What config.json says about the data: classes, layout, counts and skipped files."""
-        sets = (self.train, self.validation, self.calibration)
-        return {
-            "class_names": self.class_names,
-            "layout": self.kind,
-            "data_folders": self.folders,
-            "n_train": len(self.train),
-            "n_validation": len(self.validation),
-            "n_calibration": len(self.calibration) if self.calibration is not None else 0,
-            "skipped": [[str(p), r] for d in sets if d is not None for p, r in d.skipped],
-        }
+        return data_record(self)
+
+
+def data_record(prepared) -> dict:
+    """config.json's record of a training's photos (`PreparedData`, or a frozen training's `FeatureData`)."""
+    sets = (prepared.train, prepared.validation, prepared.calibration)
+    return {
+        "class_names": prepared.class_names,
+        "layout": prepared.kind,
+        "data_folders": prepared.folders,
+        "n_train": len(prepared.train),
+        "n_validation": len(prepared.validation),
+        "n_calibration": len(prepared.calibration) if prepared.calibration is not None else 0,
+        "skipped": [[str(p), r] for d in sets if d is not None for p, r in d.skipped],
+    }
 
 
 def find_layouts(settings) -> list[data.DatasetLayout]:

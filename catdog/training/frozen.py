@@ -50,16 +50,10 @@ class FeatureData:
     calibration: features.FeatureSet | None
 
     def record(self) -> dict:
-        sets = (self.train, self.validation, self.calibration)
-        return {
-            "class_names": self.class_names,
-            "layout": self.kind,
-            "data_folders": self.folders,
-            "n_train": len(self.train),
-            "n_validation": len(self.validation),
-            "n_calibration": len(self.calibration) if self.calibration is not None else 0,
-            "skipped": [[str(p), r] for d in sets if d is not None for p, r in d.skipped],
-        }
+        """What config.json says about the data (the same record as `PreparedData`'s)."""
+        from catdog.training.data_prep import data_record
+
+        return data_record(self)
 
 
 def fit_frozen(job, request) -> None:
