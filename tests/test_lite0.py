@@ -199,3 +199,17 @@ def test_data_pair_makes_two_class_folders_from_file_names_with_the_rest_to_test
     assert sources.suggested_dataset() == made.resolve()
     with pytest.raises(DatasetError, match="has 3 photos named paper"):
         sources.pair_by_name(flat, ("glass", "paper"), 10)
+
+
+def test_random_weights_never_share_the_feature_cache_with_imagenet_weights(lite0_model):
+    from catdog.models import build_model
+    from catdog.models.transfer import random_weights
+    from catdog.training import TrainConfig, resolve
+    from catdog.training.frozen import extractor_for
+
+    settings = resolve(TrainConfig(data=str(REPO), model="lite0"))
+    with random_weights():
+        untrained = build_model("lite0", compile=False)
+    keys = {extractor_for(m, settings).key for m in (lite0_model, untrained, untrained)}
+    assert len(keys) == 3  # ImageNet's key, and one of its own for each use of random weights
+    assert extractor_for(lite0_model, settings).key == extractor_for(build_model("lite0", compile=False), settings).key

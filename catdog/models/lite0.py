@@ -105,8 +105,10 @@ def build_lite0(image_size: int = IMAGE_SIZE, pretrained: bool | None = None):
     tie = layers.Dense(1, use_bias=False, kernel_initializer="zeros", trainable=False, name="imagenet_tie")(imagenet)
     kept = layers.Add(name="keep_imagenet")([features, tie])
     model = keras.Model(inputs, sigmoid_output(kept), name="lite0")
+    # Which weights the backbone holds: the features cache keys on it (random weights share nothing).
+    model.catdog_weights_sha256 = None
     if pretrained_enabled() if pretrained is None else pretrained:
-        set_imagenet_weights(model)
+        model.catdog_weights_sha256 = set_imagenet_weights(model)
     freeze_backbone(model)
     return model
 

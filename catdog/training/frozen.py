@@ -104,10 +104,12 @@ def new_frozen_model(settings, warm_source=None, log=print):
 
 def extractor_for(model, settings) -> features.FeatureExtractor:
     """The backbone of `model` up to the preset's feature layer, keyed for the feature cache."""
-    from catdog.models import lite0
+    import uuid
 
     layer = settings.spec.frozen_features
-    weights = getattr(model, "_catdog_weights_sha256", None) or lite0.converted_weights()[1]
+    weights = getattr(model, "catdog_weights_sha256", None)
+    if weights is None:  # random weights (CATDOG_PRETRAINED=0): a key of its own, so no other training reads its features
+        weights = f"random-{uuid.uuid4().hex}"
     return features.FeatureExtractor(model, layer, features.backbone_key(weights, settings.image_size, layer))
 
 
