@@ -336,7 +336,7 @@ def epochs_progress(prog: dict, now: float) -> tuple[float, str]:
     overall = min(1.0, max(0.0, float(overall)))
     eta = eta_now(prog, now)
     if prog.get("phase") == "finishing":
-        took = f" (about {format_duration(eta)})" if eta else ""
+        took = f" (about {format_duration(eta)})" if eta is not None and eta > 1.0 else ""  # 1.0: the estimate has passed
         return 1.0, f"Training done after epoch {epoch} · now calibrating the confidence and saving the model{took}"
     phase = {"validate": " · validating", "epoch_end": " · epoch done"}.get(prog.get("phase"), "")
     left = f"about {format_duration(eta)} left" if eta is not None else "estimating the time left…"

@@ -131,9 +131,9 @@ def test_after_a_reload_the_settings_come_back_from_the_running_runs_config(home
     assert "starting" in at.subheader[0].value and "queued" not in at.subheader[0].value
 
 
-def _running_page(progress: dict) -> AppTest:
+def _running_page(progress: dict, run_id: str = "live") -> AppTest:
     """The Train page of a fresh session while a (pretend) training writes `progress` (this process holds the lock)."""
-    run = runs.create_run(None, "live", "lite0")
+    run = runs.create_run(None, run_id, "lite0")
     run.write_config({"model": "lite0", "epochs": 30, "image_size": 224, "created": time.time()})
     run.write_status("running", pid=os.getpid(), started=time.time())
     run.write_progress({"updated": time.time(), **progress})
@@ -151,7 +151,10 @@ def test_a_finishing_run_says_what_it_still_does_instead_of_100_percent_and_time
                         "eta_seconds": 11.0})
     text = at.get("progress")[0].proto.text
     assert "Training done after epoch 30" in text and "calibrating the confidence and saving the model" in text
-    assert "100%" not in text and "left" not in text
+    assert "100%" not in text and "left" not in text and "(about 11s)" in text
+    overdue = _running_page({"phase": "finishing", "epoch": 30, "epochs": 30, "batch": 1, "batches": 1, "overall": 1.0,
+                             "eta_seconds": 11.0, "updated": time.time() - 60}, run_id="overdue")
+    assert "(about" not in overdue.get("progress")[0].proto.text  # an estimate that has passed is not shown as "1s"
 
 
 def test_the_epochs_progress_gives_the_share_of_the_epochs_and_the_time_left(home):
