@@ -303,10 +303,10 @@ def progress_ui(run: Run, status: jobs.JobStatus) -> None:
     """One progress bar for the whole run, with the ETA, and the Stop button beside it."""
     bar, button = st.columns([5, 1], vertical_alignment="bottom")
     prog = run.progress()
-    if status.state in ("starting", "queued") or not prog:
-        bar.progress(0.0, text="Starting: loading TensorFlow and decoding the images…")
-    elif prog.get("phase") == "features":
+    if prog.get("phase") == "features":  # written while the run is still "queued": its epochs have not begun
         bar.progress(*features_progress(prog, time.time()))
+    elif status.state in ("starting", "queued") or not prog:
+        bar.progress(0.0, text="Starting: loading TensorFlow and decoding the images…")
     else:
         bar.progress(*epochs_progress(prog, time.time()))
     stopping = run.stop_requested()

@@ -131,11 +131,11 @@ def test_after_a_reload_the_settings_come_back_from_the_running_runs_config(home
     assert "starting" in at.subheader[0].value and "queued" not in at.subheader[0].value
 
 
-def _running_page(progress: dict, run_id: str = "live") -> AppTest:
+def _running_page(progress: dict, run_id: str = "live", state: str = "running") -> AppTest:
     """The Train page of a fresh session while a (pretend) training writes `progress` (this process holds the lock)."""
     run = runs.create_run(None, run_id, "lite0")
     run.write_config({"model": "lite0", "epochs": 30, "image_size": 224, "created": time.time()})
-    run.write_status("running", pid=os.getpid(), started=time.time())
+    run.write_status(state, pid=os.getpid(), started=time.time())
     run.write_progress({"updated": time.time(), **progress})
     runs.acquire_lock(run)
     try:
@@ -165,8 +165,9 @@ def test_the_epochs_progress_gives_the_share_of_the_epochs_and_the_time_left(hom
 
 
 def test_a_frozen_backbones_first_step_reads_as_preparing_the_photos(home):
+    # A frozen backbone's run is still "queued" while it reads the photos (it is "running" once its epochs begin).
     at = _running_page({"phase": "features", "split": "validation", "done": 12, "total": 40, "overall": 0.0,
-                        "eta_seconds": 3.0})
+                        "eta_seconds": 3.0}, state="queued")
     bar = at.get("progress")[0].proto
     assert bar.value == 30  # percent: 12 of 40
     text = bar.text
