@@ -2,20 +2,23 @@
 
     python -m scripts.screenshots [--data ../shared/data/catdog-small] [--out docs] [--only home,predict]
 
-It starts `streamlit run` on 127.0.0.1 with a temp CATDOG_HOME and a small copied
-subset of the photos, then walks the fixes of issue 12 and saves docs/<name>-<width>.png:
+It starts `streamlit run` on 127.0.0.1 with a temp CATDOG_HOME and a small copied subset of the
+photos, makes a shirt-vs-pants dataset (`catdog data pair`, 20 training photos a class), then walks
+the app and saves docs/<name>-<width>.png:
 
-- home: first launch, the bundled model's real facts (preset, size, accuracy and its data);
-- predict: the sample buttons in one wrapping row, cards with class-coloured confidence bars,
+- home: first launch, the bundled model's real facts and its "not a cat or dog" check in words;
+- predict: the example buttons in one wrapping row, cards with class-coloured confidence bars,
   and Grad-CAM two cards a row (desktop); the picker lists the bundled model;
-- train-live: a warm start from the bundled model (the page's default) on a few hundred photos:
-  one progress bar for the whole run with its ETA, contrasting curves on 0..1 axes;
-- train-done: the same run finished, its curves once, the PNGs folded away, Use and the report;
-- runs: the models table (bundled always, the active one marked), readable run names in the compare legend;
+- predict-not-pets (1440 px): a person, a flower, a cup and a cat dropped together (`--not-pets-photos`,
+  scikit-image's astronaut, flower, coffee and chelsea): "Not a cat or dog" on the first three, "Cat" on the cat;
+- train-live: a lite0 training from scratch on shirt-vs-pants (classes the bundled model never saw,
+  with the page's defaults), while it calibrates and saves: the curves, the metric cards, one bar;
+- train-done: the same run finished: its before → after on validation photos that chose nothing;
+- runs: the models and the runs as cards, readable run names in the compare legend;
 - evaluate: the bundled model on labelled photos, threshold slider and figures;
-- data: a dataset's report row; report: the HTML run report, opened offline.
+- data: a dataset's report row; report: the run's HTML report, opened offline.
 
-train.png and predict.png (the README's pictures) are the 1440 px train-live and predict shots.
+train.png and predict.png (the README's pictures) are the 1440 px train-done and predict shots.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import argparse
 import io
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -84,12 +86,21 @@ def shot(page, out: Path, name: str, width: int, height: int = 2400, settle: flo
     time.sleep(settle)
     page.mouse.move(2, 2)  # no hover toolbars
     time.sleep(0.5)
+    wait_fresh(page)
     target = out / f"{name}-{width}.png"
     page.screenshot(path=str(target), full_page=True)
     trim_bottom(target)
     shrink_png(target)
     print(f"{target}: {target.stat().st_size / 1000:.0f} KB", flush=True)
     return target
+
+
+def wait_fresh(page, timeout: float = 15) -> None:
+    """Until no element is faded as stale (a live page reruns every 1.5 s; a shot mid-rerun greys a chart out)."""
+    try:
+        page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=timeout * 1000)
+    except Exception:  # noqa: BLE001 - a page that stays busy is shot as it is
+        pass
 
 
 def wait_text(page, text: str, timeout: float = 180) -> None:
@@ -144,54 +155,47 @@ def shoot_predict(page, url: str, out: Path) -> None:
     shot(page, out, "predict-gradcam", WIDE, 2600)
 
 
-def start_training(page, url: str, data: Path, epochs: int, size: int | None, batch: int | None) -> None:
-    """Type the folder, set the epochs (and size/batch if given), keep the page's defaults (the warm start), Start."""
+def make_pair(source: Path, classes: tuple[str, str], per_class: int, dest: Path, env: dict) -> Path:
+    """A two-class train/ + test/ dataset from the file-name prefixes in `source` (`catdog data pair`)."""
+    subprocess.run([sys.executable, "-m", "catdog", "data", "pair", str(source), *classes, "--train-per-class", str(per_class),
+                    "--dest", str(dest)], env=env, cwd=REPO, check=True)
+    return dest
+
+
+def start_training(page, url: str, data: Path) -> None:
+    """Type the dataset folder, keep every other setting as the page suggests (the lite0 preset), Start."""
     goto(page, f"{url}/train", "Train")
     box = page.get_by_label("Dataset folder", exact=True).and_(page.locator("input"))
-    box.fill(str(data / "train"))
+    box.fill(str(data))
     box.press("Enter")
     wait_text(page, "training images", 60)
-    for label, value in (("Epochs", epochs), ("Batch size", batch), ("Image size (px)", size)):
-        if value is None:
-            continue
-        field = page.get_by_label(label, exact=True).and_(page.locator("input"))
-        settle = time.time() + 30  # a rerun that re-keys the box (the warm-start default) briefly shows two
-        while field.count() != 1 and time.time() < settle:
-            time.sleep(0.5)
-        field.fill(str(value))
-        field.press("Enter")
-        time.sleep(1)
+    time.sleep(1)
     page.get_by_role("button", name="Start training").click()
 
 
-def wait_for_epochs(home: Path, epochs: int, timeout: float) -> Path:
-    """The run folder once it has `epochs` epochs (on a quiet machine an epoch of the small walk
-    takes under a second, so waiting for a mid-epoch moment can miss the whole run)."""
+def wait_for_phase(home: Path, phase: str, timeout: float) -> Path:
+    """The run folder once its progress.json says `phase` (or it has ended: the caller checks what it got)."""
     from catdog.runs import Run
 
     deadline = time.time() + timeout
     while time.time() < deadline:
         for folder in (home / "runs").glob("*"):
             run = Run(folder)
-            if len(run.metrics()) >= epochs:
+            if run.progress().get("phase") == phase or run.status().get("state") in ("finished", "stopped", "failed"):
                 return folder
-            if run.status().get("state") in ("finished", "stopped", "failed"):
-                return folder
-        time.sleep(0.3)
-    raise SystemExit(f"training did not reach {epochs} epochs in {timeout}s")
+        time.sleep(0.2)
+    raise SystemExit(f"training never reached its {phase!r} phase in {timeout}s")
 
 
-def shoot_train(page, url: str, data: Path, home: Path, out: Path, args) -> Path:
-    """Live (one bar for the run, ETA), a reload (re-attached, settings restored), then the finished run."""
-    start_training(page, url, data, args.epochs, args.image_size, args.batch_size)
-    run_dir = wait_for_epochs(home, args.shot_after, timeout=1200)
+def shoot_train(page, url: str, data: Path, home: Path, out: Path) -> Path:
+    """Live (a reload while it calibrates and saves: curves, cards and the bar), then the finished run."""
+    start_training(page, url, data)
+    run_dir = wait_for_phase(home, "finishing", timeout=1200)  # lite0's epochs take a tenth of a second each
     goto(page, f"{url}/train", "Train")  # a reload while it trains: the page re-attaches and restores the settings
     page.locator("[data-testid=stProgress]").first.wait_for(timeout=30_000)
     both(page, out, "train-live", 1900, 4200)
-    _wait_finished(run_dir)  # a real run to the end: the pictures show a good model, not one cut short
-    wait_text(page, "Use this model for Predict", 120)
-    page.get_by_role("button", name="Use this model for Predict").click()
-    page.get_by_text(re.compile("now uses|Replace it anyway")).first.wait_for(timeout=60_000)  # the click's answer is drawn
+    _wait_finished(run_dir)  # a real run to the end: the pictures show the model it saved
+    wait_text(page, "Use this model for Predict", 180)
     time.sleep(2)
     both(page, out, "train-done", 2400, 5200)
     return run_dir
@@ -202,6 +206,17 @@ def shoot_runs(page, url: str, out: Path) -> None:
     wait_text(page, "Compare")
     time.sleep(2)
     both(page, out, "runs", 2600, 5600)
+
+
+def shoot_not_pets(page, url: str, photos: list[Path], out: Path) -> None:
+    """Predict with a person, a flower, a cup and a cat dropped together (1440 px)."""
+    goto(page, f"{url}/predict", "Predict")
+    page.locator("input[type=file]").first.set_input_files([str(p) for p in photos])
+    wait_text(page, f"of {len(photos)} classified", 240)
+    time.sleep(3)
+    wait_images(page)
+    shot(page, out, "predict-not-pets", WIDE, 1900)
+    page.set_viewport_size({"width": WIDE, "height": 1000})
 
 
 def shoot_evaluate(page, url: str, data: Path, out: Path) -> None:
@@ -231,10 +246,10 @@ def shoot_data(page, url: str, data: Path, out: Path) -> None:
     both(page, out, "data", 1800, 4200)
 
 
-def shoot_report(browser, run_dir: Path, data: Path, env: dict, tmp: Path, out: Path) -> None:
+def shoot_report(browser, run_dir: Path, env: dict, tmp: Path, out: Path) -> None:
+    """The run's report, evaluated on the photos it validated on (its dataset's test/ folder), opened offline."""
     report = tmp / "report.html"
-    subprocess.run([sys.executable, "-m", "catdog", "report", str(run_dir), "--out", str(report), "--data", str(data / "validation")],
-                   env=env, cwd=REPO, check=True)
+    subprocess.run([sys.executable, "-m", "catdog", "report", str(run_dir), "--out", str(report)], env=env, cwd=REPO, check=True)
     page = browser.new_page(viewport={"width": WIDE, "height": 1000})
     outside: list[str] = []
     page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
@@ -257,16 +272,18 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "catdog-small")
     parser.add_argument("--out", type=Path, default=REPO / "docs")
     parser.add_argument("--subset", type=int, default=150, metavar="N", help="training photos per class copied (0: all)")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs of the walk's training (a warm start: a few are enough)")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the page's (the preset's)")
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="default: the page's, the bundled model's size, so the page starts from the bundled model")
-    parser.add_argument("--shot-after", type=int, default=2, help="epochs done before the live Train screenshot")
-    parser.add_argument("--only", default="", help="comma-separated: home,predict,train,runs,evaluate,data,report (default all)")
+    parser.add_argument("--pair-source", type=Path, default=REPO.parent / "shared" / "data" / "not-pets" / "clothing",
+                        help="photos named by class (shirt_1.jpg, pants_2.jpg) for the training the walk shows")
+    parser.add_argument("--pair", default="shirt,pants", help="the two classes of that training")
+    parser.add_argument("--train-per-class", type=int, default=20)
+    parser.add_argument("--not-pets-photos", type=Path, default=Path("/tmp/demo"),
+                        help="a folder with astronaut.png, flower.jpg, coffee.png and chelsea.png (never committed)")
+    parser.add_argument("--only", default="",
+                        help="comma-separated: home,predict,not-pets,train,runs,evaluate,data,report (default all)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    only = set(filter(None, args.only.split(","))) or {"home", "predict", "train", "runs", "evaluate", "data", "report"}
+    only = set(filter(None, args.only.split(","))) or {"home", "predict", "not-pets", "train", "runs", "evaluate", "data", "report"}
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="catdog-shots-") as tmp:
         tmp = Path(tmp)
@@ -276,6 +293,9 @@ def main() -> int:
                    CATDOG_DATA_ROOTS=os.pathsep.join([str(tmp), str(args.data.resolve().parent)]))
         env.pop("CATDOG_RUNS_DIR", None)
         env.pop("CATDOG_PASSWORD", None)
+        pair = make_pair(args.pair_source, tuple(args.pair.split(",")), args.train_per_class, tmp / "-vs-".join(args.pair.split(",")),
+                         env) if only & {"train", "runs", "report"} else None
+        not_pets = [args.not_pets_photos / name for name in ("astronaut.png", "flower.jpg", "coffee.png", "chelsea.png")]
         port = free_port()
         log = tmp / "streamlit.log"
         with open(log, "wb") as out:
@@ -291,23 +311,24 @@ def main() -> int:
                 page = browser.new_page(viewport={"width": WIDE, "height": 1000})
                 steps = [("home", lambda: shoot_home(page, url, args.out)),
                          ("predict", lambda: shoot_predict(page, url, args.out)),
+                         ("not-pets", lambda: shoot_not_pets(page, url, not_pets, args.out)),
                          ("data", lambda: shoot_data(page, url, data, args.out))]
                 for name, step in steps:
                     if name in only:
                         _step(name, step, page, args.out)
                 if only & {"train", "runs", "report"}:
-                    run_dir = _step("train", lambda: shoot_train(page, url, data, home, args.out, args), page, args.out)
+                    run_dir = _step("train", lambda: shoot_train(page, url, pair, home, args.out), page, args.out)
                 if "runs" in only:
                     _step("runs", lambda: shoot_runs(page, url, args.out), page, args.out)
                 if "evaluate" in only:
                     _step("evaluate", lambda: shoot_evaluate(page, url, data, args.out), page, args.out)
                 if "report" in only and run_dir is not None:
-                    _step("report", lambda: shoot_report(browser, run_dir, data, env, tmp, args.out), page, args.out)
+                    _step("report", lambda: shoot_report(browser, run_dir, env, tmp, args.out), page, args.out)
                 browser.close()
         finally:
             stop_server(proc)
             _kill_training(home)
-    for wide, readme in (("train-live", "train"), ("predict", "predict")):
+    for wide, readme in (("train-done", "train"), ("predict", "predict")):
         source = args.out / f"{wide}-{WIDE}.png"
         if source.exists():
             shutil.copyfile(source, args.out / f"{readme}.png")
