@@ -46,14 +46,9 @@ ACCURACY_BUDGET_POINTS = 0.5
 
 def machine() -> dict:
     """lscpu's model name, /proc/cpuinfo's cpu family, cores, the flags that matter for int8, versions."""
-    from catdog.hardware import cpu_flags
+    from catdog.hardware import cpu_family, cpu_flags, lscpu_model_name
 
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=30).stdout
-    except OSError:
-        lscpu = ""
-    name = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
-    family = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("cpu family")), "?")
+    name, family = lscpu_model_name(), cpu_family()
     flags = cpu_flags()
     wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
     return {

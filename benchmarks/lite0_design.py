@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -35,10 +34,9 @@ DATA = REPO.parent / "shared" / "data"
 
 
 def machine() -> str:
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    name = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
-    family = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("cpu family")), "?")
-    return f"{name}, cpu family {family}, {os.cpu_count()} cores"
+    from catdog.hardware import cpu_family, lscpu_model_name
+
+    return f"{lscpu_model_name()}, cpu family {cpu_family()}, {os.cpu_count()} cores"
 
 
 def labelled(folder: Path) -> tuple[list[Path], list[int]]:

@@ -34,11 +34,10 @@ MIN_TEST = 20  # held-out photos per class, at least
 
 
 def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    family = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("cpu family")), "?")
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    name = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), model)
-    return {"lscpu_model_name": name, "cpu_family": family, "cores": os.cpu_count(), "python": platform.python_version()}
+    from catdog.hardware import cpu_family, lscpu_model_name
+
+    return {"lscpu_model_name": lscpu_model_name(), "cpu_family": cpu_family(), "cores": os.cpu_count(),
+            "python": platform.python_version()}
 
 
 def files_of(folder: str, kind: str) -> list[Path]:

@@ -47,14 +47,9 @@ TIMEOUT_MS = 120_000
 
 def machine() -> dict:
     """lscpu's model name, /proc/cpuinfo's cpu family, and the core count."""
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=30).stdout
-    except OSError:
-        lscpu = ""
-    name = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
-    with open("/proc/cpuinfo", encoding="utf-8") as fh:
-        family = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("cpu family")), "?")
-    return {"lscpu_model_name": name, "cpu_family": family, "cores": os.cpu_count()}
+    from catdog.hardware import cpu_family, lscpu_model_name
+
+    return {"lscpu_model_name": lscpu_model_name(), "cpu_family": cpu_family(), "cores": os.cpu_count()}
 
 
 def load_average() -> float:

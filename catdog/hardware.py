@@ -20,27 +20,36 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def cpu_model() -> str:
+def _cpuinfo(key: str) -> str | None:
+    """The first /proc/cpuinfo line's value for `key` ("model name", "cpu family"), or None."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
-                if line.startswith("model name"):
+                if line.split(":", 1)[0].strip() == key:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cpu_family() -> str:
     """/proc/cpuinfo's "cpu family" (e.g. "25" for AMD Zen 3/4): with `cpu_model`, what benchmarks name a CPU by."""
+    return _cpuinfo("cpu family") or "unknown"
+
+
+def lscpu_model_name() -> str:
+    """`lscpu`'s "Model name" (what figures are reported with), else /proc/cpuinfo's model name."""
+    import subprocess
+
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("cpu family"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), None) or cpu_model()
 
 
 def cpu_has_fast_bf16(flags: set[str] | None = None) -> bool:
