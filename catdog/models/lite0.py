@@ -21,7 +21,6 @@ Keras' layout once and cached under `CATDOG_HOME/cache/lite0/<sha256 of the .pth
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -173,7 +172,7 @@ def cache_file(sha256: str) -> Path:
 
 def converted_weights() -> tuple[dict[str, list[np.ndarray]], str]:
     """The Keras-layout weights and the source file's sha256: from the cache, else read, converted and cached."""
-    from catdog.pretrained import WeightsError, weights_path
+    from catdog.pretrained import weights_path
 
     path, expected = weights_path()
     sha = expected or _sha256(path)
@@ -191,8 +190,6 @@ def converted_weights() -> tuple[dict[str, list[np.ndarray]], str]:
         _write_cache(cached, weights)
     except OSError as exc:
         log.warning("could not cache the converted Lite0 weights in %s: %s", cached, exc)
-    if not weights:
-        raise WeightsError("no weights")
     return weights, sha
 
 
@@ -235,16 +232,3 @@ def set_imagenet_weights(model) -> str:
                                f"{[tuple(v.shape) for v in values]}: it is not EfficientNet-Lite0")
         layer.set_weights(values)
     return sha
-
-
-def imagenet_pet_share(logits: np.ndarray) -> np.ndarray:
-    """The summed ImageNet probability of the cat and dog classes, per photo (NumPy reference)."""
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e[:, list(PET_CLASSES)].sum(axis=1) / e.sum(axis=1)
-
-
-def weights_sha256_env() -> str | None:
-    """The `CATDOG_LITE0_WEIGHTS` override, for records (None: the package's file)."""
-    return os.environ.get("CATDOG_LITE0_WEIGHTS") or None
