@@ -87,7 +87,7 @@ def fit_frozen(job, request) -> None:
     start_weights = head.get_layer(OUTPUT_NAME).get_weights()
     stopped = fit_head(job, head, prepared, request)
     copy_head(head, model)
-    finish_frozen(run, model, head, prepared, start_weights, log, state="stopped" if stopped else "finished")
+    finish_frozen(run, model, head, prepared, start_weights, settings, extractor, log, state="stopped" if stopped else "finished")
 
 
 def new_frozen_model(settings, warm_source=None, log=print):
@@ -266,7 +266,8 @@ def out_of_fold_probs(model, start_weights, settings, features: np.ndarray, labe
     return probs
 
 
-def finish_frozen(run: runs.Run, model, head, prepared: FeatureData, start_weights, log=print, state: str = "finished") -> None:
+def finish_frozen(run: runs.Run, model, head, prepared: FeatureData, start_weights, settings, extractor, log=print,
+                  state: str = "finished") -> None:
     """Calibrate and fit the open-set check from the features, then save the full model (as `finish` does)."""
     from catdog.calibration import calibrate_probs
     from catdog.training.steps import begin_finish, end_finish, save_model
@@ -282,12 +283,12 @@ def finish_frozen(run: runs.Run, model, head, prepared: FeatureData, start_weigh
     else:  # a new head with too few held out: every training photo, each predicted by a head that did not train on it
         feats = np.concatenate([prepared.train.features, *([cal.features] if cal is not None else [])])
         labels = np.concatenate([prepared.train.labels, *([cal.labels] if cal is not None else [])])
-        oof = out_of_fold_probs(model, start_weights, _settings_of(run), feats, labels)
+        oof = out_of_fold_probs(model, start_weights, settings, feats, labels)
         record = calibrate_probs(labels, oof, validation, log, start, fitted,
                                  what=f"training photos' out-of-fold predictions ({FOLDS} heads, each trained without its fifth)")
         record["out_of_fold"] = FOLDS
     run.write_config({**run.config(), "calibration": record})
-    fit_openset_frozen(run, model, prepared, log)
+    fit_openset_frozen(run, model, prepared, extractor, log)
     from catdog import provenance
 
     provenance.save(run.path, provenance.fingerprints(
@@ -299,7 +300,7 @@ def finish_frozen(run: runs.Run, model, head, prepared: FeatureData, start_weigh
     log(f"Run {state} after {len(rows)} epoch(s); model saved to {run.model_path}")
 
 
-def fit_openset_frozen(run: runs.Run, model, prepared: FeatureData, log=print) -> None:
+def fit_openset_frozen(run: runs.Run, model, prepared: FeatureData, extractor, log=print) -> None:
     """The "not a cat or dog" check from the cached features (`catdog.openset.fit_on_features`); openset.npz and its record."""
     from catdog import openset
 
@@ -309,7 +310,6 @@ def fit_openset_frozen(run: runs.Run, model, prepared: FeatureData, log=print) -
         held, source = prepared.validation, "the run's validation photos (no calibration hold-out)"
     negatives = {}
     if config.get("negatives"):
-        extractor = extractor_for(model, _settings_of(run))
         for folder in config["negatives"]:
             files = data.image_files(folder)
             negatives[os.path.basename(os.path.normpath(folder))] = features.extract(files, [0] * len(files), extractor).features
@@ -351,12 +351,6 @@ def kept_check(config: dict, prepared: FeatureData, held, negatives: dict, log=p
         f"{check.info.get('threshold_from', '?')} held-out photos, this run holds out {len(held)})")
     check.info = {**check.info, "kept_from": str(source_file)}
     return check
-
-
-def _settings_of(run: runs.Run):
-    from catdog.training.config import settings_from_record
-
-    return settings_from_record(run.config())
 
 
 def refuse_unsupported(settings) -> None:
